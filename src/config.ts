@@ -1,0 +1,59 @@
+/**
+ * Config: every setting of the service, read once from the environment into a typed, validated object.
+ * The README's configuration table lists the same variables; keep the two in sync.
+ */
+export interface Config {
+  host: string;
+  port: number;
+  rulesDir: string;
+  logLevel: string;
+  /** Largest request body accepted on POST / (bytes); larger → 413. */
+  maxBodyBytes: number;
+  /** Attempts per delivery inside one request (1 = no in-request retry). */
+  deliveryAttempts: number;
+  /** Per-attempt timeout when a destination sets none. */
+  deliveryTimeoutMs: number;
+  /** In-request retries stop before this deadline; the Broker retries the rest. */
+  deliveryDeadlineMs: number;
+  /** Longest Retry-After we wait for inside a request. */
+  retryAfterMaxMs: number;
+  /** JSONata guard: wall-clock budget of one template evaluation. */
+  templateTimeoutMs: number;
+  /** How many Event uids the occurrence tracker remembers. */
+  occurrenceCacheSize: number;
+  /** How long delivered (occurrence, rule, action) triples are remembered to skip redeliveries. */
+  dedupWindowMs: number;
+  /** SIGTERM: how long in-flight requests may take before the process exits anyway. */
+  shutdownTimeoutMs: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min) {
+    throw new Error(`config: ${name}=${JSON.stringify(raw)} is not a number >= ${min}`);
+  }
+  return value;
+}
+
+/** loadConfig reads the environment; an invalid value throws with the variable's name. */
+export function loadConfig(env: Env = process.env): Config {
+  return {
+    host: env.HOST ?? '0.0.0.0',
+    port: integer(env, 'PORT', 8080),
+    rulesDir: env.RULES_DIR ?? './rules',
+    logLevel: env.LOG_LEVEL ?? 'info',
+    maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1024 * 1024, 1),
+    deliveryAttempts: integer(env, 'DELIVERY_ATTEMPTS', 3, 1),
+    deliveryTimeoutMs: integer(env, 'DELIVERY_TIMEOUT_SECONDS', 5, 0.001) * 1000,
+    deliveryDeadlineMs: integer(env, 'DELIVERY_DEADLINE_SECONDS', 15, 0.001) * 1000,
+    retryAfterMaxMs: integer(env, 'RETRY_AFTER_MAX_SECONDS', 5) * 1000,
+    templateTimeoutMs: integer(env, 'TEMPLATE_TIMEOUT_MS', 100, 1),
+    occurrenceCacheSize: integer(env, 'OCCURRENCE_CACHE_SIZE', 100_000, 1),
+    dedupWindowMs: integer(env, 'DEDUP_WINDOW_SECONDS', 3600) * 1000,
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * The few error classes the pipeline decides on. Each carries what its caller needs:
+ * an HTTP status for input errors, a position for template errors, retryability for deliveries.
+ */
+
+/** InvalidEventError: the request is not an acceptable CloudEvent; answered with `status` and a JSON body. */
+export class InvalidEventError extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    readonly detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${error}: ${detail}`, options);
+    this.name = 'InvalidEventError';
+  }
+}
+
+/** RuleLoadError: a rule document was rejected; `where` names file, document, rule and field. */
+export class RuleLoadError extends Error {
+  constructor(readonly where: string, readonly problem: string) {
+    super(`${where}: ${problem}`);
+    this.name = 'RuleLoadError';
+  }
+}
+
+/** TemplateError: a JSONata template failed to compile or evaluate (JSONata throws plain objects; we wrap them). */
+export class TemplateError extends Error {
+  constructor(message: string, readonly code?: string, readonly position?: number) {
+    super(message);
+    this.name = 'TemplateError';
+  }
+}
+
+/** ConfigurationError: a destination cannot be used as configured (unset env, secret without a cluster). Not retryable. */
+export class ConfigurationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigurationError';
+  }
+}
+
+/** describeError gives a one-line message for anything thrown, including JSONata's plain-object errors. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (err && typeof err === 'object' && 'message' in err) return String((err as { message: unknown }).message);
+  return String(err);
+}

@@ -1,0 +1,92 @@
+/**
+ * Metrics: the service's own prom-client Registry with every metric it exports.
+ * Labels are rule, destination, CloudEvent type and outcome names — never event or object identity.
+ */
+import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
+
+const PREFIX = 'kube_event_rules_';
+
+/** The CloudEvent types we label by; anything else is counted as "other" to bound cardinality. */
+const KNOWN_TYPES = new Set(
+  ['resource', 'ref'].flatMap((mode) => ['add', 'update', 'delete'].map((verb) => `dev.knative.apiserver.${mode}.${verb}`)),
+);
+
+export function typeLabel(type: string | undefined): string {
+  if (!type) return 'unknown';
+  return KNOWN_TYPES.has(type) ? type : 'other';
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** createMetrics registers all metrics on a fresh Registry (one per service instance, so tests stay independent). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  const registers = [registry];
+  return {
+    registry,
+    eventsReceived: new Counter({
+      name: `${PREFIX}events_received_total`,
+      help: 'CloudEvents received, by CloudEvent type and outcome (matched, no_match, unresolved, invalid, retry).',
+      labelNames: ['type', 'outcome'] as const,
+      registers,
+    }),
+    ruleMatches: new Counter({
+      name: `${PREFIX}rule_matches_total`,
+      help: 'Events a rule matched.',
+      labelNames: ['rule'] as const,
+      registers,
+    }),
+    deliveries: new Counter({
+      name: `${PREFIX}deliveries_total`,
+      help: 'Delivery outcomes per rule and destination (delivered, rejected, failed, skipped_duplicate, error).',
+      labelNames: ['rule', 'destination', 'outcome'] as const,
+      registers,
+    }),
+    deliveryAttempts: new Counter({
+      name: `${PREFIX}delivery_attempts_total`,
+      help: 'HTTP attempts per destination and result (2xx, 4xx, 5xx, 429, timeout, network).',
+      labelNames: ['destination', 'result'] as const,
+      registers,
+    }),
+    deliveryDuration: new Histogram({
+      name: `${PREFIX}delivery_duration_seconds`,
+      help: 'Time from the first attempt to the final outcome of a delivery, retries included.',
+      labelNames: ['destination'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    templateErrors: new Counter({
+      name: `${PREFIX}template_errors_total`,
+      help: 'Template (JSONata) evaluation failures per rule: errors, timeouts, guard trips, non-JSON results.',
+      labelNames: ['rule'] as const,
+      registers,
+    }),
+    rulesLoaded: new Gauge({ name: `${PREFIX}rules_loaded`, help: 'Rules currently in force.', registers }),
+    ruleLoadErrors: new Gauge({
+      name: `${PREFIX}rule_load_errors`,
+      help: 'Rule documents currently rejected, per source (1 = the source has an error; its last good version stays in force).',
+      labelNames: ['source'] as const,
+      registers,
+    }),
+    ruleReloads: new Counter({
+      name: `${PREFIX}rule_reloads_total`,
+      help: 'Rule set reloads by result (ok, error).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    inFlight: new Gauge({ name: `${PREFIX}requests_in_flight`, help: 'CloudEvent requests being processed.', registers }),
+  };
+}
+
+export const DELIVERY_OUTCOMES = ['delivered', 'rejected', 'failed', 'skipped_duplicate', 'error'] as const;
+export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];
+
+/** forgetRule drops every series of a rule that is no longer loaded, so removed rules do not linger. */
+export function forgetRule(metrics: Metrics, rule: string, destinations: Iterable<string>): void {
+  metrics.ruleMatches.remove({ rule });
+  metrics.templateErrors.remove({ rule });
+  for (const destination of destinations) {
+    for (const outcome of DELIVERY_OUTCOMES) metrics.deliveries.remove({ rule, destination, outcome });
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Occurrences: an Event object is created once and then PATCHed each time it repeats (count+1), and
+ * deleted by TTL about an hour later. ApiServerSource turns each of these into a CloudEvent with a new id,
+ * so "one CloudEvent" is not "one occurrence". The occurrence key is uid + count (or lastTimestamp when
+ * the Event has no count); an update is a new occurrence only when that key moved forward.
+ */
+import { rawCount } from './events-v1.js';
+import type { Change, KubeEvent } from './kube-event.js';
+
+/** occurrenceKey identifies one occurrence of an Event: `<uid>/<count>` or `<uid>/<lastTimestamp>`. */
+export function occurrenceKey(raw: Record<string, unknown>, event: KubeEvent): string {
+  const identity = event.metadata.uid ?? `${event.metadata.namespace ?? ''}/${event.metadata.name ?? ''}`;
+  const count = rawCount(raw);
+  return `${identity}/${count ?? event.lastTimestamp ?? ''}`;
+}
+
+interface Seen {
+  /** Ordering value of the newest occurrence seen: the count, or the lastTimestamp in ms. */
+  position: number;
+  /** The CloudEvent id that brought that occurrence, so a Broker redelivery is classified the same way again. */
+  cloudEventId: string;
+}
+
+export type Verb = 'add' | 'update' | 'delete';
+
+/**
+ * OccurrenceTracker classifies ApiServerSource add/update/delete into a Change, remembering the newest
+ * occurrence per Event uid in a bounded map (oldest entries evicted first).
+ */
+export class OccurrenceTracker {
+  private readonly seen = new Map<string, Seen>();
+
+  constructor(private readonly capacity: number) {}
+
+  classify(verb: Verb, raw: Record<string, unknown>, event: KubeEvent, cloudEventId: string): Change {
+    if (verb === 'delete') return 'delete';
+    const uid = event.metadata.uid;
+    const position = positionOf(raw, event);
+    if (!uid) return verb;
+    const previous = this.seen.get(uid);
+    if (verb === 'add') {
+      this.remember(uid, { position, cloudEventId });
+      return 'add';
+    }
+    if (previous?.cloudEventId === cloudEventId) return 'update'; // redelivery of the update that was new
+    // Never seen this Event: a repeated one (count > 1) is an occurrence we must not lose; count 1 only had its metadata touched.
+    const isNew = previous ? position > previous.position : position > 1 || !hasCount(raw);
+    if (!isNew) return 'unchanged';
+    this.remember(uid, { position, cloudEventId });
+    return 'update';
+  }
+
+  private remember(uid: string, seen: Seen): void {
+    this.seen.delete(uid); // re-insert so Map order is recency order
+    this.seen.set(uid, seen);
+    if (this.seen.size > this.capacity) this.seen.delete(this.seen.keys().next().value as string);
+  }
+}
+
+function hasCount(raw: Record<string, unknown>): boolean {
+  return rawCount(raw) !== undefined;
+}
+
+function positionOf(raw: Record<string, unknown>, event: KubeEvent): number {
+  const count = rawCount(raw);
+  if (count !== undefined) return count;
+  const time = Date.parse(event.lastTimestamp ?? '');
+  return Number.isNaN(time) ? 0 : time;
+}

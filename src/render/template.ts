@@ -1,0 +1,81 @@
+/**
+ * Guarded JSONata templates. Templates are user input: compile once at load (syntax errors name line
+ * and column), evaluate with timeout/stack/sequence guards so a runaway template costs at most about
+ * the timeout and never hangs or OOM-kills the process (libraries.md §4.2), and hand back plain JSON.
+ */
+import jsonata from 'jsonata';
+import { TemplateError, describeError } from '../errors.js';
+
+export interface TemplateOptions {
+  timeoutMs: number;
+}
+
+/** Depth and sequence-length limits: generous for real payloads, fatal for runaway recursion and huge ranges. */
+const STACK_LIMIT = 300;
+const SEQUENCE_LIMIT = 100_000;
+
+export interface Template {
+  readonly source: string;
+  /** Whether the template reads `$object` (so the object is only fetched when a template needs it). */
+  readonly usesObject: boolean;
+  /** evaluate returns the result as plain JSON, or throws a TemplateError. */
+  evaluate(input: unknown, bindings: Record<string, unknown>): Promise<unknown>;
+}
+
+/** compileTemplate parses a JSONata expression, or throws a TemplateError whose message points at the mistake. */
+export function compileTemplate(source: string, options: TemplateOptions): Template {
+  let expression: jsonata.Expression;
+  try {
+    expression = jsonata(source, { timeout: options.timeoutMs, stack: STACK_LIMIT, sequence: SEQUENCE_LIMIT });
+  } catch (err) {
+    throw templateError(source, err);
+  }
+  return {
+    source,
+    usesObject: /\$object\b/.test(source),
+    async evaluate(input, bindings) {
+      let result: unknown;
+      try {
+        result = await expression.evaluate(input, bindings);
+      } catch (err) {
+        throw templateError(source, err);
+      }
+      return toPlainJson(result);
+    },
+  };
+}
+
+/** toPlainJson rejects results that are not JSON (functions, nothing at all) and drops JSONata's null prototypes. */
+function toPlainJson(result: unknown): unknown {
+  if (result === undefined) throw new TemplateError('template produced no value (an empty result: check the paths it reads)');
+  const text = JSON.stringify(result, (_key, value: unknown) => {
+    if (typeof value === 'function') throw new TemplateError('template produced a function, not a JSON value');
+    return value;
+  });
+  return JSON.parse(text) as unknown;
+}
+
+/** templateError wraps a JSONata error object (not an Error) into a TemplateError with code and position. */
+function templateError(source: string, err: unknown): TemplateError {
+  if (err instanceof TemplateError) return err;
+  const { code, position, token } = (err ?? {}) as { code?: string; position?: number; token?: unknown };
+  const message = describeError(err);
+  if (typeof position !== 'number' || code?.startsWith('D1012') || code === 'D1011' || code === 'D2015') {
+    return new TemplateError(code ? `${code}: ${message}` : message, code, position);
+  }
+  // JSONata positions point just past the offending token; point at its start.
+  const start = position - (typeof token === 'string' ? token.length : 1);
+  return new TemplateError(`${code ?? 'error'}: ${message} at ${pointAt(source, start)}`, code, position);
+}
+
+/** pointAt describes a 0-based character index as "line L, column C" followed by the line and a caret under it. */
+export function pointAt(source: string, position: number): string {
+  const index = Math.max(0, Math.min(source.length, position));
+  const before = source.slice(0, index);
+  const line = before.split('\n').length;
+  const lineStart = before.lastIndexOf('\n') + 1;
+  const lineEnd = source.indexOf('\n', lineStart);
+  const text = source.slice(lineStart, lineEnd < 0 ? undefined : lineEnd);
+  const column = index - lineStart + 1;
+  return `line ${line}, column ${column}\n    ${text}\n    ${' '.repeat(column - 1)}^`;
+}

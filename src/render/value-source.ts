@@ -1,0 +1,63 @@
+/**
+ * Value sources for URLs and header values: a literal, a JSONata expression, an environment variable,
+ * or a key of a Kubernetes Secret. Compiled at load; resolved per request. Values from env and Secrets
+ * are marked secret so every printed form of the request redacts them.
+ */
+import { ConfigurationError } from '../errors.js';
+import type { ValueSource } from '../rules/document.js';
+import { compileTemplate, type Template, type TemplateOptions } from './template.js';
+
+/** SecretReader reads one key of a Secret; the no-cluster reader fails with a clear ConfigurationError. */
+export interface SecretReader {
+  read(name: string, key: string, namespace?: string): Promise<string>;
+}
+
+export const NO_CLUSTER_SECRETS: SecretReader = {
+  async read(name, key) {
+    throw new ConfigurationError(
+      `secretKeyRef ${name}/${key}: no Kubernetes cluster is configured, so Secrets cannot be read (use {env: NAME} for local runs)`,
+    );
+  },
+};
+
+export type CompiledValue =
+  | { kind: 'literal'; value: string }
+  | { kind: 'template'; template: Template }
+  | { kind: 'env'; name: string; prefix: string }
+  | { kind: 'secret'; name: string; key: string; prefix: string };
+
+export function compileValue(source: ValueSource, options: TemplateOptions): CompiledValue {
+  if (typeof source === 'string') return { kind: 'literal', value: source };
+  if ('jsonata' in source) return { kind: 'template', template: compileTemplate(source.jsonata, options) };
+  if ('env' in source) return { kind: 'env', name: source.env, prefix: source.prefix ?? '' };
+  return { kind: 'secret', ...source.secretKeyRef, prefix: source.prefix ?? '' };
+}
+
+export interface ResolveContext {
+  input: unknown;
+  bindings: Record<string, unknown>;
+  secrets: SecretReader;
+  env: Record<string, string | undefined>;
+}
+
+/** resolveValue gives the string value and whether it is a secret. */
+export async function resolveValue(value: CompiledValue, what: string, context: ResolveContext): Promise<{ value: string; secret: boolean }> {
+  switch (value.kind) {
+    case 'literal':
+      return { value: value.value, secret: false };
+    case 'template': {
+      const result = await value.template.evaluate(context.input, context.bindings);
+      if (typeof result !== 'string' && typeof result !== 'number' && typeof result !== 'boolean') {
+        throw new ConfigurationError(`${what}: the expression must give a string, got ${JSON.stringify(result)}`);
+      }
+      return { value: String(result), secret: false };
+    }
+    case 'env': {
+      const found = context.env[value.name];
+      if (found === undefined || found === '') throw new ConfigurationError(`${what}: environment variable ${value.name} is not set`);
+      return { value: value.prefix + found, secret: true };
+    }
+    case 'secret':
+      return { value: value.prefix + (await context.secrets.read(value.name, value.key)).trim(), secret: true };
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * compileDocument checks one rule document (JSON Schema, conditions, templates, destination names) and
+ * compiles everything an event will need, once. A document with any problem is rejected whole, with
+ * every problem named by source, rule and field.
+ */
+import { Ajv, type ErrorObject } from 'ajv';
+import { DEFAULT_CHANGES, type Change } from '../normalize/kube-event.js';
+import { compileTemplate, type Template, type TemplateOptions } from '../render/template.js';
+import { compileValue, type CompiledValue } from '../render/value-source.js';
+import { buildRule, type EvaluableRule } from './conditions.js';
+import type { DestinationSpec, RuleDocument, RuleSpec } from './document.js';
+import schema from './rule-document.schema.json' with { type: 'json' };
+
+export interface CompiledDestination {
+  name: string;
+  kind: 'http' | 'log';
+  url?: CompiledValue;
+  method: string;
+  headers: [string, CompiledValue][];
+  timeoutMs?: number;
+}
+
+export interface CompiledAction {
+  index: number;
+  destination: CompiledDestination;
+  body?: Template;
+}
+
+export interface CompiledRule {
+  name: string;
+  description: string;
+  source: string;
+  on: ReadonlySet<Change>;
+  conditions: RuleSpec['conditions'];
+  rule: EvaluableRule;
+  actions: CompiledAction[];
+}
+
+export interface CompiledDocument {
+  source: string;
+  rules: CompiledRule[];
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateSchema = ajv.compile(schema);
+
+/** compileDocument returns the compiled document, or the list of problems (each a full sentence with its location). */
+export function compileDocument(
+  document: unknown,
+  source: string,
+  options: TemplateOptions,
+): { compiled?: CompiledDocument; problems: string[] } {
+  if (!validateSchema(document)) return { problems: schemaProblems(validateSchema.errors ?? [], document) };
+  const doc = document as unknown as RuleDocument;
+  const problems: string[] = [];
+  const destinations = new Map<string, CompiledDestination>();
+  for (const [name, spec] of Object.entries(doc.destinations ?? {})) {
+    const compiled = attempt(problems, `destinations.${name}`, () => compileDestination(name, spec, options));
+    if (compiled) destinations.set(name, compiled);
+  }
+  const rules: CompiledRule[] = [];
+  const names = new Set<string>();
+  doc.rules.forEach((spec, i) => {
+    const where = `rules[${i}] (${spec.name})`;
+    if (names.has(spec.name)) problems.push(`${where}.name: another rule of this document has the same name`);
+    names.add(spec.name);
+    const { rule, problems: conditionProblems } = buildRule(spec.name, spec.conditions);
+    problems.push(...conditionProblems.map((p) => `${where}.${p}`));
+    const actions: CompiledAction[] = [];
+    spec.actions.forEach((action, index) => {
+      const destination = destinations.get(action.destination);
+      if (!destination) {
+        const known = [...Object.keys(doc.destinations ?? {})].join(', ') || 'none defined';
+        problems.push(`${where}.actions[${index}].destination: "${action.destination}" is not a destination of this document (known: ${known})`);
+        return;
+      }
+      const body = action.body === undefined ? undefined : attempt(problems, `${where}.actions[${index}].body`, () => compileTemplate(action.body!, options));
+      actions.push({ index, destination, body });
+    });
+    if (rule) {
+      rules.push({
+        name: spec.name,
+        description: spec.description ?? '',
+        source,
+        on: new Set(spec.on ?? DEFAULT_CHANGES),
+        conditions: spec.conditions,
+        rule,
+        actions,
+      });
+    }
+  });
+  return problems.length > 0 ? { problems } : { compiled: { source, rules }, problems };
+}
+
+function compileDestination(name: string, spec: DestinationSpec, options: TemplateOptions): CompiledDestination {
+  const headers: [string, CompiledValue][] = [];
+  for (const [header, value] of Object.entries(spec.headers ?? {})) {
+    headers.push([header, prefixed(`headers.${header}`, () => compileValue(value, options))]);
+  }
+  return {
+    name,
+    kind: spec.kind ?? 'http',
+    url: spec.url === undefined ? undefined : prefixed('url', () => compileValue(spec.url!, options)),
+    method: spec.method ?? 'POST',
+    headers,
+    timeoutMs: spec.timeoutSeconds === undefined ? undefined : spec.timeoutSeconds * 1000,
+  };
+}
+
+/** prefixed re-throws a compile error with the field it came from. */
+function prefixed<T>(field: string, compile: () => T): T {
+  try {
+    return compile();
+  } catch (err) {
+    throw new Error(`${field}: ${(err as Error).message}`);
+  }
+}
+
+function attempt<T>(problems: string[], where: string, compile: () => T): T | undefined {
+  try {
+    return compile();
+  } catch (err) {
+    problems.push(`${where}: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** schemaProblems turns ajv errors into "rules[0] (name).actions[1]: must have required property 'destination'". */
+function schemaProblems(errors: ErrorObject[], document: unknown): string[] {
+  // oneOf/if branches produce noise; the leaf errors say what is wrong.
+  const useful = errors.filter((e) => !['oneOf', 'if', 'anyOf'].includes(e.keyword));
+  const chosen = useful.length > 0 ? useful : errors;
+  const seen = new Set<string>();
+  for (const error of chosen) {
+    const where = readablePath(error.instancePath, document) || '(document)';
+    let detail = error.message ?? 'is invalid';
+    if (error.keyword === 'additionalProperties') detail = `unknown field "${String(error.params.additionalProperty)}"`;
+    if (error.keyword === 'enum') detail = `must be one of ${(error.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    seen.add(`${where}: ${detail}`);
+  }
+  return [...seen];
+}
+
+function readablePath(pointer: string, document: unknown): string {
+  let node: unknown = document;
+  let out = '';
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(node)) {
+      const item = node[Number(key)] as { name?: unknown } | undefined;
+      out += `[${key}]${item && typeof item.name === 'string' ? ` (${item.name})` : ''}`;
+    } else {
+      out += out === '' ? key : `.${key}`;
+    }
+    node = node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined;
+  }
+  return out;
+}

@@ -1,0 +1,37 @@
+/**
+ * The rule document as authors write it (YAML or JSON); rule-document.schema.json is its JSON Schema.
+ */
+import type { TopLevelCondition } from 'json-rules-engine';
+import type { Change } from '../normalize/kube-event.js';
+
+export type ValueSource =
+  | string
+  | { jsonata: string }
+  | { env: string; prefix?: string }
+  | { secretKeyRef: { name: string; key: string }; prefix?: string };
+
+export interface DestinationSpec {
+  kind?: 'http' | 'log';
+  url?: ValueSource;
+  method?: 'POST' | 'PUT' | 'PATCH';
+  headers?: Record<string, ValueSource>;
+  timeoutSeconds?: number;
+}
+
+export interface ActionSpec {
+  destination: string;
+  body?: string;
+}
+
+export interface RuleSpec {
+  name: string;
+  description?: string;
+  on?: Change[];
+  conditions: TopLevelCondition;
+  actions: ActionSpec[];
+}
+
+export interface RuleDocument {
+  destinations?: Record<string, DestinationSpec>;
+  rules: RuleSpec[];
+}
