@@ -1,0 +1,48 @@
+/**
+ * createApp wires the Koa application: error handling on top, then the routes. No logic lives here.
+ */
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Logger } from './log.js';
+import { typeLabel, type Metrics } from './metrics.js';
+import { errorMiddleware } from './receive/error-middleware.js';
+import { eventsRoute, type EventsRouteDeps } from './receive/events-route.js';
+
+export interface AppDeps extends EventsRouteDeps {
+  log: Logger;
+  metrics: Metrics;
+  /** Ready once rules were loaded, and until shutdown starts. */
+  isReady: () => boolean;
+  status: () => unknown;
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  app.silent = true; // errorMiddleware logs; Koa's default handler would print stack traces to stderr
+  const router = new Router();
+  router.post('/', eventsRoute(deps));
+  router.get('/metrics', async (ctx) => {
+    ctx.type = deps.metrics.registry.contentType;
+    ctx.body = await deps.metrics.registry.metrics();
+  });
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', (ctx) => {
+    const ready = deps.isReady();
+    ctx.status = ready ? 200 : 503;
+    ctx.body = { status: ready ? 'ready' : 'not ready' };
+  });
+  router.get('/status', (ctx) => {
+    ctx.body = deps.status();
+  });
+  app.use(
+    errorMiddleware(deps.log, (headers, error) => {
+      const type = typeof headers['ce-type'] === 'string' ? headers['ce-type'] : undefined;
+      deps.metrics.eventsReceived.inc({ type: typeLabel(type), outcome: error.status === 413 ? 'too_large' : 'invalid' });
+    }),
+  );
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}

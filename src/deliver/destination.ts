@@ -1,0 +1,30 @@
+/**
+ * The delivery contract: a Sender takes a rendered request and reports one of three outcomes.
+ * - delivered: the destination accepted it (2xx);
+ * - rejected: the destination refused it permanently (4xx other than 408/429) — retrying cannot help;
+ * - failed: it may succeed later (5xx, 408, 429, timeout, network) — the Broker should redeliver.
+ */
+import type { RenderedRequest } from '../render/render-request.js';
+
+export interface DeliveryResult {
+  outcome: 'delivered' | 'rejected' | 'failed';
+  attempts: number;
+  status?: number;
+  /** Why it was not delivered: status and the start of the response body, or the network error. */
+  error?: string;
+  /** Set when the destination asked us to wait (Retry-After) longer than we may wait in-request. */
+  retryAfterMs?: number;
+}
+
+export interface SendOptions {
+  /** Per-attempt timeout. */
+  timeoutMs: number;
+  /** Epoch ms after which no new attempt starts (the request to us must be answered before the Broker gives up). */
+  deadline: number;
+  /** Destination name, for metrics. */
+  destination: string;
+}
+
+export interface Sender {
+  send(request: RenderedRequest, options: SendOptions): Promise<DeliveryResult>;
+}

@@ -1,0 +1,26 @@
+/**
+ * Cluster is everything the pipeline reads from the Kubernetes API: Events (Reference mode), involved
+ * objects (the `object` fact and `$object`), Secrets (secretKeyRef). Without a cluster every lookup
+ * answers "unavailable", and secretKeyRef fails with a clear ConfigurationError.
+ */
+import type { ObjectReference } from '../normalize/kube-event.js';
+import { NO_CLUSTER_SECRETS, type SecretReader } from '../render/value-source.js';
+
+export type Lookup = { status: 'found'; object: Record<string, unknown> } | { status: 'not_found' } | { status: 'unavailable'; reason: string };
+
+export interface Cluster {
+  /** A one-line description for the startup log and /status. */
+  readonly description: string;
+  readonly connected: boolean;
+  get(ref: ObjectReference): Promise<Lookup>;
+  readonly secrets: SecretReader;
+}
+
+export const NO_CLUSTER: Cluster = {
+  description: 'no Kubernetes cluster configured: Reference-mode events are not resolved, the object fact is null, secretKeyRef is unavailable',
+  connected: false,
+  async get() {
+    return { status: 'unavailable', reason: 'no Kubernetes cluster configured' };
+  },
+  secrets: NO_CLUSTER_SECRETS,
+};

@@ -1,0 +1,98 @@
+/**
+ * kube-event-rules — process entry and CLI.
+ *   kube-event-rules [serve]     run the service (configuration from the environment, see README)
+ *   kube-event-rules --version   print the version
+ */
+import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { loadConfig, type Config } from './config.js';
+import { createLogger, type Logger } from './log.js';
+import { createService } from './service.js';
+
+const USAGE = `usage: kube-event-rules [serve]
+
+  serve        run the service (default). Configuration comes from environment variables:
+               PORT, HOST, RULES_DIR, LOG_LEVEL, MAX_BODY_BYTES, DELIVERY_*, ... (see README)
+  --version    print the version
+  --help       print this help`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** serve starts the HTTP server and installs the graceful shutdown. */
+export async function serve(config: Config, log: Logger): Promise<Server> {
+  const service = createService({ config, log });
+  const server = createServer(service.app.callback());
+  // Slow senders must not hold sockets forever; keep-alive above common proxy idle timeouts (60 s).
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
+  const address = server.address();
+  log.info({ address, rulesDir: config.rulesDir, version: version() }, 'kube-event-rules listening');
+  log.info('no Kubernetes cluster configured: running on the embedded default (rules from RULES_DIR; Reference mode, the object fact and secretKeyRef are off)');
+  await service.rules.loaded;
+  log.info({ rules: service.store.current.rules.length }, 'rules loaded');
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: no new requests, finishing in-flight deliveries');
+    service.drain();
+    service.close();
+    const force = setTimeout(() => {
+      log.warn('shutdown deadline reached; closing remaining connections');
+      server.closeAllConnections();
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    server.close(() => {
+      log.info('stopped');
+      process.exit(0);
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  return server;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command = 'serve'] = argv;
+  if (command === '--help' || command === '-h' || command === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  if (command === '--version') {
+    console.log(version());
+    return 0;
+  }
+  if (command !== 'serve') {
+    console.error(`kube-event-rules: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    console.error(`kube-event-rules: ${(err as Error).message}`);
+    return 2;
+  }
+  const log = createLogger(config.logLevel);
+  // Never die on a stray rejection: log it (a crash would lose every in-flight event).
+  process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled promise rejection'));
+  await serve(config, log);
+  return -1; // keep running
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    console.error('kube-event-rules: failed to start:', err);
+    process.exit(1);
+  },
+);

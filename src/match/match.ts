@@ -1,0 +1,38 @@
+/**
+ * match evaluates an event against the rules in force and returns the rules that fire. Each event gets
+ * its own Almanac (facts and their cache); the `object` fact is fetched only if a condition reads it.
+ */
+import { Almanac } from 'json-rules-engine';
+import type { CompiledRule } from '../rules/compile-document.js';
+import type { EventInput } from '../normalize/kube-event.js';
+import { resolvePath } from '../rules/path-resolver.js';
+
+export interface MatchResult {
+  matched: CompiledRule[];
+  /** Rules whose evaluation failed (e.g. a fact lookup threw); they do not fire. */
+  failed: { rule: CompiledRule; error: string }[];
+}
+
+export async function match(rules: readonly CompiledRule[], input: EventInput, object: () => Promise<unknown>): Promise<MatchResult> {
+  const candidates = rules.filter((rule) => rule.on.has(input.change));
+  if (candidates.length === 0) return { matched: [], failed: [] };
+  const almanac = new Almanac({ allowUndefinedFacts: true, pathResolver: resolvePath as never });
+  almanac.addFact('event', input.event);
+  almanac.addFact('cloudevent', input.cloudevent);
+  almanac.addFact('change', input.change);
+  almanac.addFact('object', () => object(), { cache: true });
+  const outcomes = await Promise.all(
+    candidates.map((rule) =>
+      rule.rule.evaluate(almanac).then(
+        (result) => ({ rule, result: result.result === true }),
+        (err: unknown) => ({ rule, error: err instanceof Error ? err.message : String(err) }),
+      ),
+    ),
+  );
+  const result: MatchResult = { matched: [], failed: [] };
+  for (const outcome of outcomes) {
+    if ('error' in outcome) result.failed.push({ rule: outcome.rule, error: outcome.error });
+    else if (outcome.result) result.matched.push(outcome.rule);
+  }
+  return result;
+}

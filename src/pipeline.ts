@@ -1,0 +1,141 @@
+/**
+ * The hot path, top to bottom: normalize → (resolve a reference) → match → enrich → render → deliver.
+ * Every stage returns a value or a reason; a failing action is counted and reported and never stops
+ * the others. The report tells the receiver how to answer the Broker.
+ */
+import type { CloudEvent } from 'cloudevents';
+import type { Config } from './config.js';
+import type { DeliveryResult, Sender } from './deliver/destination.js';
+import type { DeliveredStore } from './deliver/delivered-store.js';
+import type { Cluster } from './enrich/cluster.js';
+import { ConfigurationError, TemplateError, describeError } from './errors.js';
+import type { Logger } from './log.js';
+import { match } from './match/match.js';
+import type { DeliveryOutcome, Metrics } from './metrics.js';
+import type { EventInput, ObjectReference } from './normalize/kube-event.js';
+import { fromObject, type Normalized } from './normalize/normalize.js';
+import type { OccurrenceTracker } from './normalize/occurrence.js';
+import { renderRequest, type RenderedRequest } from './render/render-request.js';
+import type { CompiledAction, CompiledRule } from './rules/compile-document.js';
+import type { RuleSet } from './rules/rule-store.js';
+
+export interface ActionReport {
+  rule: string;
+  destination: string;
+  outcome: DeliveryOutcome;
+  status?: number;
+  attempts?: number;
+  error?: string;
+  retryAfterMs?: number;
+}
+
+export type EventOutcome = 'matched' | 'no_match' | 'unresolved';
+
+export interface EventReport {
+  id: string;
+  type: string;
+  outcome: EventOutcome;
+  change?: string;
+  occurrence?: string;
+  matched: string[];
+  actions: ActionReport[];
+  detail?: string;
+}
+
+export interface PipelineDeps {
+  config: Config;
+  rules: () => RuleSet;
+  tracker: OccurrenceTracker;
+  cluster: Cluster;
+  senders: { http: Sender; log: Sender };
+  delivered: DeliveredStore;
+  metrics: Metrics;
+  log: Logger;
+  env: Record<string, string | undefined>;
+}
+
+export type Pipeline = (normalized: Normalized, ce: CloudEvent<unknown>, deadline: number) => Promise<EventReport>;
+
+export function createPipeline(deps: PipelineDeps): Pipeline {
+  const { metrics, log } = deps;
+
+  /** objectOf looks up the involved object once per event, only when a condition or template asks for it. */
+  function objectOf(input: EventInput): () => Promise<unknown> {
+    let pending: Promise<unknown> | undefined;
+    return () =>
+      (pending ??= deps.cluster.get((input.event.involvedObject ?? {}) as ObjectReference).then(
+        (lookup) => (lookup.status === 'found' ? lookup.object : null),
+        () => null,
+      ));
+  }
+
+  async function deliver(rule: CompiledRule, action: CompiledAction, input: EventInput, object: () => Promise<unknown>, deadline: number): Promise<ActionReport> {
+    const destination = action.destination.name;
+    const report = (outcome: DeliveryOutcome, extra: Partial<ActionReport> = {}): ActionReport => {
+      metrics.deliveries.inc({ rule: rule.name, destination, outcome });
+      return { rule: rule.name, destination, outcome, ...extra };
+    };
+    const key = `${input.occurrence}|${rule.name}|${action.index}`;
+    if (await deps.delivered.has(key)) return report('skipped_duplicate');
+
+    let request: RenderedRequest;
+    try {
+      const usesObject = action.body?.usesObject || action.destination.headers.some(([, v]) => v.kind === 'template' && v.template.usesObject);
+      const bindings = {
+        cloudevent: input.cloudevent,
+        object: usesObject ? await object() : null,
+        rule: { name: rule.name, description: rule.description },
+        occurrence: input.occurrence,
+        change: input.change,
+      };
+      request = await renderRequest(action, { input: input.event, bindings, secrets: deps.cluster.secrets, env: deps.env });
+      if (action.destination.kind === 'http' && !/^https?:\/\/[^/]/.test(request.url)) {
+        throw new ConfigurationError(`destination ${destination}: url ${request.secretUrl ? '(secret)' : JSON.stringify(request.url)} is not an http(s) URL`);
+      }
+    } catch (err) {
+      if (err instanceof TemplateError) metrics.templateErrors.inc({ rule: rule.name });
+      const error = `${err instanceof TemplateError ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`;
+      log.error({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, error }, 'action not rendered');
+      return report('error', { error });
+    }
+
+    const started = performance.now();
+    const sender = deps.senders[action.destination.kind];
+    const result: DeliveryResult = await sender.send(request, {
+      timeoutMs: action.destination.timeoutMs ?? deps.config.deliveryTimeoutMs,
+      deadline,
+      destination,
+    });
+    metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
+    const fields = { rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, status: result.status, attempts: result.attempts };
+    if (result.outcome === 'failed') log.warn({ ...fields, error: result.error }, 'delivery failed; the Broker will redeliver');
+    else if (result.outcome === 'rejected') log.error({ ...fields, error: result.error }, 'delivery rejected by the destination; not retried');
+    else log.info(fields, 'delivered');
+    if (result.outcome !== 'failed') await deps.delivered.add(key);
+    return report(result.outcome, { status: result.status, attempts: result.attempts, error: result.error, retryAfterMs: result.retryAfterMs });
+  }
+
+  async function resolve(normalized: Normalized, ce: CloudEvent<unknown>): Promise<EventInput | { unresolved: string }> {
+    if (normalized.kind === 'input') return normalized.input;
+    const lookup = await deps.cluster.get({ ...normalized.ref, kind: normalized.ref.kind ?? 'Event' });
+    if (lookup.status === 'found') return fromObject(lookup.object, normalized.verb, ce.id, normalized.cloudevent, deps.tracker);
+    const ref = `${normalized.ref.namespace ?? ''}/${normalized.ref.name}`;
+    return { unresolved: lookup.status === 'not_found' ? `Event ${ref} no longer exists` : `Event ${ref} not resolved: ${lookup.reason}` };
+  }
+
+  return async function process(normalized, ce, deadline) {
+    const base = { id: ce.id, type: ce.type, matched: [] as string[], actions: [] as ActionReport[] };
+    const input = await resolve(normalized, ce);
+    if ('unresolved' in input) {
+      log.info({ ceId: ce.id, type: ce.type, detail: input.unresolved }, 'reference not resolved');
+      return { ...base, outcome: 'unresolved', detail: input.unresolved };
+    }
+    const object = objectOf(input);
+    const { matched, failed } = await match(deps.rules().rules, input, object);
+    for (const { rule, error } of failed) log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
+    for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
+    const actions = await Promise.all(matched.flatMap((rule) => rule.actions.map((action) => deliver(rule, action, input, object, deadline))));
+    const outcome: EventOutcome = matched.length > 0 ? 'matched' : 'no_match';
+    return { ...base, outcome, change: input.change, occurrence: input.occurrence, matched: matched.map((r) => r.name), actions };
+  };
+}

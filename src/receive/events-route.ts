@@ -1,0 +1,59 @@
+/**
+ * POST / — the Broker's Trigger delivers CloudEvents here. The answer is the contract with the Broker:
+ * - 204, empty body: every matched action was delivered or permanently rejected (a non-empty 2xx body
+ *   that is not a CloudEvent makes the Broker answer 502 and redeliver);
+ * - 429 + Retry-After / 503: an action may succeed later, so the Broker should redeliver;
+ * - 4xx + {error, detail}: the request itself is wrong; the Broker does not retry it.
+ */
+import type { Middleware } from 'koa';
+import getRawBody from 'raw-body';
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
+import { typeLabel } from '../metrics.js';
+import { normalize } from '../normalize/normalize.js';
+import type { OccurrenceTracker } from '../normalize/occurrence.js';
+import type { EventReport, Pipeline } from '../pipeline.js';
+import { parseCloudEvents } from './parse-cloudevents.js';
+
+export interface EventsRouteDeps {
+  config: Config;
+  pipeline: Pipeline;
+  tracker: OccurrenceTracker;
+  metrics: Metrics;
+}
+
+export function eventsRoute({ config, pipeline, tracker, metrics }: EventsRouteDeps): Middleware {
+  return async function receiveEvents(ctx) {
+    const body = await getRawBody(ctx.req, {
+      length: ctx.get('content-length') || undefined,
+      limit: config.maxBodyBytes,
+      encoding: 'utf8',
+    });
+    const events = parseCloudEvents(ctx.headers, body);
+    const normalized = events.map((event) => normalize(event, tracker));
+    const deadline = Date.now() + config.deliveryDeadlineMs;
+    const reports = await Promise.all(events.map((event, i) => pipeline(normalized[i], event, deadline)));
+    answer(ctx, reports, metrics);
+  };
+}
+
+function answer(ctx: Parameters<Middleware>[0], reports: EventReport[], metrics: Metrics): void {
+  const failed = reports.flatMap((r) => r.actions.filter((a) => a.outcome === 'failed'));
+  for (const report of reports) {
+    const retry = report.actions.some((a) => a.outcome === 'failed');
+    metrics.eventsReceived.inc({ type: typeLabel(report.type), outcome: retry ? 'retry' : report.outcome });
+  }
+  if (failed.length === 0) {
+    ctx.status = 204;
+    ctx.body = null;
+    return;
+  }
+  const waits = failed.map((a) => a.retryAfterMs);
+  const allThrottled = waits.every((w) => w !== undefined);
+  ctx.status = allThrottled ? 429 : 503;
+  if (allThrottled) ctx.set('Retry-After', String(Math.max(1, Math.ceil(Math.max(...(waits as number[])) / 1000))));
+  ctx.body = {
+    error: 'delivery failed',
+    detail: failed.map((a) => `rule ${a.rule} → destination ${a.destination}: ${a.error ?? 'failed'}`).join('; '),
+  };
+}

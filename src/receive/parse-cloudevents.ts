@@ -1,0 +1,68 @@
+/**
+ * parseCloudEvents reads binary, structured and batch mode requests with the cloudevents SDK, then
+ * validates each event (the SDK does not for binary and structured mode) and makes sure JSON data is
+ * parsed (the SDK leaves it a string for content types such as `application/json;charset=UTF-8`).
+ * Anything wrong becomes an InvalidEventError(400) that says exactly what.
+ */
+import { HTTP, ValidationError, type CloudEvent } from 'cloudevents';
+import type { IncomingHttpHeaders } from 'node:http';
+import { InvalidEventError } from '../errors.js';
+
+/** Batches larger than this are refused: one request must stay bounded in time and memory. */
+export const MAX_BATCH = 1000;
+
+export function parseCloudEvents(headers: IncomingHttpHeaders, body: string): CloudEvent<unknown>[] {
+  let parsed: CloudEvent<unknown> | CloudEvent<unknown>[];
+  try {
+    parsed = HTTP.toEvent({ headers, body }) as CloudEvent<unknown> | CloudEvent<unknown>[];
+  } catch (err) {
+    throw toInvalid(err);
+  }
+  const events = Array.isArray(parsed) ? parsed : [parsed];
+  if (events.length === 0) throw new InvalidEventError(400, 'empty batch', 'the batch holds no CloudEvent');
+  if (events.length > MAX_BATCH) throw new InvalidEventError(413, 'batch too large', `${events.length} events in one batch; at most ${MAX_BATCH}`);
+  return events.map((event, i) => {
+    const where = events.length > 1 ? `batch entry ${i}: ` : '';
+    try {
+      event.validate();
+    } catch (err) {
+      const invalid = toInvalid(err);
+      throw new InvalidEventError(400, invalid.error, where + invalid.detail);
+    }
+    return withJsonData(event, where);
+  });
+}
+
+function withJsonData(event: CloudEvent<unknown>, where: string): CloudEvent<unknown> {
+  let data = event.data;
+  if (data instanceof Uint8Array) data = Buffer.from(data).toString('utf8');
+  const contentType = (event.datacontenttype ?? 'application/json').toLowerCase();
+  if (typeof data !== 'string' || !/[/+]json\b/.test(contentType)) return data === event.data ? event : event.cloneWith({ data }, false);
+  try {
+    return event.cloneWith({ data: JSON.parse(data) as unknown }, false);
+  } catch (err) {
+    throw new InvalidEventError(400, 'invalid JSON', `${where}data is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function toInvalid(err: unknown): InvalidEventError {
+  if (err instanceof InvalidEventError) return err;
+  if (err instanceof ValidationError) {
+    if (/no cloud event detected/i.test(err.message)) {
+      return new InvalidEventError(
+        400,
+        'not a CloudEvent',
+        'expected binary mode (ce-specversion, ce-id, ce-source, ce-type headers) or content-type application/cloudevents+json or application/cloudevents-batch+json',
+      );
+    }
+    const errors = (err.errors ?? []) as unknown[];
+    const details = errors.map((e) =>
+      typeof e === 'object' && e !== null && 'message' in e
+        ? `${String((e as { instancePath?: string }).instancePath || 'event')} ${String((e as { message: unknown }).message)}`
+        : String(e),
+    );
+    return new InvalidEventError(400, 'invalid CloudEvent', details.length > 0 ? details.join('; ') : err.message);
+  }
+  if (err instanceof SyntaxError) return new InvalidEventError(400, 'invalid JSON', err.message);
+  return new InvalidEventError(400, 'invalid CloudEvent', err instanceof Error ? err.message : String(err));
+}

@@ -1,0 +1,47 @@
+/**
+ * renderRequest builds the HTTP request of one action: URL, method, headers (literal, JSONata, env or
+ * Secret values) and the JSON body from the action's JSONata template (default: the normalized Event).
+ */
+import type { CompiledAction } from '../rules/compile-document.js';
+import { resolveValue, type ResolveContext } from './value-source.js';
+
+export interface RenderedRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  /** Header names whose values came from env or Secrets; printed forms redact them. */
+  secretHeaders: string[];
+  /** Whether the URL itself came from env or a Secret (a Slack webhook URL is a credential). */
+  secretUrl: boolean;
+}
+
+export const REDACTED = '[redacted]';
+
+export async function renderRequest(action: CompiledAction, context: ResolveContext): Promise<RenderedRequest> {
+  const { destination } = action;
+  const body = action.body ? await action.body.evaluate(context.input, context.bindings) : context.input;
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  const secretHeaders: string[] = [];
+  for (const [name, source] of destination.headers) {
+    const { value, secret } = await resolveValue(source, `destination ${destination.name} header ${name}`, context);
+    headers[name.toLowerCase()] = value;
+    if (secret) secretHeaders.push(name.toLowerCase());
+  }
+  const url = destination.url
+    ? await resolveValue(destination.url, `destination ${destination.name} url`, context)
+    : { value: '', secret: false };
+  return { method: destination.method, url: url.value, headers, body: JSON.stringify(body), secretHeaders, secretUrl: url.secret };
+}
+
+/** redacted gives a copy safe to print: secret header values and secret URLs replaced. */
+export function redacted(request: RenderedRequest): { method: string; url?: string; headers: Record<string, string>; body: unknown } {
+  const headers = { ...request.headers };
+  for (const name of request.secretHeaders) headers[name] = REDACTED;
+  return {
+    method: request.method,
+    ...(request.url ? { url: request.secretUrl ? REDACTED : request.url } : {}),
+    headers,
+    body: JSON.parse(request.body) as unknown,
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * createService builds one running instance from its configuration: rule store and loader, pipeline,
+ * metrics, HTTP app. Construction only; the process entry (main.ts) listens and handles signals.
+ */
+import type Koa from 'koa';
+import { createApp } from './app.js';
+import type { Config } from './config.js';
+import { createMemoryDeliveredStore } from './deliver/delivered-store.js';
+import { createHttpSender } from './deliver/http-sender.js';
+import { createLogSender } from './deliver/log-sender.js';
+import { NO_CLUSTER, type Cluster } from './enrich/cluster.js';
+import type { Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { OccurrenceTracker } from './normalize/occurrence.js';
+import { createPipeline } from './pipeline.js';
+import { RuleStore } from './rules/rule-store.js';
+import { watchRulesDirectory, type DirectoryWatch } from './rules/watch-directory.js';
+
+export interface ServiceOptions {
+  config: Config;
+  log: Logger;
+  env?: Record<string, string | undefined>;
+  cluster?: Cluster;
+  /** Where the `log` destination writes its lines (default: stdout). */
+  writeLine?: (line: string) => void;
+}
+
+export interface Service {
+  app: Koa;
+  store: RuleStore;
+  metrics: Metrics;
+  rules: DirectoryWatch;
+  /** Stop reporting ready (first step of a graceful shutdown). */
+  drain(): void;
+  close(): void;
+}
+
+export function createService(options: ServiceOptions): Service {
+  const { config, log } = options;
+  const cluster = options.cluster ?? NO_CLUSTER;
+  const metrics = createMetrics();
+  const store = new RuleStore({ timeoutMs: config.templateTimeoutMs }, metrics, log);
+  const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
+  const writeLine = options.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const pipeline = createPipeline({
+    config,
+    rules: () => store.current,
+    tracker,
+    cluster,
+    senders: {
+      http: createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics }),
+      log: createLogSender(writeLine),
+    },
+    delivered: createMemoryDeliveredStore(config.dedupWindowMs),
+    metrics,
+    log,
+    env: options.env ?? process.env,
+  });
+  const rules = watchRulesDirectory(config.rulesDir, store, log);
+  let draining = false;
+  const app = createApp({
+    config,
+    pipeline,
+    tracker,
+    metrics,
+    log,
+    isReady: () => store.ready && !draining,
+    status: () => ({
+      ready: store.ready && !draining,
+      cluster: cluster.description,
+      rulesDir: config.rulesDir,
+      rulesLoaded: store.current.rules.length,
+      sources: store.status(),
+    }),
+  });
+  return {
+    app,
+    store,
+    metrics,
+    rules,
+    drain: () => {
+      draining = true;
+    },
+    close: () => rules.close(),
+  };
+}
