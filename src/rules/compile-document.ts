@@ -127,32 +127,48 @@ function attempt<T>(problems: string[], where: string, compile: () => T): T | un
 
 /** schemaProblems turns ajv errors into "rules[0] (name).actions[1]: must have required property 'destination'". */
 function schemaProblems(errors: ErrorObject[], document: unknown): string[] {
-  // oneOf/if branches produce noise; the leaf errors say what is wrong.
-  const useful = errors.filter((e) => !['oneOf', 'if', 'anyOf'].includes(e.keyword));
-  const chosen = useful.length > 0 ? useful : errors;
+  // oneOf/if branches produce noise: keep leaf errors, and drop an error when a deeper one explains it.
+  const leaves = errors.filter((e) => !['oneOf', 'if', 'anyOf'].includes(e.keyword));
+  const chosen = (leaves.length > 0 ? leaves : errors).filter(
+    (e, _, all) => !all.some((other) => other.instancePath.startsWith(`${e.instancePath}/`)) && !otherConditionForm(e, document),
+  );
   const seen = new Set<string>();
   for (const error of chosen) {
-    const where = readablePath(error.instancePath, document) || '(document)';
+    const { path, value } = locate(error.instancePath, document);
     let detail = error.message ?? 'is invalid';
     if (error.keyword === 'additionalProperties') detail = `unknown field "${String(error.params.additionalProperty)}"`;
-    if (error.keyword === 'enum') detail = `must be one of ${(error.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
-    seen.add(`${where}: ${detail}`);
+    if (error.keyword === 'enum') {
+      const allowed = (error.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ');
+      detail = `${JSON.stringify(value)} must be one of ${allowed}`;
+    }
+    seen.add(`${path || '(document)'}: ${detail}`);
   }
   return [...seen];
 }
 
-function readablePath(pointer: string, document: unknown): string {
+/** A condition is a group ({all|any|not}) or a leaf ({fact, operator, value}); report only the form the author wrote. */
+function otherConditionForm(error: ErrorObject, document: unknown): boolean {
+  if (error.keyword !== 'required') return false;
+  const { value } = locate(error.instancePath, document);
+  if (typeof value !== 'object' || value === null) return false;
+  const missing = String(error.params.missingProperty);
+  const isLeaf = 'fact' in value || 'operator' in value;
+  return isLeaf ? ['all', 'any', 'not'].includes(missing) : ['fact', 'operator', 'value'].includes(missing);
+}
+
+/** locate turns a JSON pointer into a readable path that names rules, and finds the value there. */
+function locate(pointer: string, document: unknown): { path: string; value: unknown } {
   let node: unknown = document;
-  let out = '';
+  let path = '';
   for (const raw of pointer.split('/').slice(1)) {
     const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
     if (Array.isArray(node)) {
       const item = node[Number(key)] as { name?: unknown } | undefined;
-      out += `[${key}]${item && typeof item.name === 'string' ? ` (${item.name})` : ''}`;
+      path += `[${key}]${item && typeof item.name === 'string' ? ` (${item.name})` : ''}`;
     } else {
-      out += out === '' ? key : `.${key}`;
+      path += path === '' ? key : `.${key}`;
     }
     node = node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined;
   }
-  return out;
+  return { path, value: node };
 }

@@ -12,10 +12,13 @@ export interface ParsedDocuments {
 export function parseRuleText(text: string): ParsedDocuments {
   const problems: string[] = [];
   const documents: unknown[] = [];
-  for (const [i, doc] of parseAllDocuments(text, { prettyErrors: false }).entries()) {
-    for (const error of doc.errors) {
+  for (const [i, doc] of parseAllDocuments(text, { prettyErrors: true }).entries()) {
+    // The first error is the cause; the ones after it are usually its consequences.
+    const error = doc.errors[0];
+    if (error) {
       const at = error.linePos?.[0];
-      problems.push(`document ${i + 1}: YAML ${at ? `line ${at.line}, column ${at.col}` : ''}: ${error.message.split('\n')[0]}`);
+      const message = error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      problems.push(`document ${i + 1}: YAML ${at ? `line ${at.line}, column ${at.col}` : ''}: ${message}`);
     }
     const value = doc.errors.length === 0 ? (doc.toJS({ maxAliasCount: 100 }) as unknown) : undefined;
     if (value !== null && value !== undefined) documents.push(value);

@@ -52,7 +52,7 @@ export class RuleStore {
   /** check parses and compiles a text without touching the store (for validation). */
   check(source: string, text: string): { rules: CompiledRule[]; problems: string[] } {
     const parsed = parseRuleText(text);
-    const problems = [...parsed.problems];
+    const problems = parsed.problems.map((p) => `${source}: ${p}`);
     const rules: CompiledRule[] = [];
     parsed.documents.forEach((document, i) => {
       const where = parsed.documents.length > 1 ? `${source} (document ${i + 1})` : source;
