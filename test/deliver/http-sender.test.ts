@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createHttpSender } from '../../src/deliver/http-sender.js';
+import { backoffMs, parseRetryAfter } from '../../src/deliver/retry-policy.js';
+import type { RenderedRequest } from '../../src/render/render-request.js';
+import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { createMetrics } from '../support/quiet.js';
+import { closedPort } from '../support/ports.js';
+
+describe('http sender (against a real local server)', () => {
+  let sink: CaptureSink;
+  const metrics = createMetrics();
+  const sender = createHttpSender({ attempts: 3, retryAfterMaxMs: 1000, metrics });
+  const request = (path: string): RenderedRequest => ({
+    method: 'POST',
+    url: `${sink.url}${path}`,
+    headers: { 'content-type': 'application/json', authorization: 'Bearer t' },
+    body: '{"a":1}',
+    secretHeaders: ['authorization'],
+    secretUrl: false,
+  });
+  const send = (path: string, timeoutMs = 300, deadlineMs = 3000) =>
+    sender.send(request(path), { timeoutMs, deadline: Date.now() + deadlineMs, destination: 'd' });
+
+  before(async () => {
+    sink = await startCaptureSink();
+  });
+  after(() => sink.close());
+
+  it('delivers method, headers and body as rendered', async () => {
+    const result = await send('/ok');
+    assert.deepEqual(result, { outcome: 'delivered', attempts: 1, status: 200 });
+    const [captured] = sink.received('/ok');
+    assert.equal(captured.method, 'POST');
+    assert.equal(captured.headers.authorization, 'Bearer t');
+    assert.deepEqual(captured.json(), { a: 1 });
+  });
+
+  it('retries 500 and 503, then delivers', async () => {
+    sink.respond('/flaky', 500, 503);
+    const result = await send('/flaky');
+    assert.equal(result.outcome, 'delivered');
+    assert.equal(result.attempts, 3);
+    assert.equal(sink.received('/flaky').length, 3);
+  });
+
+  it('gives up after the configured attempts with the last error', async () => {
+    sink.always('/down', { status: 502, body: 'bad gateway' });
+    const result = await send('/down');
+    sink.always('/down', undefined);
+    assert.equal(result.outcome, 'failed');
+    assert.equal(result.attempts, 3);
+    assert.equal(result.error, 'HTTP 502: bad gateway');
+  });
+
+  it('does not retry a permanent 4xx', async () => {
+    sink.respond('/bad', { status: 400, body: '{"message":"missing text"}' });
+    const result = await send('/bad');
+    assert.equal(result.outcome, 'rejected');
+    assert.equal(result.attempts, 1);
+    assert.match(result.error!, /HTTP 400: \{"message":"missing text"\}/);
+  });
+
+  it('honours a short Retry-After on 429', async () => {
+    sink.respond('/throttled', { status: 429, retryAfter: '0.3' });
+    const started = Date.now();
+    const result = await send('/throttled');
+    assert.equal(result.outcome, 'delivered');
+    assert.ok(Date.now() - started >= 290, 'waited for Retry-After');
+  });
+
+  it('hands a long Retry-After back instead of waiting in the request', async () => {
+    sink.respond('/slow-down', { status: 429, retryAfter: '30' });
+    const result = await send('/slow-down');
+    assert.equal(result.outcome, 'failed');
+    assert.equal(result.attempts, 1);
+    assert.equal(result.retryAfterMs, 30_000);
+  });
+
+  it('times out a hanging destination and retries', async () => {
+    sink.respond('/hang', 'hang');
+    const result = await send('/hang', 200);
+    assert.equal(result.outcome, 'delivered');
+    assert.equal(result.attempts, 2);
+  });
+
+  it('retries a reset connection', async () => {
+    sink.respond('/reset', 'reset');
+    const result = await send('/reset');
+    assert.equal(result.outcome, 'delivered');
+    assert.equal(result.attempts, 2);
+  });
+
+  it('reports an unreachable destination as failed with the network error', async () => {
+    const port = await closedPort();
+    const result = await sender.send({ ...request('/'), url: `http://127.0.0.1:${port}/x` }, { timeoutMs: 300, deadline: Date.now() + 2000, destination: 'd' });
+    assert.equal(result.outcome, 'failed');
+    assert.match(result.error!, /ECONNREFUSED/);
+  });
+
+  it('starts no attempt after the deadline', async () => {
+    sink.always('/never', 'hang');
+    const started = Date.now();
+    const result = await send('/never', 5000, 400);
+    sink.always('/never', undefined);
+    assert.equal(result.outcome, 'failed');
+    assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
+  });
+
+  it('counts attempts by result', async () => {
+    const text = await metrics.registry.getSingleMetricAsString('kube_event_rules_delivery_attempts_total');
+    for (const result of ['2xx', '4xx', '5xx', '429', 'timeout', 'network']) assert.match(text, new RegExp(`result="${result}"`));
+  });
+});
+
+describe('retry policy', () => {
+  it('parses Retry-After seconds and HTTP dates', () => {
+    assert.equal(parseRetryAfter('2'), 2000);
+    assert.equal(parseRetryAfter('1.5'), 1500);
+    assert.equal(parseRetryAfter(new Date(10_000).toUTCString(), 4000), 6000);
+    assert.equal(parseRetryAfter('soon'), undefined);
+    assert.equal(parseRetryAfter(null), undefined);
+  });
+
+  it('backs off exponentially with full jitter, capped', () => {
+    assert.equal(backoffMs(1, () => 0.999), 99);
+    assert.equal(backoffMs(3, () => 0.999), 399);
+    assert.equal(backoffMs(20, () => 0.999), 1998);
+    assert.equal(backoffMs(5, () => 0), 0);
+  });
+});
