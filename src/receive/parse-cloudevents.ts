@@ -21,6 +21,7 @@ export function parseCloudEvents(headers: IncomingHttpHeaders, body: string): Cl
   const events = Array.isArray(parsed) ? parsed : [parsed];
   if (events.length === 0) throw new InvalidEventError(400, 'empty batch', 'the batch holds no CloudEvent');
   if (events.length > MAX_BATCH) throw new InvalidEventError(413, 'batch too large', `${events.length} events in one batch; at most ${MAX_BATCH}`);
+  const binary = !String(headers['content-type'] ?? '').toLowerCase().startsWith('application/cloudevents');
   return events.map((event, i) => {
     const where = events.length > 1 ? `batch entry ${i}: ` : '';
     try {
@@ -29,15 +30,20 @@ export function parseCloudEvents(headers: IncomingHttpHeaders, body: string): Cl
       const invalid = toInvalid(err);
       throw new InvalidEventError(400, invalid.error, where + invalid.detail);
     }
-    return withJsonData(event, where);
+    return binary ? withJsonData(event, where) : event;
   });
 }
 
+/** The content types whose binary-mode body the SDK already parsed as JSON (cloudevents parsers.js). */
+const PARSED_BY_SDK = new Set(['application/json', 'application/json; charset=utf-8', 'application/cloudevents+json', 'application/cloudevents+json; charset=utf-8']);
+
+/** withJsonData parses a binary-mode JSON body the SDK left as text (e.g. `application/json;charset=UTF-8`). */
 function withJsonData(event: CloudEvent<unknown>, where: string): CloudEvent<unknown> {
   let data = event.data;
   if (data instanceof Uint8Array) data = Buffer.from(data).toString('utf8');
-  const contentType = (event.datacontenttype ?? 'application/json').toLowerCase();
-  if (typeof data !== 'string' || !/[/+]json\b/.test(contentType)) return data === event.data ? event : event.cloneWith({ data }, false);
+  const contentType = event.datacontenttype ?? 'application/json';
+  const isJson = /[/+]json\b/i.test(contentType) && !PARSED_BY_SDK.has(contentType);
+  if (typeof data !== 'string' || !isJson) return data === event.data ? event : event.cloneWith({ data }, false);
   try {
     return event.cloneWith({ data: JSON.parse(data) as unknown }, false);
   } catch (err) {

@@ -3,6 +3,7 @@
  * Secret values) and the JSON body from the action's JSONata template (default: the normalized Event).
  */
 import type { CompiledAction } from '../rules/compile-document.js';
+import { ConfigurationError } from '../errors.js';
 import { resolveValue, type ResolveContext } from './value-source.js';
 
 export interface RenderedRequest {
@@ -24,13 +25,13 @@ export async function renderRequest(action: CompiledAction, context: ResolveCont
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   const secretHeaders: string[] = [];
   for (const [name, source] of destination.headers) {
-    const { value, secret } = await resolveValue(source, `destination ${destination.name} header ${name}`, context);
-    headers[name.toLowerCase()] = value;
-    if (secret) secretHeaders.push(name.toLowerCase());
+    const resolved = await resolveValue(source, `destination ${destination.name} header ${name}`, context);
+    if (!resolved) continue; // an expression with no value for this event leaves the header out
+    headers[name.toLowerCase()] = resolved.value;
+    if (resolved.secret) secretHeaders.push(name.toLowerCase());
   }
-  const url = destination.url
-    ? await resolveValue(destination.url, `destination ${destination.name} url`, context)
-    : { value: '', secret: false };
+  const url = destination.url ? await resolveValue(destination.url, `destination ${destination.name} url`, context) : { value: '', secret: false };
+  if (!url) throw new ConfigurationError(`destination ${destination.name} url: the expression gave no value for this event`);
   return { method: destination.method, url: url.value, headers, body: JSON.stringify(body), secretHeaders, secretUrl: url.secret };
 }
 

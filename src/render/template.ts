@@ -6,6 +6,9 @@
 import jsonata from 'jsonata';
 import { TemplateError, describeError } from '../errors.js';
 
+/** The code of the TemplateError thrown when an expression gives no value at all. */
+export const EMPTY_RESULT = 'EMPTY';
+
 export interface TemplateOptions {
   timeoutMs: number;
 }
@@ -47,7 +50,7 @@ export function compileTemplate(source: string, options: TemplateOptions): Templ
 
 /** toPlainJson rejects results that are not JSON (functions, nothing at all) and drops JSONata's null prototypes. */
 function toPlainJson(result: unknown): unknown {
-  if (result === undefined) throw new TemplateError('template produced no value (an empty result: check the paths it reads)');
+  if (result === undefined) throw new TemplateError('template produced no value (an empty result: check the paths it reads)', EMPTY_RESULT);
   const text = JSON.stringify(result, (_key, value: unknown) => {
     if (typeof value === 'function') throw new TemplateError('template produced a function, not a JSON value');
     return value;

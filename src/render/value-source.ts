@@ -5,7 +5,8 @@
  */
 import { ConfigurationError } from '../errors.js';
 import type { ValueSource } from '../rules/document.js';
-import { compileTemplate, type Template, type TemplateOptions } from './template.js';
+import { TemplateError } from '../errors.js';
+import { EMPTY_RESULT, compileTemplate, type Template, type TemplateOptions } from './template.js';
 
 /** SecretReader reads one key of a Secret; the no-cluster reader fails with a clear ConfigurationError. */
 export interface SecretReader {
@@ -40,13 +41,23 @@ export interface ResolveContext {
   env: Record<string, string | undefined>;
 }
 
-/** resolveValue gives the string value and whether it is a secret. */
-export async function resolveValue(value: CompiledValue, what: string, context: ResolveContext): Promise<{ value: string; secret: boolean }> {
+/** resolveValue gives the string value and whether it is a secret; undefined when an expression gives no value. */
+export async function resolveValue(
+  value: CompiledValue,
+  what: string,
+  context: ResolveContext,
+): Promise<{ value: string; secret: boolean } | undefined> {
   switch (value.kind) {
     case 'literal':
       return { value: value.value, secret: false };
     case 'template': {
-      const result = await value.template.evaluate(context.input, context.bindings);
+      let result: unknown;
+      try {
+        result = await value.template.evaluate(context.input, context.bindings);
+      } catch (err) {
+        if (err instanceof TemplateError && err.code === EMPTY_RESULT) return undefined;
+        throw err;
+      }
       if (typeof result !== 'string' && typeof result !== 'number' && typeof result !== 'boolean') {
         throw new ConfigurationError(`${what}: the expression must give a string, got ${JSON.stringify(result)}`);
       }
