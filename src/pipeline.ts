@@ -76,7 +76,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return { rule: rule.name, destination, outcome, ...extra };
     };
     const key = `${input.occurrence}|${rule.name}|${action.index}`;
-    if (await deps.delivered.has(key)) return report('skipped_duplicate');
+    if (await deps.delivered.has(key)) {
+      log.info({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id }, 'already delivered for this occurrence; skipped');
+      return report('skipped_duplicate');
+    }
 
     let request: RenderedRequest;
     try {
@@ -105,6 +108,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       timeoutMs: action.destination.timeoutMs ?? deps.config.deliveryTimeoutMs,
       deadline,
       destination,
+      context: { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence },
     });
     metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
     const fields = { rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, status: result.status, attempts: result.attempts };

@@ -23,6 +23,8 @@ export interface SendOptions {
   deadline: number;
   /** Destination name, for metrics. */
   destination: string;
+  /** What the request is for, for output that names it. */
+  context: { rule: string; ceId: string; occurrence: string };
 }
 
 export interface Sender {

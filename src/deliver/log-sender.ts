@@ -7,8 +7,8 @@ import type { Sender } from './destination.js';
 
 export function createLogSender(writeLine: (line: string) => void): Sender {
   return {
-    async send(request, { destination }) {
-      writeLine(JSON.stringify({ time: new Date().toISOString(), destination, request: redacted(request) }));
+    async send(request, { destination, context }) {
+      writeLine(JSON.stringify({ time: new Date().toISOString(), destination, ...context, request: redacted(request) }));
       return { outcome: 'delivered', attempts: 1 };
     },
   };

@@ -7,6 +7,8 @@ import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { createMetrics } from '../support/quiet.js';
 import { closedPort } from '../support/ports.js';
 
+const context = { rule: 'r', ceId: 'c', occurrence: 'o' };
+
 describe('http sender (against a real local server)', () => {
   let sink: CaptureSink;
   const metrics = createMetrics();
@@ -20,7 +22,7 @@ describe('http sender (against a real local server)', () => {
     secretUrl: false,
   });
   const send = (path: string, timeoutMs = 300, deadlineMs = 3000) =>
-    sender.send(request(path), { timeoutMs, deadline: Date.now() + deadlineMs, destination: 'd' });
+    sender.send(request(path), { timeoutMs, deadline: Date.now() + deadlineMs, destination: 'd', context });
 
   before(async () => {
     sink = await startCaptureSink();
@@ -93,7 +95,7 @@ describe('http sender (against a real local server)', () => {
 
   it('reports an unreachable destination as failed with the network error', async () => {
     const port = await closedPort();
-    const result = await sender.send({ ...request('/'), url: `http://127.0.0.1:${port}/x` }, { timeoutMs: 300, deadline: Date.now() + 2000, destination: 'd' });
+    const result = await sender.send({ ...request('/'), url: `http://127.0.0.1:${port}/x` }, { timeoutMs: 300, deadline: Date.now() + 2000, destination: 'd', context });
     assert.equal(result.outcome, 'failed');
     assert.match(result.error!, /ECONNREFUSED/);
   });
