@@ -13,7 +13,7 @@ export interface Captured {
   json(): unknown;
 }
 
-export type Behaviour = number | { status: number; retryAfter?: string; body?: string } | 'hang' | 'reset';
+export type Behaviour = number | { status: number; retryAfter?: string; body?: string; delayMs?: number } | 'hang' | 'reset';
 
 export interface CaptureSink {
   url: string;
@@ -53,8 +53,12 @@ export async function startCaptureSink(): Promise<CaptureSink> {
       const spec = typeof behaviour === 'number' ? { status: behaviour } : behaviour;
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (spec.retryAfter !== undefined) headers['retry-after'] = spec.retryAfter;
-      res.writeHead(spec.status, headers);
-      res.end(spec.body ?? JSON.stringify({ ok: spec.status < 300 }));
+      const answer = () => {
+        res.writeHead(spec.status, headers);
+        res.end(spec.body ?? JSON.stringify({ ok: spec.status < 300 }));
+      };
+      if (spec.delayMs) setTimeout(answer, spec.delayMs);
+      else answer();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,0 +1,83 @@
+/**
+ * The real process: `kube-event-rules serve` started as a child, as in production.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { bodyOf, loadFixture } from '../support/fixtures.js';
+
+function startProcess(env: Record<string, string>, args = ['serve']) {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const records: Record<string, any>[] = [];
+  let stdout = '';
+  let stderr = '';
+  let resolvePort: (port: number) => void;
+  const port = new Promise<number>((resolve) => (resolvePort = resolve));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    stdout += `${line}\n`;
+    if (!line.startsWith('{')) return;
+    const record = JSON.parse(line) as Record<string, any>;
+    records.push(record);
+    if (record.msg === 'kube-event-rules listening') resolvePort(record.address.port as number);
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, port, records, exited, output: () => ({ stdout, stderr }) };
+}
+
+describe('kube-event-rules (child process)', () => {
+  let sink: CaptureSink;
+  before(async () => {
+    sink = await startCaptureSink();
+  });
+  after(() => sink.close());
+
+  it('on SIGTERM stops accepting, finishes the in-flight delivery, answers it, and exits 0', async () => {
+    const rulesDir = await mkdtemp(join(tmpdir(), 'ker-cli-'));
+    await writeFile(join(rulesDir, 'r.yaml'), `
+destinations: { slow: { url: "${sink.url}/slow" } }
+rules:
+  - name: all-hpa
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: SuccessfulRescale } ] }
+    actions: [ { destination: slow, body: '{"ok": true}' } ]
+`);
+    sink.respond('/slow', { status: 200, delayMs: 800 });
+    const proc = startProcess({ RULES_DIR: rulesDir, LOG_LEVEL: 'info' });
+    const port = await proc.port;
+    while (!proc.records.some((r) => r.msg === 'rules loaded')) await new Promise((r) => setTimeout(r, 20));
+    const fixture = loadFixture('hpa-successful-rescale-up-resource-add');
+    const inFlight = fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: fixture.headers, body: bodyOf(fixture) });
+    await sink.waitFor('/slow', 1);
+    proc.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(proc.child.exitCode, null, 'still running while a delivery is in flight');
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/healthz`), 'no new connections after SIGTERM');
+    const response = await inFlight;
+    assert.equal(response.status, 204);
+    assert.equal(await proc.exited, 0);
+    assert.ok(proc.records.some((r) => r.msg === 'stopped'));
+  });
+
+  it('refuses an invalid configuration value, naming it', async () => {
+    const proc = startProcess({ PORT: 'eighty' });
+    assert.equal(await proc.exited, 2);
+    assert.match(proc.output().stderr, /PORT="eighty" is not a number/);
+  });
+
+  it('prints help and rejects an unknown command', async () => {
+    const help = startProcess({}, ['--help']);
+    assert.equal(await help.exited, 0);
+    assert.match(help.output().stdout, /usage: kube-event-rules/);
+    const unknown = startProcess({}, ['frobnicate']);
+    assert.equal(await unknown.exited, 2);
+    assert.match(unknown.output().stderr, /unknown command "frobnicate"/);
+  });
+});
