@@ -135,7 +135,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return { ...base, outcome: 'unresolved', detail: input.unresolved };
     }
     const object = objectOf(input);
-    const { matched, failed } = await match(deps.rules().rules, input, object);
+    const { matched, failed } = await match(deps.rules().index.candidates(input), input, object);
     for (const { rule, error } of failed) log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
     for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
     const actions = await Promise.all(matched.flatMap((rule) => rule.actions.map((action) => deliver(rule, action, input, object, deadline))));

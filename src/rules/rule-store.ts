@@ -4,6 +4,7 @@
  * problems are logged, counted in kube_event_rules_rule_load_errors and shown in /status.
  */
 import type { Logger } from '../log.js';
+import { buildRuleIndex, type RuleIndex } from '../match/rule-index.js';
 import { forgetRule, type Metrics } from '../metrics.js';
 import type { TemplateOptions } from '../render/template.js';
 import { compileDocument, type CompiledRule } from './compile-document.js';
@@ -12,6 +13,8 @@ import { parseRuleText } from './parse-rule-text.js';
 /** RuleSet: the rules in force, swapped whole on every change so an event never sees half a reload. */
 export interface RuleSet {
   readonly rules: readonly CompiledRule[];
+  /** Finds the rules an event can match without evaluating the others. */
+  readonly index: RuleIndex;
 }
 
 export interface SourceStatus {
@@ -31,7 +34,7 @@ interface SourceState {
 
 export class RuleStore {
   private readonly sources = new Map<string, SourceState>();
-  private ruleSet: RuleSet = { rules: [] };
+  private ruleSet: RuleSet = { rules: [], index: buildRuleIndex([]) };
   private loadedOnce = false;
 
   constructor(
@@ -117,7 +120,7 @@ export class RuleStore {
       }
       this.metrics.ruleLoadErrors.set({ source }, state.errors.length + state.conflicts.length > 0 ? 1 : 0);
     }
-    this.ruleSet = { rules };
+    this.ruleSet = { rules, index: buildRuleIndex(rules) };
     this.metrics.rulesLoaded.set(rules.length);
     this.metrics.ruleReloads.inc({ result: [...this.sources.values()].some((s) => s.errors.length + s.conflicts.length > 0) ? 'error' : 'ok' });
     for (const old of before) {
