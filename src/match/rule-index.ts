@@ -14,9 +14,6 @@ type Primitive = string | number | boolean | null;
 /** Facts known before matching; `object` is fetched lazily and never indexed. */
 const INDEXABLE_FACTS = new Set(['event', 'cloudevent', 'change']);
 
-/** Paths that usually split rules best, in order of preference. */
-const PREFERRED_PATHS = ['$.reason', '$.type', '$.involvedObject.kind', '$.involvedObject.namespace', '$.metadata.namespace'];
-
 interface Dimension {
   fact: string;
   path: string | undefined;
@@ -39,10 +36,12 @@ interface Key {
 const isPrimitive = (value: unknown): value is Primitive =>
   value === null || ['string', 'number', 'boolean'].includes(typeof value);
 
-/** indexKey finds the condition a rule can be filed under, if it has one. */
-function indexKey(rule: CompiledRule): Key | undefined {
+const dimensionId = (key: Key) => `${key.fact}\u0000${key.path ?? ''}`;
+
+/** indexKeys lists the conditions a rule could be filed under. */
+function indexKeys(rule: CompiledRule): Key[] {
   const all = (rule.conditions as { all?: unknown[] }).all;
-  if (!Array.isArray(all)) return undefined;
+  if (!Array.isArray(all)) return [];
   const keys: Key[] = [];
   for (const condition of all) {
     if (typeof condition !== 'object' || condition === null) continue;
@@ -52,23 +51,30 @@ function indexKey(rule: CompiledRule): Key | undefined {
     if (operator === 'equal' && isPrimitive(value)) keys.push({ fact, path, values: [value] });
     if (operator === 'in' && Array.isArray(value) && value.length > 0 && value.every(isPrimitive)) keys.push({ fact, path, values: value });
   }
-  const rank = (key: Key) => {
-    const preferred = PREFERRED_PATHS.indexOf(key.path ?? '');
-    return (preferred < 0 ? PREFERRED_PATHS.length : preferred) * 1000 + key.values.length;
-  };
-  return keys.sort((a, b) => rank(a) - rank(b))[0];
+  return keys;
 }
 
 export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
+  // Selectivity of a dimension ≈ how many distinct values rules ask for there (type: 2, reason or
+  // namespace: many). Each rule is filed under its most selective condition.
+  const keysByRule = rules.map(indexKeys);
+  const distinct = new Map<string, Set<Primitive>>();
+  for (const key of keysByRule.flat()) {
+    const values = distinct.get(dimensionId(key)) ?? new Set();
+    for (const value of key.values) values.add(value);
+    distinct.set(dimensionId(key), values);
+  }
+  const selectivity = (key: Key) => distinct.get(dimensionId(key))!.size / key.values.length;
+
   const dimensions = new Map<string, Dimension>();
   const always: number[] = [];
-  rules.forEach((rule, position) => {
-    const key = indexKey(rule);
+  rules.forEach((_rule, position) => {
+    const key = keysByRule[position].sort((a, b) => selectivity(b) - selectivity(a))[0];
     if (!key) {
       always.push(position);
       return;
     }
-    const id = `${key.fact}\u0000${key.path ?? ''}`;
+    const id = dimensionId(key);
     let dimension = dimensions.get(id);
     if (!dimension) dimensions.set(id, (dimension = { fact: key.fact, path: key.path, byValue: new Map() }));
     for (const value of new Set(key.values)) {

@@ -21,7 +21,7 @@ export const REDACTED = '[redacted]';
 
 export async function renderRequest(action: CompiledAction, context: ResolveContext): Promise<RenderedRequest> {
   const { destination } = action;
-  const body = action.body ? await action.body.evaluate(context.input, context.bindings) : context.input;
+  const body = action.body ? await action.body.render(context.input, context.bindings) : JSON.stringify(context.input);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   const secretHeaders: string[] = [];
   for (const [name, source] of destination.headers) {
@@ -32,7 +32,7 @@ export async function renderRequest(action: CompiledAction, context: ResolveCont
   }
   const url = destination.url ? await resolveValue(destination.url, `destination ${destination.name} url`, context) : { value: '', secret: false };
   if (!url) throw new ConfigurationError(`destination ${destination.name} url: the expression gave no value for this event`);
-  return { method: destination.method, url: url.value, headers, body: JSON.stringify(body), secretHeaders, secretUrl: url.secret };
+  return { method: destination.method, url: url.value, headers, body, secretHeaders, secretUrl: url.secret };
 }
 
 /** redacted gives a copy safe to print: secret header values and secret URLs replaced. */

@@ -23,6 +23,8 @@ export interface Template {
   readonly usesObject: boolean;
   /** evaluate returns the result as plain JSON, or throws a TemplateError. */
   evaluate(input: unknown, bindings: Record<string, unknown>): Promise<unknown>;
+  /** render returns the result serialized as JSON text (one serialization on the hot path). */
+  render(input: unknown, bindings: Record<string, unknown>): Promise<string>;
 }
 
 /** compileTemplate parses a JSONata expression, or throws a TemplateError whose message points at the mistake. */
@@ -33,29 +35,30 @@ export function compileTemplate(source: string, options: TemplateOptions): Templ
   } catch (err) {
     throw templateError(source, err);
   }
+  const render = async (input: unknown, bindings: Record<string, unknown>) => {
+    let result: unknown;
+    try {
+      result = await expression.evaluate(input, bindings);
+    } catch (err) {
+      throw templateError(source, err);
+    }
+    return toJsonText(result);
+  };
   return {
     source,
     usesObject: /\$object\b/.test(source),
-    async evaluate(input, bindings) {
-      let result: unknown;
-      try {
-        result = await expression.evaluate(input, bindings);
-      } catch (err) {
-        throw templateError(source, err);
-      }
-      return toPlainJson(result);
-    },
+    render,
+    evaluate: async (input, bindings) => JSON.parse(await render(input, bindings)) as unknown,
   };
 }
 
-/** toPlainJson rejects results that are not JSON (functions, nothing at all) and drops JSONata's null prototypes. */
-function toPlainJson(result: unknown): unknown {
+/** toJsonText rejects results that are not JSON (functions, nothing at all); serializing also drops JSONata's null prototypes. */
+function toJsonText(result: unknown): string {
   if (result === undefined) throw new TemplateError('template produced no value (an empty result: check the paths it reads)', EMPTY_RESULT);
-  const text = JSON.stringify(result, (_key, value: unknown) => {
+  return JSON.stringify(result, (_key, value: unknown) => {
     if (typeof value === 'function') throw new TemplateError('template produced a function, not a JSON value');
     return value;
   });
-  return JSON.parse(text) as unknown;
 }
 
 /** templateError wraps a JSONata error object (not an Error) into a TemplateError with code and position. */

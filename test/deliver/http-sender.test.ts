@@ -98,6 +98,7 @@ describe('http sender (against a real local server)', () => {
     const result = await sender.send({ ...request('/'), url: `http://127.0.0.1:${port}/x` }, { timeoutMs: 300, deadline: Date.now() + 2000, destination: 'd', context });
     assert.equal(result.outcome, 'failed');
     assert.match(result.error!, /ECONNREFUSED/);
+    assert.equal(result.attempts, 3, "a refused connection is retried");
   });
 
   it('starts no attempt after the deadline', async () => {

@@ -1,0 +1,147 @@
+/**
+ * npm run bench — prints throughput, latency and memory of kube-event-rules (numbers, not assertions).
+ *
+ *   npm run bench                 end to end at 10/100/1000 rules vs the bare-Koa ceiling, in-process
+ *                                 pipeline rates, steady 1,000 events/s latency
+ *   npm run bench -- --quick      shorter runs
+ *   npm run bench -- --soak       also a 10-minute soak at 1,000 events/s, RSS at start and end
+ *
+ * The service runs as a child process (the real CLI) with LOG_LEVEL=warn; the load generator and the
+ * capture sink share this process. Everything is on 127.0.0.1.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { closedLoop, openLoop, type LoadResult } from './load.js';
+import { event, rulesDocument } from './workload.js';
+import { measurePipeline } from './pipeline-rate.js';
+import { closedPort } from '../test/support/ports.js';
+
+const quick = process.argv.includes('--quick');
+const soak = process.argv.includes('--soak');
+const SECONDS = quick ? 3 : 8;
+const CONCURRENCY = 32;
+const RULE_COUNTS = [10, 100, 1000];
+
+/** A sink that answers 200 at once and only counts. */
+async function startSink(): Promise<{ url: string; count: () => number; close: () => Promise<void> }> {
+  let received = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    count: () => received,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+interface Child { process: ChildProcess; url: string; pid: number }
+
+/** startChild runs a server script on a free port and waits until `readyPath` answers 200. */
+async function startChild(args: string[], env: Record<string, string>, readyPath: string): Promise<Child> {
+  const port = await closedPort();
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exited || Date.now() > deadline) throw new Error(`${args.join(' ')} did not become ready`);
+    const ok = await fetch(`http://127.0.0.1:${port}${readyPath}`).then((r) => r.ok, () => false);
+    if (ok) return { process: child, url: `http://127.0.0.1:${port}/`, pid: child.pid! };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/(\d+) kB/.exec(status.split('\n').find((l) => l.startsWith(field))!)![1]) / 1024;
+}
+
+async function stop(child: Child): Promise<void> {
+  const exited = new Promise((r) => child.process.once('exit', r));
+  child.process.kill('SIGTERM');
+  await exited;
+}
+
+const fmt = (r: LoadResult) =>
+  `${r.rate.toFixed(0).padStart(6)} events/s  p50 ${r.p50.toFixed(2).padStart(6)} ms  p99 ${r.p99.toFixed(2).padStart(7)} ms  (${r.ok} ok, ${r.errors} errors)`;
+
+async function main(): Promise<void> {
+  execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' }); // the service runs from dist/, as in the image
+  console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${new Date().toISOString()}`);
+  console.log(`load: closed loop, ${CONCURRENCY} in flight, ${SECONDS} s per run; events: real-shaped ApiServerSource CloudEvents, 100 namespaces, realistic reason mix`);
+  console.log('workloads: "1 % per rule" — rule i matches namespace ns-(i mod 100), so 1,000 rules give ≈10 deliveries per event;');
+  console.log('           "1 match per event" — as many namespaces as rules, so the rule count alone varies\n');
+
+  console.log('in-process pipeline (parse → normalize → match → render, no HTTP):');
+  for (const [label, perRule] of [['1 % per rule', true], ['1 match per event', false]] as const) {
+    for (const count of RULE_COUNTS) {
+      const namespaces = perRule ? undefined : count;
+      const indexed = await measurePipeline(count, true, quick ? 1 : 2, namespaces);
+      const full = await measurePipeline(count, false, quick ? 1 : 2, namespaces);
+      console.log(`  ${label.padEnd(17)} ${String(count).padStart(4)} rules: ${indexed.rate.toFixed(0).padStart(6)} events/s indexed, ${full.rate.toFixed(0).padStart(6)} events/s evaluating every rule (${indexed.matchesPerEvent.toFixed(2)} matches/event)`);
+    }
+  }
+
+  const sink = await startSink();
+  const dir = await mkdtemp(join(tmpdir(), 'ker-bench-'));
+  try {
+    console.log('\nend to end over loopback:');
+    const ceiling = await startChild(['--import', 'tsx', 'bench/ceiling-app.ts'], {}, '/');
+    await closedLoop(ceiling.url, event, CONCURRENCY, 1);
+    const ceilingResult = await closedLoop(ceiling.url, event, CONCURRENCY, SECONDS);
+    console.log(`  ceiling (bare Koa: parse + validate + 204): ${fmt(ceilingResult)}  peak RSS ${(await rssMb(ceiling.pid, 'VmHWM')).toFixed(0)} MB`);
+    await stop(ceiling);
+
+    for (const [label, perRule] of [['1 % per rule', true], ['1 match per event', false]] as const) {
+    const rates = new Map<number, number>();
+    for (const count of RULE_COUNTS) {
+      const namespaces = perRule ? undefined : count;
+      const make = (i: number) => event(i, namespaces);
+      const rulesDir = join(dir, `rules-${count}-${perRule}`);
+      await mkdir(rulesDir);
+      await writeFile(join(rulesDir, 'bench.yaml'), rulesDocument(count, sink.url, namespaces));
+      const service = await startChild(['dist/main.js', 'serve'], { RULES_DIR: rulesDir }, '/readyz');
+      await closedLoop(service.url, make, CONCURRENCY, 1, 10_000_000); // warm-up
+      const before = sink.count();
+      const result = await closedLoop(service.url, make, CONCURRENCY, SECONDS);
+      const deliveries = (sink.count() - before) / result.ok;
+      rates.set(count, result.rate);
+      console.log(`  ${label.padEnd(17)} ${String(count).padStart(4)} rules: ${fmt(result)}  ${deliveries.toFixed(2)} deliveries/event  peak RSS ${(await rssMb(service.pid, 'VmHWM')).toFixed(0)} MB  = ${((100 * result.rate) / ceilingResult.rate).toFixed(0)} % of the ceiling`);
+      if (count === 100 && perRule) {
+        const steady = await openLoop(service.url, make, 1000, SECONDS, 20_000_000);
+        console.log(`   100 rules, steady 1,000 events/s: ${fmt(steady)}`);
+        if (soak) {
+          const start = await rssMb(service.pid, 'VmRSS');
+          console.log(`   soak: 10 minutes at 1,000 events/s, RSS at start ${start.toFixed(0)} MB`);
+          for (let minute = 1; minute <= 10; minute++) {
+            const r = await openLoop(service.url, make, 1000, 60, 30_000_000 + minute * 100_000);
+            console.log(`     minute ${minute}: ${fmt(r)}  RSS ${(await rssMb(service.pid, 'VmRSS')).toFixed(0)} MB`);
+          }
+        }
+      }
+      await stop(service);
+    }
+    console.log(`  ${label}: 1,000-rule rate / 10-rule rate = ${((100 * rates.get(1000)!) / rates.get(10)!).toFixed(0)} %\n`);
+    }
+  } finally {
+    await sink.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
