@@ -6,7 +6,7 @@ import Koa from 'koa';
 import type { Logger } from './log.js';
 import { typeLabel, type Metrics } from './metrics.js';
 import { errorMiddleware } from './receive/error-middleware.js';
-import { eventsRoute, type EventsRouteDeps } from './receive/events-route.js';
+import { dryRunRoute, eventsRoute, type EventsRouteDeps } from './receive/events-route.js';
 
 export interface AppDeps extends EventsRouteDeps {
   log: Logger;
@@ -21,6 +21,7 @@ export function createApp(deps: AppDeps): Koa {
   app.silent = true; // errorMiddleware logs; Koa's default handler would print stack traces to stderr
   const router = new Router();
   router.post('/', eventsRoute(deps));
+  router.post('/dry-run', dryRunRoute(deps));
   router.get('/metrics', async (ctx) => {
     ctx.type = deps.metrics.registry.contentType;
     ctx.body = await deps.metrics.registry.metrics();
@@ -37,7 +38,8 @@ export function createApp(deps: AppDeps): Koa {
     ctx.body = deps.status();
   });
   app.use(
-    errorMiddleware(deps.log, (headers, error) => {
+    errorMiddleware(deps.log, (headers, error, path) => {
+      if (path !== '/') return; // dry runs change no metrics
       const type = typeof headers['ce-type'] === 'string' ? headers['ce-type'] : undefined;
       deps.metrics.eventsReceived.inc({ type: typeLabel(type), outcome: error.status === 413 ? 'too_large' : 'invalid' });
     }),

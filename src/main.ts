@@ -1,20 +1,28 @@
 /**
  * kube-event-rules — process entry and CLI.
- *   kube-event-rules [serve]     run the service (configuration from the environment, see README)
- *   kube-event-rules --version   print the version
+ *   kube-event-rules [serve]                 run the service (configuration from the environment, see README)
+ *   kube-event-rules validate <files|dirs>   check rule documents or ConfigMap manifests
+ *   kube-event-rules test --rules … <events> run events through rules, send nothing, print the report
  */
 import { createServer, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { createService } from './service.js';
+import { testCommand } from './cli/test-rules.js';
+import { validateCommand } from './cli/validate.js';
+import { text } from 'node:stream/consumers';
 
-const USAGE = `usage: kube-event-rules [serve]
+const USAGE = `usage: kube-event-rules <command>
 
-  serve        run the service (default). Configuration comes from environment variables:
-               PORT, HOST, RULES_DIR, LOG_LEVEL, MAX_BODY_BYTES, DELIVERY_*, ... (see README)
-  --version    print the version
-  --help       print this help`;
+  serve                       run the service (default). Configuration comes from environment variables:
+                              PORT, HOST, RULES_DIR, LOG_LEVEL, MAX_BODY_BYTES, DELIVERY_*, ... (see README)
+  validate <file|dir>...      check rule documents (or ConfigMap manifests holding them); exit 1 on problems
+  test --rules <file|dir> [--secrets <secrets.yaml>] [--json] [--expect <golden.json> [--update-expect]]
+       <event.json>... | -    run events (CloudEvent files, Event JSON, \`kubectl get events -o json\`) through
+                              the rules; sends nothing; prints matched rules, deciding conditions, requests
+  --version                   print the version
+  --help                      print this help`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -69,6 +77,9 @@ async function main(argv: string[]): Promise<number> {
     console.log(version());
     return 0;
   }
+  const print = (line: string) => console.log(line);
+  if (command === 'validate') return validateCommand(argv.slice(1), print);
+  if (command === 'test') return testCommand(argv.slice(1), print, () => text(process.stdin));
   if (command !== 'serve') {
     console.error(`kube-event-rules: unknown command "${command}"\n\n${USAGE}`);
     return 2;

@@ -15,14 +15,18 @@ import type { DeliveryOutcome, Metrics } from './metrics.js';
 import type { EventInput, ObjectReference } from './normalize/kube-event.js';
 import { fromObject, type Normalized } from './normalize/normalize.js';
 import type { OccurrenceTracker } from './normalize/occurrence.js';
-import { renderRequest, type RenderedRequest } from './render/render-request.js';
+import { redacted, renderRequest, type RenderedRequest } from './render/render-request.js';
+import { explainConditions, type ConditionOutcome } from './match/explain.js';
 import type { CompiledAction, CompiledRule } from './rules/compile-document.js';
 import type { RuleSet } from './rules/rule-store.js';
 
 export interface ActionReport {
   rule: string;
   destination: string;
-  outcome: DeliveryOutcome;
+  /** `rendered`: a dry run built the request and sent nothing. */
+  outcome: DeliveryOutcome | 'rendered';
+  /** Dry runs: the request that would be sent, secrets redacted. */
+  request?: ReturnType<typeof redacted>;
   status?: number;
   attempts?: number;
   error?: string;
@@ -40,6 +44,8 @@ export interface EventReport {
   matched: string[];
   actions: ActionReport[];
   detail?: string;
+  /** Dry runs: every rule evaluated for this event and the conditions that decided. */
+  evaluated?: { rule: string; matched: boolean; conditions: ConditionOutcome[] }[];
 }
 
 export interface PipelineDeps {
@@ -54,7 +60,12 @@ export interface PipelineDeps {
   env: Record<string, string | undefined>;
 }
 
-export type Pipeline = (normalized: Normalized, ce: CloudEvent<unknown>, deadline: number) => Promise<EventReport>;
+export interface ProcessOptions {
+  /** Render and report, but send nothing and change no state (no metrics, no dedup memory). */
+  dryRun?: boolean;
+}
+
+export type Pipeline = (normalized: Normalized, ce: CloudEvent<unknown>, deadline: number, options?: ProcessOptions) => Promise<EventReport>;
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { metrics, log } = deps;
@@ -69,14 +80,21 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       ));
   }
 
-  async function deliver(rule: CompiledRule, action: CompiledAction, input: EventInput, object: () => Promise<unknown>, deadline: number): Promise<ActionReport> {
+  async function deliver(
+    rule: CompiledRule,
+    action: CompiledAction,
+    input: EventInput,
+    object: () => Promise<unknown>,
+    deadline: number,
+    dryRun: boolean,
+  ): Promise<ActionReport> {
     const destination = action.destination.name;
-    const report = (outcome: DeliveryOutcome, extra: Partial<ActionReport> = {}): ActionReport => {
-      metrics.deliveries.inc({ rule: rule.name, destination, outcome });
+    const report = (outcome: ActionReport['outcome'], extra: Partial<ActionReport> = {}): ActionReport => {
+      if (outcome !== 'rendered' && !dryRun) metrics.deliveries.inc({ rule: rule.name, destination, outcome });
       return { rule: rule.name, destination, outcome, ...extra };
     };
     const key = `${input.occurrence}|${rule.name}|${action.index}`;
-    if (await deps.delivered.has(key)) {
+    if (!dryRun && (await deps.delivered.has(key))) {
       log.info({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id }, 'already delivered for this occurrence; skipped');
       return report('skipped_duplicate');
     }
@@ -96,11 +114,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         throw new ConfigurationError(`destination ${destination}: url ${request.secretUrl ? '(secret)' : JSON.stringify(request.url)} is not an http(s) URL`);
       }
     } catch (err) {
-      if (err instanceof TemplateError) metrics.templateErrors.inc({ rule: rule.name });
       const error = `${err instanceof TemplateError ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`;
-      log.error({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, error }, 'action not rendered');
+      if (!dryRun) {
+        if (err instanceof TemplateError) metrics.templateErrors.inc({ rule: rule.name });
+        log.error({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, error }, 'action not rendered');
+      }
       return report('error', { error });
     }
+    if (dryRun) return report('rendered', { request: redacted(request) });
 
     const started = performance.now();
     const sender = deps.senders[action.destination.kind];
@@ -127,19 +148,21 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { unresolved: lookup.status === 'not_found' ? `Event ${ref} no longer exists` : `Event ${ref} not resolved: ${lookup.reason}` };
   }
 
-  return async function process(normalized, ce, deadline) {
+  return async function process(normalized, ce, deadline, { dryRun = false } = {}) {
     const base = { id: ce.id, type: ce.type, matched: [] as string[], actions: [] as ActionReport[] };
     const input = await resolve(normalized, ce);
     if ('unresolved' in input) {
-      log.info({ ceId: ce.id, type: ce.type, detail: input.unresolved }, 'reference not resolved');
+      if (!dryRun) log.info({ ceId: ce.id, type: ce.type, detail: input.unresolved }, 'reference not resolved');
       return { ...base, outcome: 'unresolved', detail: input.unresolved };
     }
     const object = objectOf(input);
-    const { matched, failed } = await match(deps.rules().index.candidates(input), input, object);
+    const { matched, failed, evaluated } = await match(deps.rules().index.candidates(input), input, object);
     for (const { rule, error } of failed) log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
-    for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
-    const actions = await Promise.all(matched.flatMap((rule) => rule.actions.map((action) => deliver(rule, action, input, object, deadline))));
+    if (!dryRun) for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
+    const actions = await Promise.all(matched.flatMap((rule) => rule.actions.map((action) => deliver(rule, action, input, object, deadline, dryRun))));
     const outcome: EventOutcome = matched.length > 0 ? 'matched' : 'no_match';
-    return { ...base, outcome, change: input.change, occurrence: input.occurrence, matched: matched.map((r) => r.name), actions };
+    const report: EventReport = { ...base, outcome, change: input.change, occurrence: input.occurrence, matched: matched.map((r) => r.name), actions };
+    if (dryRun) report.evaluated = evaluated.map((e) => ({ rule: e.rule.name, matched: e.matched, conditions: explainConditions(e.conditions) }));
+    return report;
   };
 }

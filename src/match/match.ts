@@ -11,11 +11,13 @@ export interface MatchResult {
   matched: CompiledRule[];
   /** Rules whose evaluation failed (e.g. a fact lookup threw); they do not fire. */
   failed: { rule: CompiledRule; error: string }[];
+  /** Every evaluated rule with json-rules-engine's condition tree (fact and result per condition). */
+  evaluated: { rule: CompiledRule; matched: boolean; conditions: unknown }[];
 }
 
 export async function match(rules: readonly CompiledRule[], input: EventInput, object: () => Promise<unknown>): Promise<MatchResult> {
   const candidates = rules.filter((rule) => rule.on.has(input.change));
-  if (candidates.length === 0) return { matched: [], failed: [] };
+  if (candidates.length === 0) return { matched: [], failed: [], evaluated: [] };
   const almanac = new Almanac({ allowUndefinedFacts: true, pathResolver: resolvePath as never });
   almanac.addFact('event', input.event);
   almanac.addFact('cloudevent', input.cloudevent);
@@ -24,15 +26,19 @@ export async function match(rules: readonly CompiledRule[], input: EventInput, o
   const outcomes = await Promise.all(
     candidates.map((rule) =>
       rule.rule.evaluate(almanac).then(
-        (result) => ({ rule, result: result.result === true }),
+        (result) => ({ rule, result: result.result === true, conditions: result.conditions }),
         (err: unknown) => ({ rule, error: err instanceof Error ? err.message : String(err) }),
       ),
     ),
   );
-  const result: MatchResult = { matched: [], failed: [] };
+  const result: MatchResult = { matched: [], failed: [], evaluated: [] };
   for (const outcome of outcomes) {
-    if ('error' in outcome) result.failed.push({ rule: outcome.rule, error: outcome.error });
-    else if (outcome.result) result.matched.push(outcome.rule);
+    if ('error' in outcome) {
+      result.failed.push({ rule: outcome.rule, error: outcome.error });
+      continue;
+    }
+    if (outcome.result) result.matched.push(outcome.rule);
+    result.evaluated.push({ rule: outcome.rule, matched: outcome.result, conditions: outcome.conditions });
   }
   return result;
 }

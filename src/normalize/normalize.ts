@@ -7,7 +7,7 @@ import type { CloudEvent } from 'cloudevents';
 import { InvalidEventError } from '../errors.js';
 import { toCoreV1 } from './events-v1.js';
 import type { CloudEventFacts, EventInput, ObjectReference } from './kube-event.js';
-import { occurrenceKey, type OccurrenceTracker, type Verb } from './occurrence.js';
+import { occurrenceKey, type Classifier, type Verb } from './occurrence.js';
 
 const APISERVER_TYPE = /^dev\.knative\.apiserver\.(resource|ref)\.(add|update|delete)$/;
 
@@ -28,7 +28,7 @@ export function cloudEventFacts(ce: CloudEvent<unknown>): CloudEventFacts {
   return facts as CloudEventFacts;
 }
 
-export function normalize(ce: CloudEvent<unknown>, tracker: OccurrenceTracker): Normalized {
+export function normalize(ce: CloudEvent<unknown>, tracker: Classifier): Normalized {
   const cloudevent = cloudEventFacts(ce);
   const match = APISERVER_TYPE.exec(ce.type);
   if (!match) {
@@ -55,7 +55,7 @@ export function fromObject(
   verb: Verb,
   cloudEventId: string,
   cloudevent: CloudEventFacts,
-  tracker: OccurrenceTracker,
+  tracker: Classifier,
 ): EventInput {
   if (data.kind !== undefined && data.kind !== 'Event') {
     // ApiServerSource can watch any resource; such objects have no occurrences, every change counts.

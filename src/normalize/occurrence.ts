@@ -23,30 +23,40 @@ interface Seen {
 
 export type Verb = 'add' | 'update' | 'delete';
 
+/** Classifier: what normalization needs of a tracker. */
+export interface Classifier {
+  classify(verb: Verb, raw: Record<string, unknown>, event: KubeEvent, cloudEventId: string): Change;
+}
+
 /**
  * OccurrenceTracker classifies ApiServerSource add/update/delete into a Change, remembering the newest
  * occurrence per Event uid in a bounded map (oldest entries evicted first).
  */
-export class OccurrenceTracker {
+export class OccurrenceTracker implements Classifier {
   private readonly seen = new Map<string, Seen>();
 
   constructor(private readonly capacity: number) {}
 
-  classify(verb: Verb, raw: Record<string, unknown>, event: KubeEvent, cloudEventId: string): Change {
+  /** readOnly gives a view that classifies like this tracker but remembers nothing (for dry runs). */
+  readOnly(): Classifier {
+    return { classify: (verb, raw, event, cloudEventId) => this.classify(verb, raw, event, cloudEventId, false) };
+  }
+
+  classify(verb: Verb, raw: Record<string, unknown>, event: KubeEvent, cloudEventId: string, remember = true): Change {
     if (verb === 'delete') return 'delete';
     const uid = event.metadata.uid;
     const position = positionOf(raw, event);
     if (!uid) return verb;
     const previous = this.seen.get(uid);
     if (verb === 'add') {
-      this.remember(uid, { position, cloudEventId });
+      if (remember) this.remember(uid, { position, cloudEventId });
       return 'add';
     }
     if (previous?.cloudEventId === cloudEventId) return 'update'; // redelivery of the update that was new
     // Never seen this Event: a repeated one (count > 1) is an occurrence we must not lose; count 1 only had its metadata touched.
     const isNew = previous ? position > previous.position : position > 1 || !hasCount(raw);
     if (!isNew) return 'unchanged';
-    this.remember(uid, { position, cloudEventId });
+    if (remember) this.remember(uid, { position, cloudEventId });
     return 'update';
   }
 

@@ -15,14 +15,14 @@ const BODY_ERRORS: Record<string, string> = {
   'charset.unsupported': 'unsupported charset',
 };
 
-export function errorMiddleware(log: Logger, onInvalid: (headers: Record<string, unknown>, error: InvalidEventError) => void): Middleware {
+export function errorMiddleware(log: Logger, onInvalid: (headers: Record<string, unknown>, error: InvalidEventError, path: string) => void): Middleware {
   return async function handleErrors(ctx, next) {
     try {
       await next();
     } catch (err) {
       const invalid = toInvalidEvent(err);
       if (invalid) {
-        onInvalid(ctx.headers, invalid);
+        onInvalid(ctx.headers, invalid, ctx.path);
         log.warn({ status: invalid.status, error: invalid.error, detail: invalid.detail, ceId: ctx.get('ce-id') || undefined }, 'request rejected');
         ctx.status = invalid.status;
         ctx.body = { error: invalid.error, detail: invalid.detail };

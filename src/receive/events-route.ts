@@ -5,6 +5,7 @@
  * - 429 + Retry-After / 503: an action may succeed later, so the Broker should redeliver;
  * - 4xx + {error, detail}: the request itself is wrong; the Broker does not retry it.
  */
+import type { CloudEvent } from 'cloudevents';
 import type { Middleware } from 'koa';
 import getRawBody from 'raw-body';
 import type { Config } from '../config.js';
@@ -22,18 +23,37 @@ export interface EventsRouteDeps {
   metrics: Metrics;
 }
 
+/** readEvents reads the body (bounded) and parses every CloudEvent of the request, or throws a 4xx. */
+async function readEvents(ctx: Parameters<Middleware>[0], config: Config): Promise<CloudEvent<unknown>[]> {
+  const body = await getRawBody(ctx.req, {
+    length: ctx.get('content-length') || undefined,
+    limit: config.maxBodyBytes,
+    encoding: 'utf8',
+  });
+  return parseCloudEvents(ctx.headers, body);
+}
+
 export function eventsRoute({ config, pipeline, tracker, metrics }: EventsRouteDeps): Middleware {
   return async function receiveEvents(ctx) {
-    const body = await getRawBody(ctx.req, {
-      length: ctx.get('content-length') || undefined,
-      limit: config.maxBodyBytes,
-      encoding: 'utf8',
-    });
-    const events = parseCloudEvents(ctx.headers, body);
+    const events = await readEvents(ctx, config);
     const normalized = events.map((event) => normalize(event, tracker));
     const deadline = Date.now() + config.deliveryDeadlineMs;
     const reports = await Promise.all(events.map((event, i) => pipeline(normalized[i], event, deadline)));
     answer(ctx, reports, metrics);
+  };
+}
+
+/**
+ * POST /dry-run — the same input as POST /, answered with the report of what would happen: the rules
+ * evaluated and the conditions that decided, and each rendered request (secrets redacted). Sends
+ * nothing and changes no state: no delivery, no dedup or occurrence memory, no metrics.
+ */
+export function dryRunRoute({ config, pipeline, tracker }: EventsRouteDeps): Middleware {
+  return async function dryRun(ctx) {
+    const events = await readEvents(ctx, config);
+    const view = tracker.readOnly();
+    const reports = await Promise.all(events.map((event) => pipeline(normalize(event, view), event, Date.now(), { dryRun: true })));
+    ctx.body = { events: reports };
   };
 }
 

@@ -1,0 +1,157 @@
+/**
+ * kube-event-rules test --rules <files|dirs> [--secrets <files>] [--json] [--expect <golden>]
+ *                       [--update-expect] <events…|->
+ * Runs events through the rules exactly as the service would, sends nothing, and prints per event the
+ * rules that matched, the conditions that decided, and each rendered request (secrets redacted).
+ * With --expect the JSON report is compared with a golden file (exit 1 and a diff when it differs).
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { loadConfig } from '../config.js';
+import { createMemoryDeliveredStore } from '../deliver/delivered-store.js';
+import { createLogSender } from '../deliver/log-sender.js';
+import { NO_CLUSTER } from '../enrich/cluster.js';
+import { InvalidEventError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { createMetrics } from '../metrics.js';
+import { normalize } from '../normalize/normalize.js';
+import { OccurrenceTracker } from '../normalize/occurrence.js';
+import { createPipeline, type EventReport } from '../pipeline.js';
+import { parseCloudEvents } from '../receive/parse-cloudevents.js';
+import { lineDiff } from './line-diff.js';
+import { localSecrets } from './local-secrets.js';
+import { readEventRequests, type EventRequest } from './read-events.js';
+import { loadRuleFiles } from './rule-files.js';
+import { newStore } from './validate.js';
+
+export interface TestOptions {
+  rules: string[];
+  secrets: string[];
+  events: string[];
+  json: boolean;
+  expect?: string;
+  updateExpect: boolean;
+}
+
+export type TestResult = ({ source: string } & EventReport) | { source: string; status: number; error: string; detail: string };
+
+export function parseTestArgs(args: string[]): TestOptions {
+  const options: TestOptions = { rules: [], secrets: [], events: [], json: false, updateExpect: false };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const value = () => {
+      const next = args[++i];
+      if (next === undefined) throw new Error(`${arg} needs a value`);
+      return next;
+    };
+    if (arg === '--rules') options.rules.push(value());
+    else if (arg === '--secrets') options.secrets.push(value());
+    else if (arg === '--expect') options.expect = value();
+    else if (arg === '--update-expect') options.updateExpect = true;
+    else if (arg === '--json') options.json = true;
+    else if (arg.startsWith('--') ) throw new Error(`unknown option ${arg}`);
+    else options.events.push(arg);
+  }
+  if (options.rules.length === 0) throw new Error('--rules <file|dir> is required');
+  return options;
+}
+
+/** runTests evaluates the events and returns one result per event (no printing). */
+export async function runTests(options: TestOptions, stdin: () => Promise<string>): Promise<{ problems: string[]; results: TestResult[] }> {
+  const store = newStore();
+  await loadRuleFiles(store, options.rules);
+  const problems = store.status().flatMap((s) => s.errors);
+  if (problems.length > 0) return { problems, results: [] };
+  const tracker = new OccurrenceTracker(100_000);
+  const cluster = options.secrets.length > 0 ? { ...NO_CLUSTER, secrets: await localSecrets(options.secrets) } : NO_CLUSTER;
+  const pipeline = createPipeline({
+    config: loadConfig({}),
+    rules: () => store.current,
+    tracker,
+    cluster,
+    senders: { http: createLogSender(() => undefined), log: createLogSender(() => undefined) },
+    delivered: createMemoryDeliveredStore(0),
+    metrics: createMetrics(),
+    log: createLogger('silent'),
+    env: process.env,
+  });
+  const results: TestResult[] = [];
+  for (const request of await readEventRequests(options.events, stdin)) results.push(await evaluate(request));
+  return { problems, results };
+
+  async function evaluate(request: EventRequest): Promise<TestResult> {
+    try {
+      const reports: TestResult[] = [];
+      for (const ce of parseCloudEvents(request.headers, request.body)) {
+        reports.push({ source: request.label, ...(await pipeline(normalize(ce, tracker), ce, Date.now(), { dryRun: true })) });
+      }
+      return reports.length === 1 ? reports[0] : { ...reports[0], source: request.label };
+    } catch (err) {
+      if (err instanceof InvalidEventError) return { source: request.label, status: err.status, error: err.error, detail: err.detail };
+      throw err;
+    }
+  }
+}
+
+export async function testCommand(args: string[], print: (line: string) => void, stdin: () => Promise<string>): Promise<number> {
+  let options: TestOptions;
+  try {
+    options = parseTestArgs(args);
+  } catch (err) {
+    print(`kube-event-rules test: ${(err as Error).message}\nusage: kube-event-rules test --rules <file|dir> [--secrets <file>] [--json] [--expect <golden.json>] [--update-expect] <event.json…|->`);
+    return 2;
+  }
+  const { problems, results } = await runTests(options, stdin);
+  if (problems.length > 0) {
+    for (const problem of problems) print(`✗ ${problem}`);
+    return 1;
+  }
+  const json = `${JSON.stringify(results, null, 2)}\n`;
+  if (options.expect && options.updateExpect) {
+    await writeFile(options.expect, json);
+    print(`wrote ${options.expect} (${results.length} events)`);
+    return 0;
+  }
+  if (options.json) print(json.trimEnd());
+  else for (const result of results) print(describe(result));
+  if (options.expect) {
+    const expected = await readFile(options.expect, 'utf8').catch(() => undefined);
+    if (expected === undefined) {
+      print(`✗ ${options.expect} does not exist (create it with --update-expect)`);
+      return 1;
+    }
+    if (expected.trimEnd() !== json.trimEnd()) {
+      print(`✗ the report differs from ${options.expect} (- expected, + actual):\n${lineDiff(expected.trimEnd(), json.trimEnd())}`);
+      return 1;
+    }
+    print(`✓ matches ${options.expect} (${results.length} events)`);
+  }
+  return 0;
+}
+
+const show = (value: unknown) => JSON.stringify(value);
+
+/** describe renders one result for people. */
+export function describe(result: TestResult): string {
+  if ('status' in result) return `▶ ${result.source}\n  ✗ rejected with HTTP ${result.status}: ${result.error}: ${result.detail}\n`;
+  const lines = [`▶ ${result.source}  ${result.type}${result.change ? `  change ${result.change}` : ''}${result.occurrence ? `  occurrence ${result.occurrence}` : ''}`];
+  if (result.outcome === 'unresolved') lines.push(`  · not resolved: ${result.detail}`);
+  for (const evaluation of result.evaluated ?? []) {
+    lines.push(`  ${evaluation.matched ? '✓' : '✗'} rule ${evaluation.rule}${evaluation.matched ? ' matched' : ' did not match'}`);
+    for (const c of evaluation.conditions) {
+      if (c.result === undefined) continue; // not evaluated (short-circuited)
+      lines.push(`      ${c.result ? '✓' : '✗'} ${c.fact}${c.path ? ` ${c.path}` : ''} ${c.operator} ${show(c.value)}  (was ${show(c.factValue)})`);
+    }
+  }
+  if ((result.evaluated ?? []).length === 0 && result.outcome !== 'unresolved') lines.push('  · no rule applies to this event');
+  for (const action of result.actions) {
+    if (action.outcome === 'error') {
+      lines.push(`    → ${action.destination}: ✗ ${action.error}`);
+      continue;
+    }
+    const request = action.request!;
+    lines.push(`    → ${action.destination} (rule ${action.rule}): ${request.url ? `${request.method} ${request.url}` : 'log'}`);
+    for (const [name, value] of Object.entries(request.headers)) lines.push(`        ${name}: ${value}`);
+    lines.push(...JSON.stringify(request.body, null, 2).split('\n').map((l) => `        ${l}`));
+  }
+  return `${lines.join('\n')}\n`;
+}
