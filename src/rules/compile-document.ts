@@ -129,9 +129,12 @@ function attempt<T>(problems: string[], where: string, compile: () => T): T | un
 function schemaProblems(errors: ErrorObject[], document: unknown): string[] {
   // oneOf/if branches produce noise: keep leaf errors, and drop an error when a deeper one explains it.
   const leaves = errors.filter((e) => !['oneOf', 'if', 'anyOf'].includes(e.keyword));
-  const chosen = (leaves.length > 0 ? leaves : errors).filter(
+  const candidates = leaves.length > 0 ? leaves : errors;
+  const focused = candidates.filter(
     (e, _, all) => !all.some((other) => other.instancePath.startsWith(`${e.instancePath}/`)) && !otherConditionForm(e, document),
   );
+  // A top-level leaf condition fails every group form: then say so rather than nothing.
+  const chosen = focused.length > 0 ? focused : candidates;
   const seen = new Set<string>();
   for (const error of chosen) {
     const { path, value } = locate(error.instancePath, document);
