@@ -7,7 +7,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { DEFAULT_CHANGES, type Change } from '../normalize/kube-event.js';
 import { compileTemplate, type Template, type TemplateOptions } from '../render/template.js';
 import { compileValue, type CompiledValue } from '../render/value-source.js';
-import { buildRule, type EvaluableRule } from './conditions.js';
+import { OPERATORS, buildRule, type EvaluableRule } from './conditions.js';
 import type { DestinationSpec, RuleDocument, RuleSpec } from './document.js';
 import schema from './rule-document.schema.json' with { type: 'json' };
 
@@ -40,6 +40,8 @@ export interface CompiledDocument {
   source: string;
   rules: CompiledRule[];
 }
+
+const OPERATOR_NAMES = OPERATORS.join(', ');
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validateSchema = ajv.compile(schema);
@@ -140,6 +142,8 @@ function schemaProblems(errors: ErrorObject[], document: unknown): string[] {
     const { path, value } = locate(error.instancePath, document);
     let detail = error.message ?? 'is invalid';
     if (error.keyword === 'additionalProperties') detail = `unknown field "${String(error.params.additionalProperty)}"`;
+    if (error.keyword === 'pattern' && path.endsWith('.operator')) detail = `unknown operator ${JSON.stringify(value)} (known: ${OPERATOR_NAMES})`;
+    else if (error.keyword === 'pattern') detail = `${JSON.stringify(value)} must match ${String(error.params.pattern)}`;
     if (error.keyword === 'enum') {
       const allowed = (error.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ');
       detail = `${JSON.stringify(value)} must be one of ${allowed}`;

@@ -16,6 +16,7 @@ const BUILT_IN_OPERATORS = [
 ];
 const CUSTOM_OPERATORS = ['matches', 'startsWith', 'endsWith'];
 const DECORATORS = ['someFact', 'someValue', 'everyFact', 'everyValue', 'swap', 'not'];
+export const OPERATORS = [...BUILT_IN_OPERATORS, ...CUSTOM_OPERATORS];
 
 /** Regexes are compiled once, when their rule loads. */
 const regexes = new Map<string, RegExp>();

@@ -66,13 +66,15 @@ describe('kube-event-rules validate', () => {
   it('reports every problem with file, rule and field, and exits 1', async () => {
     const dir = await tempDir({
       'good.yaml': RULES,
-      'bad.yaml': RULES.replace('operator: equal, value: Warning', 'operator: equalz, value: Warning').replace('destination: hook', 'destination: hock'),
+      'bad.yaml': RULES.replace('operator: equal, value: Warning', 'operator: matches, value: "(Warning"').replace('destination: hook', 'destination: hock'),
+      'worse.yaml': RULES.replace('operator: equal, value: Warning', 'operator: equalz, value: Warning'),
     });
     const out = capture();
     assert.equal(await validateCommand([dir], out.print), 1);
     assert.match(out.text(), /bad\.yaml: rules\[0\] \(hpa\)\.actions\[0\]\.destination: "hock" is not a destination/);
-    assert.match(out.text(), /bad\.yaml: rules\[1\] \(warnings\)\.conditions\.all\[0\]\.operator: unknown operator "equalz"/);
-    assert.match(out.text(), /2 problems/);
+    assert.match(out.text(), /bad\.yaml: rules\[1\] \(warnings\)\.conditions\.all\[0\]\.value: invalid regex "\(Warning"/);
+    assert.match(out.text(), /worse\.yaml: rules\[1\] \(warnings\)\.conditions\.all\[0\]\.operator: unknown operator "equalz" \(known: equal, /);
+    assert.match(out.text(), /3 problems/);
   });
 
   it('validates the rule documents inside ConfigMap manifests (multi-document YAML)', async () => {
