@@ -3,6 +3,7 @@
  * or without the rule index.
  */
 import { match } from '../src/match/match.js';
+import { NO_FACTS } from '../src/enrich/lazy-facts.js';
 import { createLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 import { normalize } from '../src/normalize/normalize.js';
@@ -26,7 +27,7 @@ export async function measurePipeline(ruleCount: number, indexed: boolean, secon
     const normalized = normalize(ce, tracker);
     if (normalized.kind !== 'input') return;
     const input = normalized.input;
-    const result = await match(indexed ? index.candidates(input) : rules, input, async () => null);
+    const result = await match(indexed ? index.candidates(input) : rules, input, NO_FACTS);
     for (const rule of result.matched) {
       matches++;
       for (const action of rule.actions) {

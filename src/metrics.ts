@@ -75,6 +75,12 @@ export function createMetrics() {
       labelNames: ['result'] as const,
       registers,
     }),
+    kubeRequests: new Counter({
+      name: `${PREFIX}kube_requests_total`,
+      help: 'Kubernetes API lookups by kind and outcome (found, not_found, forbidden, cached, rate_limited, error).',
+      labelNames: ['kind', 'outcome'] as const,
+      registers,
+    }),
     inFlight: new Gauge({ name: `${PREFIX}requests_in_flight`, help: 'CloudEvent requests being processed.', registers }),
   };
 }

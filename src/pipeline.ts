@@ -9,6 +9,8 @@ import type { DeliveryResult, Sender } from './deliver/destination.js';
 import type { DeliveredStore } from './deliver/delivered-store.js';
 import type { Cluster } from './enrich/cluster.js';
 import { ConfigurationError, TemplateError, describeError } from './errors.js';
+import { ENRICHMENT_FACTS, lazyFacts, type LazyFacts } from './enrich/lazy-facts.js';
+import type { SecretReader } from './render/value-source.js';
 import type { Logger } from './log.js';
 import { match } from './match/match.js';
 import type { DeliveryOutcome, Metrics } from './metrics.js';
@@ -67,24 +69,30 @@ export interface ProcessOptions {
 
 export type Pipeline = (normalized: Normalized, ce: CloudEvent<unknown>, deadline: number, options?: ProcessOptions) => Promise<EventReport>;
 
+/**
+ * inScope keeps the rules that may see this event: cluster-wide rules always, a team's rules only for
+ * events about objects in the team's namespace.
+ */
+function inScope(rules: CompiledRule[], input: EventInput): CompiledRule[] {
+  if (rules.every((rule) => rule.scope === undefined)) return rules;
+  const involved = input.event.involvedObject as ObjectReference | undefined;
+  const namespace = involved?.namespace ?? (typeof input.cloudevent.namespace === 'string' ? input.cloudevent.namespace : undefined);
+  return rules.filter((rule) => rule.scope === undefined || rule.scope === namespace);
+}
+
+/** scopedSecrets: a team's rules read Secrets of their own namespace only. */
+function scopedSecrets(secrets: SecretReader, scope: string | undefined): SecretReader {
+  return scope === undefined ? secrets : { read: (name, key) => secrets.read(name, key, scope) };
+}
+
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { metrics, log } = deps;
-
-  /** objectOf looks up the involved object once per event, only when a condition or template asks for it. */
-  function objectOf(input: EventInput): () => Promise<unknown> {
-    let pending: Promise<unknown> | undefined;
-    return () =>
-      (pending ??= deps.cluster.get((input.event.involvedObject ?? {}) as ObjectReference).then(
-        (lookup) => (lookup.status === 'found' ? lookup.object : null),
-        () => null,
-      ));
-  }
 
   async function deliver(
     rule: CompiledRule,
     action: CompiledAction,
     input: EventInput,
-    object: () => Promise<unknown>,
+    facts: LazyFacts,
     deadline: number,
     dryRun: boolean,
   ): Promise<ActionReport> {
@@ -101,25 +109,27 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
     let request: RenderedRequest;
     try {
-      const usesObject = action.body?.usesObject || action.destination.headers.some(([, v]) => v.kind === 'template' && v.template.usesObject);
-      const bindings = {
+      const bindings: Record<string, unknown> = {
         cloudevent: input.cloudevent,
-        object: usesObject ? await object() : null,
         rule: { name: rule.name, description: rule.description },
         occurrence: input.occurrence,
         change: input.change,
       };
-      request = await renderRequest(action, { input: input.event, bindings, secrets: deps.cluster.secrets, env: deps.env });
+      for (const fact of ENRICHMENT_FACTS) bindings[fact] = action.uses.has(fact) ? await facts[fact]() : null;
+      const secrets = scopedSecrets(deps.cluster.secrets, rule.scope);
+      request = await renderRequest(action, { input: input.event, bindings, secrets, env: deps.env });
       if (action.destination.kind === 'http' && !/^https?:\/\/[^/]/.test(request.url)) {
         throw new ConfigurationError(`destination ${destination}: url ${request.secretUrl ? '(secret)' : JSON.stringify(request.url)} is not an http(s) URL`);
       }
     } catch (err) {
       const error = `${err instanceof TemplateError ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`;
+      // Template and configuration errors are permanent; anything else (an API outage reading a Secret) may pass.
+      const permanent = err instanceof TemplateError || err instanceof ConfigurationError;
       if (!dryRun) {
         if (err instanceof TemplateError) metrics.templateErrors.inc({ rule: rule.name });
-        log.error({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, error }, 'action not rendered');
+        log.error({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, error }, permanent ? 'action not rendered' : 'action not rendered; the Broker will redeliver');
       }
-      return report('error', { error });
+      return report(permanent ? 'error' : 'failed', { error });
     }
     if (dryRun) return report('rendered', { request: redacted(request) });
 
@@ -155,11 +165,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (!dryRun) log.info({ ceId: ce.id, type: ce.type, detail: input.unresolved }, 'reference not resolved');
       return { ...base, outcome: 'unresolved', detail: input.unresolved };
     }
-    const object = objectOf(input);
-    const { matched, failed, evaluated } = await match(deps.rules().index.candidates(input), input, object);
+    const facts = lazyFacts(deps.cluster, input);
+    const { matched, failed, evaluated } = await match(inScope(deps.rules().index.candidates(input), input), input, facts);
     for (const { rule, error } of failed) log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
     if (!dryRun) for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
-    const actions = await Promise.all(matched.flatMap((rule) => rule.actions.map((action) => deliver(rule, action, input, object, deadline, dryRun))));
+    const actions = await Promise.all(matched.flatMap((rule) => rule.actions.map((action) => deliver(rule, action, input, facts, deadline, dryRun))));
     const outcome: EventOutcome = matched.length > 0 ? 'matched' : 'no_match';
     const report: EventReport = { ...base, outcome, change: input.change, occurrence: input.occurrence, matched: matched.map((r) => r.name), actions };
     if (dryRun) report.evaluated = evaluated.map((e) => ({ rule: e.rule.name, matched: e.matched, conditions: explainConditions(e.conditions) }));

@@ -12,6 +12,8 @@ export interface Cluster {
   /** A one-line description for the startup log and /status. */
   readonly description: string;
   readonly connected: boolean;
+  /** The service's own namespace (Secrets of cluster-wide rules are read there). */
+  readonly namespace?: string;
   get(ref: ObjectReference): Promise<Lookup>;
   readonly secrets: SecretReader;
 }

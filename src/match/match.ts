@@ -1,11 +1,12 @@
 /**
  * match evaluates an event against the rules in force and returns the rules that fire. Each event gets
- * its own Almanac (facts and their cache); the `object` fact is fetched only if a condition reads it.
+ * its own Almanac (facts and their cache); enrichment facts are fetched only if a condition reads them.
  */
 import { Almanac } from 'json-rules-engine';
 import type { CompiledRule } from '../rules/compile-document.js';
 import type { EventInput } from '../normalize/kube-event.js';
 import { resolvePath } from '../rules/path-resolver.js';
+import type { LazyFacts } from '../enrich/lazy-facts.js';
 
 export interface MatchResult {
   matched: CompiledRule[];
@@ -15,14 +16,14 @@ export interface MatchResult {
   evaluated: { rule: CompiledRule; matched: boolean; conditions: unknown }[];
 }
 
-export async function match(rules: readonly CompiledRule[], input: EventInput, object: () => Promise<unknown>): Promise<MatchResult> {
+export async function match(rules: readonly CompiledRule[], input: EventInput, facts: LazyFacts): Promise<MatchResult> {
   const candidates = rules.filter((rule) => rule.on.has(input.change));
   if (candidates.length === 0) return { matched: [], failed: [], evaluated: [] };
   const almanac = new Almanac({ allowUndefinedFacts: true, pathResolver: resolvePath as never });
   almanac.addFact('event', input.event);
   almanac.addFact('cloudevent', input.cloudevent);
   almanac.addFact('change', input.change);
-  almanac.addFact('object', () => object(), { cache: true });
+  for (const [name, load] of Object.entries(facts)) almanac.addFact(name, () => load(), { cache: true });
   const outcomes = await Promise.all(
     candidates.map((rule) =>
       rule.rule.evaluate(almanac).then(

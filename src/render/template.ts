@@ -5,6 +5,7 @@
  */
 import jsonata from 'jsonata';
 import { TemplateError, describeError } from '../errors.js';
+import { ENRICHMENT_FACTS, type EnrichmentFact } from '../enrich/lazy-facts.js';
 
 /** The code of the TemplateError thrown when an expression gives no value at all. */
 export const EMPTY_RESULT = 'EMPTY';
@@ -19,8 +20,8 @@ const SEQUENCE_LIMIT = 100_000;
 
 export interface Template {
   readonly source: string;
-  /** Whether the template reads `$object` (so the object is only fetched when a template needs it). */
-  readonly usesObject: boolean;
+  /** The enrichment bindings it reads (`$object`, `$owner`, `$namespace`), so only those are fetched. */
+  readonly uses: ReadonlySet<EnrichmentFact>;
   /** evaluate returns the result as plain JSON, or throws a TemplateError. */
   evaluate(input: unknown, bindings: Record<string, unknown>): Promise<unknown>;
   /** render returns the result serialized as JSON text (one serialization on the hot path). */
@@ -46,7 +47,7 @@ export function compileTemplate(source: string, options: TemplateOptions): Templ
   };
   return {
     source,
-    usesObject: /\$object\b/.test(source),
+    uses: new Set(ENRICHMENT_FACTS.filter((fact) => new RegExp(`\\$${fact}\\b`).test(source))),
     render,
     evaluate: async (input, bindings) => JSON.parse(await render(input, bindings)) as unknown,
   };

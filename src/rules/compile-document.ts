@@ -9,6 +9,7 @@ import { compileTemplate, type Template, type TemplateOptions } from '../render/
 import { compileValue, type CompiledValue } from '../render/value-source.js';
 import { OPERATORS, buildRule, type EvaluableRule } from './conditions.js';
 import type { DestinationSpec, RuleDocument, RuleSpec } from './document.js';
+import type { EnrichmentFact } from '../enrich/lazy-facts.js';
 import schema from './rule-document.schema.json' with { type: 'json' };
 
 export interface CompiledDestination {
@@ -24,12 +25,16 @@ export interface CompiledAction {
   index: number;
   destination: CompiledDestination;
   body?: Template;
+  /** Enrichment bindings its templates read. */
+  uses: ReadonlySet<EnrichmentFact>;
 }
 
 export interface CompiledRule {
   name: string;
   description: string;
   source: string;
+  /** Set for a team's rules (a ConfigMap outside the cluster namespaces): they only see events of this namespace. */
+  scope?: string;
   on: ReadonlySet<Change>;
   conditions: RuleSpec['conditions'];
   rule: EvaluableRule;
@@ -77,7 +82,9 @@ export function compileDocument(
         return;
       }
       const body = action.body === undefined ? undefined : attempt(problems, `${where}.actions[${index}].body`, () => compileTemplate(action.body!, options));
-      actions.push({ index, destination, body });
+      const valueTemplates = [destination.url, ...destination.headers.map(([, v]) => v)].flatMap((v) => (v?.kind === 'template' ? [v.template] : []));
+      const uses = new Set([body, ...valueTemplates].flatMap((t) => (t ? [...t.uses] : [])));
+      actions.push({ index, destination, body, uses });
     });
     if (rule) {
       rules.push({

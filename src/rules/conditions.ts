@@ -8,7 +8,7 @@
 import { Engine, Rule, type TopLevelCondition } from 'json-rules-engine';
 import { parsePath, resolvePath } from './path-resolver.js';
 
-export const FACTS = ['event', 'cloudevent', 'object', 'change'] as const;
+export const FACTS = ['event', 'cloudevent', 'change', 'object', 'owner', 'namespace'] as const;
 
 const BUILT_IN_OPERATORS = [
   'equal', 'notEqual', 'in', 'notIn', 'contains', 'doesNotContain',

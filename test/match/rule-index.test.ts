@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { buildRuleIndex } from '../../src/match/rule-index.js';
 import { match } from '../../src/match/match.js';
+import { NO_FACTS } from '../../src/enrich/lazy-facts.js';
 import type { EventInput } from '../../src/normalize/kube-event.js';
 import { RuleStore } from '../../src/rules/rule-store.js';
 import { createMetrics, recordingLogger } from '../support/quiet.js';
@@ -85,8 +86,8 @@ describe('rule index', () => {
       let matchedSomething = 0;
       for (let i = 0; i < 400; i++) {
         const input = generateEvent(rnd);
-        const full = await match(rules, input, async () => null);
-        const indexed = await match(index.candidates(input), input, async () => null);
+        const full = await match(rules, input, NO_FACTS);
+        const indexed = await match(index.candidates(input), input, NO_FACTS);
         assert.deepEqual(indexed.matched.map((r) => r.name), full.matched.map((r) => r.name), `seed ${seed} event ${i}`);
         if (full.matched.length > 0) matchedSomething++;
       }

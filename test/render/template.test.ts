@@ -61,9 +61,9 @@ describe('compileTemplate', () => {
     await assert.rejects(compileTemplate('{"a": "x" + 1}', options).evaluate({}, {}), /T2001: .* at line 1, column 11/);
   });
 
-  it('knows whether it reads $object', () => {
-    assert.equal(compileTemplate('$object.metadata.labels', options).usesObject, true);
-    assert.equal(compileTemplate('$objectives', options).usesObject, false);
-    assert.equal(compileTemplate('reason', options).usesObject, false);
+  it('knows which enrichment bindings it reads', () => {
+    assert.deepEqual([...compileTemplate('$object.metadata.labels & $namespace.name', options).uses], ['object', 'namespace']);
+    assert.deepEqual([...compileTemplate('$objectives & $owners', options).uses], []);
+    assert.deepEqual([...compileTemplate('$owner.kind', options).uses], ['owner']);
   });
 });

@@ -53,7 +53,7 @@ describe('rule documents', () => {
     { name: 'unknown destination', text: VALID.replace('destination: out', 'destination: nowhere'), want: /rules\[0\] \(hpa\)\.actions\[0\]\.destination: "nowhere" is not a destination of this document \(known: out, hook\)/ },
     { name: 'JSONata syntax error with line, column and caret', text: VALID.replace(`'{ "text": message }'`, `'{ "text": message message }'`), want: /actions\[0\]\.body: S0202: .* at line 1, column 19\n .*\n +\^/ },
     { name: 'unknown operator', text: VALID.replace('operator: equal', 'operator: equals'), want: /conditions\.all\[0\]\.operator: unknown operator "equals"/ },
-    { name: 'unknown fact', text: VALID.replace('fact: event', 'fact: evnt'), want: /all\[0\]\.fact: "evnt" must be one of "event", "cloudevent", "object", "change"$/ },
+    { name: 'unknown fact', text: VALID.replace('fact: event', 'fact: evnt'), want: /all\[0\]\.fact: "evnt" must be one of "event", "cloudevent", "change", "object", "owner", "namespace"$/ },
     { name: 'invalid regex', text: VALID.replace('operator: equal, value: SuccessfulRescale', 'operator: matches, value: "(unclosed"'), want: /invalid regex "\(unclosed"/ },
     { name: 'unsupported JSONPath filter', text: VALID.replace('path: $.reason', 'path: "$.items[?(@.x)]"'), want: /path: .*not an index or a quoted name/ },
     { name: 'bad header template', text: VALID.replace('X-Team: platform', 'X-Team: { jsonata: "(" }'), want: /destinations\.hook: headers\.X-Team: S0\d+/ },
