@@ -25,6 +25,24 @@ export interface Config {
   dedupWindowMs: number;
   /** SIGTERM: how long in-flight requests may take before the process exits anyway. */
   shutdownTimeoutMs: number;
+  kube: KubeSettings;
+}
+
+/** Settings that matter only when a cluster is configured. */
+export interface KubeSettings {
+  /** Label selector of rule ConfigMaps; empty turns ConfigMap rules off. */
+  rulesSelector: string;
+  /** Namespaces watched for rule ConfigMaps; empty = all. */
+  watchNamespaces: string[];
+  /** Namespaces whose rules apply to all events; empty = the service's own namespace. */
+  clusterNamespaces: string[];
+  relistAfterMs: number;
+  cacheTtlMs: number;
+  cacheSize: number;
+  secretTtlMs: number;
+  requestsPerSecond: number;
+  burst: number;
+  timeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -55,5 +73,21 @@ export function loadConfig(env: Env = process.env): Config {
     occurrenceCacheSize: integer(env, 'OCCURRENCE_CACHE_SIZE', 100_000, 1),
     dedupWindowMs: integer(env, 'DEDUP_WINDOW_SECONDS', 3600) * 1000,
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,
+    kube: {
+      rulesSelector: env.RULES_CONFIGMAP_SELECTOR ?? 'kube-event-rules/rules=true',
+      watchNamespaces: list(env.WATCH_NAMESPACES),
+      clusterNamespaces: list(env.CLUSTER_NAMESPACES),
+      relistAfterMs: integer(env, 'RULES_RELIST_SECONDS', 300, 1) * 1000,
+      cacheTtlMs: integer(env, 'KUBE_CACHE_SECONDS', 60) * 1000,
+      cacheSize: integer(env, 'KUBE_CACHE_SIZE', 5000, 1),
+      secretTtlMs: integer(env, 'SECRET_CACHE_SECONDS', 30) * 1000,
+      requestsPerSecond: integer(env, 'KUBE_QPS', 20, 0.1),
+      burst: integer(env, 'KUBE_BURST', 40, 1),
+      timeoutMs: integer(env, 'KUBE_TIMEOUT_SECONDS', 5, 0.1) * 1000,
+    },
   };
+}
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 }

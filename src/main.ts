@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { createService } from './service.js';
+import { connectKube } from './kube/connect.js';
 import { testCommand } from './cli/test-rules.js';
 import { validateCommand } from './cli/validate.js';
 import { text } from 'node:stream/consumers';
@@ -31,7 +32,8 @@ function version(): string {
 
 /** serve starts the HTTP server and installs the graceful shutdown. */
 export async function serve(config: Config, log: Logger): Promise<Server> {
-  const service = createService({ config, log });
+  const kube = connectKube(process.env);
+  const service = createService({ config, log, kube });
   const server = createServer(service.app.callback());
   // Slow senders must not hold sockets forever; keep-alive above common proxy idle timeouts (60 s).
   server.headersTimeout = 10_000;
@@ -40,8 +42,9 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const address = server.address();
   log.info({ address, rulesDir: config.rulesDir, version: version() }, 'kube-event-rules listening');
-  log.info('no Kubernetes cluster configured: running on the embedded default (rules from RULES_DIR; Reference mode, the object fact and secretKeyRef are off)');
-  await service.rules.loaded;
+  if (kube) log.info({ cluster: kube.description, ruleConfigMaps: config.kube.rulesSelector || 'off' }, 'connected to Kubernetes');
+  else log.info('no Kubernetes cluster configured: running on the embedded default (rules from RULES_DIR; Reference mode, enrichment facts, ConfigMap rules and secretKeyRef are off)');
+  await service.ready;
   log.info({ rules: service.store.current.rules.length }, 'rules loaded');
 
   let stopping = false;
@@ -50,7 +53,7 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
     stopping = true;
     log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: no new requests, finishing in-flight deliveries');
     service.drain();
-    service.close();
+    void service.close();
     const force = setTimeout(() => {
       log.warn('shutdown deadline reached; closing remaining connections');
       server.closeAllConnections();

@@ -81,6 +81,18 @@ export function createMetrics() {
       labelNames: ['kind', 'outcome'] as const,
       registers,
     }),
+    informerRestarts: new Counter({
+      name: `${PREFIX}informer_restarts_total`,
+      help: 'Watches restarted after an error, per informer.',
+      labelNames: ['informer'] as const,
+      registers,
+    }),
+    informerLastSync: new Gauge({
+      name: `${PREFIX}informer_last_sync_timestamp_seconds`,
+      help: 'When the informer last listed successfully (alert when this stops moving).',
+      labelNames: ['informer'] as const,
+      registers,
+    }),
     inFlight: new Gauge({ name: `${PREFIX}requests_in_flight`, help: 'CloudEvent requests being processed.', registers }),
   };
 }

@@ -15,6 +15,10 @@ import { OccurrenceTracker } from './normalize/occurrence.js';
 import { createPipeline } from './pipeline.js';
 import { RuleStore } from './rules/rule-store.js';
 import { watchRulesDirectory, type DirectoryWatch } from './rules/watch-directory.js';
+import { watchRuleConfigMaps } from './rules/watch-configmaps.js';
+import { createKubeCluster } from './enrich/kube-cluster.js';
+import type { KubeConnection } from './kube/connect.js';
+import { createRuleErrorReporter } from './kube/warning-events.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -23,6 +27,8 @@ export interface ServiceOptions {
   cluster?: Cluster;
   /** Where the `log` destination writes its lines (default: stdout). */
   writeLine?: (line: string) => void;
+  /** The cluster connection, when there is one (main.ts: connectKube). */
+  kube?: KubeConnection;
 }
 
 export interface Service {
@@ -30,15 +36,19 @@ export interface Service {
   store: RuleStore;
   metrics: Metrics;
   rules: DirectoryWatch;
+  /** Resolves once every rule source loaded (directory, and ConfigMaps with a cluster). */
+  ready: Promise<void>;
+  cluster: Cluster;
   /** Stop reporting ready (first step of a graceful shutdown). */
   drain(): void;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export function createService(options: ServiceOptions): Service {
   const { config, log } = options;
-  const cluster = options.cluster ?? NO_CLUSTER;
   const metrics = createMetrics();
+  const connection = options.kube;
+  const cluster = options.cluster ?? (connection ? createKubeCluster(connection, config.kube, metrics, log) : NO_CLUSTER);
   const store = new RuleStore({ timeoutMs: config.templateTimeoutMs }, metrics, log);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const writeLine = options.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
@@ -57,6 +67,23 @@ export function createService(options: ServiceOptions): Service {
     env: options.env ?? process.env,
   });
   const rules = watchRulesDirectory(config.rulesDir, store, log);
+  const configMaps =
+    connection && config.kube.rulesSelector
+      ? watchRuleConfigMaps(
+          connection,
+          store,
+          createRuleErrorReporter(connection.kc, log),
+          {
+            selector: config.kube.rulesSelector,
+            namespaces: config.kube.watchNamespaces,
+            clusterNamespaces: new Set(config.kube.clusterNamespaces.length > 0 ? config.kube.clusterNamespaces : [connection.namespace]),
+            relistAfterMs: config.kube.relistAfterMs,
+          },
+          log,
+          metrics,
+        )
+      : undefined;
+  const ready = Promise.all([rules.loaded, configMaps?.synced]).then(() => store.markLoaded());
   let draining = false;
   const app = createApp({
     config,
@@ -78,9 +105,14 @@ export function createService(options: ServiceOptions): Service {
     store,
     metrics,
     rules,
+    ready,
+    cluster,
     drain: () => {
       draining = true;
     },
-    close: () => rules.close(),
+    close: async () => {
+      rules.close();
+      await configMaps?.stop();
+    },
   };
 }

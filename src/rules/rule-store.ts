@@ -53,7 +53,7 @@ export class RuleStore {
   }
 
   /** check parses and compiles a text without touching the store (for validation). */
-  check(source: string, text: string): { rules: CompiledRule[]; problems: string[] } {
+  check(source: string, text: string, scope?: string): { rules: CompiledRule[]; problems: string[] } {
     const parsed = parseRuleText(text);
     const problems = parsed.problems.map((p) => `${source}: ${p}`);
     const rules: CompiledRule[] = [];
@@ -61,15 +61,18 @@ export class RuleStore {
       const where = parsed.documents.length > 1 ? `${source} (document ${i + 1})` : source;
       const { compiled, problems: found } = compileDocument(document, where, this.options);
       problems.push(...found.map((p) => `${where}: ${p}`));
-      if (compiled) rules.push(...compiled.rules);
+      if (compiled) rules.push(...compiled.rules.map((rule) => (scope === undefined ? rule : { ...rule, scope })));
     });
     if (parsed.documents.length === 0 && problems.length === 0) problems.push(`${source}: no rule document found (the file is empty)`);
     return { rules, problems };
   }
 
-  /** update replaces one source's text; returns its problems (empty when the new version is in force). */
-  update(source: string, text: string): string[] {
-    const { rules, problems } = this.check(source, text);
+  /**
+   * update replaces one source's text; returns its problems (empty when the new version is in force).
+   * `scope` restricts the source's rules to events of one namespace (a team's ConfigMap).
+   */
+  update(source: string, text: string, scope?: string): string[] {
+    const { rules, problems } = this.check(source, text, scope);
     const previous = this.sources.get(source);
     if (problems.length === 0) {
       this.sources.set(source, { rules, errors: [], conflicts: [] });

@@ -54,7 +54,7 @@ export function watchRulesDirectory(directory: string, store: RuleStore, log: Lo
   }
 
   const reload = () => (running = running.then(loadAll, loadAll));
-  const loaded = reload().then(() => store.markLoaded());
+  const loaded = reload();
 
   let timer: NodeJS.Timeout | undefined;
   let watcher: FSWatcher | undefined;

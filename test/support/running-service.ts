@@ -12,6 +12,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { createService, type Service } from '../../src/service.js';
 import type { Cluster } from '../../src/enrich/cluster.js';
+import type { KubeConnection } from '../../src/kube/connect.js';
 import { bodyOf, type EventFixture } from './fixtures.js';
 
 export interface RunningService {
@@ -29,7 +30,7 @@ export interface RunningService {
 }
 
 export async function startService(
-  options: { rules?: Record<string, string>; env?: Record<string, string>; config?: Partial<Config>; cluster?: Cluster } = {},
+  options: { rules?: Record<string, string>; env?: Record<string, string>; config?: Partial<Config>; cluster?: Cluster; kube?: KubeConnection } = {},
 ): Promise<RunningService> {
   const rulesDir = await mkdtemp(join(tmpdir(), 'ker-rules-'));
   for (const [file, text] of Object.entries(options.rules ?? {})) await writeFile(join(rulesDir, file), text);
@@ -47,9 +48,10 @@ export async function startService(
     log: createLogger('debug', stream),
     env: options.env ?? {},
     cluster: options.cluster,
+    kube: options.kube,
     writeLine: (line) => lines.push(JSON.parse(line) as Record<string, any>),
   });
-  await service.rules.loaded;
+  await service.ready;
   const server: Server = createServer(service.app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -75,7 +77,7 @@ export async function startService(
       await service.rules.reload();
     },
     async stop() {
-      service.close();
+      await service.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await rm(rulesDir, { recursive: true, force: true });

@@ -1,0 +1,75 @@
+/**
+ * watchRuleConfigMaps loads the rule documents of every ConfigMap that carries the rules label, in all
+ * namespaces or a given list, and follows adds, edits and deletes. Each data key is one source of the
+ * RuleStore (`configmap:<namespace>/<name>/<key>`). ConfigMaps outside the cluster namespaces belong to a
+ * team: their rules only see events of their namespace (and their Secrets are read there).
+ */
+import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
+import type { KubeConnection } from '../kube/connect.js';
+import { startResilientInformer, type ResilientInformer } from '../kube/resilient-informer.js';
+import type { RuleErrorReporter } from '../kube/warning-events.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { RuleStore } from './rule-store.js';
+
+export interface ConfigMapRulesOptions {
+  selector: string;
+  /** Namespaces to watch; empty = all. */
+  namespaces: string[];
+  /** Namespaces whose rules apply to all events. */
+  clusterNamespaces: ReadonlySet<string>;
+  relistAfterMs: number;
+}
+
+export interface ConfigMapRules {
+  synced: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function watchRuleConfigMaps(
+  connection: KubeConnection,
+  store: RuleStore,
+  reporter: RuleErrorReporter,
+  options: ConfigMapRulesOptions,
+  log: Logger,
+  metrics: Metrics,
+): ConfigMapRules {
+  const core = connection.kc.makeApiClient(CoreV1Api);
+  const sourcePrefix = (cm: V1ConfigMap) => `configmap:${cm.metadata?.namespace}/${cm.metadata?.name}/`;
+
+  function onChange(type: 'add' | 'update' | 'delete', cm: V1ConfigMap): void {
+    const prefix = sourcePrefix(cm);
+    const data = type === 'delete' ? {} : (cm.data ?? {});
+    for (const source of store.sourceNames()) {
+      if (source.startsWith(prefix) && !(source.slice(prefix.length) in data)) {
+        store.remove(source);
+        log.info({ source }, 'rule document removed');
+      }
+    }
+    const namespace = cm.metadata?.namespace ?? 'default';
+    const scope = options.clusterNamespaces.has(namespace) ? undefined : namespace;
+    for (const [key, text] of Object.entries(data)) {
+      const problems = store.update(`${prefix}${key}`, text, scope);
+      if (problems.length > 0) reporter.report(cm, key, problems);
+      else log.info({ source: `${prefix}${key}`, scope: scope ?? 'cluster' }, 'rule document loaded');
+    }
+  }
+
+  const watches =
+    options.namespaces.length === 0
+      ? [{ name: 'rule-configmaps', path: '/api/v1/configmaps', list: () => core.listConfigMapForAllNamespaces({ labelSelector: options.selector }) }]
+      : options.namespaces.map((namespace) => ({
+          name: `rule-configmaps-${namespace}`,
+          path: `/api/v1/namespaces/${namespace}/configmaps`,
+          list: () => core.listNamespacedConfigMap({ namespace, labelSelector: options.selector }),
+        }));
+  const informers: ResilientInformer[] = watches.map((watch) =>
+    startResilientInformer<V1ConfigMap>({ ...watch, kc: connection.kc, labelSelector: options.selector, onChange, log, metrics, relistAfterMs: options.relistAfterMs }),
+  );
+  return {
+    synced: Promise.all(informers.map((i) => i.synced)).then(() => undefined),
+    stop: async () => {
+      await Promise.all(informers.map((i) => i.stop()));
+    },
+  };
+}
