@@ -26,6 +26,8 @@ export interface Config {
   /** SIGTERM: how long in-flight requests may take before the process exits anyway. */
   shutdownTimeoutMs: number;
   kube: KubeSettings;
+  /** Namespaces besides the HPA's own whose Secrets hpa-sender annotations may name. */
+  hpaSenderSecretNamespaces: string[];
 }
 
 /** Settings that matter only when a cluster is configured. */
@@ -73,6 +75,7 @@ export function loadConfig(env: Env = process.env): Config {
     occurrenceCacheSize: integer(env, 'OCCURRENCE_CACHE_SIZE', 100_000, 1),
     dedupWindowMs: integer(env, 'DEDUP_WINDOW_SECONDS', 3600) * 1000,
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,
+    hpaSenderSecretNamespaces: list(env.HPA_SENDER_SECRET_NAMESPACES),
     kube: {
       rulesSelector: env.RULES_CONFIGMAP_SELECTOR ?? 'kube-event-rules/rules=true',
       watchNamespaces: list(env.WATCH_NAMESPACES),

@@ -117,7 +117,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       };
       for (const fact of ENRICHMENT_FACTS) bindings[fact] = action.uses.has(fact) ? await facts[fact]() : null;
       const secrets = scopedSecrets(deps.cluster.secrets, rule.scope);
-      request = await renderRequest(action, { input: input.event, bindings, secrets, env: deps.env });
+      request = await renderRequest(action, { input: input.event, bindings, secrets, env: deps.env, hpaSenderNamespaces: deps.config.hpaSenderSecretNamespaces });
       if (action.destination.kind === 'http' && !/^https?:\/\/[^/]/.test(request.url)) {
         throw new ConfigurationError(`destination ${destination}: url ${request.secretUrl ? '(secret)' : JSON.stringify(request.url)} is not an http(s) URL`);
       }
@@ -134,7 +134,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (dryRun) return report('rendered', { request: redacted(request) });
 
     const started = performance.now();
-    const sender = deps.senders[action.destination.kind];
+    const sender = deps.senders[action.destination.kind === 'log' ? 'log' : 'http'];
     const result: DeliveryResult = await sender.send(request, {
       timeoutMs: action.destination.timeoutMs ?? deps.config.deliveryTimeoutMs,
       deadline,

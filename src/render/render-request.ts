@@ -5,6 +5,7 @@
 import type { CompiledAction } from '../rules/compile-document.js';
 import { ConfigurationError } from '../errors.js';
 import { resolveValue, type ResolveContext } from './value-source.js';
+import { renderHpaSender } from './hpa-sender.js';
 
 export interface RenderedRequest {
   method: string;
@@ -21,6 +22,9 @@ export const REDACTED = '[redacted]';
 
 export async function renderRequest(action: CompiledAction, context: ResolveContext): Promise<RenderedRequest> {
   const { destination } = action;
+  if (destination.kind === 'hpa-sender') {
+    return renderHpaSender(context.bindings.object as Record<string, unknown> | null, context.input as Record<string, unknown>, context.secrets, context.hpaSenderNamespaces ?? []);
+  }
   const body = action.body ? await action.body.render(context.input, context.bindings) : JSON.stringify(context.input);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   const secretHeaders: string[] = [];

@@ -39,6 +39,8 @@ export interface ResolveContext {
   bindings: Record<string, unknown>;
   secrets: SecretReader;
   env: Record<string, string | undefined>;
+  /** hpa-sender destinations may read Secrets of these namespaces besides the HPA's own. */
+  hpaSenderNamespaces?: readonly string[];
 }
 
 /** resolveValue gives the string value and whether it is a secret; undefined when an expression gives no value. */

@@ -14,7 +14,7 @@ import schema from './rule-document.schema.json' with { type: 'json' };
 
 export interface CompiledDestination {
   name: string;
-  kind: 'http' | 'log';
+  kind: 'http' | 'log' | 'hpa-sender';
   url?: CompiledValue;
   method: string;
   headers: [string, CompiledValue][];
@@ -84,6 +84,7 @@ export function compileDocument(
       const body = action.body === undefined ? undefined : attempt(problems, `${where}.actions[${index}].body`, () => compileTemplate(action.body!, options));
       const valueTemplates = [destination.url, ...destination.headers.map(([, v]) => v)].flatMap((v) => (v?.kind === 'template' ? [v.template] : []));
       const uses = new Set([body, ...valueTemplates].flatMap((t) => (t ? [...t.uses] : [])));
+      if (destination.kind === 'hpa-sender') uses.add('object'); // the HPA carries the annotation
       actions.push({ index, destination, body, uses });
     });
     if (rule) {

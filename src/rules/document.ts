@@ -11,7 +11,7 @@ export type ValueSource =
   | { secretKeyRef: { name: string; key: string }; prefix?: string };
 
 export interface DestinationSpec {
-  kind?: 'http' | 'log';
+  kind?: 'http' | 'log' | 'hpa-sender';
   url?: ValueSource;
   method?: 'POST' | 'PUT' | 'PATCH';
   headers?: Record<string, ValueSource>;

@@ -60,7 +60,7 @@ describe('kube-event-rules validate', () => {
   it('accepts the example rules with a one-line summary', async () => {
     const out = capture();
     assert.equal(await validateCommand(['rules'], out.print), 0);
-    assert.match(out.text(), /^ok: 4 rule sources, 4 rules$/);
+    assert.match(out.text(), /^ok: 5 rule sources, 5 rules$/);
   });
 
   it('reports every problem with file, rule and field, and exits 1', async () => {

@@ -66,7 +66,7 @@ describe('JSON Schema and validator', () => {
   }
 
   it('the example rules carry the yaml-language-server modeline pointing at the schema', () => {
-    for (const file of ['hpa-wavefront.yaml', 'hpa-grafana.yaml', 'pod-trouble-slack.yaml', 'warnings-log.yaml']) {
+    for (const file of ['hpa-wavefront.yaml', 'hpa-grafana.yaml', 'pod-trouble-slack.yaml', 'warnings-log.yaml', 'hpa-sender-compat.yaml']) {
       const text = readFileSync(new URL(`../../rules/${file}`, import.meta.url), 'utf8');
       assert.match(text.split('\n')[0], /^# yaml-language-server: \$schema=\.\.\/src\/rules\/rule-document\.schema\.json$/, file);
     }

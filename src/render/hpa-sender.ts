@@ -1,0 +1,74 @@
+/**
+ * hpa-sender compatibility (destination kind `hpa-sender`): the request comes from the Secret named by
+ * the involved HPA's annotation `hpa-event: <namespace>/<secret>`, whose keys are `url`, `headers` (a
+ * JSON map) and `body` (a JSON template with `_message_` and `_time_`), exactly as hpa-sender read them
+ * (apiserversource-and-hpa-sender.md §1.4–1.5) — without its bugs: the message is JSON-escaped, one pass
+ * replaces both placeholders (a `_time_` inside the message stays), a trailing newline in the URL is
+ * trimmed, and every malformed input is a clear error instead of a panic.
+ */
+import { ConfigurationError } from '../errors.js';
+import type { RenderedRequest } from './render-request.js';
+import type { SecretReader } from './value-source.js';
+
+export const HPA_SENDER_ANNOTATION = 'hpa-event';
+
+type Obj = Record<string, any>;
+
+/** escapeJson escapes text for use inside a JSON string literal (the template has the quotes). */
+const escapeJson = (text: string) => JSON.stringify(text).slice(1, -1);
+
+export async function renderHpaSender(
+  hpa: Obj | null,
+  event: Obj,
+  secrets: SecretReader,
+  allowedSecretNamespaces: readonly string[],
+): Promise<RenderedRequest> {
+  const involved = (event.involvedObject ?? {}) as Obj;
+  const where = `HPA ${involved.namespace ?? ''}/${involved.name ?? ''}`;
+  if (!hpa) throw new ConfigurationError(`${where}: not found (or no cluster), so its ${HPA_SENDER_ANNOTATION} annotation cannot be read`);
+  const annotation = hpa.metadata?.annotations?.[HPA_SENDER_ANNOTATION] as string | undefined;
+  if (!annotation) throw new ConfigurationError(`${where}: no ${HPA_SENDER_ANNOTATION} annotation`);
+  const [namespace, name, ...rest] = annotation.trim().split('/');
+  if (!namespace || !name || rest.length > 0) {
+    throw new ConfigurationError(`${where}: annotation ${HPA_SENDER_ANNOTATION}="${annotation}" must be <namespace>/<secret>`);
+  }
+  const hpaNamespace = hpa.metadata?.namespace as string | undefined;
+  if (namespace !== hpaNamespace && !allowedSecretNamespaces.includes(namespace)) {
+    throw new ConfigurationError(
+      `${where}: annotation ${HPA_SENDER_ANNOTATION} points at Secret ${namespace}/${name} outside the HPA's namespace; allow it with HPA_SENDER_SECRET_NAMESPACES`,
+    );
+  }
+  const read = (key: string) => secrets.read(name, key, namespace);
+  const url = (await read('url')).trim();
+  let headerMap: unknown = {};
+  const headersText = await read('headers').catch((err: unknown) => {
+    if (err instanceof ConfigurationError && /has no key/.test(err.message)) return '{}';
+    throw err;
+  });
+  try {
+    headerMap = JSON.parse(headersText);
+  } catch (err) {
+    throw new ConfigurationError(`Secret ${namespace}/${name} key headers: not JSON: ${(err as Error).message}`);
+  }
+  if (typeof headerMap !== 'object' || headerMap === null || Array.isArray(headerMap) || Object.values(headerMap).some((v) => typeof v !== 'string')) {
+    throw new ConfigurationError(`Secret ${namespace}/${name} key headers: must be a JSON object of strings`);
+  }
+  const template = await read('body');
+  const values: Record<string, string> = { _message_: escapeJson(String(event.message ?? '')), _time_: escapeJson(String(event.firstTimestamp ?? '')) };
+  const body = template.replace(/_message_|_time_/g, (placeholder) => values[placeholder]);
+  try {
+    JSON.parse(body);
+  } catch (err) {
+    throw new ConfigurationError(`Secret ${namespace}/${name} key body: not valid JSON after substitution: ${(err as Error).message}`);
+  }
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  for (const [header, value] of Object.entries(headerMap as Record<string, string>)) headers[header.toLowerCase()] = value;
+  return {
+    method: 'POST',
+    url,
+    headers,
+    body,
+    secretHeaders: Object.keys(headers).filter((h) => h !== 'content-type'),
+    secretUrl: true,
+  };
+}
