@@ -28,6 +28,8 @@ export interface Config {
   kube: KubeSettings;
   /** Namespaces besides the HPA's own whose Secrets hpa-sender annotations may name. */
   hpaSenderSecretNamespaces: string[];
+  /** Standalone mode: watch Events directly instead of receiving them from a Broker. */
+  standalone: { enabled: boolean; maxAgeMs: number; retries: number };
 }
 
 /** Settings that matter only when a cluster is configured. */
@@ -76,6 +78,11 @@ export function loadConfig(env: Env = process.env): Config {
     dedupWindowMs: integer(env, 'DEDUP_WINDOW_SECONDS', 3600) * 1000,
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,
     hpaSenderSecretNamespaces: list(env.HPA_SENDER_SECRET_NAMESPACES),
+    standalone: {
+      enabled: env.STANDALONE === 'true',
+      maxAgeMs: integer(env, 'STANDALONE_MAX_AGE_SECONDS', 300) * 1000,
+      retries: integer(env, 'STANDALONE_RETRIES', 5),
+    },
     kube: {
       rulesSelector: env.RULES_CONFIGMAP_SELECTOR ?? 'kube-event-rules/rules=true',
       watchNamespaces: list(env.WATCH_NAMESPACES),

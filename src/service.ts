@@ -19,6 +19,9 @@ import { watchRuleConfigMaps } from './rules/watch-configmaps.js';
 import { createKubeCluster } from './enrich/kube-cluster.js';
 import type { KubeConnection } from './kube/connect.js';
 import { createRuleErrorReporter } from './kube/warning-events.js';
+import { watchEvents, type EventWatch } from './receive/watch-events.js';
+import { countReport } from './receive/events-route.js';
+import { normalize } from './normalize/normalize.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -39,6 +42,8 @@ export interface Service {
   /** Resolves once every rule source loaded (directory, and ConfigMaps with a cluster). */
   ready: Promise<void>;
   cluster: Cluster;
+  /** Standalone mode's Event watch, when enabled. */
+  standalone?: EventWatch;
   /** Stop reporting ready (first step of a graceful shutdown). */
   drain(): void;
   close(): Promise<void>;
@@ -84,6 +89,21 @@ export function createService(options: ServiceOptions): Service {
         )
       : undefined;
   const ready = Promise.all([rules.loaded, configMaps?.synced]).then(() => store.markLoaded());
+  const standalone =
+    connection && config.standalone.enabled
+      ? watchEvents(
+          connection,
+          { maxAgeMs: config.standalone.maxAgeMs, relistAfterMs: config.kube.relistAfterMs, retries: config.standalone.retries },
+          async (ce) => {
+            await ready; // rules first, then events
+            const report = await pipeline(normalize(ce, tracker), ce, Date.now() + config.deliveryDeadlineMs);
+            countReport(metrics, report);
+            return report;
+          },
+          log,
+          metrics,
+        )
+      : undefined;
   let draining = false;
   const app = createApp({
     config,
@@ -107,12 +127,13 @@ export function createService(options: ServiceOptions): Service {
     rules,
     ready,
     cluster,
+    standalone,
     drain: () => {
       draining = true;
     },
     close: async () => {
       rules.close();
-      await configMaps?.stop();
+      await Promise.all([configMaps?.stop(), standalone?.stop()]);
     },
   };
 }

@@ -14,9 +14,15 @@ export function occurrenceKey(raw: Record<string, unknown>, event: KubeEvent): s
   return `${identity}/${count ?? event.lastTimestamp ?? ''}`;
 }
 
+/** Where an occurrence stands: its count (1 when the Event has none yet), then its time. */
+interface Position {
+  count: number;
+  time: number;
+}
+
 interface Seen {
-  /** Ordering value of the newest occurrence seen: the count, or the lastTimestamp in ms. */
-  position: number;
+  /** The newest occurrence seen. */
+  position: Position;
   /** The CloudEvent id that brought that occurrence, so a Broker redelivery is classified the same way again. */
   cloudEventId: string;
 }
@@ -54,7 +60,7 @@ export class OccurrenceTracker implements Classifier {
     }
     if (previous?.cloudEventId === cloudEventId) return 'update'; // redelivery of the update that was new
     // Never seen this Event: a repeated one (count > 1) is an occurrence we must not lose; count 1 only had its metadata touched.
-    const isNew = previous ? position > previous.position : position > 1 || !hasCount(raw);
+    const isNew = previous ? isAfter(position, previous.position) : position.count > 1 || !hasCount(raw);
     if (!isNew) return 'unchanged';
     if (remember) this.remember(uid, { position, cloudEventId });
     return 'update';
@@ -71,9 +77,15 @@ function hasCount(raw: Record<string, unknown>): boolean {
   return rawCount(raw) !== undefined;
 }
 
-function positionOf(raw: Record<string, unknown>, event: KubeEvent): number {
-  const count = rawCount(raw);
-  if (count !== undefined) return count;
+/**
+ * positionOf: events.k8s.io Events have no count until they repeat (then series.count is 2), so a
+ * missing count is 1 and the time orders occurrences of equal count.
+ */
+function positionOf(raw: Record<string, unknown>, event: KubeEvent): Position {
   const time = Date.parse(event.lastTimestamp ?? '');
-  return Number.isNaN(time) ? 0 : time;
+  return { count: rawCount(raw) ?? 1, time: Number.isNaN(time) ? 0 : time };
+}
+
+function isAfter(a: Position, b: Position): boolean {
+  return a.count > b.count || (a.count === b.count && a.time > b.time);
 }

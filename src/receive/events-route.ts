@@ -57,12 +57,15 @@ export function dryRunRoute({ config, pipeline, tracker }: EventsRouteDeps): Mid
   };
 }
 
+/** countReport counts one processed event: its outcome, or `retry` when an action must be redelivered. */
+export function countReport(metrics: Metrics, report: EventReport): void {
+  const retry = report.actions.some((a) => a.outcome === 'failed');
+  metrics.eventsReceived.inc({ type: typeLabel(report.type), outcome: retry ? 'retry' : report.outcome });
+}
+
 function answer(ctx: Parameters<Middleware>[0], reports: EventReport[], metrics: Metrics): void {
   const failed = reports.flatMap((r) => r.actions.filter((a) => a.outcome === 'failed'));
-  for (const report of reports) {
-    const retry = report.actions.some((a) => a.outcome === 'failed');
-    metrics.eventsReceived.inc({ type: typeLabel(report.type), outcome: retry ? 'retry' : report.outcome });
-  }
+  for (const report of reports) countReport(metrics, report);
   if (failed.length === 0) {
     ctx.status = 204;
     ctx.body = null;

@@ -144,6 +144,19 @@ describe('OccurrenceTracker (through normalize)', () => {
     assert.equal(inputOf(event('u1', 3, '5'), tracker).change, 'update');
   });
 
+  it('events.k8s.io: a first Event without series, then series.count 2, is a repeat', () => {
+    const tracker = new OccurrenceTracker(10);
+    const first = { apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { uid: 's1' }, eventTime: '2024-05-14T09:00:00.000000Z', reason: 'FailedScheduling', regarding: {} };
+    const add = new CloudEvent({ specversion: '1.0', id: '1', source: 's', type: 'dev.knative.apiserver.resource.add', data: first });
+    assert.equal(inputOf(add, tracker).change, 'add');
+    const repeated = { ...first, series: { count: 2, lastObservedTime: '2024-05-14T09:01:00.000000Z' } };
+    const update = add.cloneWith({ id: '2', type: 'dev.knative.apiserver.resource.update', data: repeated }, false);
+    const input = inputOf(update, tracker);
+    assert.equal(input.change, 'update');
+    assert.equal(input.occurrence, 's1/2');
+    assert.equal(input.event.lastTimestamp, '2024-05-14T09:01:00.000000Z');
+  });
+
   it('uses lastTimestamp as the occurrence when there is no count', () => {
     const data = { kind: 'Event', metadata: { uid: 'u9' }, lastTimestamp: '2024-05-14T09:00:00Z' };
     const ce = new CloudEvent({ specversion: '1.0', id: '1', source: 's', type: 'dev.knative.apiserver.resource.add', data });

@@ -1,0 +1,130 @@
+/**
+ * Standalone mode, for clusters without Knative: the service watches Events itself (events.k8s.io/v1,
+ * or core/v1 where that API is missing) and feeds each change, as the CloudEvent ApiServerSource would
+ * have sent, into the same pipeline with the same occurrence semantics.
+ * - On start (and after a watch gap) Events whose last occurrence is older than `maxAgeMs` are skipped,
+ *   so a restart does not resend the last hour.
+ * - There is no Broker to redeliver: an event with a failed action is retried in-process with backoff
+ *   (already delivered actions are not resent), a bounded number of times.
+ */
+import { CloudEvent } from 'cloudevents';
+import { ApiException, CoreV1Api, EventsV1Api, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConnection } from '../kube/connect.js';
+import { startResilientInformer, type ChangeType, type ResilientInformer } from '../kube/resilient-informer.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { EventReport } from '../pipeline.js';
+
+export interface WatchEventsOptions {
+  maxAgeMs: number;
+  relistAfterMs: number;
+  /** In-process retries of an event whose delivery failed. */
+  retries: number;
+}
+
+export interface EventWatch {
+  /** Which Events API is watched. */
+  api: Promise<string>;
+  synced: Promise<void>;
+  stop(): Promise<void>;
+}
+
+type Raw = KubernetesObject & Record<string, any>;
+
+/** lastSeen: when an Event last occurred, whatever API shape it has. */
+function lastSeen(event: Raw): number {
+  const candidates = [event.series?.lastObservedTime, event.lastTimestamp, event.deprecatedLastTimestamp, event.eventTime, event.firstTimestamp, event.deprecatedFirstTimestamp];
+  for (const value of candidates) {
+    const time = value ? Date.parse(String(value)) : NaN;
+    if (!Number.isNaN(time)) return time;
+  }
+  return Date.now();
+}
+
+export function toCloudEvent(type: ChangeType, event: Raw, apiVersion: string): CloudEvent<unknown> {
+  const { name = '', namespace = '', uid = '', resourceVersion = '' } = event.metadata ?? {};
+  const plural = apiVersion === 'v1' ? 'v1' : apiVersion;
+  return new CloudEvent({
+    specversion: '1.0',
+    id: `${uid}/${resourceVersion}/${type}`,
+    source: 'kube-event-rules/standalone',
+    type: `dev.knative.apiserver.resource.${type}`,
+    subject: `/apis/${plural}/namespaces/${namespace}/events/${name}`,
+    datacontenttype: 'application/json',
+    kind: 'Event',
+    name,
+    namespace,
+    apiversion: apiVersion,
+    data: event,
+  });
+}
+
+export function watchEvents(
+  connection: KubeConnection,
+  options: WatchEventsOptions,
+  processEvent: (ce: CloudEvent<unknown>) => Promise<EventReport>,
+  log: Logger,
+  metrics: Metrics,
+): EventWatch {
+  const core = connection.kc.makeApiClient(CoreV1Api);
+  const eventsV1 = connection.kc.makeApiClient(EventsV1Api);
+  let informer: ResilientInformer | undefined;
+  let stopped = false;
+  const timers = new Set<NodeJS.Timeout>();
+
+  async function handle(ce: CloudEvent<unknown>, attempt: number): Promise<void> {
+    const report = await processEvent(ce);
+    if (!report.actions.some((a) => a.outcome === 'failed')) return;
+    if (attempt >= options.retries || stopped) {
+      log.error({ ceId: ce.id, attempts: attempt + 1 }, 'standalone: delivery still failing after the in-process retries; giving up on this event');
+      return;
+    }
+    const delay = Math.min(30_000, 1000 * 2 ** attempt);
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      void handle(ce, attempt + 1);
+    }, delay);
+    timers.add(timer);
+  }
+
+  const api = (async () => {
+    try {
+      await eventsV1.listEventForAllNamespaces({ limit: 1 });
+      return 'events.k8s.io/v1';
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return 'v1';
+      return 'events.k8s.io/v1'; // transient: the informer's restart logic takes over
+    }
+  })();
+
+  const synced = api.then((apiVersion) => {
+    log.info({ api: apiVersion, maxAgeMs: options.maxAgeMs }, 'standalone: watching Events');
+    const list = (apiVersion === 'v1' ? () => core.listEventForAllNamespaces() : () => eventsV1.listEventForAllNamespaces()) as () => Promise<KubernetesListObject<Raw>>;
+    informer = startResilientInformer<Raw>({
+      name: 'events',
+      kc: connection.kc,
+      path: apiVersion === 'v1' ? '/api/v1/events' : '/apis/events.k8s.io/v1/events',
+      list,
+      log,
+      metrics,
+      relistAfterMs: options.relistAfterMs,
+      onChange(type, object) {
+        const event = JSON.parse(JSON.stringify(object)) as Raw; // listed objects carry Dates (libraries.md §1.3)
+        if (type === 'add' && Date.now() - lastSeen(event) > options.maxAgeMs) return; // older than the start window
+        void handle(toCloudEvent(type, event, apiVersion), 0).catch((err: unknown) => log.error({ err: (err as Error).message }, 'standalone: event processing failed'));
+      },
+    });
+    return informer.synced;
+  });
+
+  return {
+    api,
+    synced,
+    async stop() {
+      stopped = true;
+      for (const timer of timers) clearTimeout(timer);
+      await api;
+      await informer?.stop();
+    },
+  };
+}
