@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# kube-event-rules — production image. Node 24 LTS (the runtime CI also tests), production
+# dependencies only, non-root numeric user, works with a read-only root filesystem.
+
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim
+
+# Compile TypeScript.
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json
+
+# Production dependencies from the lockfile, without install scripts.
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# Runtime: no npm, no compiler, no sources.
+FROM ${NODE_IMAGE}
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /opt/yarn* /usr/local/bin/yarn /usr/local/bin/yarnpkg
+ENV NODE_ENV=production RULES_DIR=/app/rules
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./package.json
+COPY bin ./bin
+COPY rules/hpa-sender-compat.yaml ./rules/hpa-sender-compat.yaml
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["node", "dist/main.js"]
+CMD ["serve"]

@@ -1,0 +1,173 @@
+/**
+ * deploy/ offline: every variant renders with the real kubectl (kustomize), every object validates
+ * against the Kubernetes, Knative and Prometheus Operator schemas (kubernetes-models), and the
+ * invariants hold: non-root and locked down, probes that exist, a Trigger that reaches the Service,
+ * RBAC within the documented list, image tag = package version.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { validateCommand } from '../../src/cli/validate.js';
+import { startService } from '../support/running-service.js';
+
+type Obj = Record<string, any>;
+const VARIANTS = ['deploy', 'deploy/knative', 'deploy/standalone', 'deploy/examples/knative-with-monitoring'];
+const root = new URL('../../', import.meta.url).pathname;
+
+function render(variant: string): Obj[] {
+  const yaml = execFileSync('kubectl', ['kustomize', variant], { cwd: root, encoding: 'utf8' });
+  return parseAllDocuments(yaml).map((d) => d.toJS() as Obj).filter(Boolean);
+}
+
+/** schemaModule maps an apiVersion to the kubernetes-models module that holds its classes. */
+function schemaModule(apiVersion: string): string {
+  if (/knative\.dev\//.test(apiVersion)) return `@kubernetes-models/knative/${apiVersion}`;
+  if (apiVersion.startsWith('monitoring.coreos.com/')) return `@kubernetes-models/prometheus-operator/${apiVersion}`;
+  return `kubernetes-models/${apiVersion}`;
+}
+
+/** What the service's ServiceAccount may do, and nothing more (README: RBAC). */
+const ALLOWED = new Set([
+  'core/configmaps/list', 'core/configmaps/watch',
+  'core/events/get', 'core/events/create',
+  'core/pods/get', 'core/nodes/get', 'core/namespaces/get', 'core/services/get', 'core/persistentvolumeclaims/get',
+  'apps/deployments/get', 'apps/replicasets/get', 'apps/statefulsets/get', 'apps/daemonsets/get',
+  'batch/jobs/get', 'batch/cronjobs/get', 'autoscaling/horizontalpodautoscalers/get',
+  'core/secrets/get (own namespace only)',
+  // standalone only:
+  'core/events/list', 'core/events/watch', 'events.k8s.io/events/list', 'events.k8s.io/events/watch',
+]);
+
+function grantsOf(objects: Obj[], serviceAccount: string): string[] {
+  const grants: string[] = [];
+  for (const binding of objects.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')) {
+    if (!binding.subjects?.some((s: Obj) => s.kind === 'ServiceAccount' && s.name === serviceAccount)) continue;
+    const role = objects.find((o) => o.kind === binding.roleRef.kind && o.metadata.name === binding.roleRef.name);
+    assert.ok(role, `${binding.metadata.name} refers to ${binding.roleRef.kind} ${binding.roleRef.name}, which exists`);
+    for (const rule of role.rules) {
+      for (const group of rule.apiGroups) {
+        for (const resource of rule.resources) {
+          for (const verb of rule.verbs) {
+            const grant = `${group || 'core'}/${resource}/${verb}`;
+            grants.push(resource === 'secrets' && role.kind === 'Role' ? `${grant} (own namespace only)` : grant);
+          }
+        }
+      }
+    }
+  }
+  return grants;
+}
+
+describe('deploy/ manifests', () => {
+  const rendered = new Map(VARIANTS.map((v) => [v, render(v)]));
+
+  for (const variant of VARIANTS) {
+    it(`${variant}: every object validates against its schema`, async () => {
+      for (const object of rendered.get(variant)!) {
+        const module = (await import(schemaModule(object.apiVersion))) as Record<string, new (o: Obj) => { validate(): void }>;
+        const Model = module[object.kind];
+        assert.ok(Model, `a schema for ${object.apiVersion} ${object.kind}`);
+        assert.doesNotThrow(() => new Model(object).validate(), `${variant}: ${object.kind} ${object.metadata.name}`);
+      }
+    });
+  }
+
+  it('the default variant is Knative: Broker, ApiServerSource, Trigger with retries and a dead-letter sink', () => {
+    const objects = rendered.get('deploy')!;
+    const kinds = objects.map((o) => o.kind);
+    for (const kind of ['Namespace', 'Broker', 'ApiServerSource', 'Trigger', 'Deployment', 'Service', 'PodDisruptionBudget', 'ServiceAccount']) assert.ok(kinds.includes(kind), kind);
+    const trigger = objects.find((o) => o.kind === 'Trigger')!;
+    assert.equal(trigger.spec.delivery.retry, 10);
+    assert.equal(trigger.spec.delivery.backoffPolicy, 'exponential');
+    const dls = trigger.spec.delivery.deadLetterSink.ref;
+    assert.ok(objects.some((o) => o.kind === dls.kind && o.metadata.name === dls.name), 'the dead-letter sink exists');
+    const source = objects.find((o) => o.kind === 'ApiServerSource')!;
+    assert.equal(source.spec.mode, 'Resource');
+    assert.ok(objects.some((o) => o.kind === 'ServiceAccount' && o.metadata.name === source.spec.serviceAccountName), "the ApiServerSource's ServiceAccount exists");
+    assert.deepEqual(grantsOf(objects, source.spec.serviceAccountName).sort(), ['core/events/get', 'core/events/list', 'core/events/watch']);
+    assert.equal(objects.find((o) => o.kind === 'Broker')!.metadata.name, source.spec.sink.ref.name, 'the source sends to the Broker');
+    assert.equal(trigger.spec.broker, source.spec.sink.ref.name);
+  });
+
+  it("the Trigger's subscriber resolves to the Service, its port and the receiving route", () => {
+    const objects = rendered.get('deploy')!;
+    const trigger = objects.find((o) => o.kind === 'Trigger')!;
+    const service = objects.find((o) => o.kind === 'Service' && o.metadata.name === trigger.spec.subscriber.ref.name);
+    assert.ok(service, 'subscriber Service exists');
+    const deployment = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kube-event-rules')!;
+    const selects = Object.entries(service.spec.selector).every(([k, v]) => deployment.spec.template.metadata.labels[k] === v);
+    assert.ok(selects, 'the Service selects the Deployment');
+    const port = service.spec.ports[0].targetPort;
+    assert.ok(deployment.spec.template.spec.containers[0].ports.some((p: Obj) => p.name === port || p.containerPort === port), 'targetPort is a container port');
+    assert.equal(trigger.spec.subscriber.uri, '/');
+  });
+
+  for (const variant of ['deploy', 'deploy/standalone']) {
+    it(`${variant}: the Deployment runs locked down (non-root, read-only root, no privilege escalation, no capabilities, RuntimeDefault seccomp, resources)`, () => {
+      const deployment = rendered.get(variant)!.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kube-event-rules')!;
+      const pod = deployment.spec.template.spec;
+      assert.equal(pod.securityContext.runAsNonRoot, true);
+      assert.equal(typeof pod.securityContext.runAsUser, 'number');
+      assert.equal(pod.securityContext.seccompProfile.type, 'RuntimeDefault');
+      for (const container of pod.containers) {
+        assert.equal(container.securityContext.allowPrivilegeEscalation, false);
+        assert.equal(container.securityContext.readOnlyRootFilesystem, true);
+        assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
+        assert.ok(container.resources.requests.cpu && container.resources.requests.memory && container.resources.limits.memory);
+      }
+    });
+
+    it(`${variant}: RBAC grants the service nothing beyond the documented list`, () => {
+      const grants = grantsOf(rendered.get(variant)!, 'kube-event-rules');
+      const extra = grants.filter((g) => !ALLOWED.has(g));
+      assert.deepEqual(extra, []);
+      assert.ok(!grants.includes('core/secrets/get'), 'no cluster-wide Secret access');
+    });
+  }
+
+  it('standalone adds only the Event watch and runs STANDALONE=true', () => {
+    const objects = rendered.get('deploy/standalone')!;
+    assert.ok(!objects.some((o) => /knative/.test(o.apiVersion)));
+    const env = objects.find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0].env as Obj[];
+    assert.ok(env.some((e) => e.name === 'STANDALONE' && e.value === 'true'));
+    assert.ok(grantsOf(objects, 'kube-event-rules').includes('events.k8s.io/events/watch'));
+  });
+
+  it('the monitoring example adds a PodMonitor on the metrics port and alerts on failures, load errors and a stuck informer', () => {
+    const objects = rendered.get('deploy/examples/knative-with-monitoring')!;
+    const monitor = objects.find((o) => o.kind === 'PodMonitor')!;
+    assert.equal(monitor.spec.podMetricsEndpoints[0].path, '/metrics');
+    const rules = objects.find((o) => o.kind === 'PrometheusRule')!.spec.groups[0].rules as Obj[];
+    const text = JSON.stringify(rules);
+    for (const metric of ['kube_event_rules_deliveries_total', 'kube_event_rules_rule_load_errors', 'kube_event_rules_informer_last_sync_timestamp_seconds']) assert.match(text, new RegExp(metric));
+  });
+
+  it('the probe paths exist in the app, and every env var the Deployment sets is a documented setting', async () => {
+    const deployment = rendered.get('deploy')!.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kube-event-rules')!;
+    const container = deployment.spec.template.spec.containers[0];
+    const svc = await startService();
+    try {
+      for (const probe of [container.readinessProbe, container.livenessProbe]) {
+        assert.equal((await fetch(`${svc.url}${probe.httpGet.path}`)).status, 200, probe.httpGet.path);
+      }
+    } finally {
+      await svc.stop();
+    }
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const undocumented = (container.env as Obj[]).map((e) => e.name as string).filter((name) => !readme.includes(`| \`${name}\` |`));
+    assert.deepEqual(undocumented, [], 'every env var the Deployment sets is in the README configuration table');
+  });
+
+  it('the image tag is the package version', () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const image = rendered.get('deploy')!.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kube-event-rules')!.spec.template.spec.containers[0].image;
+    assert.equal(image, `ghcr.io/kube-event-rules/kube-event-rules:${version}`);
+  });
+
+  it('the example rule ConfigMaps are valid rules', async () => {
+    const lines: string[] = [];
+    assert.equal(await validateCommand([`${root}deploy/base/example-rules.yaml`], (l) => lines.push(l)), 0, lines.join('\n'));
+  });
+});
