@@ -32,8 +32,8 @@ function version(): string {
 
 /** serve starts the HTTP server and installs the graceful shutdown. */
 export async function serve(config: Config, log: Logger): Promise<Server> {
-  const kube = connectKube(process.env);
-  const service = createService({ config, log, kube });
+  const kube = await connectKube(process.env);
+  const service = await createService({ config, log, kube });
   const server = createServer(service.app.callback());
   // Slow senders must not hold sockets forever; keep-alive above common proxy idle timeouts (60 s).
   server.headersTimeout = 10_000;
@@ -63,6 +63,9 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
       log.info('stopped');
       process.exit(0);
     });
+    // Keep-alive connections become idle once their request is answered; close them as they do.
+    const idle = setInterval(() => server.closeIdleConnections(), 100);
+    idle.unref();
     server.closeIdleConnections();
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));

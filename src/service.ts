@@ -15,11 +15,8 @@ import { OccurrenceTracker } from './normalize/occurrence.js';
 import { createPipeline } from './pipeline.js';
 import { RuleStore } from './rules/rule-store.js';
 import { watchRulesDirectory, type DirectoryWatch } from './rules/watch-directory.js';
-import { watchRuleConfigMaps } from './rules/watch-configmaps.js';
-import { createKubeCluster } from './enrich/kube-cluster.js';
 import type { KubeConnection } from './kube/connect.js';
-import { createRuleErrorReporter } from './kube/warning-events.js';
-import { watchEvents, type EventWatch } from './receive/watch-events.js';
+import type { EventWatch } from './receive/watch-events.js';
 import { countReport } from './receive/events-route.js';
 import { normalize } from './normalize/normalize.js';
 
@@ -49,11 +46,12 @@ export interface Service {
   close(): Promise<void>;
 }
 
-export function createService(options: ServiceOptions): Service {
+export async function createService(options: ServiceOptions): Promise<Service> {
   const { config, log } = options;
   const metrics = createMetrics();
   const connection = options.kube;
-  const cluster = options.cluster ?? (connection ? createKubeCluster(connection, config.kube, metrics, log) : NO_CLUSTER);
+  const kube = connection ? await import('./kube/cluster-runtime.js') : undefined;
+  const cluster = options.cluster ?? (kube && connection ? kube.createKubeCluster(connection, config.kube, metrics, log) : NO_CLUSTER);
   const store = new RuleStore({ timeoutMs: config.templateTimeoutMs }, metrics, log);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const writeLine = options.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
@@ -73,11 +71,11 @@ export function createService(options: ServiceOptions): Service {
   });
   const rules = watchRulesDirectory(config.rulesDir, store, log);
   const configMaps =
-    connection && config.kube.rulesSelector
-      ? watchRuleConfigMaps(
+    kube && connection && config.kube.rulesSelector
+      ? kube.watchRuleConfigMaps(
           connection,
           store,
-          createRuleErrorReporter(connection.kc, log),
+          kube.createRuleErrorReporter(connection.kc, log),
           {
             selector: config.kube.rulesSelector,
             namespaces: config.kube.watchNamespaces,
@@ -90,8 +88,8 @@ export function createService(options: ServiceOptions): Service {
       : undefined;
   const ready = Promise.all([rules.loaded, configMaps?.synced]).then(() => store.markLoaded());
   const standalone =
-    connection && config.standalone.enabled
-      ? watchEvents(
+    kube && connection && config.standalone.enabled
+      ? kube.watchEvents(
           connection,
           { maxAgeMs: config.standalone.maxAgeMs, relistAfterMs: config.kube.relistAfterMs, retries: config.standalone.retries },
           async (ce) => {

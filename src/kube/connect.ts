@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 
 const SERVICE_ACCOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -17,20 +17,20 @@ export interface KubeConnection {
   description: string;
 }
 
-export function connectKube(env: Record<string, string | undefined>, serviceAccountDir = SERVICE_ACCOUNT): KubeConnection | undefined {
+export async function connectKube(env: Record<string, string | undefined>, serviceAccountDir = SERVICE_ACCOUNT): Promise<KubeConnection | undefined> {
   if (env.CLUSTER === 'off') return undefined;
-  const kc = new KubeConfig();
   const inCluster = existsSync(join(serviceAccountDir, 'token')) && env.KUBERNETES_SERVICE_HOST;
   const kubeconfig = env.KUBECONFIG || (existsSync(join(homedir(), '.kube', 'config')) ? join(homedir(), '.kube', 'config') : undefined);
+  if (!kubeconfig && !inCluster) return undefined;
+  const { KubeConfig } = await import('@kubernetes/client-node'); // only with a cluster (memory, start-up)
+  const kc = new KubeConfig();
   let how: string;
-  if (kubeconfig) {
-    kc.loadFromFile(kubeconfig.split(':')[0]);
-    how = `kubeconfig ${kubeconfig}, context ${kc.getCurrentContext()}`;
-  } else if (inCluster) {
+  if (inCluster) {
     kc.loadFromCluster();
     how = 'in-cluster service account';
   } else {
-    return undefined;
+    kc.loadFromFile(kubeconfig!.split(':')[0]);
+    how = `kubeconfig ${kubeconfig}, context ${kc.getCurrentContext()}`;
   }
   const server = kc.getCurrentCluster()?.server ?? '?';
   const fromFile = existsSync(join(serviceAccountDir, 'namespace')) ? readFileSync(join(serviceAccountDir, 'namespace'), 'utf8').trim() : undefined;

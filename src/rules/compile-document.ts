@@ -57,6 +57,10 @@ export function compileDocument(
   source: string,
   options: TemplateOptions,
 ): { compiled?: CompiledDocument; problems: string[] } {
+  const manifest = document as { apiVersion?: unknown; kind?: unknown } | null;
+  if (manifest && typeof manifest === 'object' && typeof manifest.kind === 'string' && 'apiVersion' in manifest) {
+    return { problems: [`this is a Kubernetes ${manifest.kind} manifest, not a rule document (a rule document has "destinations" and "rules" at the top)`] };
+  }
   if (!validateSchema(document)) return { problems: schemaProblems(validateSchema.errors ?? [], document) };
   const doc = document as unknown as RuleDocument;
   const problems: string[] = [];

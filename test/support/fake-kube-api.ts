@@ -246,7 +246,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     async kubeconfigFile() {
       const dir = await mkdtemp(join(tmpdir(), 'fake-kube-'));
       const file = join(dir, 'kubeconfig');
-      await writeFile(file, `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "${url}"}}]\nusers: [{name: fake, user: {token: fake-token}}]\ncontexts: [{name: fake, context: {cluster: fake, user: fake, namespace: observability}}]\ncurrent-context: fake\n`);
+      await writeFile(file, `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "${url}", insecure-skip-tls-verify: true}}]\nusers: [{name: fake, user: {token: fake-token}}]\ncontexts: [{name: fake, context: {cluster: fake, user: fake, namespace: observability}}]\ncurrent-context: fake\n`);
       return file;
     },
     requests,

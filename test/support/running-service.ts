@@ -43,7 +43,7 @@ export async function startService(
     },
   });
   const config = { ...loadConfig({}), rulesDir, deliveryDeadlineMs: 3000, deliveryTimeoutMs: 1000, ...options.config };
-  const service = createService({
+  const service = await createService({
     config,
     log: createLogger('debug', stream),
     env: options.env ?? {},
