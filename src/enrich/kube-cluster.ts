@@ -5,6 +5,7 @@
  * a null fact, never an exception. Events are never cached: Reference mode needs their current state.
  */
 import { ApiException, CoreV1Api, KubernetesObjectApi } from '@kubernetes/client-node';
+import type { KubeSettings } from '../config.js';
 import { ConfigurationError } from '../errors.js';
 import type { KubeConnection } from '../kube/connect.js';
 import { TokenBucket } from '../kube/token-bucket.js';
@@ -15,14 +16,7 @@ import type { ObjectReference } from '../normalize/kube-event.js';
 import type { SecretReader } from '../render/value-source.js';
 import type { Cluster, Lookup } from './cluster.js';
 
-export interface KubeClusterOptions {
-  cacheTtlMs: number;
-  cacheSize: number;
-  secretTtlMs: number;
-  requestsPerSecond: number;
-  burst: number;
-  timeoutMs: number;
-}
+export type KubeClusterOptions = Pick<KubeSettings, 'cacheTtlMs' | 'cacheSize' | 'secretTtlMs' | 'requestsPerSecond' | 'burst' | 'timeoutMs'>;
 
 /** Timestamps come back as Date objects from client-node; JSONata and rules need plain JSON (libraries.md §4.3). */
 const plain = (value: unknown) => JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
