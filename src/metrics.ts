@@ -56,6 +56,12 @@ export function createMetrics() {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
+    suppressed: new Counter({
+      name: `${PREFIX}suppressed_total`,
+      help: 'Occurrences a rule matched but did not send because of its throttle.',
+      labelNames: ['rule'] as const,
+      registers,
+    }),
     templateErrors: new Counter({
       name: `${PREFIX}template_errors_total`,
       help: 'Template (JSONata) evaluation failures per rule: errors, timeouts, guard trips, non-JSON results.',
@@ -104,6 +110,7 @@ export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];
 export function forgetRule(metrics: Metrics, rule: string, destinations: Iterable<string>): void {
   metrics.ruleMatches.remove({ rule });
   metrics.templateErrors.remove({ rule });
+  metrics.suppressed.remove({ rule });
   for (const destination of destinations) {
     for (const outcome of DELIVERY_OUTCOMES) metrics.deliveries.remove({ rule, destination, outcome });
   }

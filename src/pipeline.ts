@@ -7,6 +7,7 @@ import type { CloudEvent } from 'cloudevents';
 import type { Config } from './config.js';
 import type { DeliveryResult, Sender } from './deliver/destination.js';
 import type { DeliveredStore } from './deliver/delivered-store.js';
+import type { ThrottleStore } from './match/throttle.js';
 import type { Cluster } from './enrich/cluster.js';
 import { ConfigurationError, TemplateError, describeError } from './errors.js';
 import { ENRICHMENT_FACTS, lazyFacts, type LazyFacts } from './enrich/lazy-facts.js';
@@ -25,8 +26,8 @@ import type { RuleSet } from './rules/rule-store.js';
 export interface ActionReport {
   rule: string;
   destination: string;
-  /** `rendered`: a dry run built the request and sent nothing. */
-  outcome: DeliveryOutcome | 'rendered';
+  /** `rendered`: a dry run built the request and sent nothing; `suppressed`: the rule's throttle held it back. */
+  outcome: DeliveryOutcome | 'rendered' | 'suppressed';
   /** Dry runs: the request that would be sent, secrets redacted. */
   request?: ReturnType<typeof redacted>;
   status?: number;
@@ -57,6 +58,7 @@ export interface PipelineDeps {
   cluster: Cluster;
   senders: { http: Sender; log: Sender };
   delivered: DeliveredStore;
+  throttle: ThrottleStore;
   metrics: Metrics;
   log: Logger;
   env: Record<string, string | undefined>;
@@ -98,7 +100,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   ): Promise<ActionReport> {
     const destination = action.destination.name;
     const report = (outcome: ActionReport['outcome'], extra: Partial<ActionReport> = {}): ActionReport => {
-      if (outcome !== 'rendered' && !dryRun) metrics.deliveries.inc({ rule: rule.name, destination, outcome });
+      if (outcome !== 'rendered' && outcome !== 'suppressed' && !dryRun) metrics.deliveries.inc({ rule: rule.name, destination, outcome });
       return { rule: rule.name, destination, outcome, ...extra };
     };
     const key = `${input.occurrence}|${rule.name}|${action.index}`;
@@ -150,6 +152,27 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return report(result.outcome, { status: result.status, attempts: result.attempts, error: result.error, retryAfterMs: result.retryAfterMs });
   }
 
+  /** admitted applies the rule's throttle (if any) to this occurrence; a failing key admits (never lose silently). */
+  async function admitted(rule: CompiledRule, input: EventInput, dryRun: boolean): Promise<boolean> {
+    if (!rule.throttle) return true;
+    let key: string;
+    try {
+      key = JSON.stringify(await rule.throttle.key.evaluate(input.event, { cloudevent: input.cloudevent, occurrence: input.occurrence }));
+    } catch (err) {
+      if (!dryRun) {
+        metrics.templateErrors.inc({ rule: rule.name });
+        log.error({ rule: rule.name, ceId: input.cloudevent.id, error: `throttle key: ${describeError(err)}` }, 'throttle key failed; not throttled');
+      }
+      return true;
+    }
+    const ok = await deps.throttle.admit(`${rule.name}|${key}`, input.occurrence, rule.throttle.windowMs, rule.throttle.max, dryRun);
+    if (!ok && !dryRun) {
+      metrics.suppressed.inc({ rule: rule.name });
+      log.info({ rule: rule.name, key, occurrence: input.occurrence, ceId: input.cloudevent.id }, 'suppressed by the rule\'s throttle');
+    }
+    return ok;
+  }
+
   async function resolve(normalized: Normalized, ce: CloudEvent<unknown>): Promise<EventInput | { unresolved: string }> {
     if (normalized.kind === 'input') return normalized.input;
     const lookup = await deps.cluster.get({ ...normalized.ref, kind: normalized.ref.kind ?? 'Event' });
@@ -169,7 +192,16 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const { matched, failed, evaluated } = await match(inScope(deps.rules().index.candidates(input), input), input, facts);
     for (const { rule, error } of failed) log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
     if (!dryRun) for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
-    const actions = await Promise.all(matched.flatMap((rule) => rule.actions.map((action) => deliver(rule, action, input, facts, deadline, dryRun))));
+    const actions = (
+      await Promise.all(
+        matched.map(async (rule) => {
+          if (!(await admitted(rule, input, dryRun))) {
+            return rule.actions.map((action): ActionReport => ({ rule: rule.name, destination: action.destination.name, outcome: 'suppressed' }));
+          }
+          return Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, dryRun)));
+        }),
+      )
+    ).flat();
     const outcome: EventOutcome = matched.length > 0 ? 'matched' : 'no_match';
     const report: EventReport = { ...base, outcome, change: input.change, occurrence: input.occurrence, matched: matched.map((r) => r.name), actions };
     if (dryRun) report.evaluated = evaluated.map((e) => ({ rule: e.rule.name, matched: e.matched, conditions: explainConditions(e.conditions) }));

@@ -6,6 +6,7 @@ import type Koa from 'koa';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createMemoryDeliveredStore } from './deliver/delivered-store.js';
+import { createMemoryThrottleStore } from './match/throttle.js';
 import { createHttpSender } from './deliver/http-sender.js';
 import { createLogSender } from './deliver/log-sender.js';
 import { NO_CLUSTER, type Cluster } from './enrich/cluster.js';
@@ -65,6 +66,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       log: createLogSender(writeLine),
     },
     delivered: createMemoryDeliveredStore(config.dedupWindowMs),
+    throttle: createMemoryThrottleStore(),
     metrics,
     log,
     env: options.env ?? process.env,

@@ -23,9 +23,15 @@ interface Position {
 interface Seen {
   /** The newest occurrence seen. */
   position: Position;
-  /** The CloudEvent id that brought that occurrence, so a Broker redelivery is classified the same way again. */
-  cloudEventId: string;
+  /**
+   * The CloudEvent ids recently classified as new occurrences of this Event, so a Broker redelivery is
+   * classified the same way again — even when newer occurrences arrived in between.
+   */
+  newIds: string[];
 }
+
+/** Redeliveries come within minutes; a handful of recent ids per Event is enough. */
+const REMEMBERED_IDS = 16;
 
 export type Verb = 'add' | 'update' | 'delete';
 
@@ -55,18 +61,20 @@ export class OccurrenceTracker implements Classifier {
     if (!uid) return verb;
     const previous = this.seen.get(uid);
     if (verb === 'add') {
-      if (remember) this.remember(uid, { position, cloudEventId });
+      if (remember) this.remember(uid, position, cloudEventId, previous);
       return 'add';
     }
-    if (previous?.cloudEventId === cloudEventId) return 'update'; // redelivery of the update that was new
+    if (previous?.newIds.includes(cloudEventId)) return 'update'; // a redelivery of an update that was new
     // Never seen this Event: a repeated one (count > 1) is an occurrence we must not lose; count 1 only had its metadata touched.
     const isNew = previous ? isAfter(position, previous.position) : position.count > 1 || !hasCount(raw);
     if (!isNew) return 'unchanged';
-    if (remember) this.remember(uid, { position, cloudEventId });
+    if (remember) this.remember(uid, position, cloudEventId, previous);
     return 'update';
   }
 
-  private remember(uid: string, seen: Seen): void {
+  private remember(uid: string, position: Position, cloudEventId: string, previous: Seen | undefined): void {
+    const newest = previous && !isAfter(position, previous.position) ? previous.position : position;
+    const seen = { position: newest, newIds: [...(previous?.newIds ?? []), cloudEventId].slice(-REMEMBERED_IDS) };
     this.seen.delete(uid); // re-insert so Map order is recency order
     this.seen.set(uid, seen);
     if (this.seen.size > this.capacity) this.seen.delete(this.seen.keys().next().value as string);

@@ -8,6 +8,7 @@ import { DEFAULT_CHANGES, type Change } from '../normalize/kube-event.js';
 import { compileTemplate, type Template, type TemplateOptions } from '../render/template.js';
 import { compileValue, type CompiledValue } from '../render/value-source.js';
 import { OPERATORS, buildRule, type EvaluableRule } from './conditions.js';
+import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
 import type { DestinationSpec, RuleDocument, RuleSpec } from './document.js';
 import type { EnrichmentFact } from '../enrich/lazy-facts.js';
 import schema from './rule-document.schema.json' with { type: 'json' };
@@ -39,6 +40,7 @@ export interface CompiledRule {
   conditions: RuleSpec['conditions'];
   rule: EvaluableRule;
   actions: CompiledAction[];
+  throttle?: { key: Template; windowMs: number; max: number };
 }
 
 export interface CompiledDocument {
@@ -91,8 +93,16 @@ export function compileDocument(
       if (destination.kind === 'hpa-sender') uses.add('object'); // the HPA carries the annotation
       actions.push({ index, destination, body, uses });
     });
+    const throttle = spec.throttle
+      ? attempt(problems, `${where}.throttle`, () => ({
+          key: compileTemplate(spec.throttle!.key ?? DEFAULT_THROTTLE_KEY, options),
+          windowMs: parseDuration(spec.throttle!.window),
+          max: spec.throttle!.max ?? 1,
+        }))
+      : undefined;
     if (rule) {
       rules.push({
+        throttle,
         name: spec.name,
         description: spec.description ?? '',
         source,

@@ -29,6 +29,7 @@ export interface RuleSpec {
   on?: Change[];
   conditions: TopLevelCondition;
   actions: ActionSpec[];
+  throttle?: { key?: string; window: string | number; max?: number };
 }
 
 export interface RuleDocument {

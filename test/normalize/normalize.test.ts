@@ -123,6 +123,14 @@ describe('OccurrenceTracker (through normalize)', () => {
     assert.equal(inputOf(withCount(2, 'b'), tracker).change, 'update');
   });
 
+  it('a redelivery of an older occurrence still fires after newer occurrences arrived', () => {
+    const tracker = new OccurrenceTracker(100);
+    assert.equal(inputOf(withCount(2, 'b'), tracker).change, 'update');
+    assert.equal(inputOf(withCount(3, 'c'), tracker).change, 'update');
+    assert.equal(inputOf(withCount(2, 'b'), tracker).change, 'update', 'the Broker redelivers b after c');
+    assert.equal(inputOf(withCount(2, 'x'), tracker).change, 'unchanged', 'a new CloudEvent for the old count is not');
+  });
+
   it('an update of an Event never seen: a repeat (count > 1) is new, count 1 is a metadata-only change', () => {
     assert.equal(inputOf(withCount(7, 'x'), new OccurrenceTracker(10)).change, 'update');
     assert.equal(inputOf(withCount(1, 'y'), new OccurrenceTracker(10)).change, 'unchanged');
