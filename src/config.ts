@@ -17,6 +17,8 @@ export interface Config {
   deliveryDeadlineMs: number;
   /** Longest Retry-After we wait for inside a request. */
   retryAfterMaxMs: number;
+  /** Per destination: deliveries in flight, waiting, and the circuit breaker. */
+  destinations: { maxConcurrent: number; maxQueued: number; failureThreshold: number; openMs: number };
   /** JSONata guard: wall-clock budget of one template evaluation. */
   templateTimeoutMs: number;
   /** How many Event uids the occurrence tracker remembers. */
@@ -74,6 +76,12 @@ export function loadConfig(env: Env = process.env): Config {
     deliveryDeadlineMs: integer(env, 'DELIVERY_DEADLINE_SECONDS', 15, 0.001) * 1000,
     retryAfterMaxMs: integer(env, 'RETRY_AFTER_MAX_SECONDS', 5) * 1000,
     templateTimeoutMs: integer(env, 'TEMPLATE_TIMEOUT_MS', 100, 1),
+    destinations: {
+      maxConcurrent: integer(env, 'DESTINATION_CONCURRENCY', 32, 1),
+      maxQueued: integer(env, 'DESTINATION_QUEUE', 256),
+      failureThreshold: integer(env, 'BREAKER_FAILURES', 5, 1),
+      openMs: integer(env, 'BREAKER_OPEN_SECONDS', 10, 0.001) * 1000,
+    },
     occurrenceCacheSize: integer(env, 'OCCURRENCE_CACHE_SIZE', 100_000, 1),
     dedupWindowMs: integer(env, 'DEDUP_WINDOW_SECONDS', 3600) * 1000,
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,

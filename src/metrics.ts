@@ -99,6 +99,24 @@ export function createMetrics() {
       labelNames: ['informer'] as const,
       registers,
     }),
+    destinationInFlight: new Gauge({
+      name: `${PREFIX}destination_in_flight`,
+      help: 'Deliveries in flight per destination.',
+      labelNames: ['destination'] as const,
+      registers,
+    }),
+    destinationQueued: new Gauge({
+      name: `${PREFIX}destination_queued`,
+      help: 'Deliveries waiting for a slot per destination.',
+      labelNames: ['destination'] as const,
+      registers,
+    }),
+    breakerState: new Gauge({
+      name: `${PREFIX}destination_circuit_state`,
+      help: 'Circuit breaker per destination: 0 closed, 1 open, 2 half-open.',
+      labelNames: ['destination'] as const,
+      registers,
+    }),
     inFlight: new Gauge({ name: `${PREFIX}requests_in_flight`, help: 'CloudEvent requests being processed.', registers }),
   };
 }

@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import type { DeliveryResult, Sender } from './deliver/destination.js';
 import type { DeliveredStore } from './deliver/delivered-store.js';
 import type { ThrottleStore } from './match/throttle.js';
+import type { Bulkheads } from './deliver/bulkhead.js';
 import type { Cluster } from './enrich/cluster.js';
 import { ConfigurationError, TemplateError, describeError } from './errors.js';
 import { ENRICHMENT_FACTS, lazyFacts, type LazyFacts } from './enrich/lazy-facts.js';
@@ -59,6 +60,7 @@ export interface PipelineDeps {
   senders: { http: Sender; log: Sender };
   delivered: DeliveredStore;
   throttle: ThrottleStore;
+  bulkheads: Bulkheads;
   metrics: Metrics;
   log: Logger;
   env: Record<string, string | undefined>;
@@ -80,6 +82,11 @@ function inScope(rules: CompiledRule[], input: EventInput): CompiledRule[] {
   const involved = input.event.involvedObject as ObjectReference | undefined;
   const namespace = involved?.namespace ?? (typeof input.cloudevent.namespace === 'string' ? input.cloudevent.namespace : undefined);
   return rules.filter((rule) => rule.scope === undefined || rule.scope === namespace);
+}
+
+/** bulkheadKey: destinations are per document, so the same name in two documents is two destinations. */
+function bulkheadKey(rule: CompiledRule, action: CompiledAction): string {
+  return `${rule.source}#${action.destination.name}`;
 }
 
 /** scopedSecrets: a team's rules read Secrets of their own namespace only. */
@@ -136,13 +143,20 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (dryRun) return report('rendered', { request: redacted(request) });
 
     const started = performance.now();
-    const sender = deps.senders[action.destination.kind === 'log' ? 'log' : 'http'];
-    const result: DeliveryResult = await sender.send(request, {
-      timeoutMs: action.destination.timeoutMs ?? deps.config.deliveryTimeoutMs,
-      deadline,
-      destination,
-      context: { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence },
-    });
+    const isLog = action.destination.kind === 'log';
+    const slot = isLog ? undefined : await deps.bulkheads.acquire(bulkheadKey(rule, action), destination);
+    let result: DeliveryResult;
+    if (slot && !slot.ok) {
+      result = { outcome: 'failed', attempts: 0, error: slot.reason, retryAfterMs: slot.retryAfterMs };
+    } else {
+      result = await deps.senders[isLog ? 'log' : 'http'].send(request, {
+        timeoutMs: action.destination.timeoutMs ?? deps.config.deliveryTimeoutMs,
+        deadline,
+        destination,
+        context: { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence },
+      });
+      slot?.release(result.outcome === 'failed');
+    }
     metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
     const fields = { rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, status: result.status, attempts: result.attempts };
     if (result.outcome === 'failed') log.warn({ ...fields, error: result.error }, 'delivery failed; the Broker will redeliver');

@@ -7,6 +7,7 @@ import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createMemoryDeliveredStore } from './deliver/delivered-store.js';
 import { createMemoryThrottleStore } from './match/throttle.js';
+import { createBulkheads } from './deliver/bulkhead.js';
 import { createHttpSender } from './deliver/http-sender.js';
 import { createLogSender } from './deliver/log-sender.js';
 import { NO_CLUSTER, type Cluster } from './enrich/cluster.js';
@@ -67,6 +68,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     },
     delivered: createMemoryDeliveredStore(config.dedupWindowMs),
     throttle: createMemoryThrottleStore(),
+    bulkheads: createBulkheads(config.destinations, metrics),
     metrics,
     log,
     env: options.env ?? process.env,

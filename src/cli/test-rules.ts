@@ -9,6 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { loadConfig } from '../config.js';
 import { createMemoryDeliveredStore } from '../deliver/delivered-store.js';
 import { createMemoryThrottleStore } from '../match/throttle.js';
+import { createBulkheads } from '../deliver/bulkhead.js';
 import { createLogSender } from '../deliver/log-sender.js';
 import { NO_CLUSTER } from '../enrich/cluster.js';
 import { InvalidEventError } from '../errors.js';
@@ -72,6 +73,7 @@ export async function runTests(options: TestOptions, stdin: () => Promise<string
     senders: { http: createLogSender(() => undefined), log: createLogSender(() => undefined) },
     delivered: createMemoryDeliveredStore(0),
     throttle: createMemoryThrottleStore(),
+    bulkheads: createBulkheads(loadConfig({}).destinations, createMetrics()),
     metrics: createMetrics(),
     log: createLogger('silent'),
     env: process.env,

@@ -1,0 +1,84 @@
+/**
+ * Isolation between destinations: a hanging destination fills its own slots and queue and then refuses
+ * at once, while another destination keeps its latency; a failing destination opens its breaker.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config.js';
+import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { loadFixture, withEvent } from '../support/fixtures.js';
+import { startService, type RunningService } from '../support/running-service.js';
+
+const event = (reason: string, n: number) =>
+  withEvent(loadFixture('pod-backoff-crashloop-resource-update'), (body, headers) => {
+    body.reason = reason;
+    body.metadata.uid = `${reason}-${n}`;
+    headers['ce-id'] = `${reason}-${n}`;
+  });
+
+describe('per-destination bulkheads and circuit breakers', () => {
+  let sink: CaptureSink;
+  let svc: RunningService;
+  before(async () => {
+    sink = await startCaptureSink();
+    const rule = (name: string, reason: string) => `
+  - name: ${name}
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: ${reason} } ] }
+    actions: [ { destination: ${name}, body: '{ "n": metadata.uid }' } ]`;
+    svc = await startService({
+      rules: {
+        'r.yaml': `
+destinations:
+  slow: { url: "${sink.url}/slow", timeoutSeconds: 2.5 }
+  fast: { url: "${sink.url}/fast" }
+  broken: { url: "${sink.url}/broken" }
+rules:${rule('slow', 'Slow')}${rule('fast', 'Fast')}${rule('broken', 'Broken')}
+`,
+      },
+      config: {
+        deliveryAttempts: 1,
+        deliveryTimeoutMs: 2500,
+        deliveryDeadlineMs: 6000,
+        destinations: { ...loadConfig({}).destinations, maxConcurrent: 2, maxQueued: 2, failureThreshold: 3, openMs: 400 },
+      },
+    });
+  });
+  after(async () => {
+    await svc.stop();
+    await sink.close();
+  });
+
+  it('a hanging destination refuses beyond its slots and queue, while another stays fast', async () => {
+    sink.always('/slow', { status: 200, delayMs: 1000 });
+    const slow = Array.from({ length: 6 }, (_, i) => svc.post(event('Slow', i)));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await svc.metric('kube_event_rules_destination_in_flight', { destination: 'slow' }), 2);
+    assert.equal(await svc.metric('kube_event_rules_destination_queued', { destination: 'slow' }), 2);
+    const started = performance.now();
+    const fast = await Promise.all(Array.from({ length: 20 }, (_, i) => svc.post(event('Fast', i))));
+    const fastMs = performance.now() - started;
+    assert.ok(fast.every((r) => r.status === 204));
+    assert.ok(fastMs < 1000, `the healthy destination was not held up (${fastMs.toFixed(0)} ms for 20 events)`);
+    const statuses = (await Promise.all(slow)).map((r) => r.status).sort();
+    assert.deepEqual(statuses, [204, 204, 204, 204, 429, 429], '4 delivered (2 at once, 2 queued), 2 refused with Retry-After');
+    sink.always('/slow', undefined);
+  });
+
+  it('opens the breaker after consecutive failures, fails fast while open, and closes after a good probe', async () => {
+    sink.always('/broken', 500);
+    for (let i = 0; i < 3; i++) assert.equal((await svc.post(event('Broken', i))).status, 503);
+    const reached = sink.received('/broken').length;
+    const refused = await svc.post(event('Broken', 10));
+    assert.equal(refused.status, 429, 'open: refused without contacting the destination');
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+    assert.match(JSON.parse(refused.text).detail as string, /circuit open: 3 consecutive failures/);
+    assert.equal(sink.received('/broken').length, reached);
+    assert.equal(await svc.metric('kube_event_rules_destination_circuit_state', { destination: 'broken' }), 1);
+
+    sink.always('/broken', undefined);
+    await new Promise((r) => setTimeout(r, 450));
+    assert.equal((await svc.post(event('Broken', 11))).status, 204, 'the probe succeeds');
+    assert.equal(await svc.metric('kube_event_rules_destination_circuit_state', { destination: 'broken' }), 0);
+    assert.equal((await svc.post(event('Broken', 12))).status, 204);
+  });
+});
