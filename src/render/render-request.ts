@@ -1,10 +1,11 @@
 /**
  * renderRequest builds the HTTP request of one action: URL, method, headers (literal, JSONata, env or
- * Secret values) and the JSON body from the action's JSONata template (default: the normalized Event).
+ * Secret values; a preset's first) and the JSON body from the action's JSONata template or preset
+ * (default: the normalized Event), with `fields` set on top.
  */
 import type { CompiledAction } from '../rules/compile-document.js';
 import { ConfigurationError } from '../errors.js';
-import { resolveValue, type ResolveContext } from './value-source.js';
+import { resolveField, resolveValue, type ResolveContext } from './value-source.js';
 import { renderHpaSender } from './hpa-sender.js';
 
 export interface RenderedRequest {
@@ -16,6 +17,8 @@ export interface RenderedRequest {
   secretHeaders: string[];
   /** Whether the URL itself came from env or a Secret (a Slack webhook URL is a credential). */
   secretUrl: boolean;
+  /** Body fields (dotted paths) whose values came from env or Secrets, e.g. a PagerDuty routing_key. */
+  secretFields?: string[];
 }
 
 export const REDACTED = '[redacted]';
@@ -25,10 +28,10 @@ export async function renderRequest(action: CompiledAction, context: ResolveCont
   if (destination.kind === 'hpa-sender') {
     return renderHpaSender(context.bindings.object as Record<string, unknown> | null, context.input as Record<string, unknown>, context.secrets, context.hpaSenderNamespaces ?? []);
   }
-  const body = action.body ? await action.body.render(context.input, context.bindings) : JSON.stringify(context.input);
+  const { body, secretFields } = await renderBody(action, context);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   const secretHeaders: string[] = [];
-  for (const [name, source] of destination.headers) {
+  for (const [name, source] of [...action.presetHeaders, ...destination.headers]) {
     const resolved = await resolveValue(source, `destination ${destination.name} header ${name}`, context);
     if (!resolved) continue; // an expression with no value for this event leaves the header out
     headers[name.toLowerCase()] = resolved.value;
@@ -36,17 +39,46 @@ export async function renderRequest(action: CompiledAction, context: ResolveCont
   }
   const url = destination.url ? await resolveValue(destination.url, `destination ${destination.name} url`, context) : { value: '', secret: false };
   if (!url) throw new ConfigurationError(`destination ${destination.name} url: the expression gave no value for this event`);
-  return { method: destination.method, url: url.value, headers, body, secretHeaders, secretUrl: url.secret };
+  return { method: destination.method, url: url.value, headers, body, secretHeaders, secretUrl: url.secret, secretFields };
+}
+
+/** renderBody: the body template's JSON (one serialization when there are no fields to set). */
+async function renderBody(action: CompiledAction, context: ResolveContext): Promise<{ body: string; secretFields: string[] }> {
+  if (action.fields.length === 0) {
+    return { body: action.body ? await action.body.render(context.input, context.bindings) : JSON.stringify(context.input), secretFields: [] };
+  }
+  const body = action.body ? await action.body.evaluate(context.input, context.bindings) : structuredClone(context.input);
+  const secretFields: string[] = [];
+  for (const [path, source] of action.fields) {
+    const resolved = await resolveField(source, `field ${path}`, context);
+    if (!resolved) continue;
+    // A body that is a list (Alertmanager alerts) gets the field on every element.
+    for (const target of Array.isArray(body) && !/^\d/.test(path) ? body : [body]) setPath(target, path, resolved.value);
+    if (resolved.secret) secretFields.push(path);
+  }
+  return { body: JSON.stringify(body), secretFields };
+}
+
+/** setPath sets a dotted path ("payload.severity", "0.labels.team"), creating objects on the way. */
+function setPath(target: unknown, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target as Record<string, unknown>;
+  for (const key of keys.slice(0, -1)) {
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') return;
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  const last = keys[keys.length - 1];
+  if (last !== '__proto__' && last !== 'constructor' && last !== 'prototype') node[last] = value;
 }
 
 /** redacted gives a copy safe to print: secret header values and secret URLs replaced. */
 export function redacted(request: RenderedRequest): { method: string; url?: string; headers: Record<string, string>; body: unknown } {
   const headers = { ...request.headers };
   for (const name of request.secretHeaders) headers[name] = REDACTED;
-  return {
-    method: request.method,
-    ...(request.url ? { url: request.secretUrl ? REDACTED : request.url } : {}),
-    headers,
-    body: JSON.parse(request.body) as unknown,
-  };
+  const body = JSON.parse(request.body) as unknown;
+  for (const path of request.secretFields ?? []) {
+    for (const target of Array.isArray(body) && !/^\d/.test(path) ? body : [body]) setPath(target, path, REDACTED);
+  }
+  return { method: request.method, ...(request.url ? { url: request.secretUrl ? REDACTED : request.url } : {}), headers, body };
 }

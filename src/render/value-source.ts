@@ -74,3 +74,14 @@ export async function resolveValue(
       return { value: value.prefix + (await context.secrets.read(value.name, value.key)).trim(), secret: true };
   }
 }
+
+/** resolveField is resolveValue for body fields: a JSONata value keeps its JSON type (number, list, object). */
+export async function resolveField(value: CompiledValue, what: string, context: ResolveContext): Promise<{ value: unknown; secret: boolean } | undefined> {
+  if (value.kind !== 'template') return resolveValue(value, what, context);
+  try {
+    return { value: await value.template.evaluate(context.input, context.bindings), secret: false };
+  } catch (err) {
+    if (err instanceof TemplateError && err.code === EMPTY_RESULT) return undefined;
+    throw err;
+  }
+}

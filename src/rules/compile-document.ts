@@ -7,6 +7,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { DEFAULT_CHANGES, type Change } from '../normalize/kube-event.js';
 import { compileTemplate, type Template, type TemplateOptions } from '../render/template.js';
 import { compileValue, type CompiledValue } from '../render/value-source.js';
+import { PRESETS } from '../render/presets.js';
 import { OPERATORS, buildRule, type EvaluableRule } from './conditions.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
 import type { DestinationSpec, RuleDocument, RuleSpec } from './document.js';
@@ -26,6 +27,10 @@ export interface CompiledAction {
   index: number;
   destination: CompiledDestination;
   body?: Template;
+  /** Headers a preset adds (the destination's own headers win). */
+  presetHeaders: [string, CompiledValue][];
+  /** Body fields set after the body is built: dotted path → value. */
+  fields: [string, CompiledValue][];
   /** Enrichment bindings its templates read. */
   uses: ReadonlySet<EnrichmentFact>;
 }
@@ -87,11 +92,21 @@ export function compileDocument(
         problems.push(`${where}.actions[${index}].destination: "${action.destination}" is not a destination of this document (known: ${known})`);
         return;
       }
-      const body = action.body === undefined ? undefined : attempt(problems, `${where}.actions[${index}].body`, () => compileTemplate(action.body!, options));
-      const valueTemplates = [destination.url, ...destination.headers.map(([, v]) => v)].flatMap((v) => (v?.kind === 'template' ? [v.template] : []));
+      const at = `${where}.actions[${index}]`;
+      const preset = action.preset === undefined ? undefined : PRESETS[action.preset];
+      const bodySource = preset?.body ?? action.body;
+      const body = bodySource === undefined ? undefined : attempt(problems, `${at}.${preset ? `preset ${action.preset}` : 'body'}`, () => compileTemplate(bodySource, options));
+      const presetHeaders = Object.entries(preset?.headers ?? {}).map(([name, expression]): [string, CompiledValue] => [name, { kind: 'template', template: compileTemplate(expression, options) }]);
+      const fields = Object.entries(action.fields ?? {}).flatMap(([path, value]): [string, CompiledValue][] => {
+        const compiled = attempt(problems, `${at}.fields.${path}`, () => compileValue(value, options));
+        return compiled ? [[path, compiled]] : [];
+      });
+      const valueTemplates = [destination.url, ...destination.headers.map(([, v]) => v), ...presetHeaders.map(([, v]) => v), ...fields.map(([, v]) => v)].flatMap((v) =>
+        v?.kind === 'template' ? [v.template] : [],
+      );
       const uses = new Set([body, ...valueTemplates].flatMap((t) => (t ? [...t.uses] : [])));
       if (destination.kind === 'hpa-sender') uses.add('object'); // the HPA carries the annotation
-      actions.push({ index, destination, body, uses });
+      actions.push({ index, destination, body, presetHeaders, fields, uses });
     });
     const throttle = spec.throttle
       ? attempt(problems, `${where}.throttle`, () => ({

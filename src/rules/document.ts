@@ -21,6 +21,8 @@ export interface DestinationSpec {
 export interface ActionSpec {
   destination: string;
   body?: string;
+  preset?: string;
+  fields?: Record<string, ValueSource>;
 }
 
 export interface RuleSpec {
