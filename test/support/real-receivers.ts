@@ -1,0 +1,88 @@
+/**
+ * Real receivers from Debian's packages, started on 127.0.0.1 with their state in a temporary folder:
+ * Prometheus Alertmanager, Prometheus, graphite-web (destinations.md Part B). Readiness is polled,
+ * never slept for; each is stopped by its PID.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { closedPort } from './ports.js';
+
+export interface Receiver {
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function waitReady(url: string, child: ChildProcess, output: () => string, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}:\n${output()}`);
+    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    if (Date.now() > end) throw new Error(`not ready within ${timeoutMs} ms (${url}):\n${output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function run(command: string, args: string[], readyPath: string, port: number, dir: string, env: Record<string, string> = {}): Promise<Receiver> {
+  const child = spawn(command, args, { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  child.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitReady(`${url}${readyPath}`, child, () => output);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, stop };
+}
+
+export async function startAlertmanager(): Promise<Receiver> {
+  const dir = mkdtempSync(join(tmpdir(), 'alertmanager-'));
+  writeFileSync(join(dir, 'alertmanager.yml'), 'route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n  - name: none\n');
+  const port = await closedPort();
+  return run('prometheus-alertmanager', [`--config.file=${dir}/alertmanager.yml`, `--storage.path=${dir}/data`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address='], '/-/ready', port, dir);
+}
+
+export async function startPrometheus(target: string): Promise<Receiver> {
+  const dir = mkdtempSync(join(tmpdir(), 'prometheus-'));
+  writeFileSync(join(dir, 'prometheus.yml'), `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: kube-event-rules\n    static_configs:\n      - targets: ["${target}"]\n`);
+  const port = await closedPort();
+  return run('prometheus', [`--config.file=${dir}/prometheus.yml`, `--storage.tsdb.path=${dir}/data`, `--web.listen-address=127.0.0.1:${port}`], '/-/ready', port, dir);
+}
+
+/** graphite-web under Django's development server, with a settings module and SQLite in the folder. */
+export async function startGraphiteWeb(): Promise<Receiver> {
+  const dir = mkdtempSync(join(tmpdir(), 'graphite-'));
+  for (const sub of ['storage', 'log', 'whisper']) mkdirSync(join(dir, sub));
+  writeFileSync(
+    join(dir, 'ker_graphite_settings.py'),
+    [
+      'from graphite.settings import *',
+      "SECRET_KEY = 'kube-event-rules-test'",
+      `STORAGE_DIR = '${dir}/storage/'`,
+      `LOG_DIR = '${dir}/log/'`,
+      `INDEX_FILE = '${dir}/storage/index'`,
+      `WHISPER_DIR = '${dir}/whisper/'`,
+      `STANDARD_DIRS = ['${dir}/whisper/']`,
+      `DATABASES = {'default': {'NAME': '${dir}/graphite.db', 'ENGINE': 'django.db.backends.sqlite3'}}`,
+      "ALLOWED_HOSTS = ['*']",
+      '',
+    ].join('\n'),
+  );
+  const env = { DJANGO_SETTINGS_MODULE: 'ker_graphite_settings', PYTHONPATH: dir };
+  const migrate = spawnSync('/usr/bin/python3', ['-m', 'django', 'migrate', '--run-syncdb', '-v', '0'], { cwd: dir, env: { ...process.env, ...env }, encoding: 'utf8' });
+  if (migrate.status !== 0) throw new Error(`graphite-web migrate failed: ${migrate.stderr}`);
+  const port = await closedPort();
+  return run('/usr/bin/python3', ['-m', 'django', 'runserver', `127.0.0.1:${port}`, '--noreload'], '/events/get_data', port, dir, env);
+}
