@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs before `npm test`: installs the Debian packages the tests use when they are missing — the real
+# receivers (Prometheus, Alertmanager, graphite-web with Django), setpriv (the image test drops to a
+# non-root user) and kubectl (deploy/ rendering, fake API server fidelity). Needs root for apt-get.
+set -euo pipefail
+packages="prometheus prometheus-alertmanager graphite-web python3-django util-linux"
+command -v kubectl >/dev/null 2>&1 || packages="$packages kubernetes-client"
+missing=""
+for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "The tests need these Debian packages:$missing — install them (apt-get install$missing) and run npm test again." >&2
+  exit 1
+fi
+echo "== installing test dependencies:$missing"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
