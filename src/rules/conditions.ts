@@ -26,10 +26,47 @@ export function compileRegex(pattern: string): RegExp {
   let regex = regexes.get(pattern);
   if (!regex) {
     const literal = /^\/(.*)\/([dgimsuy]*)$/s.exec(pattern);
-    regex = literal ? new RegExp(literal[1], literal[2].replace('g', '')) : new RegExp(pattern);
+    const source = literal ? literal[1] : pattern;
+    if (hasNestedRepetition(source)) {
+      throw new Error('a repeated group that itself repeats (like (a+)+ or (\\w*\\s?)*) can backtrack for minutes on one message; rewrite it without the nesting');
+    }
+    regex = literal ? new RegExp(source, literal[2].replace('g', '')) : new RegExp(source);
     regexes.set(pattern, regex);
   }
   return regex;
+}
+
+/**
+ * hasNestedRepetition finds a group with an unbounded quantifier inside (+, *, {n,}) that is itself
+ * repeated without bound — the shape behind catastrophic backtracking (ReDoS). Rejected at load, so a
+ * rule can never stall the event loop on a crafted message.
+ */
+export function hasNestedRepetition(source: string): boolean {
+  const stack: boolean[] = [];
+  let inner = false; // does the current group contain an unbounded quantifier?
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') {
+      i++;
+      continue;
+    }
+    if (c === '[') {
+      while (i < source.length && source[i] !== ']') i += source[i] === '\\' ? 2 : 1;
+      continue;
+    }
+    const unboundedAt = (j: number) => source[j] === '*' || source[j] === '+' || (source[j] === '{' && /^\{\d+,\}/.test(source.slice(j)));
+    if (c === '(') {
+      stack.push(inner);
+      inner = false;
+    } else if (c === ')') {
+      const groupRepeats = unboundedAt(i + 1);
+      if (inner && groupRepeats) return true;
+      inner = (stack.pop() ?? false) || inner || groupRepeats;
+    } else if (unboundedAt(i)) {
+      inner = true;
+    }
+  }
+  return false;
 }
 
 function createOperatorEngine(): Engine {

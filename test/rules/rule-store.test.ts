@@ -55,6 +55,7 @@ describe('rule documents', () => {
     { name: 'unknown operator', text: VALID.replace('operator: equal', 'operator: equals'), want: /conditions\.all\[0\]\.operator: unknown operator "equals"/ },
     { name: 'unknown fact', text: VALID.replace('fact: event', 'fact: evnt'), want: /all\[0\]\.fact: "evnt" must be one of "event", "cloudevent", "change", "object", "owner", "namespace"$/ },
     { name: 'invalid regex', text: VALID.replace('operator: equal, value: SuccessfulRescale', 'operator: matches, value: "(unclosed"'), want: /invalid regex "\(unclosed"/ },
+    { name: 'a regex that can backtrack catastrophically', text: VALID.replace('operator: equal, value: SuccessfulRescale', 'operator: matches, value: "(\\\\w+\\\\s?)*$"'), want: /invalid regex .*can backtrack for minutes/ },
     { name: 'unsupported JSONPath filter', text: VALID.replace('path: $.reason', 'path: "$.items[?(@.x)]"'), want: /path: .*not an index or a quoted name/ },
     { name: 'bad header template', text: VALID.replace('X-Team: platform', 'X-Team: { jsonata: "(" }'), want: /destinations\.hook: headers\.X-Team: S0\d+/ },
     { name: 'literal URL without a scheme', text: VALID.replace('http://127.0.0.1:9/hook', '127.0.0.1/hook'), want: /destinations\.hook\.url/ },
