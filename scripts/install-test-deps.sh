@@ -3,7 +3,7 @@
 # receivers (Prometheus, Alertmanager, graphite-web with Django), setpriv (the image test drops to a
 # non-root user) and kubectl (deploy/ rendering, fake API server fidelity). Needs root for apt-get.
 set -euo pipefail
-packages="prometheus prometheus-alertmanager graphite-web python3-django util-linux"
+packages="prometheus prometheus-alertmanager graphite-web python3-django redis-server util-linux"
 command -v kubectl >/dev/null 2>&1 || packages="$packages kubernetes-client"
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

@@ -117,6 +117,12 @@ export function createMetrics() {
       labelNames: ['destination'] as const,
       registers,
     }),
+    storeErrors: new Counter({
+      name: `${PREFIX}store_errors_total`,
+      help: 'Redis store operations that failed (the service then fails open: sends, admits).',
+      labelNames: ['op'] as const,
+      registers,
+    }),
     inFlight: new Gauge({ name: `${PREFIX}requests_in_flight`, help: 'CloudEvent requests being processed.', registers }),
   };
 }

@@ -56,6 +56,9 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const cluster = options.cluster ?? (kube && connection ? kube.createKubeCluster(connection, config.kube, metrics, log) : NO_CLUSTER);
   const store = new RuleStore({ timeoutMs: config.templateTimeoutMs }, metrics, log);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
+  const redis = config.redisUrl
+    ? (await import('./store/redis-stores.js')).createRedisStores(config.redisUrl, config.dedupWindowMs, metrics, log)
+    : undefined;
   const writeLine = options.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
   const pipeline = createPipeline({
     config,
@@ -66,8 +69,8 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       http: createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics }),
       log: createLogSender(writeLine),
     },
-    delivered: createMemoryDeliveredStore(config.dedupWindowMs),
-    throttle: createMemoryThrottleStore(),
+    delivered: redis?.delivered ?? createMemoryDeliveredStore(config.dedupWindowMs),
+    throttle: redis?.throttle ?? createMemoryThrottleStore(),
     bulkheads: createBulkheads(config.destinations, metrics),
     metrics,
     log,
@@ -135,7 +138,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     },
     close: async () => {
       rules.close();
-      await Promise.all([configMaps?.stop(), standalone?.stop()]);
+      await Promise.all([configMaps?.stop(), standalone?.stop(), redis?.close()]);
     },
   };
 }

@@ -86,3 +86,38 @@ export async function startGraphiteWeb(): Promise<Receiver> {
   const port = await closedPort();
   return run('/usr/bin/python3', ['-m', 'django', 'runserver', `127.0.0.1:${port}`, '--noreload'], '/events/get_data', port, dir, env);
 }
+
+/** redis-server, no persistence, on a free loopback port; ready when it answers PING. */
+export async function startRedis(): Promise<Receiver & { port: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'redis-'));
+  const port = await closedPort();
+  const child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  const { createConnection } = await import('node:net');
+  const ping = () =>
+    new Promise<boolean>((resolve) => {
+      const socket = createConnection(port, '127.0.0.1');
+      socket.on('error', () => resolve(false));
+      socket.on('connect', () => socket.write('PING\r\n'));
+      socket.on('data', (d) => {
+        resolve(d.toString().startsWith('+PONG'));
+        socket.destroy();
+      });
+    });
+  const end = Date.now() + 10_000;
+  while (!(await ping())) {
+    if (child.exitCode !== null || Date.now() > end) throw new Error('redis-server did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

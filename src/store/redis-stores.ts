@@ -1,0 +1,74 @@
+/**
+ * Redis-backed stores (REDIS_URL): delivered actions and throttle windows shared by every replica and
+ * kept across restarts. When Redis is unreachable the stores fail open — a delivery is sent (at least
+ * once) and a throttle admits — and each failure is counted and logged: a store outage must never lose
+ * an event.
+ */
+import { Redis } from 'ioredis';
+import type { DeliveredStore } from '../deliver/delivered-store.js';
+import type { Logger } from '../log.js';
+import type { ThrottleStore } from '../match/throttle.js';
+import type { Metrics } from '../metrics.js';
+
+const PREFIX = 'kube-event-rules:';
+
+/** Atomic sliding window: drop expired entries, re-admit a known occurrence, admit while under max. */
+const ADMIT = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+if ARGV[5] == '0' then
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1`;
+
+export interface RedisStores {
+  delivered: DeliveredStore;
+  throttle: ThrottleStore;
+  close(): Promise<void>;
+}
+
+export function createRedisStores(url: string, windowMs: number, metrics: Metrics, log: Logger): RedisStores {
+  // Fail fast instead of queueing commands while disconnected: the hot path must not wait on Redis.
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, commandTimeout: 1000 });
+  redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis: connection problem'));
+  const failed = (op: string, err: unknown) => {
+    metrics.storeErrors.inc({ op });
+    log.warn({ op, err: (err as Error).message }, 'redis store unavailable; failing open (the action is sent / admitted)');
+  };
+
+  return {
+    delivered: {
+      async has(key) {
+        try {
+          return (await redis.exists(`${PREFIX}delivered:${key}`)) === 1;
+        } catch (err) {
+          failed('delivered_get', err);
+          return false;
+        }
+      },
+      async add(key) {
+        try {
+          await redis.set(`${PREFIX}delivered:${key}`, '1', 'PX', Math.max(1, windowMs));
+        } catch (err) {
+          failed('delivered_set', err);
+        }
+      },
+    },
+    throttle: {
+      async admit(key, occurrence, windowMs, max, peek = false) {
+        try {
+          const result = await redis.eval(ADMIT, 1, `${PREFIX}throttle:${key}`, Date.now(), Math.max(1, Math.round(windowMs)), max, occurrence, peek ? '1' : '0');
+          return result === 1;
+        } catch (err) {
+          failed('throttle', err);
+          return true;
+        }
+      },
+    },
+    async close() {
+      redis.disconnect();
+    },
+  };
+}
