@@ -1,0 +1,187 @@
+/**
+ * Fault run: 5,000 occurrences through a Broker emulator that retries like Knative (exponential, faster
+ * delays, 10 retries), into the real service (child process, Redis store), delivering to a destination
+ * that fails at random (≈20 % 500, 5 % 429 + Retry-After, 3 % connection reset, 2 % hang past the
+ * timeout) — and one kill -9 + restart of the service mid-run. Every occurrence must arrive at least once;
+ * duplicates are reported and must be explained by an attempt that timed out after the destination had
+ * received it, or by the kill. Seeded (FAULT_SEED); size with FAULT_EVENTS.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { Agent, createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+import { bodyOf, loadFixture, withEvent } from '../support/fixtures.js';
+import { closedPort } from '../support/ports.js';
+import { startRedis } from '../support/real-receivers.js';
+
+const EVENTS = Number(process.env.FAULT_EVENTS ?? 5000);
+const SEED = Number(process.env.FAULT_SEED ?? 4242);
+
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Receipt = { fault: 'ok' | 'hang' | '500' | '429' | 'reset'; at: number };
+
+/** The faulty destination: records every request it receives and what it did with it. */
+async function startFaultyDestination(rnd: () => number): Promise<{ url: string; receipts: Map<string, Receipt[]>; close(): Promise<void> }> {
+  const receipts = new Map<string, Receipt[]>();
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const { key } = JSON.parse(Buffer.concat(chunks).toString()) as { key: string };
+      const roll = rnd();
+      const fault: Receipt['fault'] = roll < 0.2 ? '500' : roll < 0.25 ? '429' : roll < 0.28 ? 'reset' : roll < 0.3 ? 'hang' : 'ok';
+      receipts.set(key, [...(receipts.get(key) ?? []), { fault, at: Date.now() }]);
+      if (fault === 'reset') return req.socket.destroy();
+      if (fault === 'hang') return void setTimeout(() => res.writeHead(200).end('{}'), 800); // processed, but after the client gave up
+      if (fault === '500') return res.writeHead(500).end('{"error":"boom"}');
+      if (fault === '429') return res.writeHead(429, { 'retry-after': '0.05' }).end('{}');
+      res.writeHead(200).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    receipts,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+describe(`fault run (${EVENTS} events, seed ${SEED})`, () => {
+  let redis: Awaited<ReturnType<typeof startRedis>>;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(() => redis.stop());
+
+  it('loses nothing; every duplicate is explained; no unhandled rejection; RSS bounded', { timeout: 240_000 }, async () => {
+    const rnd = random(SEED);
+    const destination = await startFaultyDestination(random(SEED + 1));
+    const rulesDir = mkdtempSync(join(tmpdir(), 'fault-rules-'));
+    writeFileSync(join(rulesDir, 'r.yaml'), `
+destinations:
+  flaky: { url: "${destination.url}/event", timeoutSeconds: 0.3 }
+rules:
+  - name: every-occurrence
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: SuccessfulRescale } ] }
+    actions: [ { destination: flaky, body: '{ "key": $occurrence }' } ]
+`);
+    const port = await closedPort();
+    const problems: string[] = [];
+    let service: ChildProcess;
+    const start = () => {
+      service = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+        env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', RULES_DIR: rulesDir, REDIS_URL: redis.url, LOG_LEVEL: 'warn', DELIVERY_ATTEMPTS: '2', DELIVERY_DEADLINE_SECONDS: '1.5', RETRY_AFTER_MAX_SECONDS: '1', BREAKER_FAILURES: '20', BREAKER_OPEN_SECONDS: '0.2' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      createInterface({ input: service.stdout! }).on('line', (line) => {
+        if (/unhandled|uncaught/i.test(line)) problems.push(line);
+      });
+      service.stderr!.on('data', (d: Buffer) => problems.push(d.toString()));
+    };
+    const ready = async () => {
+      for (let i = 0; i < 300; i++) {
+        if (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error('service not ready');
+    };
+    start();
+    await ready();
+
+    // The Broker emulator: Knative's retry rule (retry 5xx, 404, 408, 409, 429, network errors), exponential backoff.
+    const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+    const template = loadFixture('hpa-successful-rescale-up-resource-add');
+    const post = (i: number) =>
+      new Promise<number>((resolve) => {
+        const fixture = withEvent(template, (body, headers) => {
+          body.metadata.uid = `fault-${i}`;
+          headers['ce-id'] = `fault-ce-${i}`;
+        });
+        const body = bodyOf(fixture);
+        const req = request(`http://127.0.0.1:${port}/`, { method: 'POST', agent, headers: { ...fixture.headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.setTimeout(5000, () => req.destroy());
+        req.on('error', () => resolve(0));
+        req.end(body);
+      });
+    const retryable = (status: number) => status === 0 || status >= 500 || [404, 408, 409, 429].includes(status);
+    const deadLetters: number[] = [];
+    const latencies: number[] = [];
+    let killedAt = 0;
+    let done = 0;
+    const deliver = async (i: number) => {
+      const started = Date.now();
+      for (let attempt = 0; attempt <= 10; attempt++) {
+        const status = await post(i);
+        if (!retryable(status)) {
+          assert.ok(status >= 200 && status < 300, `event ${i}: ${status}`);
+          latencies.push(Date.now() - started);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 20 * 2 ** attempt * (0.5 + rnd())));
+      }
+      deadLetters.push(i);
+    };
+    let next = 0;
+    const runStarted = Date.now();
+    await Promise.all(
+      Array.from({ length: 48 }, async () => {
+        while (next < EVENTS) {
+          const i = next++;
+          if (!killedAt && i === Math.floor(EVENTS * 0.4)) {
+            killedAt = Date.now();
+            service.kill('SIGKILL'); // mid-run: in-flight requests die with it
+            await new Promise((r) => service.once('exit', r));
+            start();
+            await ready();
+          }
+          await deliver(i);
+          done++;
+        }
+      }),
+    );
+    const seconds = (Date.now() - runStarted) / 1000;
+    const rssMb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service!.pid}/status`, 'utf8'))![1]) / 1024;
+    service!.kill('SIGTERM');
+    await new Promise((r) => service.once('exit', r));
+    agent.destroy();
+    await destination.close();
+
+    // What arrived: the destination processed it (answered 2xx, or answered late after the client gave up).
+    const arrivedCount = (key: string) => (destination.receipts.get(key) ?? []).filter((r) => r.fault === 'ok' || r.fault === 'hang').length;
+    const keys = Array.from({ length: EVENTS }, (_, i) => `fault-${i}/1`);
+    const lost = keys.filter((k) => arrivedCount(k) === 0);
+    const duplicated = keys.filter((k) => arrivedCount(k) > 1);
+    const byTimeout = duplicated.filter((k) => destination.receipts.get(k)!.some((r) => r.fault === 'hang'));
+    const byKill = duplicated.filter((k) => !byTimeout.includes(k) && destination.receipts.get(k)!.some((r) => Math.abs(r.at - killedAt) < 2000));
+    const explained = [...byTimeout, ...byKill];
+    latencies.sort((a, b) => a - b);
+    const p99 = latencies[Math.floor(latencies.length * 0.99)] ?? 0;
+    console.log(
+      `fault run: ${EVENTS} events in ${seconds.toFixed(1)} s, arrived ${EVENTS - lost.length}, lost ${lost.length}, duplicates ${duplicated.length} ` +
+        `(${byTimeout.length} after an attempt timed out once the destination had it, ${byKill.length} around the kill -9, ${duplicated.length - explained.length} unexplained), dead-lettered ${deadLetters.length}, ` +
+        `broker-level p99 ${p99} ms, service RSS at the end ${rssMb.toFixed(0)} MB, destination requests ${[...destination.receipts.values()].reduce((n, r) => n + r.length, 0)}`,
+    );
+    assert.deepEqual(lost, [], 'nothing lost');
+    assert.deepEqual(deadLetters, [], 'nothing dead-lettered');
+    assert.deepEqual(duplicated.filter((k) => !explained.includes(k)), [], 'every duplicate explained');
+    assert.deepEqual(problems.filter((p) => p.trim()), [], 'no unhandled rejection, nothing on stderr');
+    assert.ok(rssMb < 400, `RSS bounded (${rssMb.toFixed(0)} MB)`);
+    assert.ok(killedAt > 0 && done === EVENTS);
+  });
+});
