@@ -9,6 +9,7 @@ import type { DeliveryResult, Sender } from './deliver/destination.js';
 import type { DeliveredStore } from './deliver/delivered-store.js';
 import type { ThrottleStore } from './match/throttle.js';
 import type { Bulkheads } from './deliver/bulkhead.js';
+import { GUARD_CODES, TemplateQuarantine } from './render/template-quarantine.js';
 import type { Cluster } from './enrich/cluster.js';
 import { ConfigurationError, TemplateError, describeError } from './errors.js';
 import { ENRICHMENT_FACTS, lazyFacts, type LazyFacts } from './enrich/lazy-facts.js';
@@ -96,6 +97,7 @@ function scopedSecrets(secrets: SecretReader, scope: string | undefined): Secret
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { metrics, log } = deps;
+  const quarantine = new TemplateQuarantine();
 
   async function deliver(
     rule: CompiledRule,
@@ -116,6 +118,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return report('skipped_duplicate');
     }
 
+    const held = quarantine.quarantinedUntil(rule.name);
+    if (held !== undefined) {
+      return report('error', { error: `rule ${rule.name}: templates quarantined until ${new Date(held).toISOString()} after repeated guard trips (timeout, depth or size)` });
+    }
     let request: RenderedRequest;
     try {
       const bindings: Record<string, unknown> = {
@@ -134,6 +140,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const error = `${err instanceof TemplateError ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`;
       // Template and configuration errors are permanent; anything else (an API outage reading a Secret) may pass.
       const permanent = err instanceof TemplateError || err instanceof ConfigurationError;
+      if (!dryRun && err instanceof TemplateError && GUARD_CODES.has(err.code ?? '') && quarantine.trip(rule.name)) {
+        log.error({ rule: rule.name }, 'template keeps hitting its guards; rule quarantined for 60 s so other events keep their latency');
+      }
       if (!dryRun) {
         if (err instanceof TemplateError) metrics.templateErrors.inc({ rule: rule.name });
         log.error({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, error }, permanent ? 'action not rendered' : 'action not rendered; the Broker will redeliver');
