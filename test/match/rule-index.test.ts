@@ -11,16 +11,7 @@ import { NO_FACTS } from '../../src/enrich/lazy-facts.js';
 import type { EventInput } from '../../src/normalize/kube-event.js';
 import { RuleStore } from '../../src/rules/rule-store.js';
 import { createMetrics, recordingLogger } from '../support/quiet.js';
-
-/** mulberry32: a tiny seeded PRNG. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../support/random.js';
 
 const REASONS = ['BackOff', 'SuccessfulRescale', 'OOMKilling', 'FailedScheduling', 'Unhealthy', 'Pulled', 'Killing'];
 const KINDS = ['Pod', 'HorizontalPodAutoscaler', 'Node', 'Deployment'];
@@ -77,7 +68,7 @@ function generateEvent(rnd: () => number): EventInput {
 describe('rule index', () => {
   it('gives the same matches as evaluating every rule (random rules and events)', async () => {
     for (const seed of [1, 2, 3, 4, 5]) {
-      const rnd = random(seed);
+      const rnd = seededRandom(seed);
       const store = new RuleStore({ timeoutMs: 100 }, createMetrics(), recordingLogger().log);
       const problems = store.update('file:random.yaml', stringify({ destinations: { out: { kind: 'log' } }, rules: generateRules(rnd, 300) }));
       assert.deepEqual(problems, []);

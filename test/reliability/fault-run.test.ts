@@ -18,18 +18,10 @@ import { after, before, describe, it } from 'node:test';
 import { bodyOf, loadFixture, withEvent } from '../support/fixtures.js';
 import { closedPort } from '../support/ports.js';
 import { startRedis } from '../support/real-receivers.js';
+import { seededRandom } from '../support/random.js';
 
 const EVENTS = Number(process.env.FAULT_EVENTS ?? 5000);
 const SEED = Number(process.env.FAULT_SEED ?? 4242);
-
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Receipt = { fault: 'ok' | 'hang' | '500' | '429' | 'reset'; at: number };
 
@@ -67,8 +59,8 @@ describe(`fault run (${EVENTS} events, seed ${SEED})`, () => {
   after(() => redis.stop());
 
   it('loses nothing; every duplicate is explained; no unhandled rejection; RSS bounded', { timeout: 240_000 }, async () => {
-    const rnd = random(SEED);
-    const destination = await startFaultyDestination(random(SEED + 1));
+    const rnd = seededRandom(SEED);
+    const destination = await startFaultyDestination(seededRandom(SEED + 1));
     const rulesDir = mkdtempSync(join(tmpdir(), 'fault-rules-'));
     writeFileSync(join(rulesDir, 'r.yaml'), `
 destinations:

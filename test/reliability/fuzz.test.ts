@@ -10,18 +10,10 @@ import { after, before, describe, it } from 'node:test';
 import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { bodyOf, fixtureNames, loadFixture, type EventFixture } from '../support/fixtures.js';
 import { startService, type RunningService } from '../support/running-service.js';
+import { seededRandom } from '../support/random.js';
 
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 10_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261127);
-
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Wire = { headers: Record<string, string>; body: Buffer };
 
@@ -105,7 +97,7 @@ rules:
   });
 
   it('never answers 5xx, never crashes, and every 4xx says what was wrong in JSON', async () => {
-    const rnd = random(SEED);
+    const rnd = seededRandom(SEED);
     const fixtures = fixtureNames().map((name) => loadFixture(name)).filter((f) => f.bodyEncoding !== 'raw');
     const agent = new Agent({ keepAlive: true, maxSockets: 16 });
     const url = new URL(`${svc.url}/`);
