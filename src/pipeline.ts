@@ -99,14 +99,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const { metrics, log } = deps;
   const quarantine = new TemplateQuarantine();
 
-  async function deliver(
-    rule: CompiledRule,
-    action: CompiledAction,
-    input: EventInput,
-    facts: LazyFacts,
-    deadline: number,
-    dryRun: boolean,
-  ): Promise<ActionReport> {
+  /** deliver: one action of a matched rule — skip if already delivered, render, send, remember. */
+  async function deliver(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, dryRun: boolean): Promise<ActionReport> {
     const destination = action.destination.name;
     const report = (outcome: ActionReport['outcome'], extra: Partial<ActionReport> = {}): ActionReport => {
       if (outcome !== 'rendered' && outcome !== 'suppressed' && !dryRun) metrics.deliveries.inc({ rule: rule.name, destination, outcome });
@@ -117,12 +111,21 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       log.info({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id }, 'already delivered for this occurrence; skipped');
       return report('skipped_duplicate');
     }
+    const rendered = await render(rule, action, input, facts, dryRun);
+    if ('outcome' in rendered) return report(rendered.outcome, { error: rendered.error });
+    if (dryRun) return report('rendered', { request: redacted(rendered) });
+    const result = await send(rule, action, input, rendered, deadline);
+    if (result.outcome !== 'failed') await deps.delivered.add(key);
+    return report(result.outcome, { status: result.status, attempts: result.attempts, error: result.error, retryAfterMs: result.retryAfterMs });
+  }
 
+  /** render builds the request, or says why it cannot be built (permanent `error`, or `failed` when it may pass). */
+  async function render(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, dryRun: boolean): Promise<RenderedRequest | { outcome: 'error' | 'failed'; error: string }> {
+    const destination = action.destination.name;
     const held = quarantine.quarantinedUntil(rule.name);
     if (held !== undefined) {
-      return report('error', { error: `rule ${rule.name}: templates quarantined until ${new Date(held).toISOString()} after repeated guard trips (timeout, depth or size)` });
+      return { outcome: 'error', error: `rule ${rule.name}: templates quarantined until ${new Date(held).toISOString()} after repeated guard trips (timeout, depth or size)` };
     }
-    let request: RenderedRequest;
     try {
       const bindings: Record<string, unknown> = {
         cloudevent: input.cloudevent,
@@ -132,25 +135,29 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       };
       for (const fact of ENRICHMENT_FACTS) bindings[fact] = action.uses.has(fact) ? await facts[fact]() : null;
       const secrets = scopedSecrets(deps.cluster.secrets, rule.scope);
-      request = await renderRequest(action, { input: input.event, bindings, secrets, env: deps.env, hpaSenderNamespaces: deps.config.hpaSenderSecretNamespaces });
+      const request = await renderRequest(action, { input: input.event, bindings, secrets, env: deps.env, hpaSenderNamespaces: deps.config.hpaSenderSecretNamespaces });
       if (action.destination.kind === 'http' && !/^https?:\/\/[^/]/.test(request.url)) {
         throw new ConfigurationError(`destination ${destination}: url ${request.secretUrl ? '(secret)' : JSON.stringify(request.url)} is not an http(s) URL`);
       }
+      return request;
     } catch (err) {
       const error = `${err instanceof TemplateError ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`;
       // Template and configuration errors are permanent; anything else (an API outage reading a Secret) may pass.
       const permanent = err instanceof TemplateError || err instanceof ConfigurationError;
-      if (!dryRun && err instanceof TemplateError && GUARD_CODES.has(err.code ?? '') && quarantine.trip(rule.name)) {
-        log.error({ rule: rule.name }, 'template keeps hitting its guards; rule quarantined for 60 s so other events keep their latency');
-      }
       if (!dryRun) {
         if (err instanceof TemplateError) metrics.templateErrors.inc({ rule: rule.name });
+        if (err instanceof TemplateError && GUARD_CODES.has(err.code ?? '') && quarantine.trip(rule.name)) {
+          log.error({ rule: rule.name }, 'template keeps hitting its guards; rule quarantined for 60 s so other events keep their latency');
+        }
         log.error({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, error }, permanent ? 'action not rendered' : 'action not rendered; the Broker will redeliver');
       }
-      return report(permanent ? 'error' : 'failed', { error });
+      return { outcome: permanent ? 'error' : 'failed', error };
     }
-    if (dryRun) return report('rendered', { request: redacted(request) });
+  }
 
+  /** send delivers through the destination's bulkhead (or refuses at once when it is full or its breaker open). */
+  async function send(rule: CompiledRule, action: CompiledAction, input: EventInput, request: RenderedRequest, deadline: number): Promise<DeliveryResult> {
+    const destination = action.destination.name;
     const started = performance.now();
     const isLog = action.destination.kind === 'log';
     const slot = isLog ? undefined : await deps.bulkheads.acquire(bulkheadKey(rule, action), destination);
@@ -171,8 +178,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (result.outcome === 'failed') log.warn({ ...fields, error: result.error }, 'delivery failed; the Broker will redeliver');
     else if (result.outcome === 'rejected') log.error({ ...fields, error: result.error }, 'delivery rejected by the destination; not retried');
     else log.info(fields, 'delivered');
-    if (result.outcome !== 'failed') await deps.delivered.add(key);
-    return report(result.outcome, { status: result.status, attempts: result.attempts, error: result.error, retryAfterMs: result.retryAfterMs });
+    return result;
   }
 
   /** admitted applies the rule's throttle (if any) to this occurrence; a failing key admits (never lose silently). */
