@@ -9,6 +9,9 @@ export interface Config {
   logLevel: string;
   /** Largest request body accepted on POST / (bytes); larger → 413. */
   maxBodyBytes: number;
+  /** Slow senders: time to receive the request headers, and the whole request. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
   /** Attempts per delivery inside one request (1 = no in-request retry). */
   deliveryAttempts: number;
   /** Per-attempt timeout when a destination sets none. */
@@ -73,6 +76,8 @@ export function loadConfig(env: Env = process.env): Config {
     rulesDir: env.RULES_DIR ?? './rules',
     logLevel: env.LOG_LEVEL ?? 'info',
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1024 * 1024, 1),
+    headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_SECONDS', 10, 0.001) * 1000,
+    requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_SECONDS', 30, 0.001) * 1000,
     deliveryAttempts: integer(env, 'DELIVERY_ATTEMPTS', 3, 1),
     deliveryTimeoutMs: integer(env, 'DELIVERY_TIMEOUT_SECONDS', 5, 0.001) * 1000,
     deliveryDeadlineMs: integer(env, 'DELIVERY_DEADLINE_SECONDS', 15, 0.001) * 1000,

@@ -34,10 +34,11 @@ function version(): string {
 export async function serve(config: Config, log: Logger): Promise<Server> {
   const kube = await connectKube(process.env);
   const service = await createService({ config, log, kube });
-  const server = createServer(service.app.callback());
+  // Node checks the header and request timeouts only every connectionsCheckingInterval (30 s by default).
+  const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs / 2) }, service.app.callback());
   // Slow senders must not hold sockets forever; keep-alive above common proxy idle timeouts (60 s).
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  server.headersTimeout = config.headersTimeoutMs;
+  server.requestTimeout = config.requestTimeoutMs;
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const address = server.address();

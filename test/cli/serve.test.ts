@@ -66,6 +66,31 @@ rules:
     assert.ok(proc.records.some((r) => r.msg === 'stopped'));
   });
 
+  it('cuts off slow senders (headers and body) and refuses oversized headers with a 4xx', async () => {
+    const { createConnection } = await import('node:net');
+    const proc = startProcess({ RULES_DIR: 'rules', HEADERS_TIMEOUT_SECONDS: '0.5', REQUEST_TIMEOUT_SECONDS: '1' });
+    const port = await proc.port;
+    const slow = (payload: string) =>
+      new Promise<{ closedAfterMs: number; answer: string }>((resolve) => {
+        const started = Date.now();
+        let answer = '';
+        const socket = createConnection(port, '127.0.0.1', () => socket.write(payload));
+        socket.on('data', (d: Buffer) => (answer += d.toString()));
+        socket.on('close', () => resolve({ closedAfterMs: Date.now() - started, answer }));
+        socket.on('error', () => undefined);
+      });
+    // Headers that never finish; a body that never arrives.
+    const headers = await slow('POST / HTTP/1.1\r\nHost: x\r\nce-id: 1\r\n');
+    const body = await slow('POST / HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"a":');
+    assert.ok(headers.closedAfterMs < 3000 && /^HTTP\/1\.1 408/.test(headers.answer), `slow headers: ${headers.closedAfterMs} ms, ${headers.answer.split('\r\n')[0]}`);
+    assert.ok(body.closedAfterMs < 4000 && /^HTTP\/1\.1 4\d\d/.test(body.answer), `slow body: ${body.closedAfterMs} ms, ${body.answer.split('\r\n')[0]}`);
+    const big = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { 'ce-id': '1', 'x-big': 'x'.repeat(64 * 1024) }, body: '{}' }).then((r) => r.status, () => 0);
+    assert.equal(big, 431);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200, 'still serving');
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+  });
+
   it('refuses an invalid configuration value, naming it', async () => {
     const proc = startProcess({ PORT: 'eighty' });
     assert.equal(await proc.exited, 2);
