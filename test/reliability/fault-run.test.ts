@@ -22,6 +22,10 @@ import { seededRandom } from '../support/random.js';
 
 const EVENTS = Number(process.env.FAULT_EVENTS ?? 5000);
 const SEED = Number(process.env.FAULT_SEED ?? 4242);
+/** The destination's fault mix, e.g. FAULT_MIX="500=0.2,429=0.05,reset=0.03,hang=0.02" (the rest answers 200). */
+const MIX = Object.fromEntries(
+  (process.env.FAULT_MIX ?? '500=0.2,429=0.05,reset=0.03,hang=0.02').split(',').map((p) => p.split('=')).map(([k, v]) => [k, Number(v)]),
+) as Record<'500' | '429' | 'reset' | 'hang', number>;
 
 type Receipt = { fault: 'ok' | 'hang' | '500' | '429' | 'reset'; at: number };
 
@@ -33,8 +37,15 @@ async function startFaultyDestination(rnd: () => number): Promise<{ url: string;
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const { key } = JSON.parse(Buffer.concat(chunks).toString()) as { key: string };
-      const roll = rnd();
-      const fault: Receipt['fault'] = roll < 0.2 ? '500' : roll < 0.25 ? '429' : roll < 0.28 ? 'reset' : roll < 0.3 ? 'hang' : 'ok';
+      let roll = rnd();
+      let fault: Receipt['fault'] = 'ok';
+      for (const kind of ['500', '429', 'reset', 'hang'] as const) {
+        if (roll < (MIX[kind] ?? 0)) {
+          fault = kind;
+          break;
+        }
+        roll -= MIX[kind] ?? 0;
+      }
       receipts.set(key, [...(receipts.get(key) ?? []), { fault, at: Date.now() }]);
       if (fault === 'reset') return req.socket.destroy();
       if (fault === 'hang') return void setTimeout(() => res.writeHead(200).end('{}'), 800); // processed, but after the client gave up
@@ -51,7 +62,7 @@ async function startFaultyDestination(rnd: () => number): Promise<{ url: string;
   };
 }
 
-describe(`fault run (${EVENTS} events, seed ${SEED})`, () => {
+describe(`fault run (${EVENTS} events, seed ${SEED}, faults ${JSON.stringify(MIX)})`, () => {
   let redis: Awaited<ReturnType<typeof startRedis>>;
   before(async () => {
     redis = await startRedis();
