@@ -4,13 +4,14 @@
  *   npm run bench                 end to end at 10/100/1000 rules vs the bare-Koa ceiling, in-process
  *                                 pipeline rates, steady 1,000 events/s latency
  *   npm run bench -- --quick      shorter runs
- *   npm run bench -- --soak       also a 10-minute soak at 1,000 events/s, RSS at start and end
+ *   npm run bench -- --soak       also a 10-minute soak at 1,000 events/s, RSS every minute
+ *   npm run bench -- --soak-only  only the soak
  *
  * The service runs as a child process (the real CLI) with LOG_LEVEL=warn; the load generator and the
  * capture sink share this process. Everything is on 127.0.0.1.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -23,6 +24,8 @@ import { closedPort } from '../test/support/ports.js';
 
 const quick = process.argv.includes('--quick');
 const soak = process.argv.includes('--soak');
+const soakOnly = process.argv.includes('--soak-only');
+const WORKLOADS = [['1 % per rule', true], ['1 match per event', false]] as const;
 const SECONDS = quick ? 3 : 8;
 const CONCURRENCY = 32;
 const RULE_COUNTS = [10, 100, 1000];
@@ -80,15 +83,10 @@ async function stop(child: Child): Promise<void> {
 const fmt = (r: LoadResult) =>
   `${r.rate.toFixed(0).padStart(6)} events/s  p50 ${r.p50.toFixed(2).padStart(6)} ms  p99 ${r.p99.toFixed(2).padStart(7)} ms  (${r.ok} ok, ${r.errors} errors)`;
 
-async function main(): Promise<void> {
-  execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' }); // the service runs from dist/, as in the image
-  console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${new Date().toISOString()}`);
-  console.log(`load: closed loop, ${CONCURRENCY} in flight, ${SECONDS} s per run; events: real-shaped ApiServerSource CloudEvents, 100 namespaces, realistic reason mix`);
-  console.log('workloads: "1 % per rule" — rule i matches namespace ns-(i mod 100), so 1,000 rules give ≈10 deliveries per event;');
-  console.log('           "1 match per event" — as many namespaces as rules, so the rule count alone varies\n');
-
+/** Rates of the pipeline in this process, indexed and evaluating every rule. */
+async function inProcess(): Promise<void> {
   console.log('in-process pipeline (parse → normalize → match → render, no HTTP):');
-  for (const [label, perRule] of [['1 % per rule', true], ['1 match per event', false]] as const) {
+  for (const [label, perRule] of WORKLOADS) {
     for (const count of RULE_COUNTS) {
       const namespaces = perRule ? undefined : count;
       const indexed = await measurePipeline(count, true, quick ? 1 : 2, namespaces);
@@ -96,48 +94,76 @@ async function main(): Promise<void> {
       console.log(`  ${label.padEnd(17)} ${String(count).padStart(4)} rules: ${indexed.rate.toFixed(0).padStart(6)} events/s indexed, ${full.rate.toFixed(0).padStart(6)} events/s evaluating every rule (${indexed.matchesPerEvent.toFixed(2)} matches/event)`);
     }
   }
+}
 
-  const sink = await startSink();
-  const dir = await mkdtemp(join(tmpdir(), 'ker-bench-'));
-  try {
-    console.log('\nend to end over loopback:');
-    const ceiling = await startChild(['--import', 'tsx', 'bench/ceiling-app.ts'], {}, '/');
-    await closedLoop(ceiling.url, event, CONCURRENCY, 1);
-    const ceilingResult = await closedLoop(ceiling.url, event, CONCURRENCY, SECONDS);
-    console.log(`  ceiling (bare Koa: parse + validate + 204): ${fmt(ceilingResult)}  peak RSS ${(await rssMb(ceiling.pid, 'VmHWM')).toFixed(0)} MB`);
-    await stop(ceiling);
+/** The ceiling: a bare Koa receiver under the same load. */
+async function ceiling(): Promise<LoadResult> {
+  const child = await startChild(['--import', 'tsx', 'bench/ceiling-app.ts'], {}, '/');
+  await closedLoop(child.url, event, CONCURRENCY, 1);
+  const result = await closedLoop(child.url, event, CONCURRENCY, SECONDS);
+  console.log(`  ceiling (bare Koa: parse + validate + 204): ${fmt(result)}  peak RSS ${(await rssMb(child.pid, 'VmHWM')).toFixed(0)} MB`);
+  await stop(child);
+  return result;
+}
 
-    for (const [label, perRule] of [['1 % per rule', true], ['1 match per event', false]] as const) {
+/** startService runs the service from dist/ with `count` generated rules delivering to the sink. */
+async function startService(dir: string, sinkUrl: string, count: number, namespaces?: number): Promise<Child> {
+  const rulesDir = await mkdtemp(join(dir, `rules-${count}-`));
+  await writeFile(join(rulesDir, 'bench.yaml'), rulesDocument(count, sinkUrl, namespaces));
+  return startChild(['dist/main.js', 'serve'], { RULES_DIR: rulesDir }, '/readyz');
+}
+
+/** endToEnd: the service at each rule count under the closed loop, against the ceiling. */
+async function endToEnd(dir: string, sink: Awaited<ReturnType<typeof startSink>>, ceilingRate: number): Promise<void> {
+  for (const [label, perRule] of WORKLOADS) {
     const rates = new Map<number, number>();
     for (const count of RULE_COUNTS) {
       const namespaces = perRule ? undefined : count;
       const make = (i: number) => event(i, namespaces);
-      const rulesDir = join(dir, `rules-${count}-${perRule}`);
-      await mkdir(rulesDir);
-      await writeFile(join(rulesDir, 'bench.yaml'), rulesDocument(count, sink.url, namespaces));
-      const service = await startChild(['dist/main.js', 'serve'], { RULES_DIR: rulesDir }, '/readyz');
+      const service = await startService(dir, sink.url, count, namespaces);
       await closedLoop(service.url, make, CONCURRENCY, 1, 10_000_000); // warm-up
       const before = sink.count();
       const result = await closedLoop(service.url, make, CONCURRENCY, SECONDS);
       const deliveries = (sink.count() - before) / result.ok;
       rates.set(count, result.rate);
-      console.log(`  ${label.padEnd(17)} ${String(count).padStart(4)} rules: ${fmt(result)}  ${deliveries.toFixed(2)} deliveries/event  peak RSS ${(await rssMb(service.pid, 'VmHWM')).toFixed(0)} MB  = ${((100 * result.rate) / ceilingResult.rate).toFixed(0)} % of the ceiling`);
+      console.log(`  ${label.padEnd(17)} ${String(count).padStart(4)} rules: ${fmt(result)}  ${deliveries.toFixed(2)} deliveries/event  peak RSS ${(await rssMb(service.pid, 'VmHWM')).toFixed(0)} MB  = ${((100 * result.rate) / ceilingRate).toFixed(0)} % of the ceiling`);
       if (count === 100 && perRule) {
         const steady = await openLoop(service.url, make, 1000, SECONDS, 20_000_000);
         console.log(`   100 rules, steady 1,000 events/s: ${fmt(steady)}`);
-        if (soak) {
-          const start = await rssMb(service.pid, 'VmRSS');
-          console.log(`   soak: 10 minutes at 1,000 events/s, RSS at start ${start.toFixed(0)} MB`);
-          for (let minute = 1; minute <= 10; minute++) {
-            const r = await openLoop(service.url, make, 1000, 60, 30_000_000 + minute * 100_000);
-            console.log(`     minute ${minute}: ${fmt(r)}  RSS ${(await rssMb(service.pid, 'VmRSS')).toFixed(0)} MB`);
-          }
-        }
       }
       await stop(service);
     }
     console.log(`  ${label}: 1,000-rule rate / 10-rule rate = ${((100 * rates.get(1000)!) / rates.get(10)!).toFixed(0)} %\n`);
+  }
+}
+
+/** soakRun: 10 minutes at a steady 1,000 events/s with 100 rules; RSS every minute. */
+async function soakRun(dir: string, sinkUrl: string): Promise<void> {
+  const service = await startService(dir, sinkUrl, 100);
+  console.log(`soak: 10 minutes at 1,000 events/s, 100 rules, RSS at start ${(await rssMb(service.pid, 'VmRSS')).toFixed(0)} MB`);
+  for (let minute = 1; minute <= 10; minute++) {
+    const r = await openLoop(service.url, (i) => event(i), 1000, 60, 30_000_000 + minute * 100_000);
+    console.log(`  minute ${String(minute).padStart(2)}: ${fmt(r)}  RSS ${(await rssMb(service.pid, 'VmRSS')).toFixed(0)} MB`);
+  }
+  await stop(service);
+}
+
+async function main(): Promise<void> {
+  execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' }); // the service runs from dist/, as in the image
+  console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${new Date().toISOString()}`);
+  const sink = await startSink();
+  const dir = await mkdtemp(join(tmpdir(), 'ker-bench-'));
+  try {
+    if (!soakOnly) {
+      console.log(`load: closed loop, ${CONCURRENCY} in flight, ${SECONDS} s per run; events: real-shaped ApiServerSource CloudEvents, 100 namespaces, realistic reason mix`);
+      console.log('workloads: "1 % per rule" — rule i matches namespace ns-(i mod 100), so 1,000 rules give ≈10 deliveries per event;');
+      console.log('           "1 match per event" — as many namespaces as rules, so the rule count alone varies\n');
+      await inProcess();
+      console.log('\nend to end over loopback:');
+      const top = await ceiling();
+      await endToEnd(dir, sink, top.rate);
     }
+    if (soak || soakOnly) await soakRun(dir, sink.url);
   } finally {
     await sink.close();
     await rm(dir, { recursive: true, force: true });
