@@ -11,8 +11,6 @@ import { dryRunRoute, eventsRoute, type EventsRouteDeps } from './receive/events
 export interface AppDeps extends EventsRouteDeps {
   log: Logger;
   metrics: Metrics;
-  /** Ready once rules were loaded, and until shutdown starts. */
-  isReady: () => boolean;
   status: () => unknown;
 }
 

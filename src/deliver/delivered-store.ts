@@ -2,6 +2,7 @@
  * DeliveredStore remembers which (occurrence, rule, action) were already delivered, so a Broker
  * redelivery of the same event does not send them again. In memory, bounded, entries expire after a window.
  */
+import { trimOldest } from '../bounded-map.js';
 export interface DeliveredStore {
   has(key: string): Promise<boolean>;
   add(key: string): Promise<void>;
@@ -21,7 +22,7 @@ export function createMemoryDeliveredStore(windowMs: number, capacity = 100_000,
       expiries.delete(key);
       expiries.set(key, now() + windowMs);
       // Map iteration order is insertion order: the first entry is the oldest.
-      if (expiries.size > capacity) expiries.delete(expiries.keys().next().value as string);
+      trimOldest(expiries, capacity);
     },
   };
 }

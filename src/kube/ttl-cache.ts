@@ -1,6 +1,8 @@
 /**
  * TtlCache: bounded, entries expire; concurrent misses for one key share a single load.
  */
+import { trimOldest } from '../bounded-map.js';
+
 export class TtlCache<V> {
   private readonly entries = new Map<string, { value: V; expires: number }>();
   private readonly loading = new Map<string, Promise<V>>();
@@ -31,6 +33,6 @@ export class TtlCache<V> {
   private set(key: string, value: V): void {
     this.entries.delete(key);
     this.entries.set(key, { value, expires: this.now() + this.ttlMs });
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
+    trimOldest(this.entries, this.capacity);
   }
 }

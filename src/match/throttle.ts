@@ -4,6 +4,7 @@
  * per 10 minutes. Suppressed occurrences are counted, never silently dropped. An occurrence that was
  * admitted stays admitted, so a Broker redelivery of it is not suppressed by its own first attempt.
  */
+import { trimOldest } from '../bounded-map.js';
 export interface ThrottleStore {
   /** admit records the occurrence under the key if there is room in the window; `peek` records nothing. */
   admit(key: string, occurrence: string, windowMs: number, max: number, peek?: boolean): Promise<boolean>;
@@ -32,7 +33,7 @@ export function createMemoryThrottleStore(capacity = 100_000, now: () => number 
         admitted.push({ occurrence, at: now() });
         windows.delete(key); // keep Map order = recency, so the oldest key is evicted first
         windows.set(key, admitted);
-        if (windows.size > capacity) windows.delete(windows.keys().next().value as string);
+        trimOldest(windows, capacity);
       }
       return true;
     },

@@ -6,6 +6,7 @@
  */
 import { rawCount } from './events-v1.js';
 import type { Change, KubeEvent } from './kube-event.js';
+import { trimOldest } from '../bounded-map.js';
 
 /** occurrenceKey identifies one occurrence of an Event: `<uid>/<count>` or `<uid>/<lastTimestamp>`. */
 export function occurrenceKey(raw: Record<string, unknown>, event: KubeEvent): string {
@@ -77,7 +78,7 @@ export class OccurrenceTracker implements Classifier {
     const seen = { position: newest, newIds: [...(previous?.newIds ?? []), cloudEventId].slice(-REMEMBERED_IDS) };
     this.seen.delete(uid); // re-insert so Map order is recency order
     this.seen.set(uid, seen);
-    if (this.seen.size > this.capacity) this.seen.delete(this.seen.keys().next().value as string);
+    trimOldest(this.seen, this.capacity);
   }
 }
 

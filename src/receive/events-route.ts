@@ -21,6 +21,8 @@ export interface EventsRouteDeps {
   pipeline: Pipeline;
   tracker: OccurrenceTracker;
   metrics: Metrics;
+  /** False until rules were loaded, and while shutting down. */
+  isReady: () => boolean;
 }
 
 /** readEvents reads the body (bounded) and parses every CloudEvent of the request, or throws a 4xx. */
@@ -33,8 +35,15 @@ async function readEvents(ctx: Parameters<Middleware>[0], config: Config): Promi
   return parseCloudEvents(ctx.headers, body);
 }
 
-export function eventsRoute({ config, pipeline, tracker, metrics }: EventsRouteDeps): Middleware {
+export function eventsRoute({ config, pipeline, tracker, metrics, isReady }: EventsRouteDeps): Middleware {
   return async function receiveEvents(ctx) {
+    if (!isReady()) {
+      // Before the rules are loaded every event would look unmatched and be acknowledged — lost.
+      ctx.status = 503;
+      ctx.set('Retry-After', '1');
+      ctx.body = { error: 'not ready', detail: 'rules are not loaded yet, or the service is shutting down; retry' };
+      return;
+    }
     const events = await readEvents(ctx, config);
     const normalized = events.map((event) => normalize(event, tracker));
     const deadline = Date.now() + config.deliveryDeadlineMs;

@@ -304,6 +304,9 @@ rules:
     }
     svc.service.drain();
     assert.equal((await fetch(`${svc.url}/readyz`)).status, 503, 'not ready once draining');
+    const refused = await svc.post(rescale(99));
+    assert.equal(refused.status, 503, 'events are refused (the Broker retries elsewhere) rather than acknowledged unprocessed');
+    assert.equal(refused.headers.get('retry-after'), '1');
   });
 
   it('hot-reloads the rules directory: add, break (last good kept), fix, delete', async () => {
