@@ -16,14 +16,6 @@ export class InvalidEventError extends Error {
   }
 }
 
-/** RuleLoadError: a rule document was rejected; `where` names file, document, rule and field. */
-export class RuleLoadError extends Error {
-  constructor(readonly where: string, readonly problem: string) {
-    super(`${where}: ${problem}`);
-    this.name = 'RuleLoadError';
-  }
-}
-
 /** TemplateError: a JSONata template failed to compile or evaluate (JSONata throws plain objects; we wrap them). */
 export class TemplateError extends Error {
   constructor(message: string, readonly code?: string, readonly position?: number) {

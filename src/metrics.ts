@@ -123,7 +123,6 @@ export function createMetrics() {
       labelNames: ['op'] as const,
       registers,
     }),
-    inFlight: new Gauge({ name: `${PREFIX}requests_in_flight`, help: 'CloudEvent requests being processed.', registers }),
   };
 }
 

@@ -42,7 +42,7 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
   const gauges = (destination: string, l: Lane) => {
     metrics.destinationInFlight.set({ destination }, l.inFlight);
     metrics.destinationQueued.set({ destination }, l.queue.length);
-    const state = l.openUntil > now() ? 'open' : l.probing ? 'half_open' : l.failures >= options.failureThreshold ? 'half_open' : 'closed';
+    const state = l.openUntil > now() ? 'open' : l.probing || l.failures >= options.failureThreshold ? 'half_open' : 'closed';
     metrics.breakerState.set({ destination }, BREAKER_STATE[state]);
   };
 

@@ -11,7 +11,6 @@ export type Lookup = { status: 'found'; object: Record<string, unknown> } | { st
 export interface Cluster {
   /** A one-line description for the startup log and /status. */
   readonly description: string;
-  readonly connected: boolean;
   /** The service's own namespace (Secrets of cluster-wide rules are read there). */
   readonly namespace?: string;
   get(ref: ObjectReference): Promise<Lookup>;
@@ -20,7 +19,6 @@ export interface Cluster {
 
 export const NO_CLUSTER: Cluster = {
   description: 'no Kubernetes cluster configured: Reference-mode events are not resolved, the object fact is null, secretKeyRef is unavailable',
-  connected: false,
   async get() {
     return { status: 'unavailable', reason: 'no Kubernetes cluster configured' };
   },

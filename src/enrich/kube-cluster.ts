@@ -83,7 +83,6 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
 
   return {
     description: connection.description,
-    connected: true,
     namespace: connection.namespace,
     secrets,
     async get(ref) {

@@ -40,7 +40,6 @@ export interface KubeEvent {
  * - other: a CloudEvent that is not an ApiServerSource Event.
  */
 export type Change = 'add' | 'update' | 'unchanged' | 'delete' | 'other';
-export const CHANGES: readonly Change[] = ['add', 'update', 'unchanged', 'delete', 'other'];
 /** Rules fire on these unless they opt in to others with `on:`. */
 export const DEFAULT_CHANGES: readonly Change[] = ['add', 'update', 'other'];
 

@@ -110,12 +110,11 @@ describe('service end to end', () => {
     const chart = sink.received('/chart').map((r) => r.json() as Record<string, unknown>);
     // Scale-up (add), scale-down (add), scale-down repeated (update, count 2). The events.k8s.io copy of
     // the scale-up is the same occurrence (uid/1) and is not sent twice; the reference is unresolved.
-    assert.deepEqual(chart.map((p) => p.occurrence), [
+    assert.deepEqual(chart.map((p) => p.occurrence).sort(), [
       '30bb0794-6ac6-4f3f-8bb8-03a49c20486a/1',
-      '322c9a28-b0d7-4b46-9419-c45a2c0dad1e/2',
       '322c9a28-b0d7-4b46-9419-c45a2c0dad1e/1',
-    ].filter((o) => chart.some((p) => p.occurrence === o)));
-    assert.equal(chart.length, 3);
+      '322c9a28-b0d7-4b46-9419-c45a2c0dad1e/2',
+    ]);
     const up = chart.find((p) => p.occurrence === '30bb0794-6ac6-4f3f-8bb8-03a49c20486a/1')!;
     assert.deepEqual(up, {
       name: 'HPA shop/checkout',
