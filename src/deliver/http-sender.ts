@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metrics } from '../metrics.js';
 import type { RenderedRequest } from '../render/render-request.js';
 import type { DeliveryResult, SendOptions, Sender } from './destination.js';
+import { trimOldest } from '../bounded-map.js';
 import { backoffMs, isRetryableStatus, parseRetryAfter } from './retry-policy.js';
 
 export interface HttpSenderOptions {
@@ -19,6 +20,9 @@ export interface HttpSenderOptions {
   /** Most connections per destination host. */
   maxSockets?: number;
 }
+
+/** Destination URLs kept parsed (secret URLs included, so bounded). */
+const TARGETS_CAPACITY = 1000;
 
 /** How much of an error response we keep for the log line. */
 const ERROR_BODY_CHARS = 200;
@@ -30,22 +34,29 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 128 };
   const agents = { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) };
 
+  /** Parsed destination URLs: the same few URLs are parsed for every delivery otherwise. */
+  const targets = new Map<string, URL>();
+
   function exchange(request: RenderedRequest, timeoutMs: number): Promise<Reply> {
     return new Promise((resolve) => {
-      let url: URL;
-      try {
-        url = new URL(request.url);
-      } catch {
-        resolve({ error: Object.assign(new Error(`invalid URL`), { code: 'EINVALIDURL' }), timedOut: false });
-        return;
+      let url = targets.get(request.url);
+      if (url === undefined) {
+        try {
+          url = new URL(request.url);
+        } catch {
+          resolve({ error: Object.assign(new Error(`invalid URL`), { code: 'EINVALIDURL' }), timedOut: false });
+          return;
+        }
+        targets.set(request.url, url);
+        trimOldest(targets, TARGETS_CAPACITY);
       }
       const secure = url.protocol === 'https:';
       const send = secure ? httpsRequest : httpRequest;
       let timedOut = false;
-      const body = Buffer.from(request.body);
+      // The body goes as a string: Node then writes headers and body in one write instead of a writev.
       const req = send(url, {
         method: request.method,
-        headers: { ...request.headers, 'content-length': body.length },
+        headers: { ...request.headers, 'content-length': Buffer.byteLength(request.body) },
         agent: secure ? agents.https : agents.http,
       });
       const timer = setTimeout(() => {
@@ -73,7 +84,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
         clearTimeout(timer);
         resolve({ error, timedOut });
       });
-      req.end(body);
+      req.end(request.body);
     });
   }
 

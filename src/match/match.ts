@@ -20,9 +20,10 @@ export async function match(rules: readonly CompiledRule[], input: EventInput, f
   const candidates = rules.filter((rule) => rule.on.has(input.change));
   if (candidates.length === 0) return { matched: [], failed: [], evaluated: [] };
   const almanac = new Almanac({ allowUndefinedFacts: true, pathResolver: resolvePath as never });
-  almanac.addFact('event', input.event);
-  almanac.addFact('cloudevent', input.cloudevent);
-  almanac.addFact('change', input.change);
+  // Constant facts are never looked up in the fact cache; caching them only hashes the whole event.
+  almanac.addFact('event', input.event, { cache: false });
+  almanac.addFact('cloudevent', input.cloudevent, { cache: false });
+  almanac.addFact('change', input.change, { cache: false });
   for (const [name, load] of Object.entries(facts)) almanac.addFact(name, () => load(), { cache: true });
   const outcomes = await Promise.all(
     candidates.map((rule) =>
