@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseAllDocuments } from 'yaml';
 import { closedLoop, openLoop, type LoadResult } from './load.js';
 import { event, rulesDocument } from './workload.js';
 import { measurePipeline } from './pipeline-rate.js';
@@ -50,6 +51,24 @@ async function startSink(): Promise<{ url: string; count: () => number; close: (
 }
 
 interface Child { process: ChildProcess; url: string; pid: number }
+
+/**
+ * The service is measured as deployed: with the NODE_OPTIONS (heap limits) the Deployment sets, read from
+ * the manifest so the two never drift apart. `NODE_OPTIONS=… npm run bench` overrides it for experiments.
+ */
+async function deployedNodeOptions(): Promise<string> {
+  if (process.env.NODE_OPTIONS !== undefined) return process.env.NODE_OPTIONS;
+  const manifest = await readFile(new URL('../deploy/base/deployment.yaml', import.meta.url), 'utf8');
+  const deployment = parseAllDocuments(manifest).map((d) => d.toJS()).find((d) => d?.kind === 'Deployment');
+  const env = (deployment?.spec?.template?.spec?.containers?.[0]?.env ?? []) as { name: string; value?: string }[];
+  return env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+}
+
+/** cpuMs: user + system CPU time a process has used so far (/proc/<pid>/stat, clock ticks of 10 ms). */
+async function cpuMs(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
 
 /** startChild runs a server script on a free port and waits until `readyPath` answers 200. */
 async function startChild(args: string[], env: Record<string, string>, readyPath: string): Promise<Child> {
@@ -110,7 +129,7 @@ async function ceiling(): Promise<LoadResult> {
 async function startService(dir: string, sinkUrl: string, count: number, namespaces?: number): Promise<Child> {
   const rulesDir = await mkdtemp(join(dir, `rules-${count}-`));
   await writeFile(join(rulesDir, 'bench.yaml'), rulesDocument(count, sinkUrl, namespaces));
-  return startChild(['dist/main.js', 'serve'], { RULES_DIR: rulesDir }, '/readyz');
+  return startChild(['dist/main.js', 'serve'], { RULES_DIR: rulesDir, NODE_OPTIONS: await deployedNodeOptions() }, '/readyz');
 }
 
 /** endToEnd: the service at each rule count under the closed loop, against the ceiling. */
@@ -123,10 +142,12 @@ async function endToEnd(dir: string, sink: Awaited<ReturnType<typeof startSink>>
       const service = await startService(dir, sink.url, count, namespaces);
       await closedLoop(service.url, make, CONCURRENCY, 1, 10_000_000); // warm-up
       const before = sink.count();
+      const cpuBefore = await cpuMs(service.pid);
       const result = await closedLoop(service.url, make, CONCURRENCY, SECONDS);
+      const cpuPerEvent = ((await cpuMs(service.pid)) - cpuBefore) * 1000 / result.ok;
       const deliveries = (sink.count() - before) / result.ok;
       rates.set(count, result.rate);
-      console.log(`  ${label.padEnd(17)} ${String(count).padStart(4)} rules: ${fmt(result)}  ${deliveries.toFixed(2)} deliveries/event  peak RSS ${(await rssMb(service.pid, 'VmHWM')).toFixed(0)} MB  = ${((100 * result.rate) / ceilingRate).toFixed(0)} % of the ceiling`);
+      console.log(`  ${label.padEnd(17)} ${String(count).padStart(4)} rules: ${fmt(result)}  ${deliveries.toFixed(2)} deliveries/event  service CPU ${cpuPerEvent.toFixed(0)} µs/event  peak RSS ${(await rssMb(service.pid, 'VmHWM')).toFixed(0)} MB  = ${((100 * result.rate) / ceilingRate).toFixed(0)} % of the ceiling`);
       if (count === 100 && perRule) {
         const steady = await openLoop(service.url, make, 1000, SECONDS, 20_000_000);
         console.log(`   100 rules, steady 1,000 events/s: ${fmt(steady)}`);
@@ -151,6 +172,7 @@ async function soakRun(dir: string, sinkUrl: string): Promise<void> {
 async function main(): Promise<void> {
   execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' }); // the service runs from dist/, as in the image
   console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${new Date().toISOString()}`);
+  console.log(`service: dist/main.js serve, NODE_OPTIONS="${await deployedNodeOptions()}" (as in deploy/base/deployment.yaml)`);
   const sink = await startSink();
   const dir = await mkdtemp(join(tmpdir(), 'ker-bench-'));
   try {

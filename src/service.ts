@@ -93,7 +93,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
           metrics,
         )
       : undefined;
-  const ready = Promise.all([rules.loaded, configMaps?.synced]).then(() => store.markLoaded());
+  const ready = Promise.all([rules.loaded, configMaps?.synced, redis?.connected]).then(() => store.markLoaded());
   const standalone =
     kube && connection && config.standalone.enabled
       ? kube.watchEvents(

@@ -11,6 +11,8 @@ import type { ThrottleStore } from '../match/throttle.js';
 import type { Metrics } from '../metrics.js';
 
 const PREFIX = 'kube-event-rules:';
+/** How long start-up waits for the first Redis connection before serving anyway (failing open). */
+const CONNECT_WAIT_MS = 5000;
 
 /** Atomic sliding window: drop expired entries, re-admit a known occurrence, admit while under max. */
 const ADMIT = `
@@ -26,6 +28,11 @@ return 1`;
 export interface RedisStores {
   delivered: DeliveredStore;
   throttle: ThrottleStore;
+  /**
+   * Resolves once connected, or after `CONNECT_WAIT_MS` with a warning: commands are not queued while
+   * disconnected, so events taken before the first connection would all fail open (no dedup, no throttle).
+   */
+  connected: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -38,7 +45,19 @@ export function createRedisStores(url: string, windowMs: number, metrics: Metric
     log.warn({ op, err: (err as Error).message }, 'redis store unavailable; failing open (the action is sent / admitted)');
   };
 
+  const connected = new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      log.warn({ waitedMs: CONNECT_WAIT_MS }, 'redis: not connected yet; starting anyway and failing open until it is');
+      resolve();
+    }, CONNECT_WAIT_MS).unref();
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+
   return {
+    connected,
     delivered: {
       async has(key) {
         try {

@@ -101,6 +101,30 @@ describe('http sender (against a real local server)', () => {
     assert.equal(result.attempts, 3, "a refused connection is retried");
   });
 
+  it('says how long it waited when a destination hangs every time', async () => {
+    sink.always('/stuck', 'hang');
+    const result = await send('/stuck', 150, 2000);
+    sink.always('/stuck', undefined);
+    assert.equal(result.outcome, 'failed');
+    assert.equal(result.error, 'no response within 150 ms');
+  });
+
+  it('keeps only the start of a huge error body', async () => {
+    sink.respond('/huge-error', { status: 400, body: 'e'.repeat(2_000_000) });
+    const result = await send('/huge-error');
+    assert.equal(result.outcome, 'rejected');
+    assert.equal(result.error, `HTTP 400: ${'e'.repeat(200)}`);
+  });
+
+  it('refuses a request with a malformed header once, without retrying', async () => {
+    const bad = { ...request('/never-reached'), headers: { 'x-broken': 'line\r\nbreak' } };
+    const result = await sender.send(bad, { timeoutMs: 300, deadline: Date.now() + 2000, destination: 'd', context });
+    assert.equal(result.outcome, 'rejected');
+    assert.equal(result.attempts, 1);
+    assert.match(result.error!, /^EINVALIDREQUEST: invalid request: /);
+    assert.equal(sink.received('/never-reached').length, 0);
+  });
+
   it('starts no attempt after the deadline', async () => {
     sink.always('/never', 'hang');
     const started = Date.now();
