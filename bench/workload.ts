@@ -61,6 +61,10 @@ export function event(i: number, namespaces = NAMESPACES): { headers: Record<str
   return { headers: { ...template.headers, 'ce-id': `bench-${i}`, 'ce-namespace': namespace }, body };
 }
 
+/** The body every benchmark rule renders: a Wavefront-style event. */
+export const BODY_TEMPLATE =
+  '{ "name": reason & " " & involvedObject.namespace & "/" & involvedObject.name, "annotations": { "severity": type = "Warning" ? "warn" : "info", "details": message }, "startTime": $toMillis(lastTimestamp), "tags": ["k8s", involvedObject.kind] }';
+
 /**
  * rulesDocument: `count` rules; rule i matches the events of namespace ns-(i mod namespaces). With 100
  * namespaces each rule matches ≈1 % of events; with namespaces = count every event matches one rule.
@@ -78,7 +82,7 @@ export function rulesDocument(count: number, sinkUrl: string, namespaces = NAMES
     actions: [
       {
         destination: 'sink',
-        body: '{ "name": reason & " " & involvedObject.namespace & "/" & involvedObject.name, "annotations": { "severity": type = "Warning" ? "warn" : "info", "details": message }, "startTime": $toMillis(lastTimestamp), "tags": ["k8s", involvedObject.kind] }',
+        body: BODY_TEMPLATE,
       },
     ],
   }));

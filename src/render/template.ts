@@ -2,11 +2,13 @@
  * Guarded JSONata templates. Templates are user input: compile once at load (syntax errors name line
  * and column), evaluate with timeout/stack/sequence guards so a runaway template costs at most about
  * the timeout and never hangs or OOM-kills the process (libraries.md §4.2), and hand back plain JSON.
+ * Templates within the fast path's subset (template-fast-path.ts) skip JSONata's async evaluator.
  */
 import jsonata from 'jsonata';
 import { TemplateError, describeError } from '../errors.js';
 import { ENRICHMENT_FACTS, type EnrichmentFact } from '../enrich/lazy-facts.js';
 import { trimOldest } from '../bounded-map.js';
+import { BAIL, compileFastPath } from './template-fast-path.js';
 
 /** The code of the TemplateError thrown when an expression gives no value at all. */
 export const EMPTY_RESULT = 'EMPTY';
@@ -56,12 +58,15 @@ function compile(source: string, options: TemplateOptions): Template {
   } catch (err) {
     throw templateError(source, err);
   }
+  const fast = compileFastPath(expression.ast());
   const render = async (input: unknown, bindings: Record<string, unknown>) => {
-    let result: unknown;
-    try {
-      result = await expression.evaluate(input, bindings);
-    } catch (err) {
-      throw templateError(source, err);
+    let result = fast ? fastResult(fast, input, bindings) : BAIL;
+    if (result === BAIL) {
+      try {
+        result = await expression.evaluate(input, bindings);
+      } catch (err) {
+        throw templateError(source, err);
+      }
     }
     return toJsonText(result);
   };
@@ -71,6 +76,15 @@ function compile(source: string, options: TemplateOptions): Template {
     render,
     evaluate: async (input, bindings) => JSON.parse(await render(input, bindings)) as unknown,
   };
+}
+
+/** fastResult evaluates on the fast path; should it ever throw, JSONata gets the final word. */
+function fastResult(fast: NonNullable<ReturnType<typeof compileFastPath>>, input: unknown, bindings: Record<string, unknown>): unknown {
+  try {
+    return fast(input, bindings);
+  } catch {
+    return BAIL;
+  }
 }
 
 /** toJsonText rejects results that are not JSON (functions, nothing at all); serializing also drops JSONata's null prototypes. */
