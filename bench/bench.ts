@@ -19,7 +19,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseAllDocuments } from 'yaml';
 import { closedLoop, openLoop, type LoadResult } from './load.js';
-import { event, rulesDocument } from './workload.js';
+import { event, ruleFiles } from './workload.js';
 import { measurePipeline } from './pipeline-rate.js';
 import { closedPort } from '../test/support/ports.js';
 
@@ -128,7 +128,7 @@ async function ceiling(): Promise<LoadResult> {
 /** startService runs the service from dist/ with `count` generated rules delivering to the sink. */
 async function startService(dir: string, sinkUrl: string, count: number, namespaces?: number): Promise<Child> {
   const rulesDir = await mkdtemp(join(dir, `rules-${count}-`));
-  await writeFile(join(rulesDir, 'bench.yaml'), rulesDocument(count, sinkUrl, namespaces));
+  for (const [name, text] of Object.entries(ruleFiles(count, sinkUrl, namespaces))) await writeFile(join(rulesDir, name), text);
   return startChild(['dist/main.js', 'serve'], { RULES_DIR: rulesDir, NODE_OPTIONS: await deployedNodeOptions() }, '/readyz');
 }
 

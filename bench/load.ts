@@ -12,6 +12,8 @@ export interface LoadResult {
   rate: number;
   p50: number;
   p99: number;
+  /** Open loop: p99 counted from when the request actually left (what a coordinated-omission-prone tool reports). */
+  p99FromSend?: number;
 }
 
 type Payload = { headers: Record<string, string>; body: string };
@@ -70,6 +72,7 @@ export async function openLoop(target: string, make: (i: number) => Payload, rat
   const url = new URL(target);
   const total = Math.round(rate * seconds);
   const latencies = new Float64Array(total);
+  const fromSend = new Float64Array(total);
   let ok = 0;
   let errors = 0;
   let answered = 0;
@@ -80,8 +83,11 @@ export async function openLoop(target: string, make: (i: number) => Payload, rat
     const due = started + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const sent = performance.now();
     void post(agent, url, make(offset + i)).then((status) => {
-      latencies[i] = performance.now() - due;
+      const now = performance.now();
+      latencies[i] = now - due;
+      fromSend[i] = now - sent;
       if (status >= 200 && status < 300) ok++;
       else errors++;
       if (++answered === total) allAnswered();
@@ -89,5 +95,6 @@ export async function openLoop(target: string, make: (i: number) => Payload, rat
   }
   if (total > 0) await done;
   agent.destroy();
-  return summarize(Array.from(latencies), ok, errors, (performance.now() - started) / 1000);
+  const sendSorted = Array.from(fromSend).sort((a, b) => a - b);
+  return { ...summarize(Array.from(latencies), ok, errors, (performance.now() - started) / 1000), p99FromSend: sendSorted[Math.floor(0.99 * sendSorted.length)] ?? 0 };
 }

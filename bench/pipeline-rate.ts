@@ -12,12 +12,14 @@ import { parseCloudEvents } from '../src/receive/parse-cloudevents.js';
 import { renderRequest } from '../src/render/render-request.js';
 import { NO_CLUSTER_SECRETS } from '../src/render/value-source.js';
 import { RuleStore } from '../src/rules/rule-store.js';
-import { event, rulesDocument } from './workload.js';
+import { event, ruleFiles } from './workload.js';
 
 export async function measurePipeline(ruleCount: number, indexed: boolean, seconds: number, namespaces?: number): Promise<{ rate: number; matchesPerEvent: number }> {
   const store = new RuleStore({ timeoutMs: 100 }, createMetrics(), createLogger('silent'));
-  const problems = store.update('file:bench.yaml', rulesDocument(ruleCount, 'http://127.0.0.1:9', namespaces));
-  if (problems.length > 0) throw new Error(problems.join('\n'));
+  for (const [name, text] of Object.entries(ruleFiles(ruleCount, 'http://127.0.0.1:9', namespaces))) {
+    const problems = store.update(`file:${name}`, text);
+    if (problems.length > 0) throw new Error(problems.join('\n'));
+  }
   const tracker = new OccurrenceTracker(100_000);
   const { rules, index } = store.current;
   let matches = 0;

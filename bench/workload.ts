@@ -65,26 +65,32 @@ export function event(i: number, namespaces = NAMESPACES): { headers: Record<str
 export const BODY_TEMPLATE =
   '{ "name": reason & " " & involvedObject.namespace & "/" & involvedObject.name, "annotations": { "severity": type = "Warning" ? "warn" : "info", "details": message }, "startTime": $toMillis(lastTimestamp), "tags": ["k8s", involvedObject.kind] }';
 
+/** Rules per file: rule sets come as one file or ConfigMap per team, not one document of 1,000 rules. */
+export const RULES_PER_FILE = 100;
+
 /**
- * rulesDocument: `count` rules; rule i matches the events of namespace ns-(i mod namespaces). With 100
+ * ruleFiles: `count` rules in files of RULES_PER_FILE, each with its own `sink` destination (as each
+ * team's document has its own); rule i matches the events of namespace ns-(i mod namespaces). With 100
  * namespaces each rule matches ≈1 % of events; with namespaces = count every event matches one rule.
  */
-export function rulesDocument(count: number, sinkUrl: string, namespaces = NAMESPACES): string {
-  const rules = Array.from({ length: count }, (_, i) => ({
-    name: `bench-rule-${i}`,
-    conditions: {
-      all: [
-        { fact: 'event', path: '$.involvedObject.namespace', operator: 'equal', value: `ns-${i % namespaces}` },
-        { fact: 'event', path: '$.type', operator: 'in', value: ['Normal', 'Warning'] },
-        { fact: 'event', path: '$.message', operator: 'matches', value: '^[A-Z]' },
-      ],
-    },
-    actions: [
-      {
-        destination: 'sink',
-        body: BODY_TEMPLATE,
-      },
-    ],
-  }));
-  return stringify({ destinations: { sink: { url: `${sinkUrl}/sink` } }, rules });
+export function ruleFiles(count: number, sinkUrl: string, namespaces = NAMESPACES): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (let first = 0; first < count; first += RULES_PER_FILE) {
+    const rules = Array.from({ length: Math.min(RULES_PER_FILE, count - first) }, (_, k) => {
+      const i = first + k;
+      return {
+        name: `bench-rule-${i}`,
+        conditions: {
+          all: [
+            { fact: 'event', path: '$.involvedObject.namespace', operator: 'equal', value: `ns-${i % namespaces}` },
+            { fact: 'event', path: '$.type', operator: 'in', value: ['Normal', 'Warning'] },
+            { fact: 'event', path: '$.message', operator: 'matches', value: '^[A-Z]' },
+          ],
+        },
+        actions: [{ destination: 'sink', body: BODY_TEMPLATE }],
+      };
+    });
+    files[`team-${first / RULES_PER_FILE}.yaml`] = stringify({ destinations: { sink: { url: `${sinkUrl}/sink` } }, rules });
+  }
+  return files;
 }
