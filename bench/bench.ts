@@ -53,15 +53,19 @@ async function startSink(): Promise<{ url: string; count: () => number; close: (
 interface Child { process: ChildProcess; url: string; pid: number }
 
 /**
- * The service is measured as deployed: with the NODE_OPTIONS (heap limits) the Deployment sets, read from
- * the manifest so the two never drift apart. `NODE_OPTIONS=… npm run bench` overrides it for experiments.
+ * The service is measured as deployed: with the node flags of the image's ENTRYPOINT and the NODE_OPTIONS
+ * (heap limits) the Deployment sets, both read from their files so the bench never drifts from them.
+ * `NODE_OPTIONS=… npm run bench` overrides the latter for experiments.
  */
-async function deployedNodeOptions(): Promise<string> {
-  if (process.env.NODE_OPTIONS !== undefined) return process.env.NODE_OPTIONS;
+async function deployedNode(): Promise<{ args: string[]; nodeOptions: string }> {
+  const dockerfile = await readFile(new URL('../Dockerfile', import.meta.url), 'utf8');
+  const entrypoint = JSON.parse(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)![1]) as string[];
+  const args = entrypoint.slice(1, entrypoint.indexOf('dist/main.js'));
+  if (process.env.NODE_OPTIONS !== undefined) return { args, nodeOptions: process.env.NODE_OPTIONS };
   const manifest = await readFile(new URL('../deploy/base/deployment.yaml', import.meta.url), 'utf8');
   const deployment = parseAllDocuments(manifest).map((d) => d.toJS()).find((d) => d?.kind === 'Deployment');
   const env = (deployment?.spec?.template?.spec?.containers?.[0]?.env ?? []) as { name: string; value?: string }[];
-  return env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+  return { args, nodeOptions: env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '' };
 }
 
 /** cpuMs: user + system CPU time a process has used so far (/proc/<pid>/stat, clock ticks of 10 ms). */
@@ -129,7 +133,8 @@ async function ceiling(): Promise<LoadResult> {
 async function startService(dir: string, sinkUrl: string, count: number, namespaces?: number): Promise<Child> {
   const rulesDir = await mkdtemp(join(dir, `rules-${count}-`));
   for (const [name, text] of Object.entries(ruleFiles(count, sinkUrl, namespaces))) await writeFile(join(rulesDir, name), text);
-  return startChild(['dist/main.js', 'serve'], { RULES_DIR: rulesDir, NODE_OPTIONS: await deployedNodeOptions() }, '/readyz');
+  const node = await deployedNode();
+  return startChild([...node.args, 'dist/main.js', 'serve'], { RULES_DIR: rulesDir, NODE_OPTIONS: node.nodeOptions }, '/readyz');
 }
 
 /** endToEnd: the service at each rule count under the closed loop, against the ceiling. */
@@ -172,7 +177,8 @@ async function soakRun(dir: string, sinkUrl: string): Promise<void> {
 async function main(): Promise<void> {
   execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' }); // the service runs from dist/, as in the image
   console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${new Date().toISOString()}`);
-  console.log(`service: dist/main.js serve, NODE_OPTIONS="${await deployedNodeOptions()}" (as in deploy/base/deployment.yaml)`);
+  const node = await deployedNode();
+  console.log(`service: node ${[...node.args, 'dist/main.js', 'serve'].join(' ')} with NODE_OPTIONS="${node.nodeOptions}" (as the image and deploy/base/deployment.yaml run it)`);
   const sink = await startSink();
   const dir = await mkdtemp(join(tmpdir(), 'ker-bench-'));
   try {

@@ -160,6 +160,14 @@ describe('deploy/ manifests', () => {
     assert.deepEqual(undocumented, [], 'every env var the Deployment sets is in the README configuration table');
   });
 
+  it('Node accepts the NODE_OPTIONS the Deployment sets (many V8 flags are refused there, and the pod would crash-loop)', () => {
+    const deployment = rendered.get('deploy')!.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kube-event-rules')!;
+    const nodeOptions = (deployment.spec.template.spec.containers[0].env as Obj[]).find((e) => e.name === 'NODE_OPTIONS')?.value as string;
+    assert.ok(nodeOptions, 'the Deployment sets NODE_OPTIONS');
+    const heapLimit = execFileSync(process.execPath, ['-p', "require('v8').getHeapStatistics().heap_size_limit"], { env: { ...process.env, NODE_OPTIONS: nodeOptions }, encoding: 'utf8' });
+    assert.ok(Number(heapLimit) < 400 * 1024 * 1024, `the heap limit (${heapLimit.trim()} bytes) is below the pod's memory limit`);
+  });
+
   it('the image tag is the package version', () => {
     const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     const image = rendered.get('deploy')!.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kube-event-rules')!.spec.template.spec.containers[0].image;
