@@ -21,14 +21,14 @@ interface Position {
   time: number;
 }
 
-interface Seen {
-  /** The newest occurrence seen. */
-  position: Position;
-  /**
-   * The CloudEvent ids recently classified as new occurrences of this Event, so a Broker redelivery is
-   * classified the same way again — even when newer occurrences arrived in between.
-   */
-  newIds: string[];
+/**
+ * What is remembered per Event: the newest occurrence seen, and the CloudEvent ids recently classified as
+ * new occurrences (so a Broker redelivery is classified the same way again, even when newer occurrences
+ * arrived in between). One flat object with a single id in the common case: the map holds up to 100k of
+ * these and the garbage collector walks them all (docs/performance.md, soak).
+ */
+interface Seen extends Position {
+  newIds: string | string[];
 }
 
 /** Redeliveries come within minutes; a handful of recent ids per Event is enough. */
@@ -65,21 +65,35 @@ export class OccurrenceTracker implements Classifier {
       if (remember) this.remember(uid, position, cloudEventId, previous);
       return 'add';
     }
-    if (previous?.newIds.includes(cloudEventId)) return 'update'; // a redelivery of an update that was new
+    if (previous && remembered(previous, cloudEventId)) return 'update'; // a redelivery of an update that was new
     // Never seen this Event: a repeated one (count > 1) is an occurrence we must not lose; count 1 only had its metadata touched.
-    const isNew = previous ? isAfter(position, previous.position) : position.count > 1 || !hasCount(raw);
+    const isNew = previous ? isAfter(position, previous) : position.count > 1 || !hasCount(raw);
     if (!isNew) return 'unchanged';
     if (remember) this.remember(uid, position, cloudEventId, previous);
     return 'update';
   }
 
   private remember(uid: string, position: Position, cloudEventId: string, previous: Seen | undefined): void {
-    const newest = previous && !isAfter(position, previous.position) ? previous.position : position;
-    const seen = { position: newest, newIds: [...(previous?.newIds ?? []), cloudEventId].slice(-REMEMBERED_IDS) };
+    let seen: Seen;
+    if (previous) {
+      seen = previous; // updated in place: no new object per occurrence
+      if (isAfter(position, previous)) {
+        seen.count = position.count;
+        seen.time = position.time;
+      }
+      const ids = typeof previous.newIds === 'string' ? [previous.newIds] : previous.newIds;
+      seen.newIds = [...ids, cloudEventId].slice(-REMEMBERED_IDS);
+    } else {
+      seen = { count: position.count, time: position.time, newIds: cloudEventId };
+    }
     this.seen.delete(uid); // re-insert so Map order is recency order
     this.seen.set(uid, seen);
     trimOldest(this.seen, this.capacity);
   }
+}
+
+function remembered(seen: Seen, cloudEventId: string): boolean {
+  return typeof seen.newIds === 'string' ? seen.newIds === cloudEventId : seen.newIds.includes(cloudEventId);
 }
 
 function hasCount(raw: Record<string, unknown>): boolean {
