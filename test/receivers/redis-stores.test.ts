@@ -8,6 +8,7 @@ import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
 import { startRedis } from '../support/real-receivers.js';
 import { startService, type RunningService } from '../support/running-service.js';
+import { closedPort } from '../support/ports.js';
 
 const rules = (sinkUrl: string) => ({
   'r.yaml': `
@@ -71,6 +72,25 @@ describe('Redis store', () => {
       assert.equal(await b.metric('kube_event_rules_suppressed_total', { rule: 'throttled' }), 1);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  it('start-up waits for the first Redis connection, so no event fails open before it', async () => {
+    const port = await closedPort();
+    let ready = false;
+    const starting = startService({ rules: rules(sink.url), config: { redisUrl: `redis://127.0.0.1:${port}` } });
+    void starting.then(() => (ready = true), () => undefined);
+    await new Promise((r) => setTimeout(r, 700));
+    const readyWithoutRedis = ready;
+    const late = await startRedis(port);
+    const svc = await starting; // ioredis reconnects well within the 5 s start-up wait
+    try {
+      assert.equal(readyWithoutRedis, false, 'not ready while Redis is unreachable');
+      assert.equal((await svc.post(occurrence('Unhealthy', 7))).status, 204);
+      assert.equal(await svc.metric('kube_event_rules_store_errors_total'), 0, 'nothing failed open');
+    } finally {
+      await svc.stop();
+      await late.stop();
     }
   });
 

@@ -88,9 +88,9 @@ export async function startGraphiteWeb(): Promise<Receiver> {
 }
 
 /** redis-server, no persistence, on a free loopback port; ready when it answers PING. */
-export async function startRedis(): Promise<Receiver & { port: number }> {
+export async function startRedis(port?: number): Promise<Receiver & { port: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'redis-'));
-  const port = await closedPort();
+  port ??= await closedPort();
   const child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
   const { createConnection } = await import('node:net');
   const ping = () =>
