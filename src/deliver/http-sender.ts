@@ -29,10 +29,9 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
   const dispatcher = new Agent({ connections: options.maxSockets ?? 128 });
 
   async function exchange(request: RenderedRequest, timeoutMs: number): Promise<Reply> {
-    let timedOut = false;
+    // Only this timer aborts the request, so an aborted signal means the attempt timed out.
     const controller = new AbortController();
     const timer = setTimeout(() => {
-      timedOut = true;
       controller.abort(Object.assign(new Error(`no response within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
     }, timeoutMs);
     try {
@@ -44,9 +43,8 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
         signal: controller.signal,
       });
       const retryAfter = res.headers['retry-after'];
-      const ok = res.statusCode >= 200 && res.statusCode < 300;
       let body = '';
-      if (ok) {
+      if (isSuccess(res.statusCode)) {
         await res.body.dump();
       } else {
         // Keep the start of an error body for the log line; stop reading a huge one.
@@ -57,6 +55,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
       }
       return { status: res.statusCode, body, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter };
     } catch (err) {
+      const timedOut = controller.signal.aborted;
       const error = (timedOut ? controller.signal.reason : err) as NodeJS.ErrnoException;
       return { error: refusedRequest(err) ?? error, timedOut };
     } finally {
@@ -73,7 +72,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
     }
     const { status, body } = reply;
     options.metrics.deliveryAttempts.inc({ destination, result: status === 429 ? '429' : `${Math.floor(status / 100)}xx` });
-    if (status >= 200 && status < 300) return { status, ok: true };
+    if (isSuccess(status)) return { status, ok: true };
     return {
       status,
       error: `HTTP ${status}${body ? `: ${body.slice(0, ERROR_BODY_CHARS)}` : ''}`,
@@ -99,6 +98,10 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
       }
     },
   };
+}
+
+function isSuccess(status: number): boolean {
+  return status >= 200 && status < 300;
 }
 
 /** Requests undici refuses before sending (a malformed URL or header): retrying cannot fix them. */

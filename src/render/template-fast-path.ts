@@ -68,19 +68,12 @@ const ISO_8601 = /^\d{4}(-[01]\d)?(-[0-3]\d)?(T[0-2]\d:[0-5]\d:[0-5]\d)?(\.\d+)?
 export function compileFastPath(ast: unknown): ((input: unknown, bindings: Record<string, unknown>) => unknown) | undefined {
   const boundNames = new Set<string>();
   collectBindings(ast, boundNames);
-  let evaluate: Evaluator | undefined;
-  try {
-    evaluate = compile(ast as Node, 0, boundNames);
-  } catch (err) {
-    if (err === BAILING) return undefined;
-    throw err;
-  }
+  const evaluate = compile(ast as Node, 0, boundNames);
   if (!evaluate) return undefined;
-  const run = evaluate;
   return (input, bindings) => {
     if (Array.isArray(input)) return BAIL; // JSONata wraps array input in a sequence
     try {
-      return run({ input, bindings, scope: undefined });
+      return evaluate({ input, bindings, scope: undefined });
     } catch (err) {
       if (err === BAILING) return BAIL;
       throw err;
@@ -100,10 +93,14 @@ function collectBindings(node: unknown, names: Set<string>): void {
   for (const [key, value] of Object.entries(n)) if (key !== 'type' && key !== 'value') collectBindings(value, names);
 }
 
+/** inSubset: the node is of a supported type and carries no key beyond that type's (see ALLOWED_KEYS). */
+function inSubset(node: Node, type = node?.type): boolean {
+  const allowed = ALLOWED_KEYS[type];
+  return node?.type === type && allowed !== undefined && Object.keys(node).every((key) => allowed.includes(key));
+}
+
 function compile(node: Node, depth: number, bound: Set<string>): Evaluator | undefined {
-  if (depth > MAX_DEPTH || node === null || typeof node !== 'object') return undefined;
-  const allowed = ALLOWED_KEYS[node.type];
-  if (!allowed || Object.keys(node).some((key) => !allowed.includes(key))) return undefined;
+  if (depth > MAX_DEPTH || node === null || typeof node !== 'object' || !inSubset(node)) return undefined;
   const sub = (child: unknown) => compile(child as Node, depth + 1, bound);
   switch (node.type) {
     case 'string':
@@ -159,7 +156,7 @@ function compile(node: Node, depth: number, bound: Set<string>): Evaluator | und
 function bind(node: Node, sub: (child: unknown) => Evaluator | undefined): Evaluator | undefined {
   const target = node.lhs as Node;
   const value = sub(node.rhs);
-  if (target?.type !== 'variable' || !value || Object.keys(node).some((k) => !ALLOWED_KEYS.bind.includes(k))) return undefined;
+  if (target?.type !== 'variable' || !value || !inSubset(node, 'bind')) return undefined;
   const name = String(target.value);
   return (c) => {
     const v = value(c);
@@ -185,24 +182,12 @@ function checked(value: unknown): unknown {
 
 function path(steps: Node[], sub: (child: unknown) => Evaluator | undefined): Evaluator | undefined {
   if (!Array.isArray(steps) || steps.length === 0) return undefined;
-  let start: Evaluator | undefined;
-  let names: string[];
-  if (steps[0].type === 'variable') {
-    start = sub(steps[0]);
-    names = [];
-    for (const step of steps.slice(1)) {
-      if (step.type !== 'name' || Object.keys(step).some((k) => !ALLOWED_KEYS.name.includes(k))) return undefined;
-      names.push(String(step.value));
-    }
-  } else {
-    names = [];
-    for (const step of steps) {
-      if (step.type !== 'name' || Object.keys(step).some((k) => !ALLOWED_KEYS.name.includes(k))) return undefined;
-      names.push(String(step.value));
-    }
-  }
-  if (steps[0].type === 'variable' && !start) return undefined;
-  const from = start ?? ((c: Context) => c.input);
+  // `$var.a.b` starts from a variable, `a.b` from the input; every other step is a plain field name.
+  const fromVariable = steps[0].type === 'variable';
+  const from = fromVariable ? sub(steps[0]) : (c: Context) => c.input;
+  const fields = steps.slice(fromVariable ? 1 : 0);
+  if (!from || !fields.every((step) => inSubset(step, 'name'))) return undefined;
+  const names = fields.map((step) => String(step.value));
   return (c) => {
     let value = from(c);
     for (const name of names) {
@@ -231,33 +216,32 @@ function binary(op: string, lhs: Evaluator | undefined, rhs: Evaluator | undefin
     case '<':
     case '<=':
     case '>':
-    case '>=':
+    case '>=': {
+      const compare = COMPARISONS[op];
       return (c) => {
         const a = lhs(c);
         const b = rhs(c);
-        const comparable = (v: unknown) => v === undefined || typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
         if (!comparable(a) || !comparable(b)) bail();
         if (a === undefined || b === undefined) return undefined;
         if (typeof a !== typeof b) bail();
-        const x = a as number;
-        const y = b as number;
-        return op === '<' ? x < y : op === '<=' ? x <= y : op === '>' ? x > y : x >= y;
+        return compare(a as number, b as number);
       };
+    }
     case '+':
     case '-':
     case '*':
     case '/':
-    case '%':
+    case '%': {
+      const arithmetic = ARITHMETIC[op];
       return (c) => {
         const a = lhs(c);
         const b = rhs(c);
         if ((a !== undefined && !finite(a)) || (b !== undefined && !finite(b))) bail();
         if (a === undefined || b === undefined) return undefined;
-        const x = a as number;
-        const y = b as number;
-        const result = op === '+' ? x + y : op === '-' ? x - y : op === '*' ? x * y : op === '/' ? x / y : x % y;
+        const result = arithmetic(a as number, b as number);
         return finite(result) ? result : bail();
       };
+    }
     case 'and':
       return (c) => truthy(lhs(c)) && truthy(rhs(c));
     case 'or':
@@ -301,9 +285,8 @@ function unary(node: Node, sub: (child: unknown) => Evaluator | undefined): Eval
       const entries: [string, Evaluator][] = [];
       for (const [key, value] of pairs) {
         // Literal keys only; a repeated key is an error (D1009) in JSONata, and these two are reserved (D1013).
-        if (key?.type !== 'string' || typeof key.value !== 'string' || keys.has(key.value)) return undefined;
+        if (!inSubset(key, 'string') || typeof key.value !== 'string' || keys.has(key.value)) return undefined;
         if (key.value === '_jsonata_lambda' || key.value === '_jsonata_function') return undefined;
-        if (Object.keys(key).some((k) => !ALLOWED_KEYS.string.includes(k))) return undefined;
         keys.add(key.value);
         const compiled = sub(value);
         if (!compiled) return undefined;
@@ -370,6 +353,26 @@ const FUNCTIONS: Record<string, (args: unknown[]) => unknown> = {
     return [...(Array.isArray(a) ? a : [a]), ...(Array.isArray(b) ? b : [b])];
   },
 };
+
+/** The operators, chosen once at compile time (strings compare as strings, numbers as numbers). */
+const COMPARISONS: Record<string, (x: number, y: number) => boolean> = {
+  '<': (x, y) => x < y,
+  '<=': (x, y) => x <= y,
+  '>': (x, y) => x > y,
+  '>=': (x, y) => x >= y,
+};
+const ARITHMETIC: Record<string, (x: number, y: number) => number> = {
+  '+': (x, y) => x + y,
+  '-': (x, y) => x - y,
+  '*': (x, y) => x * y,
+  '/': (x, y) => x / y,
+  '%': (x, y) => x % y,
+};
+
+/** comparable: what JSONata's <, <=, >, >= accept (anything else is its error T2010). */
+function comparable(v: unknown): boolean {
+  return v === undefined || typeof v === 'string' || finite(v);
+}
 
 function finite(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v);

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config.js';
 import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../support/fake-kube-api.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
@@ -50,7 +51,7 @@ describe('rules from ConfigMaps', () => {
     fake.apply(ruleConfigMap(OWN_NAMESPACE, 'platform-rules', { 'backoff.yaml': rule('platform-backoff', sink.url) }));
     fake.apply(ruleConfigMap('team-a', 'team-a-rules', { 'backoff.yaml': rule('team-a-backoff', sink.url) }));
     fake.apply(ruleConfigMap('team-b', 'unlabelled', { 'backoff.yaml': rule('ignored', sink.url) }, { app: 'other' } as never));
-    svc = await startService({ kube: connectionTo(fake), config: { kube: { ...(await import('../../src/config.js')).loadConfig({}).kube, secretTtlMs: 200, relistAfterMs: 60_000 } } });
+    svc = await startService({ kube: connectionTo(fake), config: { kube: { ...loadConfig({}).kube, secretTtlMs: 200, relistAfterMs: 60_000 } } });
   });
   after(async () => {
     await svc.stop();
