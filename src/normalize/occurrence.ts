@@ -6,7 +6,7 @@
  */
 import { rawCount } from './events-v1.js';
 import type { Change, KubeEvent } from './kube-event.js';
-import { trimOldest } from '../bounded-map.js';
+import { HashedTable } from '../store/hashed-table.js';
 
 /** occurrenceKey identifies one occurrence of an Event: `<uid>/<count>` or `<uid>/<lastTimestamp>`. */
 export function occurrenceKey(raw: Record<string, unknown>, event: KubeEvent): string {
@@ -21,18 +21,8 @@ interface Position {
   time: number;
 }
 
-/**
- * What is remembered per Event: the newest occurrence seen, and the CloudEvent ids recently classified as
- * new occurrences (so a Broker redelivery is classified the same way again, even when newer occurrences
- * arrived in between). One flat object with a single id in the common case: the map holds up to 100k of
- * these and the garbage collector walks them all (docs/performance.md, soak).
- */
-interface Seen extends Position {
-  newIds: string | string[];
-}
-
-/** Redeliveries come within minutes; a handful of recent ids per Event is enough. */
-const REMEMBERED_IDS = 16;
+const COUNT = 0;
+const TIME = 1;
 
 export type Verb = 'add' | 'update' | 'delete';
 
@@ -42,13 +32,19 @@ export interface Classifier {
 }
 
 /**
- * OccurrenceTracker classifies ApiServerSource add/update/delete into a Change, remembering the newest
- * occurrence per Event uid in a bounded map (oldest entries evicted first).
+ * OccurrenceTracker classifies ApiServerSource add/update/delete into a Change. It remembers, in bounded
+ * tables (least recently written evicted first), the newest occurrence per Event uid and the CloudEvent
+ * ids recently classified as new occurrences — so a Broker redelivery is classified the same way again,
+ * even when newer occurrences of its Event arrived in between (redeliveries come within minutes).
  */
 export class OccurrenceTracker implements Classifier {
-  private readonly seen = new Map<string, Seen>();
+  private readonly newest: HashedTable;
+  private readonly newIds: HashedTable;
 
-  constructor(private readonly capacity: number) {}
+  constructor(capacity: number) {
+    this.newest = new HashedTable(capacity, 2);
+    this.newIds = new HashedTable(capacity, 0);
+  }
 
   /** readOnly gives a view that classifies like this tracker but remembers nothing (for dry runs). */
   readOnly(): Classifier {
@@ -58,42 +54,35 @@ export class OccurrenceTracker implements Classifier {
   classify(verb: Verb, raw: Record<string, unknown>, event: KubeEvent, cloudEventId: string, remember = true): Change {
     if (verb === 'delete') return 'delete';
     const uid = event.metadata.uid;
-    const position = positionOf(raw, event);
     if (!uid) return verb;
-    const previous = this.seen.get(uid);
+    const position = positionOf(raw, event);
+    const idKey = `${uid} ${cloudEventId}`;
     if (verb === 'add') {
-      if (remember) this.remember(uid, position, cloudEventId, previous);
+      if (remember) this.remember(uid, position, idKey);
       return 'add';
     }
-    if (previous && remembered(previous, cloudEventId)) return 'update'; // a redelivery of an update that was new
+    if (this.newIds.find(idKey) >= 0) return 'update'; // a redelivery of an update that was new
+    const previous = this.previous(uid);
     // Never seen this Event: a repeated one (count > 1) is an occurrence we must not lose; count 1 only had its metadata touched.
     const isNew = previous ? isAfter(position, previous) : position.count > 1 || !hasCount(raw);
     if (!isNew) return 'unchanged';
-    if (remember) this.remember(uid, position, cloudEventId, previous);
+    if (remember) this.remember(uid, position, idKey);
     return 'update';
   }
 
-  private remember(uid: string, position: Position, cloudEventId: string, previous: Seen | undefined): void {
-    let seen: Seen;
-    if (previous) {
-      seen = previous; // updated in place: no new object per occurrence
-      if (isAfter(position, previous)) {
-        seen.count = position.count;
-        seen.time = position.time;
-      }
-      const ids = typeof previous.newIds === 'string' ? [previous.newIds] : previous.newIds;
-      seen.newIds = [...ids, cloudEventId].slice(-REMEMBERED_IDS);
-    } else {
-      seen = { count: position.count, time: position.time, newIds: cloudEventId };
-    }
-    this.seen.delete(uid); // re-insert so Map order is recency order
-    this.seen.set(uid, seen);
-    trimOldest(this.seen, this.capacity);
+  private remember(uid: string, position: Position, idKey: string): void {
+    this.newIds.write(idKey);
+    const previous = this.previous(uid);
+    const newest = previous && !isAfter(position, previous) ? previous : position;
+    const slot = this.newest.write(uid); // written even when older, so recently active Events stay longest
+    this.newest.set(slot, COUNT, newest.count);
+    this.newest.set(slot, TIME, newest.time);
   }
-}
 
-function remembered(seen: Seen, cloudEventId: string): boolean {
-  return typeof seen.newIds === 'string' ? seen.newIds === cloudEventId : seen.newIds.includes(cloudEventId);
+  private previous(uid: string): Position | undefined {
+    const slot = this.newest.find(uid);
+    return slot < 0 ? undefined : { count: this.newest.get(slot, COUNT), time: this.newest.get(slot, TIME) };
+  }
 }
 
 function hasCount(raw: Record<string, unknown>): boolean {
