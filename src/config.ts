@@ -28,6 +28,7 @@ export interface Config {
   occurrenceCacheSize: number;
   /** How long delivered (occurrence, rule, action) triples are remembered to skip redeliveries. */
   dedupWindowMs: number;
+  dedupCacheSize: number;
   /** Redis for the delivered and throttle stores (shared by replicas, kept across restarts); empty = memory. */
   redisUrl: string;
   /** SIGTERM: how long in-flight requests may take before the process exits anyway. */
@@ -91,6 +92,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     occurrenceCacheSize: integer(env, 'OCCURRENCE_CACHE_SIZE', 100_000, 1),
     dedupWindowMs: integer(env, 'DEDUP_WINDOW_SECONDS', 3600) * 1000,
+    dedupCacheSize: integer(env, 'DEDUP_CACHE_SIZE', 100_000, 1),
     redisUrl: env.REDIS_URL ?? '',
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,
     hpaSenderSecretNamespaces: list(env.HPA_SENDER_SECRET_NAMESPACES),

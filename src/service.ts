@@ -69,7 +69,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       http: createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics }),
       log: createLogSender(writeLine),
     },
-    delivered: redis?.delivered ?? createMemoryDeliveredStore(config.dedupWindowMs),
+    delivered: redis?.delivered ?? createMemoryDeliveredStore(config.dedupWindowMs, config.dedupCacheSize),
     throttle: redis?.throttle ?? createMemoryThrottleStore(),
     bulkheads: createBulkheads(config.destinations, metrics),
     metrics,
