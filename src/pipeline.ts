@@ -218,7 +218,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return { ...base, outcome: 'unresolved', detail: input.unresolved };
     }
     const facts = lazyFacts(deps.cluster, input);
-    const { matched, failed, evaluated } = await match(inScope(deps.rules().index.candidates(input), input), input, facts);
+    const { matched, failed, evaluated } = await match(inScope(deps.rules().index.candidates(input), input), input, facts, { explain: dryRun });
     for (const { rule, error } of failed) log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
     if (!dryRun) for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
     const actions = (

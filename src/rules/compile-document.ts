@@ -9,6 +9,7 @@ import { compileTemplate, type Template, type TemplateOptions } from '../render/
 import { compileValue, type CompiledValue } from '../render/value-source.js';
 import { PRESETS } from '../render/presets.js';
 import { OPERATORS, buildRule, type EvaluableRule } from './conditions.js';
+import type { ConditionTest } from '../match/condition-fast-path.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
 import type { DestinationSpec, RuleDocument, RuleSpec } from './document.js';
 import type { EnrichmentFact } from '../enrich/lazy-facts.js';
@@ -44,6 +45,8 @@ export interface CompiledRule {
   on: ReadonlySet<Change>;
   conditions: RuleSpec['conditions'];
   rule: EvaluableRule;
+  /** The conditions as a synchronous test, when they allow one (src/match/condition-fast-path.ts). */
+  test?: ConditionTest;
   actions: CompiledAction[];
   throttle?: { key: Template; windowMs: number; max: number };
 }
@@ -82,7 +85,7 @@ export function compileDocument(
     const where = `rules[${i}] (${spec.name})`;
     if (names.has(spec.name)) problems.push(`${where}.name: another rule of this document has the same name`);
     names.add(spec.name);
-    const { rule, problems: conditionProblems } = buildRule(spec.name, spec.conditions);
+    const { rule, test, problems: conditionProblems } = buildRule(spec.name, spec.conditions);
     problems.push(...conditionProblems.map((p) => `${where}.${p}`));
     const actions: CompiledAction[] = [];
     spec.actions.forEach((action, index) => {
@@ -124,6 +127,7 @@ export function compileDocument(
         on: new Set(spec.on ?? DEFAULT_CHANGES),
         conditions: spec.conditions,
         rule,
+        test,
         actions,
       });
     }

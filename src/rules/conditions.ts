@@ -7,6 +7,7 @@
  */
 import { Engine, Rule, type TopLevelCondition } from 'json-rules-engine';
 import { parsePath, resolvePath } from './path-resolver.js';
+import { compileConditionTest, type ConditionTest, type EngineOperator } from '../match/condition-fast-path.js';
 
 export const FACTS = ['event', 'cloudevent', 'change', 'object', 'owner', 'namespace'] as const;
 
@@ -80,20 +81,31 @@ function createOperatorEngine(): Engine {
 
 const operatorEngine = createOperatorEngine();
 
+/** The engine's Operator for a plain (undecorated) name, as `Condition.evaluate` looks it up. */
+function engineOperator(name: string): EngineOperator | undefined {
+  return (operatorEngine as unknown as { operators: { get(name: string): EngineOperator | null } }).operators.get(name) ?? undefined;
+}
+
+const isSticky = (pattern: string) => compileRegex(pattern).sticky;
+
 /** An evaluable rule: json-rules-engine's Rule, with the method it has but does not declare. */
 export type EvaluableRule = Rule & {
   evaluate(almanac: unknown): Promise<{ result: boolean; conditions: unknown }>;
 };
 
-/** buildRule validates a condition tree and returns a Rule ready for `evaluate`; problems are returned, not thrown. */
-export function buildRule(name: string, conditions: TopLevelCondition): { rule?: EvaluableRule; problems: string[] } {
+/**
+ * buildRule validates a condition tree and returns a Rule ready for `evaluate`, with a synchronous `test`
+ * when its conditions allow one (src/match/condition-fast-path.ts); problems are returned, not thrown.
+ */
+export function buildRule(name: string, conditions: TopLevelCondition): { rule?: EvaluableRule; test?: ConditionTest; problems: string[] } {
   const problems: string[] = [];
   checkCondition(conditions, 'conditions', problems, true);
   if (problems.length > 0) return { problems };
   try {
     const rule = new Rule({ name, conditions, event: { type: name } }) as EvaluableRule;
     (rule as unknown as { setEngine(engine: Engine): void }).setEngine(operatorEngine);
-    return { rule, problems };
+    const parsed = (rule as unknown as { conditions: Parameters<typeof compileConditionTest>[0] }).conditions;
+    return { rule, test: compileConditionTest(parsed, engineOperator, isSticky), problems };
   } catch (err) {
     return { problems: [`conditions: ${(err as Error).message}`] };
   }
