@@ -13,22 +13,25 @@
  *
  * Which keys it keeps: those written by one of its last `capacity` writes (and not deleted since) — the
  * least recently written leave first, and a key written often takes several of those places. A ring
- * records (hash, write number) in write order; a key's older records go stale when it is written again.
+ * holds the hash of each of the last `capacity` writes; each entry knows the ring position of its latest
+ * write, so when the ring comes round to a position, the key written there leaves unless written since.
  *
- * Layout: open addressing with linear probing at < 50 % load, deletion by backward shift (no tombstones).
+ * Layout: open addressing with linear probing at < 50 % load (the table doubles as entries arrive, up to
+ * twice the capacity), deletion by backward shift (no tombstones). 12 bytes per slot plus 8 per
+ * field, and 8 per ring position.
  */
 export class HashedTable {
-  private readonly mask: number;
-  private readonly hashHigh: Int32Array;
-  private readonly hashLow: Int32Array;
-  /** Write number of the entry in each slot; 0 marks an empty slot. */
-  private readonly written: Float64Array;
-  private readonly values: Float64Array;
+  private readonly maxSlots: number;
+  private mask = 0;
+  private hashHigh = new Int32Array(0);
+  private hashLow = new Int32Array(0);
+  /** Ring position of each slot's latest write; -1 marks an empty slot. */
+  private latest = new Int32Array(0);
+  private values = new Float64Array(0);
   private readonly ringHigh: Int32Array;
   private readonly ringLow: Int32Array;
-  private readonly ringWritten: Float64Array;
   private ringNext = 0;
-  private writes = 0;
+  private ringFull = false;
   private count = 0;
   // The hash of the last key hashed: two 32-bit lanes, kept in fields so hashing allocates nothing.
   private high = 0;
@@ -39,15 +42,10 @@ export class HashedTable {
     readonly capacity: number,
     private readonly fields: number,
   ) {
-    const slots = 2 ** Math.ceil(Math.log2(capacity * 2 + 1));
-    this.mask = slots - 1;
-    this.hashHigh = new Int32Array(slots);
-    this.hashLow = new Int32Array(slots);
-    this.written = new Float64Array(slots);
-    this.values = new Float64Array(slots * fields);
+    this.maxSlots = 2 ** Math.ceil(Math.log2(capacity * 2 + 1));
+    this.allocate(Math.min(this.maxSlots, 1024)); // grows with the entries, so memory follows use
     this.ringHigh = new Int32Array(capacity);
     this.ringLow = new Int32Array(capacity);
-    this.ringWritten = new Float64Array(capacity);
   }
 
   get size(): number {
@@ -66,23 +64,25 @@ export class HashedTable {
   }
 
   /**
-   * write makes `key` present (and its most recently written), evicting the least recently written key
-   * when full, and returns its slot so the caller can `set` its fields. A new key's fields start at 0.
+   * write makes `key` present (and its most recently written), evicting the key written `capacity` writes
+   * ago if it was not written since, and returns its slot so the caller can `set` its fields. A new key's
+   * fields start at 0.
    */
   write(key: string): number {
     this.hash(key);
     const high = this.high;
     const low = this.low;
-    this.recordWrite(high, low);
+    const position = this.recordWrite(high, low);
     let slot = this.findHashed(high, low); // after recordWrite: an eviction may have moved entries
     if (slot < 0) {
-      slot = this.emptySlotFor(high, low);
+      if ((this.count + 1) * 2 > this.mask + 1 && this.mask + 1 < this.maxSlots) this.allocate((this.mask + 1) * 2);
+      slot = this.emptySlot(low);
       this.hashHigh[slot] = high;
       this.hashLow[slot] = low;
       this.values.fill(0, slot * this.fields, (slot + 1) * this.fields);
       this.count++;
     }
-    this.written[slot] = this.writes;
+    this.latest[slot] = position;
     return slot;
   }
 
@@ -96,52 +96,66 @@ export class HashedTable {
   }
 
   /**
-   * recordWrite appends to the ring. The record it overwrites is `capacity` writes old: its key is evicted
-   * unless written since (a stale record) or being written now.
+   * recordWrite takes the next ring position and returns it. The record it overwrites is `capacity`
+   * writes old: its key is evicted if that was the key's latest write, unless it is the key written now.
    */
-  private recordWrite(high: number, low: number): void {
-    this.writes++;
+  private recordWrite(high: number, low: number): number {
     const at = this.ringNext;
-    const oldHigh = this.ringHigh[at];
-    const oldLow = this.ringLow[at];
-    if (this.ringWritten[at] !== 0 && (oldHigh !== high || oldLow !== low)) {
-      const oldest = this.findHashed(oldHigh, oldLow);
-      if (oldest >= 0 && this.written[oldest] === this.ringWritten[at]) this.deleteSlot(oldest);
+    if (this.ringFull && (this.ringHigh[at] !== high || this.ringLow[at] !== low)) {
+      const oldest = this.findHashed(this.ringHigh[at], this.ringLow[at]);
+      if (oldest >= 0 && this.latest[oldest] === at) this.deleteSlot(oldest);
     }
     this.ringHigh[at] = high;
     this.ringLow[at] = low;
-    this.ringWritten[at] = this.writes;
     this.ringNext = (at + 1) % this.capacity;
+    if (this.ringNext === 0) this.ringFull = true;
+    return at;
+  }
+
+  /** allocate sets up `slots` empty slots and re-inserts the current entries (from their stored hashes). */
+  private allocate(slots: number): void {
+    const { hashHigh, hashLow, latest, values } = this;
+    this.mask = slots - 1;
+    this.hashHigh = new Int32Array(slots);
+    this.hashLow = new Int32Array(slots);
+    this.latest = new Int32Array(slots).fill(-1);
+    this.values = new Float64Array(slots * this.fields);
+    for (let old = 0; old < latest.length; old++) {
+      if (latest[old] === -1) continue;
+      const slot = this.emptySlot(hashLow[old]);
+      this.hashHigh[slot] = hashHigh[old];
+      this.hashLow[slot] = hashLow[old];
+      this.latest[slot] = latest[old];
+      this.values.set(values.subarray(old * this.fields, (old + 1) * this.fields), slot * this.fields);
+    }
   }
 
   private findHashed(high: number, low: number): number {
-    for (let slot = low & this.mask; this.written[slot] !== 0; slot = (slot + 1) & this.mask) {
+    for (let slot = low & this.mask; this.latest[slot] !== -1; slot = (slot + 1) & this.mask) {
       if (this.hashLow[slot] === low && this.hashHigh[slot] === high) return slot;
     }
     return -1;
   }
 
-  private emptySlotFor(high: number, low: number): number {
+  private emptySlot(low: number): number {
     let slot = low & this.mask;
-    while (this.written[slot] !== 0) slot = (slot + 1) & this.mask;
+    while (this.latest[slot] !== -1) slot = (slot + 1) & this.mask;
     return slot;
   }
 
   /** Backward-shift deletion: move later members of the probe run up so lookups never meet a hole early. */
   private deleteSlot(hole: number): void {
-    this.written[hole] = 0;
+    this.latest[hole] = -1;
     this.count--;
-    for (let slot = (hole + 1) & this.mask; this.written[slot] !== 0; slot = (slot + 1) & this.mask) {
+    for (let slot = (hole + 1) & this.mask; this.latest[slot] !== -1; slot = (slot + 1) & this.mask) {
       const home = this.hashLow[slot] & this.mask;
       // The entry may move into the hole only if its home is not cyclically within (hole, slot].
-      const homeAfterHole = (slot - home) & this.mask;
-      const holeBefore = (slot - hole) & this.mask;
-      if (homeAfterHole < holeBefore) continue;
+      if (((slot - home) & this.mask) < ((slot - hole) & this.mask)) continue;
       this.hashHigh[hole] = this.hashHigh[slot];
       this.hashLow[hole] = this.hashLow[slot];
-      this.written[hole] = this.written[slot];
+      this.latest[hole] = this.latest[slot];
       this.values.copyWithin(hole * this.fields, slot * this.fields, (slot + 1) * this.fields);
-      this.written[slot] = 0;
+      this.latest[slot] = -1;
       hole = slot;
     }
   }
