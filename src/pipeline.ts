@@ -181,12 +181,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return result;
   }
 
-  /** admitted applies the rule's throttle (if any) to this occurrence; a failing key admits (never lose silently). */
-  async function admitted(rule: CompiledRule, input: EventInput, dryRun: boolean): Promise<boolean> {
-    if (!rule.throttle) return true;
+  /** admitted applies the rule's throttle to this occurrence; a failing key admits (never lose silently). */
+  async function admitted(rule: CompiledRule, throttle: NonNullable<CompiledRule['throttle']>, input: EventInput, dryRun: boolean): Promise<boolean> {
     let key: string;
     try {
-      key = JSON.stringify(await rule.throttle.key.evaluate(input.event, { cloudevent: input.cloudevent, occurrence: input.occurrence }));
+      key = JSON.stringify(await throttle.key.evaluate(input.event, { cloudevent: input.cloudevent, occurrence: input.occurrence }));
     } catch (err) {
       if (!dryRun) {
         metrics.templateErrors.inc({ rule: rule.name });
@@ -194,7 +193,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       }
       return true;
     }
-    const ok = await deps.throttle.admit(`${rule.name}|${key}`, input.occurrence, rule.throttle.windowMs, rule.throttle.max, dryRun);
+    const ok = await deps.throttle.admit(`${rule.name}|${key}`, input.occurrence, throttle.windowMs, throttle.max, dryRun);
     if (!ok && !dryRun) {
       metrics.suppressed.inc({ rule: rule.name });
       log.info({ rule: rule.name, key, occurrence: input.occurrence, ceId: input.cloudevent.id }, 'suppressed by the rule\'s throttle');
@@ -224,7 +223,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const actions = (
       await Promise.all(
         matched.map(async (rule) => {
-          if (!(await admitted(rule, input, dryRun))) {
+          if (rule.throttle && !(await admitted(rule, rule.throttle, input, dryRun))) {
             return rule.actions.map((action): ActionReport => ({ rule: rule.name, destination: action.destination.name, outcome: 'suppressed' }));
           }
           return Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, dryRun)));

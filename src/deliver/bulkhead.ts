@@ -18,6 +18,8 @@ export interface BulkheadOptions {
 export type Admission = { ok: true; release: (failed: boolean) => void } | { ok: false; reason: string; retryAfterMs: number };
 
 interface Lane {
+  /** The destination's name (its metric label); lanes are per document, so two may share it. */
+  destination: string;
   inFlight: number;
   queue: (() => void)[];
   failures: number;
@@ -34,21 +36,17 @@ export interface Bulkheads {
 
 export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now: () => number = Date.now): Bulkheads {
   const lanes = new Map<string, Lane>();
-  const lane = (key: string) => {
+  const lane = (key: string, destination: string) => {
     let found = lanes.get(key);
-    if (!found) lanes.set(key, (found = { inFlight: 0, queue: [], failures: 0, openUntil: 0, probing: false }));
+    if (!found) lanes.set(key, (found = { destination, inFlight: 0, queue: [], failures: 0, openUntil: 0, probing: false }));
     return found;
   };
-  const gauges = (destination: string, l: Lane) => {
-    metrics.destinationInFlight.set({ destination }, l.inFlight);
-    metrics.destinationQueued.set({ destination }, l.queue.length);
-    const state = l.openUntil > now() ? 'open' : l.probing || l.failures >= options.failureThreshold ? 'half_open' : 'closed';
-    metrics.breakerState.set({ destination }, BREAKER_STATE[state]);
-  };
+  const stateOf = (l: Lane) => (l.openUntil > now() ? 'open' : l.probing || l.failures >= options.failureThreshold ? 'half_open' : 'closed');
+  metrics.sampleLanes(() => [...lanes.values()].map((l) => ({ destination: l.destination, inFlight: l.inFlight, queued: l.queue.length, state: BREAKER_STATE[stateOf(l)] })));
 
   return {
     async acquire(key, destination) {
-      const l = lane(key);
+      const l = lane(key, destination);
       const open = l.failures >= options.failureThreshold;
       if (open && (l.openUntil > now() || l.probing)) {
         return { ok: false, reason: `circuit open: ${l.failures} consecutive failures`, retryAfterMs: Math.max(1000, l.openUntil - now()) };
@@ -59,13 +57,9 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
         if (l.queue.length >= options.maxQueued) {
           return { ok: false, reason: `destination busy: ${l.inFlight} in flight and ${l.queue.length} queued`, retryAfterMs: 1000 };
         }
-        await new Promise<void>((resume) => {
-          l.queue.push(resume);
-          gauges(destination, l);
-        });
+        await new Promise<void>((resume) => l.queue.push(resume));
       }
       l.inFlight++;
-      gauges(destination, l);
       return {
         ok: true,
         release(failed) {
@@ -79,7 +73,6 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
           }
           if (probe) l.probing = false;
           l.queue.shift()?.();
-          gauges(destination, l);
         },
       };
     },
