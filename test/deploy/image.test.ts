@@ -51,7 +51,7 @@ describe('the image (final stage reproduced without a Docker engine)', () => {
   it('starts from a production-only install, as a non-root user on a read-only tree, and serves /readyz', async () => {
     const stage = finalStage(readFileSync(join(repo, 'Dockerfile'), 'utf8'));
     assert.equal(stage.user, '65532:65532', 'runs as a numeric non-root user');
-    assert.deepEqual(stage.command, ['node', '--single-threaded-gc', 'dist/main.js', 'serve']);
+    assert.deepEqual(stage.command, ['node', '--single-threaded-gc', '--expose-gc', 'dist/main.js', 'serve']);
     const rootfs = mkdtempSync(join(tmpdir(), 'ker-image-'));
     const at = (path: string) => join(rootfs, path);
     try {
