@@ -160,6 +160,15 @@ describe('deploy/ manifests', () => {
     assert.deepEqual(undocumented, [], 'every env var the Deployment sets is in the README configuration table');
   });
 
+  it('every setting the service reads (src/config.ts) is in the README configuration table', () => {
+    const config = readFileSync(new URL('../../src/config.ts', import.meta.url), 'utf8');
+    const names = new Set([...config.matchAll(/env, '([A-Z_]+)'|env\.([A-Z][A-Z_]+)/g)].map((m) => m[1] ?? m[2]));
+    assert.ok(names.size > 25, `found the settings (${names.size})`);
+    const rows = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').split('\n').filter((line) => line.startsWith('| `'));
+    const undocumented = [...names].filter((name) => !rows.some((row) => row.split('|')[1].includes(`\`${name}\``)));
+    assert.deepEqual(undocumented, []);
+  });
+
   it('Node accepts the NODE_OPTIONS the Deployment sets (many V8 flags are refused there, and the pod would crash-loop)', () => {
     const deployment = rendered.get('deploy')!.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kube-event-rules')!;
     const nodeOptions = (deployment.spec.template.spec.containers[0].env as Obj[]).find((e) => e.name === 'NODE_OPTIONS')?.value as string;
