@@ -8,8 +8,8 @@
  * arrays hold no references, so the collector never walks them.
  *
  * Keys are stored as a 64-bit hash, not as text: two different keys share a hash with a probability of
- * about n / 2^64 per lookup (≈ 5·10⁻¹⁵ at 100,000 entries), which these caches accept — a collision costs
- * one duplicate judged already seen.
+ * about n / 2^64 per lookup (≈ 5·10⁻¹⁵ at 100,000 entries), which these caches accept — a collision makes
+ * one key look present: at worst one delivery skipped as already sent, or one repeat taken for a redelivery.
  *
  * Which keys it keeps: those written by one of its last `capacity` writes (and not deleted since) — the
  * least recently written leave first, and a key written often takes several of those places. A ring
@@ -17,8 +17,8 @@
  * write, so when the ring comes round to a position, the key written there leaves unless written since.
  *
  * Layout: open addressing with linear probing at < 50 % load (the table doubles as entries arrive, up to
- * twice the capacity), deletion by backward shift (no tombstones). 12 bytes per slot plus 8 per
- * field, and 8 per ring position.
+ * the power of two above twice the capacity), deletion by backward shift (no tombstones). 12 bytes per
+ * slot plus 8 per field, and 8 per ring position.
  */
 export class HashedTable {
   private readonly maxSlots: number;
