@@ -4,7 +4,7 @@
  * per 10 minutes. Suppressed occurrences are counted, never silently dropped. An occurrence that was
  * admitted stays admitted, so a Broker redelivery of it is not suppressed by its own first attempt.
  */
-import { trimOldest } from '../bounded-map.js';
+import { HashedTable } from '../store/hashed-table.js';
 export interface ThrottleStore {
   /** admit records the occurrence under the key if there is room in the window; `peek` records nothing. */
   admit(key: string, occurrence: string, windowMs: number, max: number, peek?: boolean): Promise<boolean>;
@@ -21,19 +21,33 @@ export function parseDuration(value: string | number): number {
   return Number(match[1]) * unit;
 }
 
+/**
+ * The in-memory store keeps its windows in typed arrays (HashedTable: nothing for the garbage collector to
+ * walk, docs/performance.md) and remembers the last `capacity` admissions: for each, the time in the key's
+ * window (one of `max` places, `<key>#<place>`) and the admitted occurrence (`<key>@<occurrence>`), so a
+ * redelivery of it is admitted again.
+ */
 export function createMemoryThrottleStore(capacity = 100_000, now: () => number = Date.now): ThrottleStore {
-  const windows = new Map<string, { occurrence: string; at: number }[]>();
+  const places = new HashedTable(capacity, 1); // field 0: when the place was taken
+  const admitted = new HashedTable(capacity, 1); // field 0: when the occurrence was admitted
+  const takenAt = (table: HashedTable, key: string) => {
+    const slot = table.find(key);
+    return slot < 0 ? undefined : table.get(slot);
+  };
   return {
     async admit(key, occurrence, windowMs, max, peek = false) {
-      const since = now() - windowMs;
-      const admitted = (windows.get(key) ?? []).filter((entry) => entry.at > since);
-      if (admitted.some((entry) => entry.occurrence === occurrence)) return true;
-      if (admitted.length >= max) return false;
+      const at = now();
+      const since = at - windowMs;
+      const occurrenceKey = `${key}\n@${occurrence}`;
+      if ((takenAt(admitted, occurrenceKey) ?? since) > since) return true;
+      let free = -1;
+      for (let place = 0; place < max && free < 0; place++) {
+        if ((takenAt(places, `${key}\n#${place}`) ?? since) <= since) free = place;
+      }
+      if (free < 0) return false;
       if (!peek) {
-        admitted.push({ occurrence, at: now() });
-        windows.delete(key); // keep Map order = recency, so the oldest key is evicted first
-        windows.set(key, admitted);
-        trimOldest(windows, capacity);
+        places.set(places.write(`${key}\n#${free}`), 0, at);
+        admitted.set(admitted.write(occurrenceKey), 0, at);
       }
       return true;
     },

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { createMemoryThrottleStore, parseDuration } from '../../src/match/throttle.js';
 import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
+import { seededRandom } from '../support/random.js';
 import { startService, type RunningService } from '../support/running-service.js';
 
 describe('throttle store', () => {
@@ -17,6 +18,36 @@ describe('throttle store', () => {
     now = 1500;
     assert.equal(await store.admit('k', 'o3', 1000, 2), true, 'the window moved on');
     assert.equal(await store.admit('k', 'o4', 1000, 1, true), false, 'peek answers without recording');
+  });
+
+  it('agrees with a sliding-window model over random admissions, redeliveries, peeks and time', async () => {
+    // The model: per key, the admitted occurrences and when (the store's first, Map-based version).
+    const model = new Map<string, { occurrence: string; at: number }[]>();
+    const modelAdmit = (key: string, occurrence: string, windowMs: number, max: number, peek: boolean, at: number) => {
+      const inWindow = (model.get(key) ?? []).filter((entry) => entry.at > at - windowMs);
+      if (inWindow.some((entry) => entry.occurrence === occurrence)) return true;
+      if (inWindow.length >= max) return false;
+      if (!peek) model.set(key, [...inWindow, { occurrence, at }]);
+      return true;
+    };
+    const next = seededRandom(77);
+    let now = 1_000_000;
+    const store = createMemoryThrottleStore(100_000, () => now);
+    let admittedCount = 0;
+    let refused = 0;
+    for (let step = 0; step < 20_000; step++) {
+      now += Math.floor(next() * 40);
+      const rule = Math.floor(next() * 3); // each rule has its own window and max, as in the service
+      const key = `rule-${rule}|pod-${Math.floor(next() * 30)}`;
+      const occurrence = `o-${Math.floor(next() * 8)}`;
+      const peek = next() < 0.1;
+      const [windowMs, max] = [[500, 1], [2000, 2], [5000, 3]][rule];
+      const expected = modelAdmit(key, occurrence, windowMs, max, peek, now);
+      assert.equal(await store.admit(key, occurrence, windowMs, max, peek), expected, `step ${step}: ${key} ${occurrence}`);
+      if (expected) admittedCount++;
+      else refused++;
+    }
+    assert.ok(admittedCount > 2000 && refused > 2000, `both answers were exercised (${admittedCount} admitted, ${refused} refused)`);
   });
 
   it('parses durations', () => {
