@@ -33,8 +33,8 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
   const registers = [registry];
   // The destination gauges are read from the bulkheads when scraped, not set on every delivery (six label
-  // lookups per delivery, measured among the larger allocators). Lanes sharing a name add up (the breaker
-  // state: the highest).
+  // lookups per delivery, measured among the larger allocators). Lanes sharing a name add up; for the
+  // breaker the worst state shows (open, then half-open).
   let lanes: () => LaneSample[] = () => [];
   const sampled = (pick: (lane: LaneSample) => number, combine: (a: number, b: number) => number) =>
     function collect(this: Gauge<'destination'>) {
@@ -44,6 +44,7 @@ export function createMetrics() {
       for (const [destination, value] of values) this.set({ destination }, value);
     };
   const add = (a: number, b: number) => a + b;
+  const worstState = (a: number, b: number) => (a === 1 || b === 1 ? 1 : Math.max(a, b));
   return {
     registry,
     /** sampleLanes tells the destination gauges where to read the lanes from. */
@@ -143,7 +144,7 @@ export function createMetrics() {
       help: 'Circuit breaker per destination: 0 closed, 1 open, 2 half-open.',
       labelNames: ['destination'] as const,
       registers,
-      collect: sampled((lane) => lane.state, Math.max),
+      collect: sampled((lane) => lane.state, worstState),
     }),
     storeErrors: new Counter({
       name: `${PREFIX}store_errors_total`,
