@@ -21,6 +21,7 @@ interface Position {
   time: number;
 }
 
+/** The fields the tracker keeps per Event uid: the newest occurrence's count and time. */
 const COUNT = 0;
 const TIME = 1;
 
