@@ -59,7 +59,8 @@ export class OccurrenceTracker implements Classifier {
     const position = positionOf(raw, event);
     const idKey = `${uid} ${cloudEventId}`;
     if (verb === 'add') {
-      if (remember) this.remember(uid, position, idKey);
+      const previous = this.previous(uid);
+      if (remember) this.remember(uid, previous && !isAfter(position, previous) ? previous : position, idKey);
       return 'add';
     }
     if (this.newIds.find(idKey) >= 0) return 'update'; // a redelivery of an update that was new
@@ -67,15 +68,14 @@ export class OccurrenceTracker implements Classifier {
     // Never seen this Event: a repeated one (count > 1) is an occurrence we must not lose; count 1 only had its metadata touched.
     const isNew = previous ? isAfter(position, previous) : position.count > 1 || !hasCount(raw);
     if (!isNew) return 'unchanged';
-    if (remember) this.remember(uid, position, idKey);
+    if (remember) this.remember(uid, position, idKey); // new, so this position is the newest
     return 'update';
   }
 
-  private remember(uid: string, position: Position, idKey: string): void {
+  /** remember records `newest` as the Event's newest occurrence and `idKey` as classified new. */
+  private remember(uid: string, newest: Position, idKey: string): void {
     this.newIds.write(idKey);
-    const previous = this.previous(uid);
-    const newest = previous && !isAfter(position, previous) ? previous : position;
-    const slot = this.newest.write(uid); // written even when older, so recently active Events stay longest
+    const slot = this.newest.write(uid); // written even for an older add, so recently active Events stay longest
     this.newest.set(slot, COUNT, newest.count);
     this.newest.set(slot, TIME, newest.time);
   }

@@ -116,6 +116,14 @@ describe('OccurrenceTracker (through normalize)', () => {
     assert.equal(inputOf(withCount(3, 'e'), tracker).change, 'update');
   });
 
+  it('an add arriving after newer occurrences does not move the newest one back', () => {
+    const tracker = new OccurrenceTracker(100);
+    assert.equal(inputOf(withCount(5, 'a'), tracker).change, 'update');
+    assert.equal(inputOf(withCount(2, 'b', 'dev.knative.apiserver.resource.add'), tracker).change, 'add');
+    assert.equal(inputOf(withCount(4, 'c'), tracker).change, 'unchanged', 'count 4 is still older than 5');
+    assert.equal(inputOf(withCount(6, 'd'), tracker).change, 'update');
+  });
+
   it('a Broker redelivery (same CloudEvent id) is classified as it was the first time', () => {
     const tracker = new OccurrenceTracker(100);
     inputOf(withCount(1, 'a', 'dev.knative.apiserver.resource.add'), tracker);
