@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.js';
+import { createBulkheads } from '../../src/deliver/bulkhead.js';
+import { createMetrics } from '../../src/metrics.js';
 import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
 import { startService, type RunningService } from '../support/running-service.js';
@@ -80,5 +82,34 @@ rules:${rule('slow', 'Slow')}${rule('fast', 'Fast')}${rule('broken', 'Broken')}
     assert.equal((await svc.post(event('Broken', 11))).status, 204, 'the probe succeeds');
     assert.equal(await svc.metric('kube_event_rules_destination_circuit_state', { destination: 'broken' }), 0);
     assert.equal((await svc.post(event('Broken', 12))).status, 204);
+  });
+});
+
+describe('destination gauges', () => {
+  it('read at scrape time: lanes of two documents sharing a destination name add up, the breaker shows the worst state', async () => {
+    const metrics = createMetrics();
+    let now = 0;
+    const bulkheads = createBulkheads({ maxConcurrent: 1, maxQueued: 5, failureThreshold: 1, openMs: 1000 }, metrics, () => now);
+    const gauge = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values.filter((v) => v.labels.destination === 'chat').map((v) => v.value);
+    const first = await bulkheads.acquire('team-a.yaml#chat', 'chat');
+    const second = await bulkheads.acquire('team-b.yaml#chat', 'chat');
+    const queued = bulkheads.acquire('team-a.yaml#chat', 'chat'); // waits for team-a's only slot
+    assert.deepEqual(await gauge('kube_event_rules_destination_in_flight'), [2]);
+    assert.deepEqual(await gauge('kube_event_rules_destination_queued'), [1]);
+    assert.deepEqual(await gauge('kube_event_rules_destination_circuit_state'), [0]);
+    if (!first.ok || !second.ok) throw new Error('both lanes had a free slot');
+    second.release(true); // team-b's breaker opens; team-a's stays closed
+    assert.deepEqual(await gauge('kube_event_rules_destination_circuit_state'), [1]);
+    first.release(false);
+    const third = await queued;
+    if (third.ok) third.release(false);
+    assert.deepEqual(await gauge('kube_event_rules_destination_in_flight'), [0]);
+    now = 500;
+    const fourth = await bulkheads.acquire('team-c.yaml#chat', 'chat');
+    if (fourth.ok) fourth.release(true); // team-c opens until 1500
+    now = 1200; // team-b half-open (its open period is over), team-c still open: open is worse
+    assert.deepEqual(await gauge('kube_event_rules_destination_circuit_state'), [1]);
+    now = 2000; // both half-open until a probe succeeds
+    assert.deepEqual(await gauge('kube_event_rules_destination_circuit_state'), [2]);
   });
 });
