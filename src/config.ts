@@ -24,7 +24,7 @@ export interface Config {
   destinations: { maxConcurrent: number; maxQueued: number; failureThreshold: number; openMs: number };
   /** JSONata guard: wall-clock budget of one template evaluation. */
   templateTimeoutMs: number;
-  /** How many Event uids the occurrence tracker remembers. */
+  /** How many Event occurrences the occurrence tracker remembers. */
   occurrenceCacheSize: number;
   /** How long delivered (occurrence, rule, action) triples are remembered to skip redeliveries. */
   dedupWindowMs: number;

@@ -112,16 +112,26 @@ describe('OccurrenceTracker (through normalize)', () => {
     assert.equal(inputOf(withCount(1, 'a', 'dev.knative.apiserver.resource.add'), tracker).change, 'add');
     assert.equal(inputOf(withCount(2, 'b'), tracker).change, 'update');
     assert.equal(inputOf(withCount(2, 'c'), tracker).change, 'unchanged');
-    assert.equal(inputOf(withCount(1, 'd'), tracker).change, 'unchanged', 'an older count arriving late');
+    assert.equal(inputOf(withCount(1, 'd'), tracker).change, 'unchanged', 'count 1 was seen in the add');
     assert.equal(inputOf(withCount(3, 'e'), tracker).change, 'update');
   });
 
-  it('an add arriving after newer occurrences does not move the newest one back', () => {
+  it('a late count never seen here is a new occurrence: the Broker delivered 6 before 5', () => {
     const tracker = new OccurrenceTracker(100);
-    assert.equal(inputOf(withCount(5, 'a'), tracker).change, 'update');
-    assert.equal(inputOf(withCount(2, 'b', 'dev.knative.apiserver.resource.add'), tracker).change, 'add');
-    assert.equal(inputOf(withCount(4, 'c'), tracker).change, 'unchanged', 'count 4 is still older than 5');
-    assert.equal(inputOf(withCount(6, 'd'), tracker).change, 'update');
+    assert.equal(inputOf(withCount(6, 'a'), tracker).change, 'update');
+    assert.equal(inputOf(withCount(5, 'b'), tracker).change, 'update', 'count 5 arrived late, it was never seen');
+    assert.equal(inputOf(withCount(5, 'c'), tracker).change, 'unchanged', 'count 5 again, in a new CloudEvent: seen');
+    assert.equal(inputOf(withCount(6, 'd'), tracker).change, 'unchanged');
+    assert.equal(inputOf(withCount(2, 'e', 'dev.knative.apiserver.resource.add'), tracker).change, 'add');
+    assert.equal(inputOf(withCount(2, 'f'), tracker).change, 'unchanged', 'the add saw count 2');
+  });
+
+  it('two replicas: count 3 failed on A, B delivered count 4, then the Broker redelivers count 3 to B', () => {
+    const [a, b] = [new OccurrenceTracker(100), new OccurrenceTracker(100)];
+    assert.equal(inputOf(withCount(3, 'c3'), a).change, 'update');
+    assert.equal(inputOf(withCount(4, 'c4'), b).change, 'update');
+    assert.equal(inputOf(withCount(3, 'c3'), b).change, 'update', 'never seen by B: delivered, not "older than what I saw"');
+    assert.equal(inputOf(withCount(3, 'c3'), a).change, 'update', 'and A classifies its redelivery as before');
   });
 
   it('a Broker redelivery (same CloudEvent id) is classified as it was the first time', () => {
@@ -155,9 +165,9 @@ describe('OccurrenceTracker (through normalize)', () => {
     inputOf(event('u1', 5, '1', 'add'), tracker);
     inputOf(event('u2', 5, '2', 'add'), tracker);
     inputOf(event('u3', 5, '3', 'add'), tracker);
-    // A stale count 3 is recognised as old for u3 (remembered) but not for u1 (evicted, so judged as never seen).
-    assert.equal(inputOf(event('u3', 3, '4'), tracker).change, 'unchanged');
-    assert.equal(inputOf(event('u1', 3, '5'), tracker).change, 'update');
+    // u3's count 5 is remembered (an update of it is a no-op); u1's was evicted, so it is judged as never seen.
+    assert.equal(inputOf(event('u3', 5, '4'), tracker).change, 'unchanged');
+    assert.equal(inputOf(event('u1', 5, '5'), tracker).change, 'update');
   });
 
   it('events.k8s.io: a first Event without series, then series.count 2, is a repeat', () => {
@@ -182,5 +192,17 @@ describe('OccurrenceTracker (through normalize)', () => {
     assert.equal(inputOf(later, tracker).change, 'update');
     const same = ce.cloneWith({ id: '3', type: 'dev.knative.apiserver.resource.update', data: { ...data, lastTimestamp: '2024-05-14T09:05:00Z' } }, false);
     assert.equal(inputOf(same, tracker).change, 'unchanged');
+  });
+
+  it('a lastTimestamp far in the future suppresses nothing but itself', () => {
+    const data = { kind: 'Event', metadata: { uid: 'u2099' }, lastTimestamp: '2099-01-01T00:00:00Z' };
+    const ce = new CloudEvent({ specversion: '1.0', id: '1', source: 's', type: 'dev.knative.apiserver.resource.update', data });
+    const tracker = new OccurrenceTracker(10);
+    assert.equal(inputOf(ce, tracker).change, 'update');
+    for (const [id, time] of [['2', '2024-05-14T09:05:00Z'], ['3', '2024-05-14T09:06:00Z']]) {
+      const real = ce.cloneWith({ id, data: { ...data, lastTimestamp: time } }, false);
+      assert.equal(inputOf(real, tracker).change, 'update', `the real update at ${time}`);
+    }
+    assert.equal(inputOf(ce.cloneWith({ id: '4' }, false), tracker).change, 'unchanged', 'the 2099 occurrence itself, again');
   });
 });
