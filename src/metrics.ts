@@ -53,7 +53,7 @@ export function createMetrics() {
     },
     eventsReceived: new Counter({
       name: `${PREFIX}events_received_total`,
-      help: 'CloudEvents received, by CloudEvent type and outcome (matched, no_match, unresolved, invalid, retry).',
+      help: 'CloudEvents received, by CloudEvent type and outcome (matched, no_match, unresolved, invalid, too_large, retry, not_ready).',
       labelNames: ['type', 'outcome'] as const,
       registers,
     }),

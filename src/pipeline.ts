@@ -36,6 +36,8 @@ export interface ActionReport {
   attempts?: number;
   error?: string;
   retryAfterMs?: number;
+  /** Failed because this service could not do the work now (a template guard, quarantine): answered 503. */
+  unavailable?: boolean;
 }
 
 export type EventOutcome = 'matched' | 'no_match' | 'unresolved';
@@ -52,6 +54,12 @@ export interface EventReport {
   /** Dry runs: every rule evaluated for this event and the conditions that decided. */
   evaluated?: { rule: string; matched: boolean; conditions: ConditionOutcome[] }[];
 }
+
+/** Why an action could not be rendered (see render). */
+type RenderFailure = { outcome: 'error' | 'failed'; error: string; retryAfterMs?: number; unavailable?: boolean };
+
+/** After a guard trip, ask the Broker to wait this long before redelivering (quarantine asks for its remaining time). */
+const GUARD_RETRY_AFTER_MS = 1000;
 
 export interface PipelineDeps {
   config: Config;
@@ -112,19 +120,28 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return report('skipped_duplicate');
     }
     const rendered = await render(rule, action, input, facts, dryRun);
-    if ('outcome' in rendered) return report(rendered.outcome, { error: rendered.error });
+    if ('outcome' in rendered) {
+      const { outcome, ...extra } = rendered;
+      return report(outcome, extra);
+    }
     if (dryRun) return report('rendered', { request: redacted(rendered) });
     const result = await send(rule, action, input, rendered, deadline);
     if (result.outcome !== 'failed') await deps.delivered.add(key);
     return report(result.outcome, { status: result.status, attempts: result.attempts, error: result.error, retryAfterMs: result.retryAfterMs });
   }
 
-  /** render builds the request, or says why it cannot be built (permanent `error`, or `failed` when it may pass). */
-  async function render(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, dryRun: boolean): Promise<RenderedRequest | { outcome: 'error' | 'failed'; error: string }> {
+  /**
+   * render builds the request, or says why it cannot be built: `error` when retrying cannot change it (a type
+   * error, no value, a bad configuration); `failed` when it may pass later — a Secret read that failed, a guard
+   * trip (time, heap, size: they depend on load and on the limits set) or quarantine, so the Broker redelivers
+   * and in the end dead-letters the event instead of it being acknowledged unsent.
+   */
+  async function render(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, dryRun: boolean): Promise<RenderedRequest | RenderFailure> {
     const destination = action.destination.name;
     const held = quarantine.quarantinedUntil(rule.name);
     if (held !== undefined) {
-      return { outcome: 'error', error: `rule ${rule.name}: templates quarantined until ${new Date(held).toISOString()} after repeated guard trips (timeout, depth or size)` };
+      const error = `rule ${rule.name}: templates quarantined until ${new Date(held).toISOString()} after repeated guard trips (time, depth, size or memory)`;
+      return { outcome: 'failed', error, retryAfterMs: held - Date.now(), unavailable: true };
     }
     try {
       const bindings: Record<string, unknown> = {
@@ -142,16 +159,20 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return request;
     } catch (err) {
       const error = `${err instanceof TemplateError ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`;
-      // Template and configuration errors are permanent; anything else (an API outage reading a Secret) may pass.
-      const permanent = err instanceof TemplateError || err instanceof ConfigurationError;
+      const guard = err instanceof TemplateError && GUARD_CODES.has(err.code ?? '');
+      // Template and configuration errors are permanent; a guard trip or anything else (an API outage reading a Secret) may pass.
+      const permanent = !guard && (err instanceof TemplateError || err instanceof ConfigurationError);
       if (!dryRun) {
         if (err instanceof TemplateError) metrics.templateErrors.inc({ rule: rule.name });
-        if (err instanceof TemplateError && GUARD_CODES.has(err.code ?? '') && quarantine.trip(rule.name)) {
+        if (guard && quarantine.trip(rule.name)) {
           log.error({ rule: rule.name }, 'template keeps hitting its guards; rule quarantined for 60 s so other events keep their latency');
         }
         log.error({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, error }, permanent ? 'action not rendered' : 'action not rendered; the Broker will redeliver');
       }
-      return { outcome: permanent ? 'error' : 'failed', error };
+      if (permanent) return { outcome: 'error', error };
+      if (!guard) return { outcome: 'failed', error };
+      const held = quarantine.quarantinedUntil(rule.name);
+      return { outcome: 'failed', error, retryAfterMs: held === undefined ? GUARD_RETRY_AFTER_MS : held - Date.now(), unavailable: true };
     }
   }
 

@@ -2,7 +2,10 @@
  * POST / — the Broker's Trigger delivers CloudEvents here. The answer is the contract with the Broker:
  * - 204, empty body: every matched action was delivered or permanently rejected (a non-empty 2xx body
  *   that is not a CloudEvent makes the Broker answer 502 and redeliver);
- * - 429 + Retry-After / 503: an action may succeed later, so the Broker should redeliver;
+ * - 429 + Retry-After: every action that failed was held back by a wait (a destination's Retry-After, a full
+ *   destination queue, an open breaker) — the Broker should redeliver after it;
+ * - 503 + Retry-After: an action may succeed later (the destination failed, a template hit a guard, its rule is
+ *   quarantined, the service is not ready) — the Broker redelivers and in the end dead-letters;
  * - 4xx + {error, detail}: the request itself is wrong; the Broker does not retry it.
  */
 import type { CloudEvent } from 'cloudevents';
@@ -39,6 +42,7 @@ export function eventsRoute({ config, pipeline, tracker, metrics, isReady }: Eve
   return async function receiveEvents(ctx) {
     if (!isReady()) {
       // Before the rules are loaded every event would look unmatched and be acknowledged — lost.
+      metrics.eventsReceived.inc({ type: typeLabel(ctx.get('ce-type') || undefined), outcome: 'not_ready' });
       ctx.status = 503;
       ctx.set('Retry-After', '1');
       ctx.body = { error: 'not ready', detail: 'rules are not loaded yet, or the service is shutting down; retry' };
@@ -80,10 +84,10 @@ function answer(ctx: Parameters<Middleware>[0], reports: EventReport[], metrics:
     ctx.body = null;
     return;
   }
-  const waits = failed.map((a) => a.retryAfterMs);
-  const allThrottled = waits.every((w) => w !== undefined);
-  ctx.status = allThrottled ? 429 : 503;
-  if (allThrottled) ctx.set('Retry-After', String(Math.max(1, Math.ceil(Math.max(...(waits as number[])) / 1000))));
+  const held = failed.every((a) => a.retryAfterMs !== undefined && !a.unavailable);
+  ctx.status = held ? 429 : 503;
+  const longestWait = Math.max(0, ...failed.map((a) => a.retryAfterMs ?? 0));
+  ctx.set('Retry-After', String(Math.max(1, Math.ceil(longestWait / 1000))));
   ctx.body = {
     error: 'delivery failed',
     detail: failed.map((a) => `rule ${a.rule} → destination ${a.destination}: ${a.error ?? 'failed'}`).join('; '),
