@@ -10,7 +10,7 @@
  * so `all`/`any`/`not` are read exactly as the engine reads them), resolves fact paths the way
  * `Almanac.factValue` does with the same resolver, and compares with the engine's own Operator objects.
  * Where the engine could behave otherwise it is not used: a condition reading an enrichment fact (async),
- * a decorated operator, a sticky regex (stateful), a condition reference. And when any comparison throws,
+ * a decorated operator, a condition reference. And when any comparison throws,
  * the rule goes to the engine, which then reports its own error — so, unlike the engine, it evaluates every
  * condition instead of short-circuiting (an engine error can never hide behind a short-circuit here).
  * Held to the engine by a property test over random conditions and events (test/match/condition-fast-path.test.ts).
@@ -54,7 +54,7 @@ type Leaf = (facts: KnownFacts) => unknown;
  * compileConditionTest returns a test for a rule's parsed condition tree, or undefined when the tree
  * needs the engine (see above). `operator` looks an operator up in the engine the rules are bound to.
  */
-export function compileConditionTest(root: ParsedCondition, operator: (name: string) => EngineOperator | undefined, stickyPattern: (pattern: string) => boolean): ConditionTest | undefined {
+export function compileConditionTest(root: ParsedCondition, operator: (name: string) => EngineOperator | undefined): ConditionTest | undefined {
   const compile = (node: ParsedCondition): ((facts: KnownFacts) => Verdict) | undefined => {
     // The engine's own order: any, then all, then not (Condition.booleanOperator).
     const group = Object.hasOwn(node, 'any') ? 'any' : Object.hasOwn(node, 'all') ? 'all' : Object.hasOwn(node, 'not') ? 'not' : undefined;
@@ -84,7 +84,6 @@ export function compileConditionTest(root: ParsedCondition, operator: (name: str
       if (!reader || name === 'matches') return undefined; // a pattern from the event: compiled and cached per value
       right = reader;
     } else {
-      if (name === 'matches' && typeof value === 'string' && stickyPattern(value)) return undefined;
       right = () => value;
     }
     return (facts) => {

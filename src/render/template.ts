@@ -9,6 +9,7 @@ import { TemplateError, describeError } from '../errors.js';
 import { ENRICHMENT_FACTS, type EnrichmentFact } from '../enrich/lazy-facts.js';
 import { trimOldest } from '../bounded-map.js';
 import { BAIL, compileFastPath } from './template-fast-path.js';
+import { LinearRegExp, RegexSyntaxError } from './linear-regex.js';
 
 /** The code of the TemplateError thrown when an expression gives no value at all. */
 export const EMPTY_RESULT = 'EMPTY';
@@ -20,6 +21,14 @@ export interface TemplateOptions {
 /** Depth and sequence-length limits: generous for real payloads, fatal for runaway recursion and huge ranges. */
 const STACK_LIMIT = 300;
 const SEQUENCE_LIMIT = 100_000;
+
+/**
+ * jsonataOptions: how every template is compiled, wherever it is evaluated. Regexes (literals, and those
+ * `$eval` builds) run on RE2, in linear time.
+ */
+export function jsonataOptions(timeoutMs: number): jsonata.JsonataOptions {
+  return { timeout: timeoutMs, stack: STACK_LIMIT, sequence: SEQUENCE_LIMIT, RegexEngine: LinearRegExp as unknown as RegExpConstructor };
+}
 
 export interface Template {
   readonly source: string;
@@ -54,10 +63,11 @@ export function compileTemplate(source: string, options: TemplateOptions): Templ
 function compile(source: string, options: TemplateOptions): Template {
   let expression: jsonata.Expression;
   try {
-    expression = jsonata(source, { timeout: options.timeoutMs, stack: STACK_LIMIT, sequence: SEQUENCE_LIMIT });
+    expression = jsonata(source, jsonataOptions(options.timeoutMs));
   } catch (err) {
     throw templateError(source, err);
   }
+  checkRegexLiterals(source, expression.ast());
   const fast = compileFastPath(expression.ast());
   const render = async (input: unknown, bindings: Record<string, unknown>) => {
     let result = fast ? fastResult(fast, input, bindings) : BAIL;
@@ -76,6 +86,32 @@ function compile(source: string, options: TemplateOptions): Template {
     render,
     evaluate: async (input, bindings) => JSON.parse(await render(input, bindings)) as unknown,
   };
+}
+
+/**
+ * checkRegexLiterals compiles every regex literal for RE2 at load, so a back-reference or look-around is
+ * reported with its line and column instead of failing on every event.
+ */
+export function checkRegexLiterals(source: string, ast: unknown): void {
+  const seen = new Set<object>();
+  const visit = (node: unknown): void => {
+    if (node === null || typeof node !== 'object' || seen.has(node)) return;
+    seen.add(node);
+    const { type, value, position } = node as { type?: unknown; value?: unknown; position?: unknown };
+    if (type === 'regex' && value instanceof RegExp) {
+      try {
+        new LinearRegExp(value);
+      } catch (err) {
+        if (!(err instanceof RegexSyntaxError)) throw err;
+        // A regex node's position is just past its flags: `/pattern/flags`.
+        const end = typeof position === 'number' ? position : source.length;
+        const start = end - value.flags.replace('g', '').length - 1 - value.source.length;
+        throw new TemplateError(`regex: ${err.reason} at ${pointAt(source, start + err.position)}`, 'REGEX', start + err.position);
+      }
+    }
+    for (const child of Object.values(node)) visit(child);
+  };
+  visit(ast);
 }
 
 /** fastResult evaluates on the fast path; should it ever throw, JSONata gets the final word. */

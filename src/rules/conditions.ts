@@ -8,6 +8,8 @@
 import { Engine, Rule, type TopLevelCondition } from 'json-rules-engine';
 import { parsePath, resolvePath } from './path-resolver.js';
 import { compileConditionTest, type ConditionTest, type EngineOperator } from '../match/condition-fast-path.js';
+import { RegexSyntaxError, compileLinearRegex, type LinearRegExp } from '../render/linear-regex.js';
+import { trimOldest } from '../bounded-map.js';
 
 export const FACTS = ['event', 'cloudevent', 'change', 'object', 'owner', 'namespace'] as const;
 
@@ -19,55 +21,30 @@ const CUSTOM_OPERATORS = ['matches', 'startsWith', 'endsWith'];
 const DECORATORS = ['someFact', 'someValue', 'everyFact', 'everyValue', 'swap', 'not'];
 export const OPERATORS = [...BUILT_IN_OPERATORS, ...CUSTOM_OPERATORS];
 
-/** Regexes are compiled once, when their rule loads. */
-const regexes = new Map<string, RegExp>();
+/**
+ * Regexes are compiled once, when their rule loads; a pattern read from an event (`value: {fact: …}`) is
+ * compiled when it arrives, so the cache is bounded.
+ */
+const regexes = new Map<string, LinearRegExp>();
+const REGEX_CACHE_CAPACITY = 10_000;
 
-/** compileRegex accepts `pattern` or `/pattern/flags`; throws with the reason when it is not a valid regex. */
-export function compileRegex(pattern: string): RegExp {
+/**
+ * compileRegex accepts `pattern` or `/pattern/flags` and compiles it for RE2 (linear-time matching, see
+ * src/render/linear-regex.ts); throws a RegexSyntaxError naming the position when RE2 cannot run it.
+ */
+export function compileRegex(pattern: string): LinearRegExp {
   let regex = regexes.get(pattern);
   if (!regex) {
     const literal = /^\/(.*)\/([dgimsuy]*)$/s.exec(pattern);
-    const source = literal ? literal[1] : pattern;
-    if (hasNestedRepetition(source)) {
-      throw new Error('a repeated group that itself repeats (like (a+)+ or (\\w*\\s?)*) can backtrack for minutes on one message; rewrite it without the nesting');
+    try {
+      regex = literal ? compileLinearRegex(literal[1], literal[2].replace('g', '')) : compileLinearRegex(pattern); // stateless: no lastIndex
+    } catch (err) {
+      throw literal && err instanceof RegexSyntaxError ? err.movedBy(1) : err; // positions count the leading "/"
     }
-    regex = literal ? new RegExp(source, literal[2].replace('g', '')) : new RegExp(source);
     regexes.set(pattern, regex);
+    trimOldest(regexes, REGEX_CACHE_CAPACITY);
   }
   return regex;
-}
-
-/**
- * hasNestedRepetition finds a group with an unbounded quantifier inside (+, *, {n,}) that is itself
- * repeated without bound — the shape behind catastrophic backtracking (ReDoS). Rejected at load, so a
- * rule can never stall the event loop on a crafted message.
- */
-export function hasNestedRepetition(source: string): boolean {
-  const stack: boolean[] = [];
-  let inner = false; // does the current group contain an unbounded quantifier?
-  for (let i = 0; i < source.length; i++) {
-    const c = source[i];
-    if (c === '\\') {
-      i++;
-      continue;
-    }
-    if (c === '[') {
-      while (i < source.length && source[i] !== ']') i += source[i] === '\\' ? 2 : 1;
-      continue;
-    }
-    const unboundedAt = (j: number) => source[j] === '*' || source[j] === '+' || (source[j] === '{' && /^\{\d+,\}/.test(source.slice(j)));
-    if (c === '(') {
-      stack.push(inner);
-      inner = false;
-    } else if (c === ')') {
-      const groupRepeats = unboundedAt(i + 1);
-      if (inner && groupRepeats) return true;
-      inner = (stack.pop() ?? false) || inner || groupRepeats;
-    } else if (unboundedAt(i)) {
-      inner = true;
-    }
-  }
-  return false;
 }
 
 function createOperatorEngine(): Engine {
@@ -86,8 +63,6 @@ function engineOperator(name: string): EngineOperator | undefined {
   return (operatorEngine as unknown as { operators: { get(name: string): EngineOperator | null } }).operators.get(name) ?? undefined;
 }
 
-const isSticky = (pattern: string) => compileRegex(pattern).sticky;
-
 /** An evaluable rule: json-rules-engine's Rule, with the method it has but does not declare. */
 export type EvaluableRule = Rule & {
   evaluate(almanac: unknown): Promise<{ result: boolean; conditions: unknown }>;
@@ -105,7 +80,7 @@ export function buildRule(name: string, conditions: TopLevelCondition): { rule?:
     const rule = new Rule({ name, conditions, event: { type: name } }) as EvaluableRule;
     (rule as unknown as { setEngine(engine: Engine): void }).setEngine(operatorEngine);
     const parsed = (rule as unknown as { conditions: Parameters<typeof compileConditionTest>[0] }).conditions;
-    return { rule, test: compileConditionTest(parsed, engineOperator, isSticky), problems };
+    return { rule, test: compileConditionTest(parsed, engineOperator), problems };
   } catch (err) {
     return { problems: [`conditions: ${(err as Error).message}`] };
   }
