@@ -7,6 +7,7 @@ import type { Logger } from './log.js';
 import { typeLabel, type Metrics } from './metrics.js';
 import { errorMiddleware } from './receive/error-middleware.js';
 import { dryRunRoute, eventsRoute, type EventsRouteDeps } from './receive/events-route.js';
+import { knownSecrets } from './redact.js';
 
 export interface AppDeps extends EventsRouteDeps {
   log: Logger;
@@ -34,6 +35,11 @@ export function createApp(deps: AppDeps): Koa {
   });
   router.get('/status', (ctx) => {
     ctx.body = deps.status();
+  });
+  // Outermost: no JSON answer (a report, a status, an error detail) carries a secret value.
+  app.use(async (ctx, next) => {
+    await next();
+    if (ctx.body !== null && typeof ctx.body === 'object') ctx.body = knownSecrets.redactDeep(ctx.body);
   });
   app.use(
     errorMiddleware(deps.log, (headers, error, path) => {

@@ -21,6 +21,7 @@ import type { EventInput, ObjectReference } from './normalize/kube-event.js';
 import { fromObject, type Normalized } from './normalize/normalize.js';
 import type { OccurrenceTracker } from './normalize/occurrence.js';
 import { redacted, renderRequest, type RenderedRequest } from './render/render-request.js';
+import { knownSecrets } from './redact.js';
 import { explainConditions, type ConditionOutcome } from './match/explain.js';
 import type { CompiledAction, CompiledRule } from './rules/compile-document.js';
 import type { RuleSet } from './rules/rule-store.js';
@@ -158,7 +159,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       }
       return request;
     } catch (err) {
-      const error = `${err instanceof TemplateError ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`;
+      const error = knownSecrets.redact(`${err instanceof TemplateError ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`);
       const guard = err instanceof TemplateError && GUARD_CODES.has(err.code ?? '');
       // Template and configuration errors are permanent; a guard trip or anything else (an API outage reading a Secret) may pass.
       const permanent = !guard && (err instanceof TemplateError || err instanceof ConfigurationError);
@@ -194,6 +195,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       });
       slot?.release(result.outcome === 'failed');
     }
+    // A destination may echo what it was sent (the Authorization header) in its error body.
+    if (result.error) result = { ...result, error: knownSecrets.redact(result.error) };
     metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
     const fields = { rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, status: result.status, attempts: result.attempts };
     if (result.outcome === 'failed') log.warn({ ...fields, error: result.error }, 'delivery failed; the Broker will redeliver');

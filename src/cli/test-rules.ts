@@ -24,6 +24,7 @@ import { localSecrets } from './local-secrets.js';
 import { readEventRequests, type EventRequest } from './read-events.js';
 import { loadRuleFiles } from './rule-files.js';
 import { newStore } from './validate.js';
+import { knownSecrets } from '../redact.js';
 
 export interface TestOptions {
   rules: string[];
@@ -96,7 +97,9 @@ export async function runTests(options: TestOptions, stdin: () => Promise<string
   }
 }
 
-export async function testCommand(args: string[], print: (line: string) => void, stdin: () => Promise<string>): Promise<number> {
+export async function testCommand(args: string[], printLine: (line: string) => void, stdin: () => Promise<string>): Promise<number> {
+  // Reports are redacted where they are built; this catches what an error message carries.
+  const print = (line: string) => printLine(knownSecrets.redact(line));
   let options: TestOptions;
   try {
     options = parseTestArgs(args);
@@ -109,7 +112,7 @@ export async function testCommand(args: string[], print: (line: string) => void,
     for (const problem of problems) print(`✗ ${problem}`);
     return 1;
   }
-  const json = `${JSON.stringify(results, null, 2)}\n`;
+  const json = knownSecrets.redact(`${JSON.stringify(results, null, 2)}\n`);
   if (options.expect && options.updateExpect) {
     await writeFile(options.expect, json);
     print(`wrote ${options.expect} (${results.length} events)`);

@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js';
 import type { RenderedRequest } from '../render/render-request.js';
 import type { DeliveryResult, SendOptions, Sender } from './destination.js';
 import { backoffMs, isRetryableStatus, parseRetryAfter } from './retry-policy.js';
+import { knownSecrets } from '../redact.js';
 
 export interface HttpSenderOptions {
   attempts: number;
@@ -70,7 +71,8 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
       const detail = reply.timedOut ? reply.error.message : `${reply.error.code ?? 'error'}: ${reply.error.message}`;
       return { error: detail, retryable: reply.error.code !== REFUSED_REQUEST };
     }
-    const { status, body } = reply;
+    const { status } = reply;
+    const body = knownSecrets.redact(reply.body); // before the excerpt is cut, so no part of a secret survives
     options.metrics.deliveryAttempts.inc({ destination, result: status === 429 ? '429' : `${Math.floor(status / 100)}xx` });
     if (isSuccess(status)) return { status, ok: true };
     return {

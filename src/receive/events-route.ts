@@ -90,6 +90,7 @@ function answer(ctx: Parameters<Middleware>[0], reports: EventReport[], metrics:
   ctx.set('Retry-After', String(Math.max(1, Math.ceil(longestWait / 1000))));
   ctx.body = {
     error: 'delivery failed',
-    detail: failed.map((a) => `rule ${a.rule} → destination ${a.destination}: ${a.error ?? 'failed'}`).join('; '),
+    // The Broker forwards this to the dead-letter sink: a status, never the destination's answer.
+    detail: failed.map((a) => `rule ${a.rule} → destination ${a.destination}: ${a.status !== undefined ? `HTTP ${a.status}` : (a.error ?? 'failed')}`).join('; '),
   };
 }

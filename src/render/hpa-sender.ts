@@ -9,6 +9,7 @@
 import { ConfigurationError } from '../errors.js';
 import type { RenderedRequest } from './render-request.js';
 import type { SecretReader } from './value-source.js';
+import { knownSecrets } from '../redact.js';
 
 export const HPA_SENDER_ANNOTATION = 'hpa-event';
 
@@ -38,8 +39,9 @@ export async function renderHpaSender(
       `${where}: annotation ${HPA_SENDER_ANNOTATION} points at Secret ${namespace}/${name} outside the HPA's namespace; allow it with HPA_SENDER_SECRET_NAMESPACES`,
     );
   }
-  const read = (key: string) => secrets.read(name, key, namespace);
-  const url = (await read('url')).trim();
+  // Every key is a credential or may hold one (a token inside the body template): remembered for redaction.
+  const read = async (key: string) => knownSecrets.remember(await secrets.read(name, key, namespace));
+  const url = knownSecrets.rememberUrl((await read('url')).trim());
   let headerMap: unknown = {};
   const headersText = await read('headers').catch((err: unknown) => {
     if (err instanceof ConfigurationError && /has no key/.test(err.message)) return '{}';
@@ -48,21 +50,22 @@ export async function renderHpaSender(
   try {
     headerMap = JSON.parse(headersText);
   } catch (err) {
-    throw new ConfigurationError(`Secret ${namespace}/${name} key headers: not JSON: ${(err as Error).message}`);
+    throw new ConfigurationError(`Secret ${namespace}/${name} key headers: not JSON${positionOf(err)}`);
   }
   if (typeof headerMap !== 'object' || headerMap === null || Array.isArray(headerMap) || Object.values(headerMap).some((v) => typeof v !== 'string')) {
     throw new ConfigurationError(`Secret ${namespace}/${name} key headers: must be a JSON object of strings`);
   }
   const template = await read('body');
+  for (const part of template.split(/_message_|_time_/)) knownSecrets.remember(part);
   const values: Record<string, string> = { _message_: escapeJson(String(event.message ?? '')), _time_: escapeJson(String(event.firstTimestamp ?? '')) };
   const body = template.replace(/_message_|_time_/g, (placeholder) => values[placeholder]);
   try {
     JSON.parse(body);
   } catch (err) {
-    throw new ConfigurationError(`Secret ${namespace}/${name} key body: not valid JSON after substitution: ${(err as Error).message}`);
+    throw new ConfigurationError(`Secret ${namespace}/${name} key body: not valid JSON after substitution${positionOf(err)}`);
   }
   const headers: Record<string, string> = { 'content-type': 'application/json' };
-  for (const [header, value] of Object.entries(headerMap as Record<string, string>)) headers[header.toLowerCase()] = value;
+  for (const [header, value] of Object.entries(headerMap as Record<string, string>)) headers[header.toLowerCase()] = knownSecrets.remember(value);
   return {
     method: 'POST',
     url,
@@ -70,5 +73,15 @@ export async function renderHpaSender(
     body,
     secretHeaders: Object.keys(headers).filter((h) => h !== 'content-type'),
     secretUrl: true,
+    secretBody: true,
   };
+}
+
+/**
+ * positionOf says where JSON.parse stopped, and nothing else: its message quotes the text around the
+ * error, which here is Secret content.
+ */
+function positionOf(err: unknown): string {
+  const position = /position (\d+)/.exec(err instanceof Error ? err.message : '')?.[1];
+  return position === undefined ? '' : ` (error at character ${position})`;
 }

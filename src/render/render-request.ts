@@ -7,6 +7,7 @@ import type { CompiledAction } from '../rules/compile-document.js';
 import { ConfigurationError } from '../errors.js';
 import { resolveField, resolveValue, type ResolveContext } from './value-source.js';
 import { renderHpaSender } from './hpa-sender.js';
+import { REDACTED, knownSecrets } from '../redact.js';
 
 export interface RenderedRequest {
   method: string;
@@ -19,9 +20,9 @@ export interface RenderedRequest {
   secretUrl: boolean;
   /** Body fields (dotted paths) whose values came from env or Secrets, e.g. a PagerDuty routing_key. */
   secretFields?: string[];
+  /** The whole body came from a Secret (the hpa-sender template). */
+  secretBody?: boolean;
 }
-
-export const REDACTED = '[redacted]';
 
 export async function renderRequest(action: CompiledAction, context: ResolveContext): Promise<RenderedRequest> {
   const { destination } = action;
@@ -39,6 +40,7 @@ export async function renderRequest(action: CompiledAction, context: ResolveCont
   }
   const url = destination.url ? await resolveValue(destination.url, `destination ${destination.name} url`, context) : { value: '', secret: false };
   if (!url) throw new ConfigurationError(`destination ${destination.name} url: the expression gave no value for this event`);
+  if (url.secret) knownSecrets.rememberUrl(url.value);
   return { method: destination.method, url: url.value, headers, body, secretHeaders, secretUrl: url.secret, secretFields };
 }
 
@@ -72,10 +74,11 @@ function setPath(target: unknown, path: string, value: unknown): void {
   if (last !== '__proto__' && last !== 'constructor' && last !== 'prototype') node[last] = value;
 }
 
-/** redacted gives a copy safe to print: secret header values and secret URLs replaced. */
+/** redacted gives a copy safe to print: secret header values, secret URLs and secret bodies replaced. */
 export function redacted(request: RenderedRequest): { method: string; url?: string; headers: Record<string, string>; body: unknown } {
   const headers = { ...request.headers };
   for (const name of request.secretHeaders) headers[name] = REDACTED;
+  if (request.secretBody) return { method: request.method, ...(request.url ? { url: REDACTED } : {}), headers, body: REDACTED };
   const body = JSON.parse(request.body) as unknown;
   for (const path of request.secretFields ?? []) {
     for (const target of Array.isArray(body) && !/^\d/.test(path) ? body : [body]) setPath(target, path, REDACTED);

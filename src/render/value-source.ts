@@ -7,6 +7,7 @@ import { ConfigurationError } from '../errors.js';
 import type { ValueSource } from '../rules/document.js';
 import { TemplateError } from '../errors.js';
 import { EMPTY_RESULT, compileTemplate, type Template, type TemplateOptions } from './template.js';
+import { knownSecrets } from '../redact.js';
 
 /** SecretReader reads one key of a Secret; the no-cluster reader fails with a clear ConfigurationError. */
 export interface SecretReader {
@@ -68,10 +69,10 @@ export async function resolveValue(
     case 'env': {
       const found = context.env[value.name];
       if (found === undefined || found === '') throw new ConfigurationError(`${what}: environment variable ${value.name} is not set`);
-      return { value: value.prefix + found, secret: true };
+      return { value: value.prefix + knownSecrets.remember(found), secret: true };
     }
     case 'secret':
-      return { value: value.prefix + (await context.secrets.read(value.name, value.key)).trim(), secret: true };
+      return { value: value.prefix + knownSecrets.remember(await context.secrets.read(value.name, value.key)).trim(), secret: true };
   }
 }
 
