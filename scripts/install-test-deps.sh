@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs before `npm test`: installs the Debian packages the tests use when they are missing — the real
+# `npm run test:e2e` and CI run this before the tests: installs the Debian packages the tests use when they are missing — the real
 # receivers (Prometheus, Alertmanager, graphite-web with Django), setpriv (the image test drops to a
 # non-root user) and kubectl (deploy/ rendering, fake API server fidelity). Needs root for apt-get.
 set -euo pipefail

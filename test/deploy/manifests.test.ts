@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { validateCommand } from '../../src/cli/validate.js';
+import { needs } from '../support/needs.js';
 import { startService } from '../support/running-service.js';
 
 type Obj = Record<string, any>;
@@ -60,7 +61,7 @@ function grantsOf(objects: Obj[], serviceAccount: string): string[] {
   return grants;
 }
 
-describe('deploy/ manifests', () => {
+describe('deploy/ manifests', { skip: needs('kubectl') }, () => {
   const rendered = new Map(VARIANTS.map((v) => [v, render(v)]));
 
   for (const variant of VARIANTS) {

@@ -10,6 +10,7 @@ import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../support/fake-kube-api.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
 import { OWN_NAMESPACE, connectionTo, ruleConfigMap, secret, waitUntil } from '../support/kube-fixtures.js';
+import { needs } from '../support/needs.js';
 import { startService, type RunningService } from '../support/running-service.js';
 
 const rule = (name: string, sinkUrl: string, reason = 'BackOff', extra = '') => `
@@ -156,7 +157,7 @@ describe('rules from ConfigMaps', () => {
     assert.ok((await svc.metric('kube_event_rules_informer_restarts_total')) >= 2, 'restarts counted');
   });
 
-  it('real kubectl sees what the tests change (fidelity of the fake)', async () => {
+  it('real kubectl sees what the tests change (fidelity of the fake)', { skip: needs('kubectl') }, async () => {
     const kubeconfig = await fake.kubeconfigFile();
     const listed = await new Promise<string>((resolve) =>
       execFile('kubectl', ['--kubeconfig', kubeconfig, 'get', 'configmaps', '-A', '-l', 'kube-event-rules/rules=true', '-o', 'name'], (_e, out, err) => resolve(out + err)),

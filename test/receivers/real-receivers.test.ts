@@ -9,11 +9,12 @@ import { after, before, describe, it } from 'node:test';
 import { loadFixture, withEvent } from '../support/fixtures.js';
 import { waitUntil } from '../support/kube-fixtures.js';
 import { startAlertmanager, startGraphiteWeb, startPrometheus, type Receiver } from '../support/real-receivers.js';
+import { needs } from '../support/needs.js';
 import { startService, type RunningService } from '../support/running-service.js';
 
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
-describe('real receivers', () => {
+describe('real receivers', { skip: needs('prometheus', 'prometheus-alertmanager', 'graphite-web') }, () => {
   let alertmanager: Receiver;
   let graphite: Receiver;
   let prometheus: Receiver;

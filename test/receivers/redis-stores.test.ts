@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
+import { needs } from '../support/needs.js';
 import { startRedis } from '../support/real-receivers.js';
 import { startService, type RunningService } from '../support/running-service.js';
 import { closedPort } from '../support/ports.js';
@@ -33,7 +34,7 @@ const occurrence = (reason: string, count: number) =>
     headers['ce-id'] = `${reason}-${count}`;
   });
 
-describe('Redis store', () => {
+describe('Redis store', { skip: needs('redis-server') }, () => {
   let redis: Awaited<ReturnType<typeof startRedis>>;
   let sink: CaptureSink;
   before(async () => {

@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { bodyOf, loadFixture, withEvent } from '../support/fixtures.js';
 import { closedPort } from '../support/ports.js';
+import { needs } from '../support/needs.js';
 import { startRedis } from '../support/real-receivers.js';
 import { seededRandom } from '../support/random.js';
 
@@ -62,7 +63,7 @@ async function startFaultyDestination(rnd: () => number): Promise<{ url: string;
   };
 }
 
-describe(`fault run (${EVENTS} events, seed ${SEED}, faults ${JSON.stringify(MIX)})`, () => {
+describe(`fault run (${EVENTS} events, seed ${SEED}, faults ${JSON.stringify(MIX)})`, { skip: needs('redis-server') }, () => {
   let redis: Awaited<ReturnType<typeof startRedis>>;
   before(async () => {
     redis = await startRedis();

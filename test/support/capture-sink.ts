@@ -23,6 +23,8 @@ export interface CaptureSink {
   /** Answer every request to `path` this way until cleared. */
   always(path: string, behaviour: Behaviour | undefined): void;
   received(path: string): Captured[];
+  /** Answers the requests to `path` held by 'hang' with this status (default 200). */
+  release(path: string, status?: number): void;
   /** Resolves once `count` requests to `path` arrived (bounded by a timeout). */
   waitFor(path: string, count: number, timeoutMs?: number): Promise<Captured[]>;
   close(): Promise<void>;
@@ -32,7 +34,7 @@ export async function startCaptureSink(): Promise<CaptureSink> {
   const requests: Captured[] = [];
   const queues = new Map<string, Behaviour[]>();
   const fixed = new Map<string, Behaviour>();
-  const hanging = new Set<ServerResponse>();
+  const hanging = new Map<ServerResponse, string>();
 
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -43,7 +45,7 @@ export async function startCaptureSink(): Promise<CaptureSink> {
       requests.push({ method: req.method ?? '', path, headers: req.headers, body, json: () => JSON.parse(body) as unknown });
       const behaviour = queues.get(path)?.shift() ?? fixed.get(path) ?? 200;
       if (behaviour === 'hang') {
-        hanging.add(res);
+        hanging.set(res, path);
         return;
       }
       if (behaviour === 'reset') {
@@ -71,6 +73,13 @@ export async function startCaptureSink(): Promise<CaptureSink> {
     respond: (path, ...behaviours) => queues.set(path, [...(queues.get(path) ?? []), ...behaviours]),
     always: (path, behaviour) => (behaviour === undefined ? fixed.delete(path) : fixed.set(path, behaviour)),
     received,
+    release(path, status = 200) {
+      for (const [res, held] of hanging) {
+        if (held !== path) continue;
+        hanging.delete(res);
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: status < 300 }));
+      }
+    },
     async waitFor(path, count, timeoutMs = 5000) {
       const end = Date.now() + timeoutMs;
       while (received(path).length < count) {
@@ -80,7 +89,7 @@ export async function startCaptureSink(): Promise<CaptureSink> {
       return received(path);
     },
     async close() {
-      for (const res of hanging) res.destroy();
+      for (const res of hanging.keys()) res.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
