@@ -182,7 +182,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const destination = action.destination.name;
     const started = performance.now();
     const isLog = action.destination.kind === 'log';
-    const slot = isLog ? undefined : await deps.bulkheads.acquire(bulkheadKey(rule, action), destination);
+    const slot = isLog ? undefined : await deps.bulkheads.acquire(bulkheadKey(rule, action), destination, deadline);
     let result: DeliveryResult;
     if (slot && !slot.ok) {
       result = { outcome: 'failed', attempts: 0, error: slot.reason, retryAfterMs: slot.retryAfterMs };

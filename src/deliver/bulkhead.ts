@@ -5,6 +5,9 @@
  *   that the delivery fails at once (the Broker redelivers later) instead of queueing without bound.
  * - After `failureThreshold` consecutive failures the breaker opens: deliveries fail at once for
  *   `openMs`; then one probe is let through (half-open) — success closes it, failure opens it again.
+ * - A queued delivery is checked again when its turn comes, and gives up at its request's deadline:
+ *   it is never sent once the breaker has opened or after the Broker's answer is due (a late send
+ *   would be a duplicate of the Broker's redelivery).
  */
 import type { Metrics } from '../metrics.js';
 
@@ -15,23 +18,35 @@ export interface BulkheadOptions {
   openMs: number;
 }
 
-export type Admission = { ok: true; release: (failed: boolean) => void } | { ok: false; reason: string; retryAfterMs: number };
+export type Refusal = { ok: false; reason: string; retryAfterMs: number };
+export type Admission = { ok: true; release: (failed: boolean) => void } | Refusal;
+
+/** A delivery waiting for a slot: `turn` hands it a slot (true) or refuses it. */
+interface Waiter {
+  deadline: number;
+  turn: (refusal: Refusal | undefined) => void;
+}
 
 interface Lane {
   /** The destination's name (its metric label); lanes are per document, so two may share it. */
   destination: string;
   inFlight: number;
-  queue: (() => void)[];
+  queue: Waiter[];
   failures: number;
   openUntil: number;
   probing: boolean;
 }
 
 const BREAKER_STATE = { closed: 0, open: 1, half_open: 2 } as const;
+/** What the Broker is asked to wait when a destination is busy. */
+const BUSY_RETRY_MS = 1000;
 
 export interface Bulkheads {
-  /** acquire waits for a slot of the destination `key`, or refuses at once (queue full, breaker open); `label` names it in metrics. */
-  acquire(key: string, label: string): Promise<Admission>;
+  /**
+   * acquire waits for a slot of the destination `key` until `deadline` (epoch ms), or refuses (queue full,
+   * breaker open, deadline passed while queued); `label` names it in metrics.
+   */
+  acquire(key: string, label: string, deadline?: number): Promise<Admission>;
 }
 
 export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now: () => number = Date.now): Bulkheads {
@@ -44,37 +59,73 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
   const stateOf = (l: Lane) => (l.openUntil > now() ? 'open' : l.probing || l.failures >= options.failureThreshold ? 'half_open' : 'closed');
   metrics.sampleLanes(() => [...lanes.values()].map((l) => ({ destination: l.destination, inFlight: l.inFlight, queued: l.queue.length, state: BREAKER_STATE[stateOf(l)] })));
 
+  const circuitOpen = (l: Lane): Refusal => ({ ok: false, reason: `circuit open: ${l.failures} consecutive failures`, retryAfterMs: Math.max(1000, l.openUntil - now()) });
+  const tooLate = (l: Lane): Refusal => ({ ok: false, reason: `destination busy: the request's deadline passed while queued (${l.inFlight} in flight)`, retryAfterMs: BUSY_RETRY_MS });
+
+  /** next hands the freed slot to the first waiter still worth sending; the others are refused now. */
+  function next(l: Lane): void {
+    while (l.queue.length > 0 && l.inFlight < options.maxConcurrent) {
+      const waiter = l.queue.shift()!;
+      if (l.failures >= options.failureThreshold) waiter.turn(circuitOpen(l));
+      else if (now() >= waiter.deadline) waiter.turn(tooLate(l));
+      else return waiter.turn(undefined);
+    }
+  }
+
+  function admit(l: Lane, probe: boolean): Admission {
+    l.inFlight++;
+    return {
+      ok: true,
+      release(failed) {
+        l.inFlight--;
+        if (failed) {
+          l.failures++;
+          if (l.failures >= options.failureThreshold) l.openUntil = now() + options.openMs;
+        } else {
+          l.failures = 0;
+          l.openUntil = 0;
+        }
+        if (probe) l.probing = false;
+        next(l);
+      },
+    };
+  }
+
+  /** enqueue waits for a slot; a timer at the deadline takes the waiter out of the queue and refuses it. */
+  function enqueue(l: Lane, deadline: number): Promise<Admission> {
+    return new Promise<Admission>((resolve) => {
+      const timer = Number.isFinite(deadline)
+        ? setTimeout(() => {
+            const at = l.queue.indexOf(waiter);
+            if (at >= 0) l.queue.splice(at, 1);
+            resolve(tooLate(l));
+          }, Math.max(0, deadline - now()))
+        : undefined;
+      const waiter: Waiter = {
+        deadline,
+        turn(refusal) {
+          clearTimeout(timer);
+          resolve(refusal ?? admit(l, false));
+        },
+      };
+      l.queue.push(waiter);
+    });
+  }
+
   return {
-    async acquire(key, destination) {
+    async acquire(key, destination, deadline = Infinity) {
       const l = lane(key, destination);
       const open = l.failures >= options.failureThreshold;
-      if (open && (l.openUntil > now() || l.probing)) {
-        return { ok: false, reason: `circuit open: ${l.failures} consecutive failures`, retryAfterMs: Math.max(1000, l.openUntil - now()) };
-      }
+      if (open && (l.openUntil > now() || l.probing)) return circuitOpen(l);
       const probe = open; // the breaker's open period is over: this delivery is the probe
       if (probe) l.probing = true;
       if (!probe && l.inFlight >= options.maxConcurrent) {
         if (l.queue.length >= options.maxQueued) {
-          return { ok: false, reason: `destination busy: ${l.inFlight} in flight and ${l.queue.length} queued`, retryAfterMs: 1000 };
+          return { ok: false, reason: `destination busy: ${l.inFlight} in flight and ${l.queue.length} queued`, retryAfterMs: BUSY_RETRY_MS };
         }
-        await new Promise<void>((resume) => l.queue.push(resume));
+        return enqueue(l, deadline);
       }
-      l.inFlight++;
-      return {
-        ok: true,
-        release(failed) {
-          l.inFlight--;
-          if (failed) {
-            l.failures++;
-            if (l.failures >= options.failureThreshold) l.openUntil = now() + options.openMs;
-          } else {
-            l.failures = 0;
-            l.openUntil = 0;
-          }
-          if (probe) l.probing = false;
-          l.queue.shift()?.();
-        },
-      };
+      return admit(l, probe);
     },
   };
 }

@@ -20,11 +20,14 @@ export interface HttpSenderOptions {
   maxSockets?: number;
 }
 
+/** No attempt starts with less time than this left before the request's deadline. */
+const MIN_ATTEMPT_MS = 100;
 /** How much of an error response we keep for the log line. */
 const ERROR_BODY_CHARS = 200;
 
-type Attempt = { status?: number; error: string; retryable: boolean; retryAfterMs?: number } | { status: number; ok: true };
-type Reply = { status: number; body: string; retryAfter: string | undefined } | { error: NodeJS.ErrnoException; timedOut: boolean };
+/** `final`: retryable later (by the Broker), but not within this request. */
+type Attempt = { status?: number; error: string; retryable: boolean; final?: boolean; retryAfterMs?: number } | { status: number; ok: true };
+type Reply = { status: number; body: string; retryAfter: string | undefined; location: string | undefined } | { error: NodeJS.ErrnoException; timedOut: boolean };
 
 export function createHttpSender(options: HttpSenderOptions): Sender {
   const dispatcher = new Agent({ connections: options.maxSockets ?? 128 });
@@ -45,7 +48,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
       });
       const retryAfter = res.headers['retry-after'];
       let body = '';
-      if (isSuccess(res.statusCode)) {
+      if (isSuccess(res.statusCode) || isRedirect(res.statusCode)) {
         await res.body.dump();
       } else {
         // Keep the start of an error body for the log line; stop reading a huge one.
@@ -54,7 +57,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
           if (body.length >= ERROR_BODY_CHARS * 4) break;
         }
       }
-      return { status: res.statusCode, body, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter };
+      return { status: res.statusCode, body, retryAfter: first(retryAfter), location: isRedirect(res.statusCode) ? first(res.headers.location) : undefined };
     } catch (err) {
       const timedOut = controller.signal.aborted;
       const error = (timedOut ? controller.signal.reason : err) as NodeJS.ErrnoException;
@@ -75,6 +78,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
     const body = knownSecrets.redact(reply.body); // before the excerpt is cut, so no part of a secret survives
     options.metrics.deliveryAttempts.inc({ destination, result: status === 429 ? '429' : `${Math.floor(status / 100)}xx` });
     if (isSuccess(status)) return { status, ok: true };
+    if (isRedirect(status)) return { status, error: redirectError(status, reply.location, request), retryable: true, final: true };
     return {
       status,
       error: `HTTP ${status}${body ? `: ${body.slice(0, ERROR_BODY_CHARS)}` : ''}`,
@@ -87,13 +91,18 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
     async send(request, { timeoutMs, deadline, destination }: SendOptions): Promise<DeliveryResult> {
       for (let attempt = 1; ; attempt++) {
         const remaining = deadline - Date.now();
+        // Too close to the deadline (queued that long): the attempt could only time out with an unknown
+        // outcome, and the Broker's redelivery would then be a duplicate. Hand it back instead.
+        if (remaining < MIN_ATTEMPT_MS) {
+          return { outcome: 'failed', attempts: attempt - 1, error: `too close to the request's deadline to start attempt ${attempt} (${Math.max(0, remaining)} ms left)`, retryAfterMs: 1000 };
+        }
         const result = await attemptOnce(request, Math.max(1, Math.min(timeoutMs, remaining)), destination);
         if ('ok' in result) return { outcome: 'delivered', attempts: attempt, status: result.status };
         const failed = { attempts: attempt, status: result.status, error: result.error };
         if (!result.retryable) return { outcome: 'rejected', ...failed };
         const wait = result.retryAfterMs ?? backoffMs(attempt);
         const tooLong = result.retryAfterMs !== undefined && result.retryAfterMs > options.retryAfterMaxMs;
-        if (attempt >= options.attempts || tooLong || Date.now() + wait >= deadline) {
+        if (result.final || attempt >= options.attempts || tooLong || Date.now() + wait + MIN_ATTEMPT_MS > deadline) {
           return { outcome: 'failed', ...failed, retryAfterMs: result.retryAfterMs };
         }
         await sleep(wait);
@@ -104,6 +113,31 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
 
 function isSuccess(status: number): boolean {
   return status >= 200 && status < 300;
+}
+
+function isRedirect(status: number): boolean {
+  return status >= 300 && status < 400;
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * redirectError: a 3xx is not a delivery (redirects are not followed — a rule's request must not be sent
+ * somewhere its document did not name). It names the Location's host only: a path or query may carry tokens.
+ */
+function redirectError(status: number, location: string | undefined, request: RenderedRequest): string {
+  let target = 'no Location';
+  if (location) {
+    try {
+      const to = new URL(location, request.url);
+      target = to.host === new URL(request.url).host ? 'the same host' : to.host;
+    } catch {
+      target = 'an invalid Location';
+    }
+  }
+  return `HTTP ${status}: redirect to ${target}, not followed (fix the destination URL)`;
 }
 
 /** Requests undici refuses before sending (a malformed URL or header): retrying cannot fix them. */

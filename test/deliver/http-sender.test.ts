@@ -134,9 +134,36 @@ describe('http sender (against a real local server)', () => {
     assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
   });
 
+  it('a redirect is not a delivery: failed (the Broker redelivers), not retried in-request, never followed', async () => {
+    for (const [status, location, target] of [
+      [301, 'http://elsewhere.example:8443/hooks/T0/B0/secret-token?x=1', 'elsewhere.example:8443'],
+      [302, '/moved', 'the same host'],
+      [307, `${sink.url}/next`, 'the same host'],
+      [308, undefined, 'no Location'],
+    ] as const) {
+      sink.respond(`/redirect-${status}`, { status, headers: location ? { location } : {} });
+      const result = await send(`/redirect-${status}`);
+      assert.equal(result.outcome, 'failed', `${status} is not a rejection`);
+      assert.equal(result.attempts, 1);
+      assert.equal(result.status, status);
+      assert.equal(result.error, `HTTP ${status}: redirect to ${target}, not followed (fix the destination URL)`);
+      assert.doesNotMatch(result.error!, /secret-token|hooks/, 'only the host of the Location');
+    }
+    assert.equal(sink.received('/moved').length + sink.received('/next').length, 0, 'nothing followed');
+  });
+
+  it('starts no attempt that is too close to the deadline (queued that long): failed with Retry-After, nothing sent', async () => {
+    const result = await sender.send(request('/too-late'), { timeoutMs: 300, deadline: Date.now() + 20, destination: 'd', context });
+    assert.equal(result.outcome, 'failed');
+    assert.equal(result.attempts, 0);
+    assert.equal(result.retryAfterMs, 1000);
+    assert.match(result.error!, /too close to the request's deadline to start attempt 1/);
+    assert.equal(sink.received('/too-late').length, 0);
+  });
+
   it('counts attempts by result', async () => {
     const text = await metrics.registry.getSingleMetricAsString('kube_event_rules_delivery_attempts_total');
-    for (const result of ['2xx', '4xx', '5xx', '429', 'timeout', 'network']) assert.match(text, new RegExp(`result="${result}"`));
+    for (const result of ['2xx', '3xx', '4xx', '5xx', '429', 'timeout', 'network']) assert.match(text, new RegExp(`result="${result}"`));
   });
 });
 

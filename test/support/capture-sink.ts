@@ -13,7 +13,7 @@ export interface Captured {
   json(): unknown;
 }
 
-export type Behaviour = number | { status: number; retryAfter?: string; body?: string; delayMs?: number } | 'hang' | 'reset';
+export type Behaviour = number | { status: number; retryAfter?: string; body?: string; delayMs?: number; headers?: Record<string, string> } | 'hang' | 'reset';
 
 export interface CaptureSink {
   url: string;
@@ -55,6 +55,7 @@ export async function startCaptureSink(): Promise<CaptureSink> {
       const spec = typeof behaviour === 'number' ? { status: behaviour } : behaviour;
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (spec.retryAfter !== undefined) headers['retry-after'] = spec.retryAfter;
+      Object.assign(headers, spec.headers);
       const answer = () => {
         res.writeHead(spec.status, headers);
         res.end(spec.body ?? JSON.stringify({ ok: spec.status < 300 }));
