@@ -1,3 +1,5 @@
+import { DEFAULT_TENANCY, type TenancySettings } from './rules/tenancy-policy.js';
+
 /**
  * Config: every setting of the service, read once from the environment into a typed, validated object.
  * The README's configuration table lists the same variables; keep the two in sync.
@@ -38,6 +40,8 @@ export interface Config {
   hpaSenderSecretNamespaces: string[];
   /** Standalone mode: watch Events directly instead of receiving them from a Broker. */
   standalone: { enabled: boolean; maxAgeMs: number; retries: number };
+  /** What a team's rule documents may be, read and send (src/rules/tenancy-policy.ts). */
+  tenancy: TenancySettings;
 }
 
 /** Settings that matter only when a cluster is configured. */
@@ -100,6 +104,9 @@ export function loadConfig(env: Env = process.env): Config {
       enabled: env.STANDALONE === 'true',
       maxAgeMs: integer(env, 'STANDALONE_MAX_AGE_SECONDS', 300) * 1000,
       retries: integer(env, 'STANDALONE_RETRIES', 5),
+    },
+    tenancy: {
+      rulesPerNamespace: integer(env, 'TEAM_MAX_RULES', DEFAULT_TENANCY.rulesPerNamespace, 0),
     },
     kube: {
       rulesSelector: env.RULES_CONFIGMAP_SELECTOR ?? 'kube-event-rules/rules=true',

@@ -147,7 +147,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     try {
       const bindings: Record<string, unknown> = {
         cloudevent: input.cloudevent,
-        rule: { name: rule.name, description: rule.description },
+        rule: { name: rule.declaredName, description: rule.description },
         occurrence: input.occurrence,
         change: input.change,
       };

@@ -16,6 +16,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { OccurrenceTracker } from './normalize/occurrence.js';
 import { createPipeline } from './pipeline.js';
 import { RuleStore } from './rules/rule-store.js';
+import { compileTenancyPolicy } from './rules/tenancy-policy.js';
 import { watchRulesDirectory, type DirectoryWatch } from './rules/watch-directory.js';
 import type { KubeConnection } from './kube/connect.js';
 import type { EventWatch } from './receive/watch-events.js';
@@ -54,7 +55,8 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const connection = options.kube;
   const kube = connection ? await import('./kube/cluster-runtime.js') : undefined;
   const cluster = options.cluster ?? (kube && connection ? kube.createKubeCluster(connection, config.kube, metrics, log) : NO_CLUSTER);
-  const store = new RuleStore({ timeoutMs: config.templateTimeoutMs }, metrics, log);
+  const tenancy = compileTenancyPolicy(config.tenancy);
+  const store = new RuleStore({ timeoutMs: config.templateTimeoutMs }, metrics, log, tenancy);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const redis = config.redisUrl
     ? (await import('./store/redis-stores.js')).createRedisStores(config.redisUrl, config.dedupWindowMs, metrics, log)

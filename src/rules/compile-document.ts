@@ -37,7 +37,10 @@ export interface CompiledAction {
 }
 
 export interface CompiledRule {
+  /** Unique in the rule set: the declared name for cluster rules, `namespace/name` for a team's (metrics, logs, reports). */
   name: string;
+  /** The name as the document declares it (`$rule.name` in templates). */
+  declaredName: string;
   description: string;
   source: string;
   /** Set for a team's rules (a ConfigMap outside the cluster namespaces): they only see events of this namespace. */
@@ -122,6 +125,7 @@ export function compileDocument(
       rules.push({
         throttle,
         name: spec.name,
+        declaredName: spec.name,
         description: spec.description ?? '',
         source,
         on: new Set(spec.on ?? DEFAULT_CHANGES),

@@ -1,7 +1,9 @@
 /**
- * RuleStore holds the rule documents of every source (a file, later a ConfigMap key) and the immutable
+ * RuleStore holds the rule documents of every source (a file, a ConfigMap key) and the immutable
  * RuleSet built from them. A source that becomes invalid keeps its last good version in force; its
- * problems are logged, counted in kube_event_rules_rule_load_errors and shown in /status.
+ * problems are logged, counted in kube_event_rules_rule_load_errors and shown in /status. Which sources
+ * are in force together (name clashes, quotas) is the tenancy policy's decision; a source it rejects
+ * is reported like an invalid one, and to the listeners (a Warning Event on its ConfigMap).
  */
 import type { Logger } from '../log.js';
 import { buildRuleIndex, type RuleIndex } from '../match/rule-index.js';
@@ -9,6 +11,10 @@ import { forgetRule, type Metrics } from '../metrics.js';
 import type { TemplateOptions } from '../render/template.js';
 import { compileDocument, type CompiledRule } from './compile-document.js';
 import { parseRuleText } from './parse-rule-text.js';
+import { compileTenancyPolicy, qualifiedName, type TenancyPolicy } from './tenancy-policy.js';
+
+/** Told when a source's problems change to a new, non-empty list (whichever source's update caused it). */
+export type ProblemListener = (source: string, problems: string[]) => void;
 
 /** RuleSet: the rules in force, swapped whole on every change so an event never sees half a reload. */
 export interface RuleSet {
@@ -25,23 +31,34 @@ export interface SourceStatus {
 }
 
 interface SourceState {
+  /** The team namespace; undefined for the cluster scope. */
+  scope?: string;
   rules: CompiledRule[];
   /** Problems of the newest text of this source. */
   errors: string[];
-  /** Rules of this source shadowed by a same-named rule of an earlier source. */
+  /** Why the tenancy policy keeps this source out of force (a name clash, a quota); empty when in force. */
   conflicts: string[];
+  /** The problems last told to the log and the listeners (to tell each change once). */
+  told: string;
 }
 
 export class RuleStore {
   private readonly sources = new Map<string, SourceState>();
   private ruleSet: RuleSet = { rules: [], index: buildRuleIndex([]) };
   private loadedOnce = false;
+  private readonly listeners: ProblemListener[] = [];
 
   constructor(
     private readonly options: TemplateOptions,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly policy: TenancyPolicy = compileTenancyPolicy(),
   ) {}
+
+  /** onProblems registers a listener for sources whose problems changed (ConfigMaps: a Warning Event). */
+  onProblems(listener: ProblemListener): void {
+    this.listeners.push(listener);
+  }
 
   get current(): RuleSet {
     return this.ruleSet;
@@ -61,7 +78,7 @@ export class RuleStore {
       const where = parsed.documents.length > 1 ? `${source} (document ${i + 1})` : source;
       const { compiled, problems: found } = compileDocument(document, where, this.options);
       problems.push(...found.map((p) => `${where}: ${p}`));
-      if (compiled) rules.push(...compiled.rules.map((rule) => (scope === undefined ? rule : { ...rule, scope })));
+      if (compiled) rules.push(...compiled.rules.map((rule) => (scope === undefined ? rule : { ...rule, scope, name: qualifiedName(scope, rule.declaredName) })));
     });
     if (parsed.documents.length === 0 && problems.length === 0) problems.push(`${source}: no rule document found (the file is empty)`);
     return { rules, problems };
@@ -74,10 +91,11 @@ export class RuleStore {
   update(source: string, text: string, scope?: string): string[] {
     const { rules, problems } = this.check(source, text, scope);
     const previous = this.sources.get(source);
+    const told = previous?.told ?? '';
     if (problems.length === 0) {
-      this.sources.set(source, { rules, errors: [], conflicts: [] });
+      this.sources.set(source, { scope, rules, errors: [], conflicts: [], told });
     } else {
-      this.sources.set(source, { rules: previous?.rules ?? [], errors: problems, conflicts: [] });
+      this.sources.set(source, { scope, rules: previous?.rules ?? [], errors: problems, conflicts: [], told });
       for (const problem of problems) this.log.error({ source, problem }, 'rule document rejected');
     }
     this.rebuild();
@@ -105,29 +123,35 @@ export class RuleStore {
       .map(([source, state]) => ({ source, rules: state.rules.map((r) => r.name), errors: [...state.errors, ...state.conflicts] }));
   }
 
-  /** rebuild assembles the RuleSet; a rule name already taken by another source is an error of the later source. */
+  /** rebuild assembles the RuleSet from the sources the tenancy policy lets into force, and tells what changed. */
   private rebuild(): void {
     const before = this.ruleSet.rules;
-    const taken = new Map<string, string>();
+    const entries = [...this.sources.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const rejected = this.policy.arbitrate(entries.map(([source, state]) => ({ source, scope: state.scope, rules: state.rules })));
     const rules: CompiledRule[] = [];
-    for (const [source, state] of [...this.sources.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-      state.conflicts = [];
-      for (const rule of state.rules) {
-        const owner = taken.get(rule.name);
-        if (owner) {
-          state.conflicts.push(`${source}: rule "${rule.name}" is already defined in ${owner}; this copy is ignored`);
-          continue;
-        }
-        taken.set(rule.name, source);
-        rules.push(rule);
-      }
+    for (const [source, state] of entries) {
+      state.conflicts = rejected.get(source) ?? [];
+      if (state.conflicts.length === 0) rules.push(...state.rules);
       this.metrics.ruleLoadErrors.set({ source }, state.errors.length + state.conflicts.length > 0 ? 1 : 0);
     }
     this.ruleSet = { rules, index: buildRuleIndex(rules) };
     this.metrics.rulesLoaded.set(rules.length);
     this.metrics.ruleReloads.inc({ result: [...this.sources.values()].some((s) => s.errors.length + s.conflicts.length > 0) ? 'error' : 'ok' });
+    const inForce = new Set(rules.map((rule) => rule.name));
     for (const old of before) {
-      if (!taken.has(old.name)) forgetRule(this.metrics, old.name, old.actions.map((a) => a.destination.name));
+      if (!inForce.has(old.name)) forgetRule(this.metrics, old.name, old.actions.map((a) => a.destination.name));
     }
+    for (const [source, state] of entries) this.tell(source, state);
+  }
+
+  /** tell logs a source's new rejection by the policy and hands every new problem list to the listeners. */
+  private tell(source: string, state: SourceState): void {
+    const problems = [...state.errors, ...state.conflicts];
+    const told = problems.join('\n');
+    if (told === state.told) return;
+    state.told = told;
+    if (problems.length === 0) return;
+    for (const problem of state.conflicts) this.log.error({ source, problem }, 'rule document rejected by the tenancy policy');
+    for (const listener of this.listeners) listener(source, problems);
   }
 }

@@ -2,7 +2,9 @@
  * watchRuleConfigMaps loads the rule documents of every ConfigMap that carries the rules label, in all
  * namespaces or a given list, and follows adds, edits and deletes. Each data key is one source of the
  * RuleStore (`configmap:<namespace>/<name>/<key>`). ConfigMaps outside the cluster namespaces belong to a
- * team: their rules only see events of their namespace (and their Secrets are read there).
+ * team: their rules only see events of their namespace (and their Secrets are read there). Every problem
+ * of a key — its own, or the tenancy policy's verdict caused by another source — becomes a Warning Event
+ * on its ConfigMap.
  */
 import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
 import type { KubeConnection } from '../kube/connect.js';
@@ -36,9 +38,18 @@ export function watchRuleConfigMaps(
 ): ConfigMapRules {
   const core = connection.kc.makeApiClient(CoreV1Api);
   const sourcePrefix = (cm: V1ConfigMap) => `configmap:${cm.metadata?.namespace}/${cm.metadata?.name}/`;
+  /** The newest version of every rule ConfigMap, by source prefix: where a source's problems are reported. */
+  const configMaps = new Map<string, V1ConfigMap>();
+  store.onProblems((source, problems) => {
+    const key = source.slice(source.lastIndexOf('/') + 1);
+    const cm = configMaps.get(source.slice(0, source.length - key.length));
+    if (cm) reporter.report(cm, key, problems);
+  });
 
   function onChange(type: 'add' | 'update' | 'delete', cm: V1ConfigMap): void {
     const prefix = sourcePrefix(cm);
+    if (type === 'delete') configMaps.delete(prefix);
+    else configMaps.set(prefix, cm);
     const data = type === 'delete' ? {} : (cm.data ?? {});
     for (const source of store.sourceNames()) {
       if (source.startsWith(prefix) && !(source.slice(prefix.length) in data)) {
@@ -50,8 +61,7 @@ export function watchRuleConfigMaps(
     const scope = options.clusterNamespaces.has(namespace) ? undefined : namespace;
     for (const [key, text] of Object.entries(data)) {
       const problems = store.update(`${prefix}${key}`, text, scope);
-      if (problems.length > 0) reporter.report(cm, key, problems);
-      else log.info({ source: `${prefix}${key}`, scope: scope ?? 'cluster' }, 'rule document loaded');
+      if (problems.length === 0) log.info({ source: `${prefix}${key}`, scope: scope ?? 'cluster' }, 'rule document loaded');
     }
   }
 

@@ -65,7 +65,7 @@ describe('rules from ConfigMaps', () => {
 
   it('loads labelled ConfigMaps from every namespace, and nothing else', async () => {
     const names = svc.service.store.current.rules.map((r) => r.name).sort();
-    assert.deepEqual(names, ['platform-backoff', 'team-a-backoff']);
+    assert.deepEqual(names, ['platform-backoff', 'team-a/team-a-backoff']);
     await fake.waitForWatchers(1);
     assert.equal(fake.count('GET', /^\/api\/v1\/configmaps$/), 2, 'one list (labelSelector) + one watch');
     assert.ok(fake.requests.every((r) => !r.path.includes('configmaps') || r.query.get('labelSelector') === 'kube-event-rules/rules=true'));
@@ -88,14 +88,14 @@ describe('rules from ConfigMaps', () => {
 
   it('a team cannot read another namespace\'s Secret', async () => {
     fake.apply(ruleConfigMap('team-c', 'team-c-rules', { 'r.yaml': rule('team-c-backoff', sink.url) }));
-    await waitUntil('team-c rule loaded', () => svc.service.store.current.rules.some((r) => r.name === 'team-c-backoff'));
+    await waitUntil('team-c rule loaded', () => svc.service.store.current.rules.some((r) => r.name === 'team-c/team-c-backoff'));
     await svc.post(backoff('team-c', ++n));
     assert.equal(sink.received('/team-c-backoff').length, 0);
-    const failure = svc.logs.find((l) => l.rule === 'team-c-backoff' && l.msg === 'action not rendered');
+    const failure = svc.logs.find((l) => l.rule === 'team-c/team-c-backoff' && l.msg === 'action not rendered');
     assert.match(String(failure?.error), /Secret team-c\/hook-token not found/);
-    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'team-c-backoff', outcome: 'error' }), 1);
+    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'team-c/team-c-backoff', outcome: 'error' }), 1);
     fake.remove('v1', 'ConfigMap', 'team-c', 'team-c-rules');
-    await waitUntil('team-c rule removed', () => !svc.service.store.current.rules.some((r) => r.name === 'team-c-backoff'));
+    await waitUntil('team-c rule removed', () => !svc.service.store.current.rules.some((r) => r.name === 'team-c/team-c-backoff'));
   });
 
   it('hot-reloads within 2 s: add, edit, break (last good kept, Warning Event, /status, metric), fix, delete', async () => {

@@ -65,7 +65,7 @@ function compileRules(rnd: () => number, count: number): CompiledRule[] {
   for (let i = 0; rules.length < count; i++) {
     const { rule, test, problems } = buildRule(`r${i}`, generateConditions(rnd) as never);
     if (problems.length > 0 || !rule) continue; // invalid at load: never evaluated
-    rules.push({ name: `r${i}`, description: '', source: 'test', on: new Set(['add', 'update', 'unchanged'] as const), conditions: {} as never, rule, test, actions: [] });
+    rules.push({ name: `r${i}`, declaredName: `r${i}`, description: '', source: 'test', on: new Set(['add', 'update', 'unchanged'] as const), conditions: {} as never, rule, test, actions: [] });
   }
   return rules;
 }

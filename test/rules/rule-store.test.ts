@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RuleStore } from '../../src/rules/rule-store.js';
+import { DEFAULT_TENANCY, compileTenancyPolicy } from '../../src/rules/tenancy-policy.js';
 import { createMetrics, recordingLogger } from '../support/quiet.js';
 
 const VALID = `
@@ -111,5 +112,74 @@ describe('RuleStore', () => {
     rules.remove('file:a.yaml');
     const text = await metrics.registry.metrics();
     assert.doesNotMatch(text, /rule="hpa"/);
+  });
+});
+
+describe('RuleStore with the tenancy policy: rule identity is (scope, name)', () => {
+  const named = (name: string) => VALID.replace('name: hpa', `name: ${name}`);
+
+  it('the cluster scope owns its names: a team rule of that name is rejected, whichever arrived first', () => {
+    const { store: rules } = store();
+    const told: [string, string[]][] = [];
+    rules.onProblems((source, problems) => told.push([source, problems]));
+    assert.deepEqual(rules.update('configmap:aaa/shadow/r.yaml', named('hpa'), 'aaa'), []);
+    assert.deepEqual(rules.current.rules.map((r) => r.name), ['aaa/hpa'], 'alone, the team rule is in force');
+    assert.deepEqual(rules.update('file:hpa.yaml', VALID), [], 'the cluster rule is never the one rejected');
+    assert.deepEqual(rules.current.rules.map((r) => r.name), ['hpa']);
+    const team = rules.status().find((s) => s.source === 'configmap:aaa/shadow/r.yaml')!;
+    assert.match(team.errors[0], /rule "hpa" has the name of a cluster rule \(file:hpa\.yaml\); a team's rule cannot replace it/);
+    assert.deepEqual(told.map(([source]) => source), ['configmap:aaa/shadow/r.yaml'], 'the offender is told, the victim is not');
+  });
+
+  it('two teams may use one name: both in force, named namespace/name', () => {
+    const { store: rules } = store();
+    rules.update('configmap:team-a/r/r.yaml', named('crash'), 'team-a');
+    rules.update('configmap:team-b/r/r.yaml', named('crash'), 'team-b');
+    assert.deepEqual(rules.current.rules.map((r) => [r.name, r.declaredName, r.scope]), [['team-a/crash', 'crash', 'team-a'], ['team-b/crash', 'crash', 'team-b']]);
+    assert.ok(rules.status().every((s) => s.errors.length === 0));
+  });
+
+  it('a clash inside one scope rejects the later source in source order, not in arrival order', () => {
+    for (const arrival of [['zzz', 'aaa'], ['aaa', 'zzz']]) {
+      const { store: rules } = store();
+      for (const cm of arrival) rules.update(`configmap:team-a/${cm}/r.yaml`, named('crash'), 'team-a');
+      assert.deepEqual(rules.current.rules.map((r) => r.source), ['configmap:team-a/aaa/r.yaml'], `arrival ${arrival.join(', ')}`);
+      assert.match(rules.status().find((s) => s.source === 'configmap:team-a/zzz/r.yaml')!.errors[0], /already defined in configmap:team-a\/aaa\/r\.yaml, which comes first/);
+    }
+    const { store: rules } = store();
+    rules.update('configmap:observability/a/r.yaml', named('hpa'));
+    rules.update('file:z.yaml', named('hpa'));
+    assert.deepEqual(rules.current.rules.map((r) => r.source), ['file:z.yaml'], 'cluster scope: RULES_DIR files before ConfigMaps');
+  });
+
+  it('a rejected document is rejected whole, and comes back when the clash is gone', () => {
+    const { store: rules } = store();
+    rules.update('file:a.yaml', VALID);
+    rules.update('configmap:t/r/r.yaml', `${VALID.replace(/rules:\n/, 'rules:\n  - { name: own, conditions: { all: [] }, actions: [{ destination: out }] }\n')}`, 't');
+    assert.deepEqual(rules.current.rules.map((r) => r.name), ['hpa']);
+    rules.remove('file:a.yaml');
+    assert.deepEqual(rules.current.rules.map((r) => r.name), ['t/own', 't/hpa']);
+  });
+
+  it('metric series of a team rule carry its namespace and are removed with it', async () => {
+    const { store: rules, metrics } = store();
+    rules.update('configmap:t/r/r.yaml', VALID, 't');
+    rules.update('file:a.yaml', named('other'));
+    metrics.ruleMatches.inc({ rule: 't/hpa' });
+    metrics.ruleMatches.inc({ rule: 'other' });
+    rules.remove('configmap:t/r/r.yaml');
+    const text = await metrics.registry.metrics();
+    assert.doesNotMatch(text, /rule="t\/hpa"/);
+    assert.match(text, /rule="other"/);
+  });
+
+  it('a team namespace over TEAM_MAX_RULES: the source that crosses the limit is rejected', () => {
+    const metrics = createMetrics();
+    const rules = new RuleStore({ timeoutMs: 100 }, metrics, recordingLogger().log, compileTenancyPolicy({ ...DEFAULT_TENANCY, rulesPerNamespace: 1 }));
+    rules.update('configmap:t/b/r.yaml', named('one'), 't');
+    rules.update('configmap:t/a/r.yaml', named('two'), 't');
+    rules.update('configmap:u/a/r.yaml', named('three'), 'u');
+    assert.deepEqual(rules.current.rules.map((r) => r.name), ['t/two', 'u/three']);
+    assert.match(rules.status().find((s) => s.source === 'configmap:t/b/r.yaml')!.errors[0], /namespace t would have 2 rules; at most 1 are allowed per team namespace \(TEAM_MAX_RULES\)/);
   });
 });
