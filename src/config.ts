@@ -79,7 +79,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: env.HOST ?? '0.0.0.0',
     port: integer(env, 'PORT', 8080),
     rulesDir: env.RULES_DIR ?? './rules',
-    logLevel: env.LOG_LEVEL ?? 'info',
+    logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1024 * 1024, 1),
     headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_SECONDS', 10, 0.001) * 1000,
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_SECONDS', 30, 0.001) * 1000,
@@ -121,6 +121,15 @@ export function loadConfig(env: Env = process.env): Config {
       timeoutMs: integer(env, 'KUBE_TIMEOUT_SECONDS', 5, 0.1) * 1000,
     },
   };
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+function oneOf(env: Env, name: string, allowed: readonly string[], fallback: string): string {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!allowed.includes(raw)) throw new Error(`${name}=${JSON.stringify(raw)} is not one of ${allowed.join(', ')}`);
+  return raw;
 }
 
 function list(raw: string | undefined): string[] {

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { createService } from './service.js';
-import { connectKube } from './kube/connect.js';
+import { connectKube, type KubeConnection } from './kube/connect.js';
 import { testCommand } from './cli/test-rules.js';
 import { validateCommand } from './cli/validate.js';
 import { text } from 'node:stream/consumers';
@@ -40,10 +40,15 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
   server.headersTimeout = config.headersTimeoutMs;
   server.requestTimeout = config.requestTimeoutMs;
   server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new UserError(err.code === 'EADDRINUSE' ? `${config.host}:${config.port} is already in use (EADDRINUSE): stop the other process or set PORT` : `cannot listen on ${config.host}:${config.port}: ${err.message}`)),
+    );
+    server.listen(config.port, config.host, resolve);
+  });
   const address = server.address();
   log.info({ address, rulesDir: config.rulesDir, version: version() }, 'kube-event-rules listening');
-  if (kube) log.info({ cluster: kube.description, ruleConfigMaps: config.kube.rulesSelector || 'off' }, 'connected to Kubernetes');
+  if (kube) await reportKubeReachable(kube, config, log);
   else log.info('no Kubernetes cluster configured: running on the embedded default (rules from RULES_DIR; Reference mode, enrichment facts, ConfigMap rules and secretKeyRef are off)');
   await service.ready;
   log.info({ rules: service.store.current.rules.length }, 'rules loaded');
@@ -74,6 +79,24 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
   return server;
 }
 
+/** A user's mistake (bad flag, path, port): printed as one line, no stack trace. */
+class UserError extends Error {}
+
+/** reportKubeReachable asks the API server for its version once, so the log says what is true. */
+async function reportKubeReachable(kube: KubeConnection, config: Config, log: Logger): Promise<void> {
+  const fields = { cluster: kube.description, ruleConfigMaps: config.kube.rulesSelector || 'off' };
+  try {
+    const { VersionApi } = await import('@kubernetes/client-node');
+    const version = await Promise.race([
+      kube.kc.makeApiClient(VersionApi).getCode(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${config.kube.timeoutMs} ms`)), config.kube.timeoutMs).unref()),
+    ]);
+    log.info({ ...fields, serverVersion: version.gitVersion }, 'connected to Kubernetes');
+  } catch (err) {
+    log.warn({ ...fields, error: (err as Error).message }, 'Kubernetes API not reachable yet; the watches keep retrying and readiness waits for them');
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command = 'serve'] = argv;
   if (command === '--help' || command === '-h' || command === 'help') {
@@ -85,8 +108,13 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const print = (line: string) => console.log(line);
-  if (command === 'validate') return validateCommand(argv.slice(1), print);
-  if (command === 'test') return testCommand(argv.slice(1), print, () => text(process.stdin));
+  try {
+    if (command === 'validate') return await validateCommand(argv.slice(1), print);
+    if (command === 'test') return await testCommand(argv.slice(1), print, () => text(process.stdin));
+  } catch (err) {
+    console.error(`kube-event-rules ${command}: ${(err as Error).message}`);
+    return 1;
+  }
   if (command !== 'serve') {
     console.error(`kube-event-rules: unknown command "${command}"\n\n${USAGE}`);
     return 2;
@@ -101,7 +129,13 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel);
   // Never die on a stray rejection: log it (a crash would lose every in-flight event).
   process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled promise rejection'));
-  await serve(config, log);
+  try {
+    await serve(config, log);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    console.error(`kube-event-rules: ${err.message}`);
+    return 1;
+  }
   return -1; // keep running
 }
 

@@ -30,7 +30,8 @@ export interface LaneSample {
 /** createMetrics registers all metrics on a fresh Registry (one per service instance, so tests stay independent). */
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  // Unprefixed on purpose: the standard Node.js dashboards and alerts look for process_* and nodejs_*.
+  collectDefaultMetrics({ register: registry });
   const registers = [registry];
   // The destination gauges are read from the bulkheads when scraped, not set on every delivery (six label
   // lookups per delivery, measured among the larger allocators). Lanes sharing a name add up; for the

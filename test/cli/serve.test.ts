@@ -124,6 +124,23 @@ rules:
     assert.equal(await compactions([]), 0);
   });
 
+  it('user mistakes end in one line naming the problem, never a stack trace', async () => {
+    const level = startProcess({ LOG_LEVEL: 'verbose' });
+    assert.equal(await level.exited, 2);
+    assert.match(level.output().stderr, /LOG_LEVEL="verbose" is not one of trace, debug, info/);
+    const missing = startProcess({}, ['validate', '/nonexistent/rules']);
+    assert.equal(await missing.exited, 1);
+    assert.match(missing.output().stderr, /kube-event-rules validate: \/nonexistent\/rules: no such file or directory/);
+    const first = startProcess({ CLUSTER: 'off' });
+    const port = await first.port;
+    const busy = startProcess({ CLUSTER: 'off', PORT: String(port) });
+    assert.equal(await busy.exited, 1);
+    first.child.kill('SIGTERM');
+    await first.exited;
+    assert.match(busy.output().stderr, new RegExp(`127\\.0\\.0\\.1:${port} is already in use \\(EADDRINUSE\\)`));
+    for (const proc of [level, missing, busy]) assert.doesNotMatch(proc.output().stderr, /\n\s+at /, 'no stack trace');
+  });
+
   it('prints help and rejects an unknown command', async () => {
     const help = startProcess({}, ['--help']);
     assert.equal(await help.exited, 0);

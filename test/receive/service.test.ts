@@ -298,7 +298,7 @@ rules:
     assert.equal(status.rulesLoaded, 5);
     assert.deepEqual(status.sources.map((s) => s.source), ['file:rules.yaml']);
     const metrics = await (await fetch(`${svc.url}/metrics`)).text();
-    for (const name of ['events_received_total', 'rule_matches_total', 'deliveries_total', 'delivery_duration_seconds', 'template_errors_total', 'rules_loaded', 'rule_load_errors', 'process_cpu_seconds_total']) {
+    for (const name of ['events_received_total', 'rule_matches_total', 'deliveries_total', 'delivery_duration_seconds', 'template_errors_total', 'rules_loaded', 'rule_load_errors']) {
       assert.match(metrics, new RegExp(`kube_event_rules_${name}`), name);
     }
     svc.service.drain();
