@@ -5,11 +5,13 @@
  *   that the delivery fails at once (the Broker redelivers later) instead of queueing without bound.
  * - After `failureThreshold` consecutive failures the breaker opens: deliveries fail at once for
  *   `openMs`; then one probe is let through (half-open) — success closes it, failure opens it again.
- * - A queued delivery is checked again when its turn comes, and gives up at its request's deadline:
+ * - A queued delivery is checked again when its turn comes, and gives up at its request's deadline
+ *   (less `MIN_ATTEMPT_MS`):
  *   it is never sent once the breaker has opened or after the Broker's answer is due (a late send
  *   would be a duplicate of the Broker's redelivery).
  */
 import type { Metrics } from '../metrics.js';
+import { MIN_ATTEMPT_MS } from './retry-policy.js';
 
 export interface BulkheadOptions {
   maxConcurrent: number;
@@ -67,7 +69,7 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
     while (l.queue.length > 0 && l.inFlight < options.maxConcurrent) {
       const waiter = l.queue.shift()!;
       if (l.failures >= options.failureThreshold) waiter.turn(circuitOpen(l));
-      else if (now() >= waiter.deadline) waiter.turn(tooLate(l));
+      else if (now() > waiter.deadline - MIN_ATTEMPT_MS) waiter.turn(tooLate(l));
       else return waiter.turn(undefined);
     }
   }
@@ -99,7 +101,7 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
             const at = l.queue.indexOf(waiter);
             if (at >= 0) l.queue.splice(at, 1);
             resolve(tooLate(l));
-          }, Math.max(0, deadline - now()))
+          }, Math.max(0, deadline - MIN_ATTEMPT_MS - now()))
         : undefined;
       const waiter: Waiter = {
         deadline,

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metrics } from '../metrics.js';
 import type { RenderedRequest } from '../render/render-request.js';
 import type { DeliveryResult, SendOptions, Sender } from './destination.js';
-import { backoffMs, isRetryableStatus, parseRetryAfter } from './retry-policy.js';
+import { MIN_ATTEMPT_MS, backoffMs, isRetryableStatus, parseRetryAfter } from './retry-policy.js';
 import { knownSecrets } from '../redact.js';
 
 export interface HttpSenderOptions {
@@ -20,8 +20,6 @@ export interface HttpSenderOptions {
   maxSockets?: number;
 }
 
-/** No attempt starts with less time than this left before the request's deadline. */
-const MIN_ATTEMPT_MS = 100;
 /** How much of an error response we keep for the log line. */
 const ERROR_BODY_CHARS = 200;
 
@@ -91,8 +89,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
     async send(request, { timeoutMs, deadline, destination }: SendOptions): Promise<DeliveryResult> {
       for (let attempt = 1; ; attempt++) {
         const remaining = deadline - Date.now();
-        // Too close to the deadline (queued that long): the attempt could only time out with an unknown
-        // outcome, and the Broker's redelivery would then be a duplicate. Hand it back instead.
+        // Too close to the deadline (queued that long): hand it back to the Broker instead.
         if (remaining < MIN_ATTEMPT_MS) {
           return { outcome: 'failed', attempts: attempt - 1, error: `too close to the request's deadline to start attempt ${attempt} (${Math.max(0, remaining)} ms left)`, retryAfterMs: 1000 };
         }

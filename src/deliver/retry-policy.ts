@@ -4,6 +4,11 @@
  */
 
 const BASE_DELAY_MS = 100;
+/**
+ * No attempt starts with less time than this left before its request's deadline: it could only time out
+ * with an unknown outcome, and the Broker's redelivery would then be a duplicate.
+ */
+export const MIN_ATTEMPT_MS = 100;
 const MAX_DELAY_MS = 2000;
 
 /** isRetryableStatus: 408, 429 and 5xx may succeed later; other 4xx never will. */
