@@ -4,8 +4,13 @@
  * supplies operators: events are evaluated with `rule.evaluate(almanac)` and a fresh Almanac per event,
  * never with `engine.run()`, whose engine-wide status makes overlapping runs silently drop rules
  * (libraries.md §3.4).
+ *
+ * Absent facts: a path that leads nowhere, a null value, an enrichment fact that is not there (no cluster,
+ * the object is gone) — every operator and decorator on an absent value is false, `notEqual`, `notIn` and
+ * `not:` included, so "not prod" never fires for lack of data. `exists` and `absent` test for it explicitly.
+ * The `{not: …}` group stays plain logic: it negates the whole condition inside it.
  */
-import { Engine, Rule, type TopLevelCondition } from 'json-rules-engine';
+import { Engine, OperatorDecorator, Rule, type TopLevelCondition } from 'json-rules-engine';
 import { parsePath, resolvePath } from './path-resolver.js';
 import { compileConditionTest, type ConditionTest, type EngineOperator } from '../match/condition-fast-path.js';
 import { RegexSyntaxError, compileLinearRegex, type LinearRegExp } from '../render/linear-regex.js';
@@ -18,8 +23,13 @@ const BUILT_IN_OPERATORS = [
   'lessThan', 'lessThanInclusive', 'greaterThan', 'greaterThanInclusive',
 ];
 const CUSTOM_OPERATORS = ['matches', 'startsWith', 'endsWith'];
+/** Operators on presence itself: they take no value and no decorator. */
+const PRESENCE_OPERATORS = ['exists', 'absent'];
 const DECORATORS = ['someFact', 'someValue', 'everyFact', 'everyValue', 'swap', 'not'];
-export const OPERATORS = [...BUILT_IN_OPERATORS, ...CUSTOM_OPERATORS];
+export const OPERATORS = [...BUILT_IN_OPERATORS, ...CUSTOM_OPERATORS, ...PRESENCE_OPERATORS];
+
+/** isAbsent: nothing there — a path that leads nowhere, or null. */
+export const isAbsent = (value: unknown): boolean => value === undefined || value === null;
 
 /**
  * Regexes are compiled once, when their rule loads; a pattern read from an event (`value: {fact: …}`) is
@@ -53,7 +63,28 @@ function createOperatorEngine(): Engine {
   engine.addOperator('matches', (fact: unknown, pattern: unknown) => isText(fact) && isText(pattern) && compileRegex(pattern).test(fact));
   engine.addOperator('startsWith', (fact: unknown, prefix: unknown) => isText(fact) && isText(prefix) && fact.startsWith(prefix));
   engine.addOperator('endsWith', (fact: unknown, suffix: unknown) => isText(fact) && isText(suffix) && fact.endsWith(suffix));
+  // Every comparison is false when either side is absent; presence is tested only by exists/absent.
+  const operators = (engine as unknown as { operators: { get(name: string): EngineOperator } }).operators;
+  for (const name of [...BUILT_IN_OPERATORS, ...CUSTOM_OPERATORS]) {
+    const compare = operators.get(name);
+    engine.addOperator(name, (fact: unknown, value: unknown) => !isAbsent(fact) && !isAbsent(value) && compare.evaluate(fact, value) === true);
+  }
+  engine.addOperator('exists', (fact: unknown) => !isAbsent(fact));
+  engine.addOperator('absent', (fact: unknown) => isAbsent(fact));
+  const decorators = (engine as unknown as { operators: { decorators: Map<string, DecoratorParts> } }).operators.decorators;
+  for (const name of DECORATORS) {
+    const { cb, factValueValidator } = decorators.get(name)!;
+    const decorate = (fact: unknown, value: unknown, next: Next) => !isAbsent(fact) && !isAbsent(value) && cb(fact, value, next);
+    engine.addOperatorDecorator(new OperatorDecorator(name, decorate, factValueValidator));
+  }
   return engine;
+}
+
+type Next = (fact: unknown, value: unknown) => boolean;
+/** json-rules-engine's OperatorDecorator internals (undeclared in its types). */
+interface DecoratorParts {
+  cb(fact: unknown, value: unknown, next: Next): boolean;
+  factValueValidator(fact: unknown): boolean;
 }
 
 const operatorEngine = createOperatorEngine();
@@ -77,13 +108,24 @@ export function buildRule(name: string, conditions: TopLevelCondition): { rule?:
   checkCondition(conditions, 'conditions', problems, true);
   if (problems.length > 0) return { problems };
   try {
-    const rule = new Rule({ name, conditions, event: { type: name } }) as EvaluableRule;
+    const rule = new Rule({ name, conditions: withPresenceValues(conditions) as TopLevelCondition, event: { type: name } }) as EvaluableRule;
     (rule as unknown as { setEngine(engine: Engine): void }).setEngine(operatorEngine);
     const parsed = (rule as unknown as { conditions: Parameters<typeof compileConditionTest>[0] }).conditions;
     return { rule, test: compileConditionTest(parsed, engineOperator), problems };
   } catch (err) {
     return { problems: [`conditions: ${(err as Error).message}`] };
   }
+}
+
+/** withPresenceValues gives `exists`/`absent` leaves the `value` json-rules-engine requires (a copy; the document is kept as written). */
+function withPresenceValues(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withPresenceValues);
+  if (node === null || typeof node !== 'object') return node;
+  const condition = node as Record<string, unknown>;
+  if (typeof condition.operator === 'string' && PRESENCE_OPERATORS.includes(condition.operator)) return { ...condition, value: true };
+  const copy: Record<string, unknown> = { ...condition };
+  for (const group of ['all', 'any', 'not']) if (group in copy) copy[group] = withPresenceValues(copy[group]);
+  return copy;
 }
 
 function checkCondition(node: unknown, where: string, problems: string[], top = false): void {
@@ -116,19 +158,21 @@ function checkLeaf(condition: Record<string, unknown>, where: string, problems: 
   checkFact(condition.fact, condition.path, `${where}`, problems);
   const operator = condition.operator;
   if (typeof operator !== 'string') {
-    problems.push(`${where}.operator: missing (one of ${[...BUILT_IN_OPERATORS, ...CUSTOM_OPERATORS].join(', ')})`);
+    problems.push(`${where}.operator: missing (one of ${OPERATORS.join(', ')})`);
     return;
   }
+  if (PRESENCE_OPERATORS.includes(operator.split(':').pop() as string)) return checkPresence(condition, operator, where, problems);
   const parts = operator.split(':');
   const base = parts.pop() as string;
   for (const decorator of parts) {
     if (!DECORATORS.includes(decorator)) problems.push(`${where}.operator: unknown decorator "${decorator}" in "${operator}" (known: ${DECORATORS.join(', ')})`);
   }
   if (![...BUILT_IN_OPERATORS, ...CUSTOM_OPERATORS].includes(base)) {
-    problems.push(`${where}.operator: unknown operator "${base}" (known: ${[...BUILT_IN_OPERATORS, ...CUSTOM_OPERATORS].join(', ')})`);
+    problems.push(`${where}.operator: unknown operator "${base}" (known: ${OPERATORS.join(', ')})`);
   }
   if (!('value' in condition)) problems.push(`${where}.value: missing`);
   const value = condition.value;
+  if (value === null) problems.push(`${where}.value: null is absent, and every comparison with an absent value is false; test for it with operator: absent (or exists)`);
   if (typeof value === 'object' && value !== null && 'fact' in value) {
     const ref = value as Record<string, unknown>;
     checkFact(ref.fact, ref.path, `${where}.value`, problems);
@@ -144,6 +188,17 @@ function checkLeaf(condition: Record<string, unknown>, where: string, problems: 
         }
       }
     }
+  }
+}
+
+/** checkPresence: `exists`/`absent` take no decorator (`not:exists` is `absent`) and no value but `true`. */
+function checkPresence(condition: Record<string, unknown>, operator: string, where: string, problems: string[]): void {
+  if (operator.includes(':')) {
+    const base = operator.split(':').pop();
+    problems.push(`${where}.operator: "${operator}": ${base} takes no decorator (write ${base === 'exists' ? 'absent' : 'exists'} for the opposite)`);
+  }
+  if ('value' in condition && condition.value !== true) {
+    problems.push(`${where}.value: ${operator} takes no value (write ${operator === 'exists' ? 'absent' : 'exists'} for the opposite)`);
   }
 }
 

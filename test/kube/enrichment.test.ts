@@ -17,7 +17,21 @@ const HPA_SENDER_RULES = readFileSync(new URL('../../rules/hpa-sender-compat.yam
 const enrichmentRules = (sinkUrl: string) => `
 destinations:
   hook: { url: "${sinkUrl}/enriched" }
+  not-prod: { url: "${sinkUrl}/not-prod" }
+  gone: { url: "${sinkUrl}/gone" }
 rules:
+  - name: crashloop-outside-prod
+    conditions:
+      all:
+        - { fact: event, path: $.reason, operator: equal, value: BackOff }
+        - { fact: object, path: $.metadata.labels.env, operator: notEqual, value: prod }
+    actions: [{ destination: not-prod, body: '$object.metadata.name' }]
+  - name: crashloop-of-a-gone-pod
+    conditions:
+      all:
+        - { fact: event, path: $.reason, operator: equal, value: BackOff }
+        - { fact: object, operator: absent }
+    actions: [{ destination: gone, body: 'involvedObject.name' }]
   - name: payments-crashloops
     conditions:
       all:
@@ -75,6 +89,8 @@ describe('Kubernetes enrichment, Reference mode and hpa-sender compatibility', (
     for (let i = 0; i < 50; i++) {
       fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `payment-5c7d9b8f6-${i}`, namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'payment-5c7d9b8f6', controller: true }] }, spec: { nodeName: `node-${i % 3}` } });
     }
+    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'labelled-dev', namespace: 'shop', labels: { env: 'dev' } } });
+    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'labelled-prod', namespace: 'shop', labels: { env: 'prod' } } });
     fake.apply(wavefrontSecret(sink.url));
     fake.apply(hpa('checkout', 'shop/wavefront-hpe'));
     fake.apply(hpa('no-slash', 'wavefront-hpe'));
@@ -164,6 +180,12 @@ describe('Kubernetes enrichment, Reference mode and hpa-sender compatibility', (
     assert.equal(sink.received('/enriched').length, 0);
     assert.ok((await svc.metric('kube_event_rules_kube_requests_total', { kind: 'Pod', outcome: 'not_found' })) >= 1);
     assert.equal(await svc.metric('kube_event_rules_kube_requests_total', { kind: 'Pod', outcome: 'forbidden' }), 1);
+  });
+
+  it('an object that is gone (404) is absent: notEqual on it is false, the absent operator true', async () => {
+    for (const pod of ['vanished-pod', 'labelled-dev', 'labelled-prod', 'payment-5c7d9b8f6-3']) await svc.post(podEvent(pod, 1));
+    assert.deepEqual(sink.received('/not-prod').map((r) => r.json()), ['labelled-dev'], 'only a present label that is not prod');
+    assert.deepEqual(sink.received('/gone').map((r) => r.json()), ['vanished-pod']);
   });
 
   it('under a storm of 1,000 events about 50 objects, caches and rate-limits its API calls', async () => {

@@ -13,8 +13,8 @@ import type { CompiledRule } from '../../src/rules/compile-document.js';
 import type { EventInput } from '../../src/normalize/kube-event.js';
 import { seededRandom } from '../support/random.js';
 
-const OPERATORS = ['equal', 'notEqual', 'in', 'notIn', 'contains', 'doesNotContain', 'lessThan', 'lessThanInclusive', 'greaterThan', 'greaterThanInclusive', 'matches', 'startsWith', 'endsWith'];
-const DECORATED = ['someFact:equal', 'everyValue:greaterThan', 'not:equal', 'swap:contains', 'someValue:matches'];
+const OPERATORS = ['equal', 'notEqual', 'in', 'notIn', 'contains', 'doesNotContain', 'lessThan', 'lessThanInclusive', 'greaterThan', 'greaterThanInclusive', 'matches', 'startsWith', 'endsWith', 'exists', 'absent'];
+const DECORATED = ['someFact:equal', 'everyValue:greaterThan', 'not:equal', 'not:in', 'swap:contains', 'someValue:matches', 'everyFact:notEqual', 'everyValue:notEqual'];
 const PATHS = ['$.reason', '$.count', '$.message', '$.involvedObject.kind', '$.items', '$.items[0]', '$.metadata.labels.team', "$.metadata.labels['app.kubernetes.io/name']", '$.weird', '$.missing.deeper', 'type', ''];
 /** Values of every type an operator may meet, including ones it must reject or cannot handle. */
 const VALUES: unknown[] = ['BackOff', 'Pod', '3', '3.5', 'abc', '', 'Back', 'Off', '^Back', '[0-9]+', '/off$/i', '/x/y', 0, 1, 3, 2.5, -1, null, true, false, ['BackOff', 'Pulled'], ['a', 3, null], [], 'in', { a: 1 }];
@@ -26,7 +26,11 @@ function generateConditions(rnd: () => number): Record<string, unknown> {
     const condition: Record<string, unknown> = { fact, operator: rnd() < 0.05 ? pick(DECORATED) : pick(OPERATORS), value: pick(VALUES) };
     const path = pick(PATHS);
     if (path !== '' || rnd() < 0.5) condition.path = fact === 'cloudevent' ? pick(['$.type', '$.source', '$.id']) : path;
-    if (rnd() < 0.08) condition.value = { fact: pick(['event', 'cloudevent', 'change', 'owner']), path: pick(['$.reason', '$.type', '$.items']) };
+    if (rnd() < 0.08) condition.value = { fact: pick(['event', 'cloudevent', 'change', 'owner']), path: pick(['$.reason', '$.type', '$.items', '$.missing']) };
+    if (condition.operator === 'exists' || condition.operator === 'absent') {
+      if (rnd() < 0.5) delete condition.value;
+      else condition.value = true;
+    }
     if (rnd() < 0.1) condition.priority = 1 + Math.floor(rnd() * 3);
     return condition;
   };

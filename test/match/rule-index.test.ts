@@ -32,7 +32,8 @@ function generateRules(rnd: () => number, count: number) {
     if (roll < 0.8) return { fact: 'event', path: '$.message', operator: 'matches', value: pick(['^Back', 'size: [0-9]', 'node']) };
     if (roll < 0.87) return { fact: 'event', path: '$.count', operator: 'greaterThan', value: Math.floor(rnd() * 5) };
     if (roll < 0.93) return { fact: 'event', path: '$.count', operator: 'equal', value: Math.floor(rnd() * 4) };
-    return { fact: 'event', path: '$.metadata.labels.team', operator: 'equal', value: pick(['a', 'b', null]) };
+    const team = pick(['a', 'b', null]);
+    return team === null ? { fact: 'event', path: '$.metadata.labels.team', operator: 'absent' } : { fact: 'event', path: '$.metadata.labels.team', operator: 'equal', value: team };
   };
   const group = (depth: number): Record<string, unknown> => {
     const items = Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => (depth < 2 && rnd() < 0.25 ? group(depth + 1) : leaf()));

@@ -32,6 +32,9 @@ const corpus: { name: string; doc: unknown; valid: boolean; semanticOnly?: boole
   { name: 'url from env and jsonata', doc: edit((d) => ((d.destinations as any).e = { url: { env: 'U' } }, (d.destinations as any).j = { url: { jsonata: '"https://x/" & reason' } })), valid: true },
   { name: 'any / not / nested groups, decorators', doc: edit((d) => (d.rules[0].conditions = { any: [{ not: leaf }, { all: [{ ...leaf, operator: 'not:in', value: ['a'] }] }] } as never)), valid: true },
   { name: 'on: delete', doc: edit((d) => ((d.rules[0] as any).on = ['delete'])), valid: true },
+  { name: 'exists / absent without a value', doc: edit((d) => (d.rules[0].conditions.all = [{ fact: 'object', operator: 'absent' }, { fact: 'event', path: '$.a', operator: 'exists', value: true }] as never)), valid: true },
+  { name: 'exists with value false', doc: edit((d) => (d.rules[0].conditions.all[0] = { fact: 'object', operator: 'exists', value: false } as never)), valid: false },
+  { name: 'not:exists', doc: edit((d) => (d.rules[0].conditions.all[0] = { fact: 'object', operator: 'not:exists' } as never)), valid: false },
   { name: 'no rules key', doc: { destinations: {} }, valid: false },
   { name: 'unknown top-level key', doc: edit((d) => (d.extra = 1)), valid: false },
   { name: 'rule without name', doc: edit((d) => delete (d.rules[0] as any).name), valid: false },
@@ -52,6 +55,7 @@ const corpus: { name: string; doc: unknown; valid: boolean; semanticOnly?: boole
   { name: 'JSONata syntax error', doc: edit((d) => ((d.rules[0].actions[0] as any).body = '{ "a": }')), valid: false, semanticOnly: true },
   { name: 'invalid regex', doc: edit((d) => (d.rules[0].conditions.all[0] = { ...leaf, operator: 'matches', value: '(' })), valid: false, semanticOnly: true },
   { name: 'JSONPath filter', doc: edit((d) => (d.rules[0].conditions.all[0] = { ...leaf, path: '$.x[?(@.a)]' })), valid: false, semanticOnly: true },
+  { name: 'comparison with null', doc: edit((d) => (d.rules[0].conditions.all[0] = { ...leaf, value: null } as never)), valid: false, semanticOnly: true },
   { name: 'duplicate rule names', doc: edit((d) => d.rules.push({ ...d.rules[0] })), valid: false, semanticOnly: true },
 ];
 
