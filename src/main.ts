@@ -19,9 +19,12 @@ const USAGE = `usage: kube-event-rules <command>
   serve                       run the service (default). Configuration comes from environment variables:
                               PORT, HOST, RULES_DIR, LOG_LEVEL, MAX_BODY_BYTES, DELIVERY_*, ... (see README)
   validate <file|dir>...      check rule documents (or ConfigMap manifests holding them); exit 1 on problems
-  test --rules <file|dir> [--secrets <secrets.yaml>] [--json] [--expect <golden.json> [--update-expect]]
+  test --rules <file|dir> [--secrets <secrets.yaml>] [--objects <manifests.yaml>] [--cluster] [--json]
+       [--expect <golden.json> [--update-expect]]
        <event.json>... | -    run events (CloudEvent files, Event JSON, \`kubectl get events -o json\`) through
-                              the rules; sends nothing; prints matched rules, deciding conditions, requests
+                              the rules; sends nothing; prints matched rules, deciding conditions, requests.
+                              --objects: manifests for the object/owner/namespace facts; --cluster: read them
+                              through the kubeconfig
   --version                   print the version
   --help                      print this help`;
 

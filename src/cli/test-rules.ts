@@ -1,5 +1,6 @@
 /**
- * kube-event-rules test --rules <files|dirs> [--secrets <files>] [--json] [--expect <golden>]
+ * kube-event-rules test --rules <files|dirs> [--secrets <files>] [--objects <manifests>] [--cluster]
+ *                       [--json] [--expect <golden>]
  *                       [--update-expect] <events…|->
  * Runs events through the rules exactly as the service would, sends nothing, and prints per event the
  * rules that matched, the conditions that decided, and each rendered request (secrets redacted).
@@ -11,7 +12,9 @@ import { createMemoryDeliveredStore } from '../deliver/delivered-store.js';
 import { createMemoryThrottleStore } from '../match/throttle.js';
 import { createBulkheads } from '../deliver/bulkhead.js';
 import { createLogSender } from '../deliver/log-sender.js';
-import { NO_CLUSTER } from '../enrich/cluster.js';
+import { NO_CLUSTER, type Cluster } from '../enrich/cluster.js';
+import { manifestCluster, parseManifests } from '../enrich/manifest-cluster.js';
+import { connectKube } from '../kube/connect.js';
 import { InvalidEventError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { createMetrics } from '../metrics.js';
@@ -29,6 +32,10 @@ import { knownSecrets } from '../redact.js';
 export interface TestOptions {
   rules: string[];
   secrets: string[];
+  /** Manifests of objects the rules may look up (object, owner, namespace facts). */
+  objects?: string[];
+  /** Look objects up (read-only) through the kubeconfig. */
+  cluster?: boolean;
   events: string[];
   json: boolean;
   expect?: string;
@@ -38,7 +45,7 @@ export interface TestOptions {
 export type TestResult = ({ source: string } & EventReport) | { source: string; status: number; error: string; detail: string };
 
 export function parseTestArgs(args: string[]): TestOptions {
-  const options: TestOptions = { rules: [], secrets: [], events: [], json: false, updateExpect: false };
+  const options: TestOptions = { rules: [], secrets: [], objects: [], cluster: false, events: [], json: false, updateExpect: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const value = () => {
@@ -48,6 +55,8 @@ export function parseTestArgs(args: string[]): TestOptions {
     };
     if (arg === '--rules') options.rules.push(value());
     else if (arg === '--secrets') options.secrets.push(value());
+    else if (arg === '--objects') options.objects!.push(value());
+    else if (arg === '--cluster') options.cluster = true;
     else if (arg === '--expect') options.expect = value();
     else if (arg === '--update-expect') options.updateExpect = true;
     else if (arg === '--json') options.json = true;
@@ -65,7 +74,7 @@ export async function runTests(options: TestOptions, stdin: () => Promise<string
   const problems = store.status().flatMap((s) => s.errors);
   if (problems.length > 0) return { problems, results: [] };
   const tracker = new OccurrenceTracker(100_000);
-  const cluster = options.secrets.length > 0 ? { ...NO_CLUSTER, secrets: await localSecrets(options.secrets) } : NO_CLUSTER;
+  const cluster = await testCluster(options);
   const pipeline = createPipeline({
     config: loadConfig({}),
     rules: () => store.current,
@@ -97,6 +106,29 @@ export async function runTests(options: TestOptions, stdin: () => Promise<string
   }
 }
 
+/**
+ * testCluster: what the rules may read — objects from --objects manifests first, then (--cluster) the
+ * API server of the kubeconfig, read-only; Secrets from --secrets, else from that cluster.
+ */
+async function testCluster(options: TestOptions): Promise<Cluster> {
+  const secrets = options.secrets.length > 0 ? await localSecrets(options.secrets) : undefined;
+  let live: Cluster | undefined;
+  if (options.cluster) {
+    const connection = await connectKube({ ...process.env, CLUSTER: undefined });
+    if (!connection) throw new Error('--cluster: no kubeconfig found (set KUBECONFIG or create ~/.kube/config)');
+    const { createKubeCluster } = await import('../kube/cluster-runtime.js');
+    live = createKubeCluster(connection, loadConfig({}).kube, createMetrics(), createLogger('silent'));
+  }
+  const paths = options.objects ?? [];
+  if (paths.length === 0) return live ? { ...live, secrets: secrets ?? live.secrets } : { ...NO_CLUSTER, secrets: secrets ?? NO_CLUSTER.secrets };
+  const texts = await Promise.all(
+    paths.map(async (path) => ({ label: path, text: await readFile(path, 'utf8').catch(() => Promise.reject(new Error(`--objects ${path}: no such file or not readable`))) })),
+  );
+  const { objects, problems } = parseManifests(texts);
+  if (problems.length > 0) throw new Error(`--objects: ${problems.join('; ')}`);
+  return manifestCluster(objects, { secrets, fallback: live });
+}
+
 export async function testCommand(args: string[], printLine: (line: string) => void, stdin: () => Promise<string>): Promise<number> {
   // Reports are redacted where they are built; this catches what an error message carries.
   const print = (line: string) => printLine(knownSecrets.redact(line));
@@ -104,7 +136,7 @@ export async function testCommand(args: string[], printLine: (line: string) => v
   try {
     options = parseTestArgs(args);
   } catch (err) {
-    print(`kube-event-rules test: ${(err as Error).message}\nusage: kube-event-rules test --rules <file|dir> [--secrets <file>] [--json] [--expect <golden.json>] [--update-expect] <event.json…|->`);
+    print(`kube-event-rules test: ${(err as Error).message}\nusage: kube-event-rules test --rules <file|dir> [--secrets <file>] [--objects <manifests>] [--cluster] [--json] [--expect <golden.json>] [--update-expect] <event.json…|->`);
     return 2;
   }
   const { problems, results } = await runTests(options, stdin);
