@@ -8,23 +8,17 @@ import { typeLabel, type Metrics } from './metrics.js';
 import { errorMiddleware } from './receive/error-middleware.js';
 import { dryRunRoute, eventsRoute, type EventsRouteDeps } from './receive/events-route.js';
 import { knownSecrets } from './redact.js';
+import type { Authenticators } from './auth/authenticate.js';
 
 export interface AppDeps extends EventsRouteDeps {
   log: Logger;
   metrics: Metrics;
   status: () => unknown;
+  auth: Authenticators;
 }
 
-export function createApp(deps: AppDeps): Koa {
-  const app = new Koa();
-  app.silent = true; // errorMiddleware logs; Koa's default handler would print stack traces to stderr
-  const router = new Router();
-  router.post('/', eventsRoute(deps));
-  router.post('/dry-run', dryRunRoute(deps));
-  router.get('/metrics', async (ctx) => {
-    ctx.type = deps.metrics.registry.contentType;
-    ctx.body = await deps.metrics.registry.metrics();
-  });
+/** The kubelet's routes: no credentials. */
+function addProbes(router: Router, deps: Pick<AppDeps, 'isReady'>): void {
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
@@ -33,9 +27,39 @@ export function createApp(deps: AppDeps): Koa {
     ctx.status = ready ? 200 : 503;
     ctx.body = { status: ready ? 'ready' : 'not ready' };
   });
-  router.get('/status', (ctx) => {
+}
+
+/** Prometheus's route: no credentials (counts and rule names, no secrets). */
+function addMetrics(router: Router, deps: Pick<AppDeps, 'metrics'>): void {
+  router.get('/metrics', async (ctx) => {
+    ctx.type = deps.metrics.registry.contentType;
+    ctx.body = await deps.metrics.registry.metrics();
+  });
+}
+
+/** createMetricsApp serves METRICS_PORT: /metrics and the probes, nothing else. */
+export function createMetricsApp(deps: Pick<AppDeps, 'metrics' | 'isReady'>): Koa {
+  const app = new Koa();
+  app.silent = true;
+  const router = new Router();
+  addMetrics(router, deps);
+  addProbes(router, deps);
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  app.silent = true; // errorMiddleware logs; Koa's default handler would print stack traces to stderr
+  const router = new Router();
+  router.post('/', deps.auth.sender, eventsRoute(deps));
+  router.post('/dry-run', deps.auth.admin, dryRunRoute(deps));
+  router.get('/status', deps.auth.admin, (ctx) => {
     ctx.body = deps.status();
   });
+  addProbes(router, deps); // the kubelet keeps probing the event port
+  if (!deps.config.metricsPort) addMetrics(router, deps);
   // Outermost: no JSON answer (a report, a status, an error detail) carries a secret value.
   app.use(async (ctx, next) => {
     await next();

@@ -4,9 +4,15 @@ import { DEFAULT_TENANCY, type TenancySettings } from './rules/tenancy-policy.js
  * Config: every setting of the service, read once from the environment into a typed, validated object.
  * The README's configuration table lists the same variables; keep the two in sync.
  */
+import type { AuthSettings } from './auth/authenticate.js';
+
 export interface Config {
   host: string;
   port: number;
+  /** A port of its own for /metrics (and the probes), so a NetworkPolicy can open it to monitoring only; 0 = /metrics on PORT. */
+  metricsPort: number;
+  /** Who may send events and use /dry-run and /status (src/auth). */
+  auth: AuthSettings;
   rulesDir: string;
   logLevel: string;
   /** Largest request body accepted on POST / (bytes); larger → 413. */
@@ -78,6 +84,8 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     host: env.HOST ?? '0.0.0.0',
     port: integer(env, 'PORT', 8080),
+    metricsPort: integer(env, 'METRICS_PORT', 0),
+    auth: authSettings(env),
     rulesDir: env.RULES_DIR ?? './rules',
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1024 * 1024, 1),
@@ -130,6 +138,27 @@ function oneOf(env: Env, name: string, allowed: readonly string[], fallback: str
   if (raw === undefined || raw === '') return fallback;
   if (!allowed.includes(raw)) throw new Error(`${name}=${JSON.stringify(raw)} is not one of ${allowed.join(', ')}`);
   return raw;
+}
+
+function authSettings(env: Env): AuthSettings {
+  const issuer = env.AUTH_OIDC_ISSUER ?? '';
+  const audience = env.AUTH_OIDC_AUDIENCE ?? '';
+  if (issuer && !audience) throw new Error('config: AUTH_OIDC_ISSUER is set but AUTH_OIDC_AUDIENCE is not (the audience the Trigger requests tokens for)');
+  if (!issuer && audience) throw new Error('config: AUTH_OIDC_AUDIENCE is set but AUTH_OIDC_ISSUER is not');
+  return {
+    tokenFile: env.AUTH_TOKEN_FILE ?? '',
+    adminTokenFile: env.ADMIN_TOKEN_FILE ?? '',
+    oidc: issuer
+      ? {
+          issuer,
+          audience,
+          jwksUrl: env.AUTH_OIDC_JWKS_URL ?? '',
+          subjects: list(env.AUTH_OIDC_SUBJECTS),
+          caFile: env.AUTH_OIDC_CA_FILE ?? '',
+          fetchTokenFile: env.AUTH_OIDC_FETCH_TOKEN_FILE ?? '',
+        }
+      : undefined,
+  };
 }
 
 function list(raw: string | undefined): string[] {

@@ -51,6 +51,14 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
   });
   const address = server.address();
   log.info({ address, rulesDir: config.rulesDir, version: version() }, 'kube-event-rules listening');
+  const metricsServer = config.metricsPort ? createServer(service.metricsApp.callback()) : undefined;
+  if (metricsServer) {
+    await new Promise<void>((resolve, reject) => {
+      metricsServer.once('error', (err) => reject(new UserError(`cannot listen on METRICS_PORT ${config.host}:${config.metricsPort}: ${err.message}`)));
+      metricsServer.listen(config.metricsPort, config.host, resolve);
+    });
+    log.info({ address: metricsServer.address() }, 'metrics and probes listening');
+  }
   if (kube) await reportKubeReachable(kube, config, log);
   else log.info('no Kubernetes cluster configured: running on the embedded default (rules from RULES_DIR; Reference mode, enrichment facts, ConfigMap rules and secretKeyRef are off)');
   await service.ready;

@@ -58,6 +58,12 @@ export function createMetrics() {
       labelNames: ['type', 'outcome'] as const,
       registers,
     }),
+    requestsRefused: new Counter({
+      name: `${PREFIX}requests_refused_total`,
+      help: 'Requests refused for their credential, by endpoint (events, admin) and reason (missing_credential, invalid_credential, verifier_unavailable).',
+      labelNames: ['endpoint', 'reason'] as const,
+      registers,
+    }),
     ruleMatches: new Counter({
       name: `${PREFIX}rule_matches_total`,
       help: 'Events a rule matched.',

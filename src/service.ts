@@ -3,7 +3,8 @@
  * metrics, HTTP app. Construction only; the process entry (main.ts) listens and handles signals.
  */
 import type Koa from 'koa';
-import { createApp } from './app.js';
+import { createApp, createMetricsApp } from './app.js';
+import { createAuthenticators } from './auth/authenticate.js';
 import type { Config } from './config.js';
 import { createMemoryDeliveredStore } from './deliver/delivered-store.js';
 import { createMemoryThrottleStore } from './match/throttle.js';
@@ -36,6 +37,8 @@ export interface ServiceOptions {
 
 export interface Service {
   app: Koa;
+  /** /metrics and the probes, for METRICS_PORT. */
+  metricsApp: Koa;
   store: RuleStore;
   metrics: Metrics;
   rules: DirectoryWatch;
@@ -115,13 +118,18 @@ export async function createService(options: ServiceOptions): Promise<Service> {
         )
       : undefined;
   let draining = false;
+  const auth = createAuthenticators(config.auth, metrics, log);
+  if (auth.configured) log.info({ auth: auth.description }, 'authentication');
+  else log.warn({ auth: auth.description }, 'authentication is off (see AUTH_OIDC_ISSUER, AUTH_TOKEN_FILE, ADMIN_TOKEN_FILE)');
+  const isReady = () => store.ready && !draining;
   const app = createApp({
+    auth,
     config,
     pipeline,
     tracker,
     metrics,
     log,
-    isReady: () => store.ready && !draining,
+    isReady,
     status: () => ({
       ready: store.ready && !draining,
       cluster: cluster.description,
@@ -132,6 +140,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   });
   return {
     app,
+    metricsApp: createMetricsApp({ metrics, isReady }),
     store,
     metrics,
     rules,
