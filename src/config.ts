@@ -115,6 +115,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     tenancy: {
       rulesPerNamespace: integer(env, 'TEAM_MAX_RULES', DEFAULT_TENANCY.rulesPerNamespace, 0),
+      envAllowlist: list(env.TEAM_ENV_ALLOWLIST),
+      clusterKinds: env.TEAM_CLUSTER_KINDS === undefined ? DEFAULT_TENANCY.clusterKinds : list(env.TEAM_CLUSTER_KINDS),
     },
     kube: {
       rulesSelector: env.RULES_CONFIGMAP_SELECTOR ?? 'kube-event-rules/rules=true',

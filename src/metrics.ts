@@ -16,6 +16,19 @@ export function typeLabel(type: string | undefined): string {
   return KNOWN_TYPES.has(type) ? type : 'other';
 }
 
+/**
+ * The kinds kube_requests_total labels by (what enrichment, Reference mode and secretKeyRef read in
+ * practice); any other kind — event data can name any — is counted as "other".
+ */
+const KNOWN_KINDS = new Set([
+  'Event', 'Secret', 'Pod', 'Node', 'Namespace', 'Service', 'PersistentVolumeClaim', 'PersistentVolume', 'ConfigMap',
+  'Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'Job', 'CronJob', 'HorizontalPodAutoscaler',
+]);
+
+export function kindLabel(kind: string | undefined): string {
+  return kind && KNOWN_KINDS.has(kind) ? kind : 'other';
+}
+
 export type Metrics = ReturnType<typeof createMetrics>;
 
 /** One destination lane as the bulkheads see it at scrape time. */
@@ -116,7 +129,7 @@ export function createMetrics() {
     }),
     kubeRequests: new Counter({
       name: `${PREFIX}kube_requests_total`,
-      help: 'Kubernetes API lookups by kind and outcome (found, not_found, forbidden, cached, rate_limited, error).',
+      help: 'Kubernetes API lookups by kind (a known kind or "other") and outcome (found, not_found, forbidden, refused, cached, rate_limited, error).',
       labelNames: ['kind', 'outcome'] as const,
       registers,
     }),

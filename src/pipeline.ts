@@ -12,10 +12,11 @@ import type { Bulkheads } from './deliver/bulkhead.js';
 import { GUARD_CODES, TemplateQuarantine } from './render/template-quarantine.js';
 import type { Cluster } from './enrich/cluster.js';
 import { ConfigurationError, TemplateError, describeError } from './errors.js';
-import { ENRICHMENT_FACTS, lazyFacts, type LazyFacts } from './enrich/lazy-facts.js';
+import { ENRICHMENT_FACTS, type LazyFacts } from './enrich/lazy-facts.js';
+import { factsByScope, matchByScope } from './match/match-by-scope.js';
+import { compileTenancyPolicy, type TenancyPolicy } from './rules/tenancy-policy.js';
 import type { SecretReader } from './render/value-source.js';
 import type { Logger } from './log.js';
-import { match } from './match/match.js';
 import type { DeliveryOutcome, Metrics } from './metrics.js';
 import type { EventInput, ObjectReference } from './normalize/kube-event.js';
 import { fromObject, type Normalized } from './normalize/normalize.js';
@@ -74,6 +75,8 @@ export interface PipelineDeps {
   metrics: Metrics;
   log: Logger;
   env: Record<string, string | undefined>;
+  /** What each scope's rules may read and send (default: compiled from config.tenancy). */
+  tenancy?: TenancyPolicy;
 }
 
 export interface ProcessOptions {
@@ -107,6 +110,7 @@ function scopedSecrets(secrets: SecretReader, scope: string | undefined): Secret
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { metrics, log } = deps;
   const quarantine = new TemplateQuarantine();
+  const tenancy = deps.tenancy ?? compileTenancyPolicy(deps.config.tenancy);
 
   /** deliver: one action of a matched rule — skip if already delivered, render, send, remember. */
   async function deliver(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, dryRun: boolean): Promise<ActionReport> {
@@ -153,7 +157,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       };
       for (const fact of ENRICHMENT_FACTS) bindings[fact] = action.uses.has(fact) ? await facts[fact]() : null;
       const secrets = scopedSecrets(deps.cluster.secrets, rule.scope);
-      const request = await renderRequest(action, { input: input.event, bindings, secrets, env: deps.env, hpaSenderNamespaces: deps.config.hpaSenderSecretNamespaces });
+      // A team's rules: only allowlisted variables, and hpa-sender Secrets of the HPA's (= the team's) namespace.
+      const env = tenancy.envFor(rule.scope, deps.env);
+      const hpaSenderNamespaces = rule.scope === undefined ? deps.config.hpaSenderSecretNamespaces : [];
+      const request = await renderRequest(action, { input: input.event, bindings, secrets, env, hpaSenderNamespaces });
       if (action.destination.kind === 'http' && !/^https?:\/\/[^/]/.test(request.url)) {
         throw new ConfigurationError(`destination ${destination}: url ${request.secretUrl ? '(secret)' : JSON.stringify(request.url)} is not an http(s) URL`);
       }
@@ -240,8 +247,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (!dryRun) log.info({ ceId: ce.id, type: ce.type, detail: input.unresolved }, 'reference not resolved');
       return { ...base, outcome: 'unresolved', detail: input.unresolved };
     }
-    const facts = lazyFacts(deps.cluster, input);
-    const { matched, failed, evaluated } = await match(inScope(deps.rules().index.candidates(input), input), input, facts, { explain: dryRun });
+    const facts = factsByScope(deps.cluster, input, tenancy.teamClusterKinds);
+    const { matched, failed, evaluated } = await matchByScope(inScope(deps.rules().index.candidates(input), input), input, facts, { explain: dryRun });
     for (const { rule, error } of failed) log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
     if (!dryRun) for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
     const actions = (
@@ -250,7 +257,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           if (rule.throttle && !(await admitted(rule, rule.throttle, input, dryRun))) {
             return rule.actions.map((action): ActionReport => ({ rule: rule.name, destination: action.destination.name, outcome: 'suppressed' }));
           }
-          return Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, dryRun)));
+          return Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts(rule.scope), deadline, dryRun)));
         }),
       )
     ).flat();

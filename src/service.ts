@@ -80,6 +80,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     metrics,
     log,
     env: options.env ?? process.env,
+    tenancy,
   });
   const rules = watchRulesDirectory(config.rulesDir, store, log);
   const configMaps =

@@ -11,7 +11,8 @@ import type { KubeConnection } from '../kube/connect.js';
 import { TokenBucket } from '../kube/token-bucket.js';
 import { TtlCache } from '../kube/ttl-cache.js';
 import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import { kindLabel, type Metrics } from '../metrics.js';
+import { KindDiscovery } from '../kube/kind-discovery.js';
 import type { ObjectReference } from '../normalize/kube-event.js';
 import type { SecretReader } from '../render/value-source.js';
 import type { Cluster, Lookup } from './cluster.js';
@@ -27,15 +28,49 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+type LookupRef = Required<Pick<ObjectReference, 'kind' | 'name' | 'apiVersion'>> & ObjectReference;
+
+const API_VERSION = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?v[0-9]+((alpha|beta)[0-9]+)?$/;
+const KIND = /^[A-Z][A-Za-z0-9]{0,62}$/;
+const NAME = /^[a-z0-9A-Z]([-a-zA-Z0-9_.:]{0,251}[a-zA-Z0-9])?$/;
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** wellFormed: a reference the API server could name (event data is hostile: no paths hidden in a field). */
+function wellFormed(ref: LookupRef): boolean {
+  return API_VERSION.test(ref.apiVersion) && KIND.test(ref.kind) && NAME.test(ref.name) && (ref.namespace === undefined || ref.namespace === '' || NAMESPACE.test(ref.namespace));
+}
+
 export function createKubeCluster(connection: KubeConnection, options: KubeClusterOptions, metrics: Metrics, log: Logger): Cluster {
   const objects = KubernetesObjectApi.makeApiClient(connection.kc);
   const core = connection.kc.makeApiClient(CoreV1Api);
   const bucket = new TokenBucket(options.requestsPerSecond, options.burst);
   const cache = new TtlCache<Lookup>(options.cacheTtlMs, options.cacheSize);
   const secretCache = new TtlCache<Record<string, string>>(options.secretTtlMs, 1000);
-  const count = (kind: string, outcome: string) => metrics.kubeRequests.inc({ kind, outcome });
+  const count = (kind: string, outcome: string) => metrics.kubeRequests.inc({ kind: kindLabel(kind), outcome });
+  const discovery = new KindDiscovery(connection.kc, Math.max(options.cacheTtlMs, 60_000), () => bucket.take());
 
-  async function fetchObject(ref: Required<Pick<ObjectReference, 'kind' | 'name' | 'apiVersion'>> & ObjectReference): Promise<Lookup> {
+  /**
+   * admissible decides what may be looked up at all, before any request: never a Secret (Secrets are read
+   * by secretKeyRef only), only well-formed references to kinds the API server serves, and a namespaced
+   * kind only with an explicit namespace — never the client's default (the service's own namespace).
+   */
+  async function admissible(ref: LookupRef): Promise<{ ref: LookupRef } | Lookup> {
+    const refused = () => {
+      count(ref.kind, 'refused');
+      return { status: 'not_found' } as const;
+    };
+    if (ref.kind === 'Secret' || !wellFormed(ref)) return refused();
+    const info = await discovery.find(ref.apiVersion, ref.kind);
+    if (info.status === 'unavailable') {
+      count(ref.kind, info.reason.includes('rate limit') ? 'rate_limited' : 'error');
+      return { status: 'unavailable', reason: info.reason };
+    }
+    if (info.status === 'unknown') return refused();
+    if (!info.namespaced) return { ref: { ...ref, namespace: undefined } };
+    return ref.namespace ? { ref } : refused();
+  }
+
+  async function fetchObject(ref: LookupRef): Promise<Lookup> {
     if (!bucket.take()) {
       count(ref.kind, 'rate_limited');
       return { status: 'unavailable', reason: 'client-side API rate limit reached' };
@@ -87,7 +122,9 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     secrets,
     async get(ref) {
       if (!ref.kind || !ref.name) return { status: 'not_found' };
-      const full = { ...ref, kind: ref.kind, name: ref.name, apiVersion: ref.apiVersion || 'v1' };
+      const admitted = await admissible({ ...ref, kind: ref.kind, name: ref.name, apiVersion: ref.apiVersion || 'v1' });
+      if ('status' in admitted) return admitted;
+      const full = admitted.ref;
       if (full.kind === 'Event') return fetchObject(full);
       const key = `${full.apiVersion}/${full.kind}/${full.namespace ?? ''}/${full.name}`;
       const { value, cached } = await cache.get(key, () => fetchObject(full), (lookup) => lookup.status !== 'unavailable');

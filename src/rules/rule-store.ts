@@ -11,6 +11,7 @@ import { forgetRule, type Metrics } from '../metrics.js';
 import type { TemplateOptions } from '../render/template.js';
 import { compileDocument, type CompiledRule } from './compile-document.js';
 import { parseRuleText } from './parse-rule-text.js';
+import type { RuleDocument } from './document.js';
 import { compileTenancyPolicy, qualifiedName, type TenancyPolicy } from './tenancy-policy.js';
 
 /** Told when a source's problems change to a new, non-empty list (whichever source's update caused it). */
@@ -77,6 +78,7 @@ export class RuleStore {
     parsed.documents.forEach((document, i) => {
       const where = parsed.documents.length > 1 ? `${source} (document ${i + 1})` : source;
       const { compiled, problems: found } = compileDocument(document, where, this.options);
+      if (compiled) found.push(...this.policy.checkDocument(document as RuleDocument, scope));
       problems.push(...found.map((p) => `${where}: ${p}`));
       if (compiled) rules.push(...compiled.rules.map((rule) => (scope === undefined ? rule : { ...rule, scope, name: qualifiedName(scope, rule.declaredName) })));
     });

@@ -11,15 +11,25 @@
  *   reports name a team's rule `namespace/name`.
  */
 import type { CompiledRule } from './compile-document.js';
+import type { RuleDocument, ValueSource } from './document.js';
 
 export interface TenancySettings {
   /** Most rules in force per team namespace (all its documents together). */
   rulesPerNamespace: number;
+  /** Environment variables a team's `{ env }` values may read (none by default). */
+  envAllowlist: string[];
+  /** Cluster-scoped kinds a team's enrichment facts may read (namespaced objects: its own namespace only). */
+  clusterKinds: string[];
 }
 
 export const DEFAULT_TENANCY: TenancySettings = {
   rulesPerNamespace: 100,
+  envAllowlist: [],
+  clusterKinds: ['Namespace', 'Node'],
 };
+
+/** A Secret name as Kubernetes allows it (DNS subdomain): nothing that could reach another path. */
+const SECRET_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** One source's rules as the store holds them, in no particular order. */
 export interface SourceRules {
@@ -37,6 +47,12 @@ export interface TenancyPolicy {
    * belong to the rejected source — always the later one, never the one already in force.
    */
   arbitrate(sources: readonly SourceRules[]): Map<string, string[]>;
+  /** checkDocument gives the problems of one document for its scope (each with its location). */
+  checkDocument(document: RuleDocument, scope: string | undefined): string[];
+  /** envFor: the environment a rule of this scope reads (a team's: the allowlisted variables only). */
+  envFor(scope: string | undefined, env: Readonly<Record<string, string | undefined>>): Record<string, string | undefined>;
+  /** Cluster-scoped kinds a team's enrichment may read. */
+  readonly teamClusterKinds: ReadonlySet<string>;
 }
 
 /**
@@ -54,9 +70,44 @@ export function qualifiedName(scope: string | undefined, name: string): string {
   return scope === undefined ? name : `${scope}/${name}`;
 }
 
+/** valueSources lists every value source of a document with where it is (destination url and headers, action fields). */
+function valueSources(document: RuleDocument): [string, ValueSource][] {
+  const found: [string, ValueSource][] = [];
+  for (const [name, destination] of Object.entries(document.destinations ?? {})) {
+    if (destination.url !== undefined) found.push([`destinations.${name}.url`, destination.url]);
+    for (const [header, value] of Object.entries(destination.headers ?? {})) found.push([`destinations.${name}.headers.${header}`, value]);
+  }
+  document.rules.forEach((rule, i) =>
+    rule.actions.forEach((action, j) => {
+      for (const [field, value] of Object.entries(action.fields ?? {})) found.push([`rules[${i}] (${rule.name}).actions[${j}].fields.${field}`, value]);
+    }),
+  );
+  return found;
+}
+
 export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY): TenancyPolicy {
+  const envAllowed = new Set(settings.envAllowlist);
+  const allowedEnvText = settings.envAllowlist.length > 0 ? settings.envAllowlist.join(', ') : 'none';
   return {
     settings,
+    teamClusterKinds: new Set(settings.clusterKinds),
+    checkDocument(document, scope) {
+      const problems: string[] = [];
+      for (const [where, value] of valueSources(document)) {
+        if (typeof value !== 'object') continue;
+        if ('env' in value && scope !== undefined && !envAllowed.has(value.env)) {
+          problems.push(`${where}: { env: ${value.env} } is not allowed in a team's rules: they cannot read the service's environment (allowed by TEAM_ENV_ALLOWLIST: ${allowedEnvText}); use a secretKeyRef to a Secret of namespace ${scope}`);
+        }
+        if ('secretKeyRef' in value && !SECRET_NAME.test(value.secretKeyRef.name)) {
+          problems.push(`${where}: secretKeyRef name ${JSON.stringify(value.secretKeyRef.name)} is not a Secret name (lower-case letters, digits, '-' and '.')`);
+        }
+      }
+      return problems;
+    },
+    envFor(scope, env) {
+      if (scope === undefined) return env;
+      return Object.fromEntries(settings.envAllowlist.map((name) => [name, env[name]]));
+    },
     arbitrate(sources) {
       const rejected = new Map<string, string[]>();
       const clusterNames = new Map<string, string>();

@@ -17,6 +17,8 @@ import { startService, type RunningService } from '../support/running-service.js
 
 const HPA_SENDER_RULES = readFileSync(new URL('../../rules/hpa-sender-compat.yaml', import.meta.url), 'utf8');
 const ATTACKER = 'aaa';
+/** A value that must reach no attacker: in the service's env, its Secrets, objects of other namespaces. */
+const SERVICE_SECRET = 'service-secret-7f3a';
 
 /** A rule document: one rule on BackOff events, sending to `url` with an optional header and body. */
 const backoffRule = (name: string, url: string, { header = '', body = `'{ "rule": $rule.name, "ns": involvedObject.namespace }'` } = {}) => `
@@ -45,13 +47,25 @@ const backoff = (namespace: string, edit: (body: Record<string, any>) => void = 
     edit(body);
   });
 
-const hpaEvent = () =>
+const hpaEvent = (namespace = 'shop', name = 'checkout') =>
   withEvent(loadFixture('hpa-successful-rescale-up-resource-add'), (body, headers) => {
     n++;
     body.metadata.uid = `hpa-${n}`;
-    body.involvedObject.name = 'checkout';
+    body.metadata.namespace = namespace;
+    body.involvedObject.name = name;
+    body.involvedObject.namespace = namespace;
     headers['ce-id'] = `ce-hpa-${n}`;
+    headers['ce-namespace'] = namespace;
   });
+
+/** An event in the attacker's namespace about `involved` (an Event's involvedObject is whatever its creator wrote). */
+const aboutObject = (involved: Record<string, unknown>) =>
+  backoff(ATTACKER, (body) => {
+    body.involvedObject = involved;
+  });
+
+/** Reads everything enrichment gives a rule and sends it to the sink. */
+const READ_ALL = `'{ "object": $object, "owner": $owner, "namespace": $namespace }'`;
 
 describe('tenancy: a hostile team in a namespace that sorts first', () => {
   let fake: FakeKubeApi;
@@ -133,5 +147,131 @@ describe('tenancy: a hostile team in a namespace that sorts first', () => {
     assert.equal(sink.received('/attacker').length, 0);
     assert.ok((await svc.metric('kube_event_rules_rule_matches_total', { rule: 'team-b/team-b-backoff' })) >= 1, 'team-b\'s series is its own');
     assert.equal(await svc.metric('kube_event_rules_rule_matches_total', { rule: `${ATTACKER}/team-b-backoff` }), 0);
+  });
+});
+
+describe('tenancy: what a team document may read', () => {
+  let fake: FakeKubeApi;
+  let sink: CaptureSink;
+  let svc: RunningService;
+  const status = async (source: string) =>
+    ((await (await fetch(`${svc.url}/status`)).json()) as { sources: { source: string; errors: string[] }[] }).sources.find((s) => s.source === source)?.errors ?? [];
+  const load = async (key: string, text: string) => {
+    fake.apply(ruleConfigMap(ATTACKER, `read-${key}`, { 'r.yaml': text }));
+    await waitUntil(`${key} judged`, () => svc.service.store.status().some((s) => s.source === `configmap:${ATTACKER}/read-${key}/r.yaml`));
+    return status(`configmap:${ATTACKER}/read-${key}/r.yaml`);
+  };
+  /** The attacker's reading rule, on BackOff events of its namespace, sending what it read to /read. */
+  const reader = () => backoffRule('reader', `${sink.url}/read`, { body: READ_ALL });
+
+  before(async () => {
+    fake = await startFakeKubeApi();
+    sink = await startCaptureSink();
+    fake.apply(secret(OWN_NAMESPACE, 'service-token', { token: SERVICE_SECRET }));
+    fake.apply(secret(ATTACKER, 'own-token', { token: 'own-value' }));
+    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'service-pod', namespace: OWN_NAMESPACE, annotations: { token: SERVICE_SECRET } } });
+    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'own-pod', namespace: ATTACKER } });
+    fake.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-1', labels: { zone: 'a' } } });
+    for (const ns of [ATTACKER, 'team-b', OWN_NAMESPACE]) fake.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { owner: ns } } });
+    fake.apply(secret('shop', 'wavefront-hpe', { url: `${sink.url}/api/v2/event`, headers: '{"Authorization":"Bearer wavefront-api-token"}', body: '{"details":"_message_"}' }));
+    fake.apply(secret(ATTACKER, 'own-hook', { url: `${sink.url}/own-hpa`, body: '{"details":"_message_"}' }));
+    fake.apply({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'stealer', namespace: ATTACKER, annotations: { 'hpa-event': 'shop/wavefront-hpe' } } });
+    fake.apply({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'own', namespace: ATTACKER, annotations: { 'hpa-event': `${ATTACKER}/own-hook` } } });
+    fake.apply(ruleConfigMap(ATTACKER, 'read-base', { 'r.yaml': reader() }));
+    const defaults = loadConfig({});
+    svc = await startService({
+      rules: { 'hpa-sender-compat.yaml': HPA_SENDER_RULES, 'platform.yaml': backoffRule('platform-reader', `${sink.url}/platform`, { body: READ_ALL }) },
+      kube: connectionTo(fake),
+      env: { REDIS_URL: `redis://:${SERVICE_SECRET}@redis:6379`, CLUSTER_DISPLAY_NAME: 'prod-eu' },
+      config: {
+        kube: { ...defaults.kube, relistAfterMs: 60_000 },
+        hpaSenderSecretNamespaces: ['shop'],
+        tenancy: { ...defaults.tenancy, envAllowlist: ['CLUSTER_DISPLAY_NAME'], clusterKinds: ['Node'] },
+      },
+    });
+  });
+  after(async () => {
+    await svc.stop();
+    await sink.close();
+    await fake.close();
+  });
+  beforeEach(() => {
+    sink.requests.length = 0;
+  });
+
+  it('2. { env } is refused at load unless TEAM_ENV_ALLOWLIST names the variable', async () => {
+    const errors = await load('env', backoffRule('env-thief', `${sink.url}/read`, { header: '{ env: REDIS_URL }' }));
+    assert.ok(errors.some((e) => /destinations\.hook\.headers\.X-Stolen: \{ env: REDIS_URL \} is not allowed in a team's rules: they cannot read the service's environment \(allowed by TEAM_ENV_ALLOWLIST: CLUSTER_DISPLAY_NAME\)/.test(e)), errors.join(' | '));
+    assert.ok(!svc.service.store.current.rules.some((r) => r.name === `${ATTACKER}/env-thief`));
+    assert.deepEqual(await load('env-ok', backoffRule('env-ok', `${sink.url}/env-ok`, { header: '{ env: CLUSTER_DISPLAY_NAME }' })), []);
+    await svc.post(backoff(ATTACKER));
+    assert.equal(sink.received('/env-ok')[0]?.headers['x-stolen'], 'prod-eu', 'an allowlisted variable is read');
+    assert.ok(!JSON.stringify(sink.requests.map((r) => [r.headers, r.body])).includes(SERVICE_SECRET));
+  });
+
+  it('2. secretKeyRef reads the team\'s own namespace only, and a name that is not a Secret name is refused at load', async () => {
+    const errors = await load('secret-path', backoffRule('path-thief', `${sink.url}/read`, { header: '{ secretKeyRef: { name: "../../observability/secrets/service-token", key: token } }' }));
+    assert.ok(errors.some((e) => /secretKeyRef name "\.\.\/\.\.\/observability\/secrets\/service-token" is not a Secret name/.test(e)), errors.join(' | '));
+    assert.deepEqual(await load('secret-other', backoffRule('secret-thief', `${sink.url}/secret-thief`, { header: '{ secretKeyRef: { name: service-token, key: token } }' })), []);
+    await svc.post(backoff(ATTACKER));
+    assert.equal(sink.received('/secret-thief').length, 0);
+    assert.ok(svc.logs.some((l) => l.rule === `${ATTACKER}/secret-thief` && /Secret aaa\/service-token not found/.test(String(l.error))), 'read in its own namespace, where it does not exist');
+  });
+
+  it('3. $object of a Secret is never fetched, for a team or the cluster', async () => {
+    const targets = /\/namespaces\/aaa\/secrets\/own-token$|\/namespaces\/observability\/secrets\/service-token$/;
+    const before = fake.count('GET', targets);
+    await svc.post(aboutObject({ apiVersion: 'v1', kind: 'Secret', name: 'own-token', namespace: ATTACKER }));
+    await svc.post(backoff('shop', (body) => (body.involvedObject = { apiVersion: 'v1', kind: 'Secret', name: 'service-token', namespace: OWN_NAMESPACE })));
+    assert.equal((sink.received('/read')[0].json() as { object: unknown }).object, null);
+    assert.equal((sink.received('/platform').at(-1)!.json() as { object: unknown }).object, null);
+    assert.equal(fake.count('GET', targets), before, 'no Secret GET');
+    assert.ok((await svc.metric('kube_event_rules_kube_requests_total', { kind: 'Secret', outcome: 'refused' })) >= 2);
+  });
+
+  it('3. an involvedObject without a namespace is never looked up in the service\'s namespace', async () => {
+    const before = fake.count('GET', /\/namespaces\/observability\/pods\//);
+    const event = withEvent(aboutObject({ apiVersion: 'v1', kind: 'Pod', name: 'service-pod' }), (_body, headers) => (headers['ce-namespace'] = ATTACKER));
+    await svc.post(event);
+    const read = sink.received('/read')[0].json() as { object: unknown; namespace: { name: string } };
+    assert.equal(read.object, null);
+    assert.equal(read.namespace.name, ATTACKER, 'its own namespace fact still works');
+    assert.equal(fake.count('GET', /\/namespaces\/observability\/pods\//), before);
+    assert.ok(!JSON.stringify(sink.requests.map((r) => r.body)).includes(SERVICE_SECRET));
+  });
+
+  it('3. a team reads its own objects and allowlisted cluster-scoped kinds, nothing else', async () => {
+    await svc.post(aboutObject({ apiVersion: 'v1', kind: 'Pod', name: 'own-pod', namespace: ATTACKER }));
+    await svc.post(withEvent(aboutObject({ apiVersion: 'v1', kind: 'Node', name: 'node-1' }), (_b, h) => (h['ce-namespace'] = ATTACKER)));
+    await svc.post(withEvent(aboutObject({ apiVersion: 'v1', kind: 'Namespace', name: 'team-b' }), (_b, h) => (h['ce-namespace'] = ATTACKER)));
+    const objects = sink.received('/read').map((r) => (r.json() as { object: { metadata: { name: string } } | null }).object?.metadata.name ?? null);
+    assert.deepEqual(objects, ['own-pod', 'node-1', null], 'Namespace is not in TEAM_CLUSTER_KINDS here');
+    assert.equal((sink.received('/platform').at(-1)!.json() as { object: { metadata: { name: string } } }).object.metadata.name, 'team-b', 'the cluster rule reads it');
+  });
+
+  it('7. made-up kinds: counted as "other", and no discovery request once their apiVersion was listed', async () => {
+    await svc.post(backoff('shop', (body) => (body.involvedObject = { apiVersion: 'v1', kind: 'Pod', name: 'x', namespace: 'shop' })));
+    const listings = () => fake.count('GET', /^\/api\/v1$/);
+    const madeUp = () => fake.count('GET', /^\/apis\/evil\.example\/v1$/);
+    const [v1Before, madeUpBefore] = [listings(), madeUp()];
+    for (let i = 0; i < 30; i++) {
+      await svc.post(backoff('shop', (body) => (body.involvedObject = { apiVersion: 'v1', kind: `Kind${i}`, name: 'x', namespace: 'shop' })));
+      await svc.post(backoff('shop', (body) => (body.involvedObject = { apiVersion: 'evil.example/v1', kind: `Kind${i}`, name: 'x', namespace: 'shop' })));
+    }
+    assert.equal(listings() - v1Before, 0, 'v1 was listed once, before');
+    assert.equal(madeUp() - madeUpBefore, 1, 'an unknown apiVersion is listed once, and remembered');
+    const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+    assert.doesNotMatch(metrics, /kind="Kind\d+"/);
+    assert.ok((await svc.metric('kube_event_rules_kube_requests_total', { kind: 'other', outcome: 'refused' })) >= 60);
+  });
+
+  it('2. hpa-sender annotations are honoured for a team only inside its namespace', async () => {
+    const team = HPA_SENDER_RULES.replace('name: hpa-sender-compat', 'name: my-hpa');
+    assert.deepEqual(await load('hpa', team), []);
+    await svc.post(hpaEvent(ATTACKER, 'stealer'));
+    assert.ok(svc.logs.some((l) => l.rule === `${ATTACKER}/my-hpa` && /points at Secret shop\/wavefront-hpe outside the HPA's namespace/.test(String(l.error))), 'the team copy refuses');
+    assert.equal(sink.received('/api/v2/event').length, 1, 'the cluster rule, allowed shop by HPA_SENDER_SECRET_NAMESPACES, sends to the Secret\'s own URL');
+    await svc.post(hpaEvent(ATTACKER, 'own'));
+    assert.equal(sink.received('/own-hpa').length, 2, 'its own Secret: the team copy and the cluster rule both serve it');
   });
 });
