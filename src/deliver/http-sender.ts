@@ -1,7 +1,8 @@
 /**
  * httpSender delivers with undici's `request` over a pooled keep-alive Agent: a timeout per attempt, a
  * few attempts with backoff on retryable failures, Retry-After honoured up to a cap, every response body
- * consumed so connections go back to the pool. (Measured per request here: the built-in fetch 6–9×
+ * consumed so connections go back to the pool — a 2xx counts once its status is known, and a body has its
+ * own short timeout. (Measured per request here: the built-in fetch 6–9×
  * slower than node:http, undici's request 40 % cheaper than node:http — docs/performance.md.)
  */
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
@@ -10,7 +11,7 @@ import type { Metrics } from '../metrics.js';
 import type { RenderedRequest } from '../render/render-request.js';
 import type { DeliveryResult, SendOptions, Sender } from './destination.js';
 import { MIN_ATTEMPT_MS, backoffMs, isRetryableStatus, parseRetryAfter } from './retry-policy.js';
-import { knownSecrets } from '../redact.js';
+import { EXCERPT_CHARS, errorExcerpt } from './error-excerpt.js';
 
 export interface HttpSenderOptions {
   attempts: number;
@@ -20,22 +21,30 @@ export interface HttpSenderOptions {
   maxSockets?: number;
 }
 
-/** How much of an error response we keep for the log line. */
-const ERROR_BODY_CHARS = 200;
+/** How much of an error body we read (the excerpt is cut after redaction, so no part of a secret survives). */
+const ERROR_BODY_READ_CHARS = EXCERPT_CHARS * 4;
+/**
+ * A response body gets this long on its own: an error body's excerpt is read for at most this long (its
+ * status decides anyway), and a body that stops sending is cut off after this long without data.
+ */
+const BODY_READ_MS = 1000;
 
 /** `final`: retryable later (by the Broker), but not within this request. */
 type Attempt = { status?: number; error: string; retryable: boolean; final?: boolean; retryAfterMs?: number } | { status: number; ok: true };
-type Reply = { status: number; body: string; retryAfter: string | undefined; location: string | undefined } | { error: NodeJS.ErrnoException; timedOut: boolean };
+type Reply =
+  | { status: number; body: string; bodyTimedOut: boolean; retryAfter: string | undefined; location: string | undefined }
+  | { error: NodeJS.ErrnoException; timedOut: boolean };
 
 export function createHttpSender(options: HttpSenderOptions): Sender {
-  const dispatcher = new Agent({ connections: options.maxSockets ?? 128 });
+  const dispatcher = new Agent({ connections: options.maxSockets ?? 128, bodyTimeout: BODY_READ_MS });
 
   async function exchange(request: RenderedRequest, timeoutMs: number): Promise<Reply> {
-    // Only this timer aborts the request, so an aborted signal means the attempt timed out.
+    // Only these timers abort the request, so an aborted signal means the attempt (or its body) timed out.
     const controller = new AbortController();
-    const timer = setTimeout(() => {
+    let timer = setTimeout(() => {
       controller.abort(Object.assign(new Error(`no response within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
     }, timeoutMs);
+    let draining = false;
     try {
       const res = await undiciRequest(request.url, {
         method: request.method as Dispatcher.HttpMethod,
@@ -44,24 +53,38 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
         dispatcher,
         signal: controller.signal,
       });
-      const retryAfter = res.headers['retry-after'];
+      const status = res.statusCode;
+      const retryAfter = first(res.headers['retry-after']);
+      if (isSuccess(status) || isRedirect(status)) {
+        // The status decides: the slot is not held while the rest of the body arrives. It is drained in
+        // the background (the connection goes back to the pool) and cut off by the attempt's timer.
+        draining = true;
+        const stop = () => clearTimeout(timer);
+        res.body.dump().then(stop, stop);
+        return { status, body: '', bodyTimedOut: false, retryAfter, location: isRedirect(status) ? first(res.headers.location) : undefined };
+      }
+      // An error body: keep its start for the log line, read for at most BODY_READ_MS; a slow or broken
+      // body keeps its status (a 404 stays permanent however slowly its body arrives).
+      clearTimeout(timer);
+      timer = setTimeout(() => controller.abort(), Math.min(BODY_READ_MS, timeoutMs));
       let body = '';
-      if (isSuccess(res.statusCode) || isRedirect(res.statusCode)) {
-        await res.body.dump();
-      } else {
-        // Keep the start of an error body for the log line; stop reading a huge one.
+      let bodyTimedOut = false;
+      try {
         for await (const chunk of res.body) {
           body += (chunk as Buffer).toString('utf8');
-          if (body.length >= ERROR_BODY_CHARS * 4) break;
+          if (body.length >= ERROR_BODY_READ_CHARS) break;
         }
+      } catch {
+        bodyTimedOut = controller.signal.aborted; // else the body broke off: keep what arrived
+        res.body.destroy();
       }
-      return { status: res.statusCode, body, retryAfter: first(retryAfter), location: isRedirect(res.statusCode) ? first(res.headers.location) : undefined };
+      return { status, body, bodyTimedOut, retryAfter, location: undefined };
     } catch (err) {
       const timedOut = controller.signal.aborted;
       const error = (timedOut ? controller.signal.reason : err) as NodeJS.ErrnoException;
       return { error: refusedRequest(err) ?? error, timedOut };
     } finally {
-      clearTimeout(timer);
+      if (!draining) clearTimeout(timer);
     }
   }
 
@@ -73,13 +96,14 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
       return { error: detail, retryable: reply.error.code !== REFUSED_REQUEST };
     }
     const { status } = reply;
-    const body = knownSecrets.redact(reply.body); // before the excerpt is cut, so no part of a secret survives
     options.metrics.deliveryAttempts.inc({ destination, result: status === 429 ? '429' : `${Math.floor(status / 100)}xx` });
     if (isSuccess(status)) return { status, ok: true };
     if (isRedirect(status)) return { status, error: redirectError(status, reply.location, request), retryable: true, final: true };
+    const excerpt = reply.body ? errorExcerpt(reply.body, request) : '';
+    const unread = reply.bodyTimedOut ? ` (body not read within ${Math.min(BODY_READ_MS, timeoutMs)} ms)` : '';
     return {
       status,
-      error: `HTTP ${status}${body ? `: ${body.slice(0, ERROR_BODY_CHARS)}` : ''}`,
+      error: `HTTP ${status}${excerpt ? `: ${excerpt}` : ''}${unread}`,
       retryable: isRetryableStatus(status),
       retryAfterMs: parseRetryAfter(reply.retryAfter ?? null),
     };

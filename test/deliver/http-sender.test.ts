@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createHttpSender } from '../../src/deliver/http-sender.js';
 import { backoffMs, parseRetryAfter } from '../../src/deliver/retry-policy.js';
 import type { RenderedRequest } from '../../src/render/render-request.js';
@@ -159,6 +161,64 @@ describe('http sender (against a real local server)', () => {
     assert.equal(result.retryAfterMs, 1000);
     assert.match(result.error!, /too close to the request's deadline to start attempt 1/);
     assert.equal(sink.received('/too-late').length, 0);
+  });
+
+  describe('slow and echoing bodies', () => {
+    let url = '';
+    let server: Server;
+    before(async () => {
+      server = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          if (req.url === '/endless-200') {
+            res.writeHead(200, { 'content-type': 'text/plain' });
+            res.write('accepted; more follows'); // and never ends
+          } else if (req.url === '/trickling-404') {
+            res.writeHead(404, { 'content-type': 'text/plain' });
+            const drip = setInterval(() => res.write('.'), 100); // a byte every 100 ms, never ending
+            res.on('close', () => clearInterval(drip));
+          } else if (req.url === '/echo-500') {
+            res.writeHead(500, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ error: 'upstream failed', youSent: req.headers, note: 'password=hunter2-long and Bearer abcdef123456' }));
+          }
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    after(async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const to = (path: string, headers: Record<string, string> = {}): RenderedRequest => ({ ...request('/'), url: `${url}${path}`, headers: { 'content-type': 'application/json', ...headers } });
+
+    it('a 2xx counts as delivered once its status is known, whatever its body does', async () => {
+      // Waiting for a body that never ends would hold the delivery (and its slot) until the attempt timeout.
+      const started = Date.now();
+      const results = await Promise.all(
+        Array.from({ length: 3 }, () => sender.send(to('/endless-200'), { timeoutMs: 6000, deadline: Date.now() + 8000, destination: 'd', context })),
+      );
+      for (const result of results) assert.deepEqual(result, { outcome: 'delivered', attempts: 1, status: 200 });
+      assert.ok(Date.now() - started < 6000, 'answered before the attempt timeout: the body was not waited for');
+    });
+
+    it('a 4xx stays a permanent rejection however slowly its body arrives', async () => {
+      const result = await sender.send(to('/trickling-404'), { timeoutMs: 4000, deadline: Date.now() + 8000, destination: 'd', context });
+      assert.equal(result.outcome, 'rejected');
+      assert.equal(result.attempts, 1);
+      assert.match(result.error!, /^HTTP 404: \.+ \(body not read within 1000 ms\)$/);
+    });
+
+    it("an error body keeps status and a short excerpt, never our header values or credential-shaped text", async () => {
+      const secretHeaders = { authorization: 'Bearer s3cr3t-token-value', 'x-api-key': 'k-1234567890', 'x-signed': 'sig "quoted" value' };
+      const result = await sender.send(to('/echo-500', secretHeaders), { timeoutMs: 1000, deadline: Date.now() + 3000, destination: 'd', context });
+      assert.equal(result.outcome, 'failed');
+      assert.match(result.error!, /^HTTP 500: \{"error":"upstream failed"/);
+      for (const leaked of ['s3cr3t-token-value', 'k-1234567890', 'quoted', 'hunter2', 'abcdef123456']) assert.ok(!result.error!.includes(leaked), `${leaked} in ${result.error}`);
+      assert.ok(result.error!.length <= 'HTTP 500: '.length + 200);
+      assert.match(result.error!, /\[redacted\]/);
+    });
   });
 
   it('counts attempts by result', async () => {
