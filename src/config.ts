@@ -117,6 +117,7 @@ export function loadConfig(env: Env = process.env): Config {
       rulesPerNamespace: integer(env, 'TEAM_MAX_RULES', DEFAULT_TENANCY.rulesPerNamespace, 0),
       envAllowlist: list(env.TEAM_ENV_ALLOWLIST),
       clusterKinds: env.TEAM_CLUSTER_KINDS === undefined ? DEFAULT_TENANCY.clusterKinds : list(env.TEAM_CLUSTER_KINDS),
+      destinationHosts: { cluster: list(env.DESTINATION_HOSTS_CLUSTER), team: list(env.DESTINATION_HOSTS_TEAM) },
     },
     kube: {
       rulesSelector: env.RULES_CONFIGMAP_SELECTOR ?? 'kube-event-rules/rules=true',

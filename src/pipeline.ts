@@ -164,6 +164,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (action.destination.kind === 'http' && !/^https?:\/\/[^/]/.test(request.url)) {
         throw new ConfigurationError(`destination ${destination}: url ${request.secretUrl ? '(secret)' : JSON.stringify(request.url)} is not an http(s) URL`);
       }
+      if (action.destination.kind !== 'log') tenancy.checkDestination(rule.scope, destination, request.url);
       return request;
     } catch (err) {
       const error = knownSecrets.redact(`${err instanceof TemplateError ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`);

@@ -8,6 +8,7 @@ import type { ValueSource } from '../rules/document.js';
 import { TemplateError } from '../errors.js';
 import { EMPTY_RESULT, compileTemplate, type Template, type TemplateOptions } from './template.js';
 import { knownSecrets } from '../redact.js';
+import { resolveUrlTemplate, type UrlTemplate } from './url-template.js';
 
 /** SecretReader reads one key of a Secret; the no-cluster reader fails with a clear ConfigurationError. */
 export interface SecretReader {
@@ -26,7 +27,8 @@ export type CompiledValue =
   | { kind: 'literal'; value: string }
   | { kind: 'template'; template: Template }
   | { kind: 'env'; name: string; prefix: string }
-  | { kind: 'secret'; name: string; key: string; prefix: string };
+  | { kind: 'secret'; name: string; key: string; prefix: string }
+  | UrlTemplate;
 
 export function compileValue(source: ValueSource, options: TemplateOptions): CompiledValue {
   if (typeof source === 'string') return { kind: 'literal', value: source };
@@ -73,6 +75,10 @@ export async function resolveValue(
     }
     case 'secret':
       return { value: value.prefix + knownSecrets.remember(await context.secrets.read(value.name, value.key)).trim(), secret: true };
+    case 'url': {
+      const url = await resolveUrlTemplate(value, what, context.input, context.bindings);
+      return url === undefined ? undefined : { value: url, secret: false };
+    }
   }
 }
 

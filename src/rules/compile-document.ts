@@ -7,6 +7,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { DEFAULT_CHANGES, type Change } from '../normalize/kube-event.js';
 import { compileTemplate, type Template, type TemplateOptions } from '../render/template.js';
 import { compileValue, type CompiledValue } from '../render/value-source.js';
+import { compileUrlTemplate } from '../render/url-template.js';
 import { PRESETS } from '../render/presets.js';
 import { OPERATORS, buildRule, type EvaluableRule } from './conditions.js';
 import type { ConditionTest } from '../match/condition-fast-path.js';
@@ -108,7 +109,7 @@ export function compileDocument(
         return compiled ? [[path, compiled]] : [];
       });
       const valueTemplates = [destination.url, ...destination.headers.map(([, v]) => v), ...presetHeaders.map(([, v]) => v), ...fields.map(([, v]) => v)].flatMap((v) =>
-        v?.kind === 'template' ? [v.template] : [],
+        v?.kind === 'template' ? [v.template] : v?.kind === 'url' ? v.parts.flatMap((part) => ('template' in part ? [part.template] : [])) : [],
       );
       const uses = new Set([body, ...valueTemplates].flatMap((t) => (t ? [...t.uses] : [])));
       if (destination.kind === 'hpa-sender') uses.add('object'); // the HPA carries the annotation
@@ -147,7 +148,7 @@ function compileDestination(name: string, spec: DestinationSpec, options: Templa
   return {
     name,
     kind: spec.kind ?? 'http',
-    url: spec.url === undefined ? undefined : prefixed('url', () => compileValue(spec.url!, options)),
+    url: spec.url === undefined ? undefined : prefixed('url', () => (typeof spec.url === 'object' && 'jsonata' in spec.url ? compileUrlTemplate(spec.url.jsonata, options) : compileValue(spec.url!, options))),
     method: spec.method ?? 'POST',
     headers,
     timeoutMs: spec.timeoutSeconds === undefined ? undefined : spec.timeoutSeconds * 1000,

@@ -78,7 +78,7 @@ export class RuleStore {
     parsed.documents.forEach((document, i) => {
       const where = parsed.documents.length > 1 ? `${source} (document ${i + 1})` : source;
       const { compiled, problems: found } = compileDocument(document, where, this.options);
-      if (compiled) found.push(...this.policy.checkDocument(document as RuleDocument, scope));
+      if (compiled) found.push(...this.policy.checkDocument(document as RuleDocument, compiled, scope));
       problems.push(...found.map((p) => `${where}: ${p}`));
       if (compiled) rules.push(...compiled.rules.map((rule) => (scope === undefined ? rule : { ...rule, scope, name: qualifiedName(scope, rule.declaredName) })));
     });

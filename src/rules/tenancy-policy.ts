@@ -10,7 +10,9 @@
  * - two teams may use the same name (their rules never see each other's events); metric labels and
  *   reports name a team's rule `namespace/name`.
  */
-import type { CompiledRule } from './compile-document.js';
+import { ConfigurationError } from '../errors.js';
+import { literalPrefix } from '../render/url-template.js';
+import type { CompiledDocument, CompiledRule } from './compile-document.js';
 import type { RuleDocument, ValueSource } from './document.js';
 
 export interface TenancySettings {
@@ -20,12 +22,15 @@ export interface TenancySettings {
   envAllowlist: string[];
   /** Cluster-scoped kinds a team's enrichment facts may read (namespaced objects: its own namespace only). */
   clusterKinds: string[];
+  /** Hosts each scope may send to (`host`, `host:port`, `*.domain`); empty: any host. */
+  destinationHosts: { cluster: string[]; team: string[] };
 }
 
 export const DEFAULT_TENANCY: TenancySettings = {
   rulesPerNamespace: 100,
   envAllowlist: [],
   clusterKinds: ['Namespace', 'Node'],
+  destinationHosts: { cluster: [], team: [] },
 };
 
 /** A Secret name as Kubernetes allows it (DNS subdomain): nothing that could reach another path. */
@@ -48,7 +53,9 @@ export interface TenancyPolicy {
    */
   arbitrate(sources: readonly SourceRules[]): Map<string, string[]>;
   /** checkDocument gives the problems of one document for its scope (each with its location). */
-  checkDocument(document: RuleDocument, scope: string | undefined): string[];
+  checkDocument(document: RuleDocument, compiled: CompiledDocument, scope: string | undefined): string[];
+  /** checkDestination throws a ConfigurationError when a rendered URL goes to a host its scope may not send to. */
+  checkDestination(scope: string | undefined, destination: string, url: string): void;
   /** envFor: the environment a rule of this scope reads (a team's: the allowlisted variables only). */
   envFor(scope: string | undefined, env: Readonly<Record<string, string | undefined>>): Record<string, string | undefined>;
   /** Cluster-scoped kinds a team's enrichment may read. */
@@ -85,14 +92,61 @@ function valueSources(document: RuleDocument): [string, ValueSource][] {
   return found;
 }
 
+/** A literal scheme and host, then the start of the path, query or fragment: the host cannot change after it. */
+const FIXED_ORIGIN = /^https?:\/\/[^/?#\\]+[/?#]/i;
+
+/** hostMatches: `host` (any port), `host:port`, or `*.domain` (its subdomains). */
+function hostMatches(pattern: string, url: URL): boolean {
+  const p = pattern.toLowerCase();
+  if (p.startsWith('*.')) return url.hostname.endsWith(p.slice(1));
+  return /:\d+$/.test(p) ? url.host === p : url.hostname === p;
+}
+
 export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY): TenancyPolicy {
   const envAllowed = new Set(settings.envAllowlist);
   const allowedEnvText = settings.envAllowlist.length > 0 ? settings.envAllowlist.join(', ') : 'none';
+  const hostsOf = (scope: string | undefined) => (scope === undefined ? settings.destinationHosts.cluster : settings.destinationHosts.team);
+  /** hostProblem: why this URL's host is not allowed for the scope, or undefined. */
+  const hostProblem = (scope: string | undefined, url: string): string | undefined => {
+    const hosts = hostsOf(scope);
+    if (hosts.length === 0) return undefined;
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return 'is not a URL';
+    }
+    if (hosts.some((pattern) => hostMatches(pattern, parsed))) return undefined;
+    const setting = scope === undefined ? 'DESTINATION_HOSTS_CLUSTER' : 'DESTINATION_HOSTS_TEAM';
+    return `goes to host ${parsed.host}, which ${scope === undefined ? 'cluster rules' : `a team's rules (namespace ${scope})`} may not send to (${setting}: ${hosts.join(', ')})`;
+  };
   return {
     settings,
     teamClusterKinds: new Set(settings.clusterKinds),
-    checkDocument(document, scope) {
+    checkDestination(scope, destination, url) {
+      const problem = hostProblem(scope, url);
+      if (problem) throw new ConfigurationError(`destination ${destination}: the URL ${problem}`);
+    },
+    checkDocument(document, compiled, scope) {
       const problems: string[] = [];
+      const destinations = new Map(compiled.rules.flatMap((rule) => rule.actions.map((action) => [action.destination.name, action.destination] as const)));
+      for (const [name, destination] of destinations) {
+        const url = destination.url;
+        if (destination.kind !== 'http' || !url) continue;
+        const where = `destinations.${name}.url`;
+        if (url.kind === 'literal') {
+          const problem = hostProblem(scope, url.value);
+          if (problem) problems.push(`${where}: ${JSON.stringify(url.value)} ${problem}`);
+        } else if (url.kind === 'url') {
+          const prefix = literalPrefix(url);
+          if (FIXED_ORIGIN.test(prefix)) {
+            const problem = hostProblem(scope, prefix);
+            if (problem) problems.push(`${where}: ${JSON.stringify(prefix)} ${problem}`);
+          } else if (scope !== undefined) {
+            problems.push(`${where}: a team's URL template must start with a literal scheme and host, e.g. "https://hooks.example.com/" & …; only cluster rules may choose the scheme or host with an expression`);
+          }
+        }
+      }
       for (const [where, value] of valueSources(document)) {
         if (typeof value !== 'object') continue;
         if ('env' in value && scope !== undefined && !envAllowed.has(value.env)) {

@@ -275,3 +275,81 @@ describe('tenancy: what a team document may read', () => {
     assert.equal(sink.received('/own-hpa').length, 2, 'its own Secret: the team copy and the cluster rule both serve it');
   });
 });
+
+describe('tenancy: where a team document may send', () => {
+  let fake: FakeKubeApi;
+  let sink: CaptureSink;
+  let svc: RunningService;
+  /** The sink under another name: a host outside DESTINATION_HOSTS_* (set to 127.0.0.1 here). */
+  let elsewhere: string;
+  const load = async (key: string, text: string) => {
+    const source = `configmap:${ATTACKER}/send-${key}/r.yaml`;
+    fake.apply(ruleConfigMap(ATTACKER, `send-${key}`, { 'r.yaml': text }));
+    await waitUntil(`${key} judged`, () => svc.service.store.status().some((s) => s.source === source));
+    return svc.service.store.status().find((s) => s.source === source)!.errors;
+  };
+  const named = (name: string) => backoff(ATTACKER, (body) => (body.involvedObject.name = name));
+
+  before(async () => {
+    fake = await startFakeKubeApi();
+    sink = await startCaptureSink();
+    elsewhere = sink.url.replace('127.0.0.1', 'localhost');
+    fake.apply(secret(ATTACKER, 'exfil', { url: `${elsewhere}/exfil` }));
+    const defaults = loadConfig({});
+    svc = await startService({
+      rules: {
+        'hpa-sender-compat.yaml': HPA_SENDER_RULES,
+        'platform.yaml': backoffRule('platform-backoff', `${sink.url}/platform`),
+        'relay.yaml': backoffRule('relay', "{ jsonata: 'message & \"/relay\"' }").replace('value: BackOff', 'value: Relay'),
+      },
+      kube: connectionTo(fake),
+      config: { kube: { ...defaults.kube, relistAfterMs: 60_000 }, tenancy: { ...defaults.tenancy, destinationHosts: { cluster: ['127.0.0.1'], team: ['127.0.0.1'] } } },
+    });
+  });
+  after(async () => {
+    await svc.stop();
+    await sink.close();
+    await fake.close();
+  });
+  beforeEach(() => {
+    sink.requests.length = 0;
+  });
+
+  it('7. interpolated values are percent-encoded: "../../admin?x#" reaches no other path', async () => {
+    assert.deepEqual(await load('encode', backoffRule('encoded', `{ jsonata: '"${sink.url}/team/" & involvedObject.name & "/events"' }`)), []);
+    await svc.post(named('../../admin?x#'));
+    const teamPaths = () => sink.requests.map((r) => r.path).filter((path) => path !== '/platform');
+    assert.deepEqual(teamPaths(), ['/team/..%2F..%2Fadmin%3Fx%23/events']);
+    sink.requests.length = 0;
+    await svc.post(named('..'));
+    assert.deepEqual(teamPaths(), []);
+    assert.ok(svc.logs.some((l) => l.rule === `${ATTACKER}/encoded` && /has a "\." or "\.\." path segment, which would send it to another path/.test(String(l.error))));
+    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: `${ATTACKER}/encoded`, outcome: 'error' }), 1);
+  });
+
+  it('7. a team cannot let event data choose the scheme or host: refused at load', async () => {
+    const errors = await load('host', backoffRule('host-thief', `{ jsonata: '"http://" & involvedObject.name & "/x"' }`));
+    assert.ok(errors.some((e) => /destinations\.hook\.url: a team's URL template must start with a literal scheme and host/.test(e)), errors.join(' | '));
+  });
+
+  it('7. a literal host outside DESTINATION_HOSTS_TEAM is refused at load; a host only known at render, at render', async () => {
+    const errors = await load('literal', backoffRule('literal-thief', `${elsewhere}/exfil`));
+    assert.ok(errors.some((e) => /destinations\.hook\.url: ".*\/exfil" goes to host localhost:\d+, which a team's rules \(namespace aaa\) may not send to \(DESTINATION_HOSTS_TEAM: 127\.0\.0\.1\)/.test(e)), errors.join(' | '));
+    assert.deepEqual(await load('secret-url', backoffRule('secret-url', '{ secretKeyRef: { name: exfil, key: url } }')), []);
+    assert.equal((await svc.post(backoff(ATTACKER))).status, 204, 'a permanent error: acknowledged, not retried');
+    assert.equal(sink.received('/exfil').length, 0);
+    assert.ok(svc.logs.some((l) => l.rule === `${ATTACKER}/secret-url` && /destination hook: the URL goes to host localhost:\d+, which a team's rules \(namespace aaa\) may not send to/.test(String(l.error))));
+    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: `${ATTACKER}/secret-url`, outcome: 'error' }), 1);
+  });
+
+  it('7. a cluster rule may template the host, within DESTINATION_HOSTS_CLUSTER', async () => {
+    const relay = (target: string) => backoff('shop', (body) => ((body.reason = 'Relay'), (body.message = target)));
+    await svc.post(relay(sink.url));
+    assert.equal(sink.received('/relay').length, 1);
+    await svc.post(relay(elsewhere));
+    assert.equal(sink.received('/relay').length, 1);
+    assert.ok(svc.logs.some((l) => l.rule === 'relay' && /goes to host localhost:\d+, which cluster rules may not send to \(DESTINATION_HOSTS_CLUSTER: 127\.0\.0\.1\)/.test(String(l.error))));
+    await svc.post(backoff('team-b'));
+    assert.equal(sink.received('/platform').length, 1, 'the platform rule keeps firing');
+  });
+});
