@@ -44,6 +44,9 @@ export function createAuthenticators(settings: AuthSettings, metrics: Metrics, l
   const staticToken = settings.tokenFile ? tokenFile(settings.tokenFile) : undefined;
   const adminToken = settings.adminTokenFile ? tokenFile(settings.adminTokenFile) : undefined;
   const oidc = settings.oidc ? createOidcVerifier(settings.oidc) : undefined;
+  for (const [name, file] of [['AUTH_TOKEN_FILE', staticToken], ['ADMIN_TOKEN_FILE', adminToken]] as const) {
+    if (file && !file.present()) log.warn({ setting: name }, 'the token file is missing or empty: no request is accepted with it until it has a token');
+  }
   const sendersAuthenticated = staticToken !== undefined || oidc !== undefined;
   // Once senders must authenticate, the admin endpoints never stay open: without an admin token they refuse everyone.
   const adminGuarded = adminToken !== undefined || sendersAuthenticated;

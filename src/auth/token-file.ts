@@ -1,6 +1,7 @@
 /**
  * A bearer token read from a file (a mounted Secret), compared in constant time. The file is read again
- * when its modification time or size changes, so a rotated Secret takes effect without a restart.
+ * when its modification time or size changes, so a rotated Secret takes effect without a restart, and a
+ * Secret created after the start (an optional volume) is picked up. No file, or an empty one: nothing matches.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
@@ -9,6 +10,8 @@ import { knownSecrets } from '../redact.js';
 export interface TokenFile {
   /** Whether the presented token is the file's token; an empty or unreadable file matches nothing. */
   matches(presented: string): boolean;
+  /** Whether the file holds a token now (an optional Secret may not exist yet). */
+  present(): boolean;
 }
 
 /** Hashing both sides first makes the comparison constant-time whatever the lengths. */
@@ -29,9 +32,11 @@ export function tokenFile(path: string): TokenFile {
       // A Secret update swaps the file: keep the last token until the new one can be read.
     }
   };
-  load();
-  if (!expected) throw new Error(`token file ${path} is missing or empty`);
   return {
+    present() {
+      load();
+      return expected !== undefined;
+    },
     matches(presented) {
       load();
       return expected !== undefined && presented.length > 0 && timingSafeEqual(digest(presented), expected);

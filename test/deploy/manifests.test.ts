@@ -10,11 +10,12 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { validateCommand } from '../../src/cli/validate.js';
+import { loadConfig } from '../../src/config.js';
 import { needs } from '../support/needs.js';
 import { startService } from '../support/running-service.js';
 
 type Obj = Record<string, any>;
-const VARIANTS = ['deploy', 'deploy/knative', 'deploy/standalone', 'deploy/examples/knative-with-monitoring'];
+const VARIANTS = ['deploy', 'deploy/knative', 'deploy/standalone', 'deploy/examples/knative-with-monitoring', 'deploy/examples/knative-without-oidc'];
 const root = new URL('../../', import.meta.url).pathname;
 
 function render(variant: string): Obj[] {
@@ -59,6 +60,45 @@ function grantsOf(objects: Obj[], serviceAccount: string): string[] {
     }
   }
   return grants;
+}
+
+/**
+ * ingressTo lists who may reach the service's pods over the network — "<namespace> → <container port>" —
+ * from every NetworkPolicy that selects them, and fails on any rule that admits more than a namespace to a port.
+ */
+function ingressTo(objects: Obj[]): string[] {
+  const deployment = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kube-event-rules')!;
+  const podLabels = deployment.spec.template.metadata.labels as Record<string, string>;
+  const containerPorts = Object.fromEntries((deployment.spec.template.spec.containers[0].ports as Obj[]).map((p) => [p.name, p.containerPort]));
+  const selecting = objects.filter(
+    (o) => o.kind === 'NetworkPolicy' && !o.spec.podSelector.matchExpressions && Object.entries(o.spec.podSelector.matchLabels ?? {}).every(([k, v]) => podLabels[k] === v),
+  );
+  assert.ok(selecting.length > 0, 'a NetworkPolicy selects the pods (else every source reaches every port)');
+  const allowed: string[] = [];
+  for (const policy of selecting) {
+    assert.deepEqual(policy.spec.policyTypes, ['Ingress'], policy.metadata.name);
+    for (const rule of policy.spec.ingress ?? []) {
+      assert.ok(rule.from?.length > 0, `${policy.metadata.name}: a rule without "from" admits every source`);
+      assert.ok(rule.ports?.length > 0, `${policy.metadata.name}: a rule without "ports" admits every port`);
+      for (const peer of rule.from as Obj[]) {
+        assert.deepEqual(Object.keys(peer), ['namespaceSelector'], `${policy.metadata.name}: peers are whole namespaces, no ipBlock`);
+        const selector = peer.namespaceSelector;
+        assert.deepEqual(Object.keys(selector.matchLabels ?? {}), ['kubernetes.io/metadata.name'], `${policy.metadata.name}: one namespace by name`);
+        for (const port of rule.ports as Obj[]) {
+          const number = typeof port.port === 'number' ? port.port : containerPorts[port.port];
+          assert.ok(number, `${policy.metadata.name}: port ${port.port} is a container port`);
+          allowed.push(`${selector.matchLabels['kubernetes.io/metadata.name']} → ${number}`);
+        }
+      }
+    }
+  }
+  return allowed.sort();
+}
+
+/** The settings the Deployment gives the service, read as the service reads them. */
+function deployedConfig(objects: Obj[]) {
+  const container = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kube-event-rules')!.spec.template.spec.containers[0];
+  return loadConfig(Object.fromEntries((container.env as Obj[]).filter((e) => 'value' in e).map((e) => [e.name, e.value])));
 }
 
 describe('deploy/ manifests', { skip: needs('kubectl') }, () => {
@@ -136,13 +176,13 @@ describe('deploy/ manifests', { skip: needs('kubectl') }, () => {
     assert.ok(grantsOf(objects, 'kube-event-rules').includes('events.k8s.io/events/watch'));
   });
 
-  it('the monitoring example adds a PodMonitor on the metrics port and alerts on failures, load errors and a stuck informer', () => {
+  it('the monitoring example adds a PodMonitor on the metrics port and alerts on failures, load errors, refused events and a stuck informer', () => {
     const objects = rendered.get('deploy/examples/knative-with-monitoring')!;
     const monitor = objects.find((o) => o.kind === 'PodMonitor')!;
     assert.equal(monitor.spec.podMetricsEndpoints[0].path, '/metrics');
     const rules = objects.find((o) => o.kind === 'PrometheusRule')!.spec.groups[0].rules as Obj[];
     const text = JSON.stringify(rules);
-    for (const metric of ['kube_event_rules_deliveries_total', 'kube_event_rules_rule_load_errors', 'kube_event_rules_informer_last_sync_timestamp_seconds']) assert.match(text, new RegExp(metric));
+    for (const metric of ['kube_event_rules_deliveries_total', 'kube_event_rules_rule_load_errors', 'kube_event_rules_informer_last_sync_timestamp_seconds', 'kube_event_rules_requests_refused_total']) assert.match(text, new RegExp(metric));
   });
 
   it('the probe paths exist in the app, and every env var the Deployment sets is a documented setting', async () => {
@@ -176,6 +216,36 @@ describe('deploy/ manifests', { skip: needs('kubectl') }, () => {
     assert.ok(nodeOptions, 'the Deployment sets NODE_OPTIONS');
     const heapLimit = execFileSync(process.execPath, ['-p', "require('v8').getHeapStatistics().heap_size_limit"], { env: { ...process.env, NODE_OPTIONS: nodeOptions }, encoding: 'utf8' });
     assert.ok(Number(heapLimit) < 400 * 1024 * 1024, `the heap limit (${heapLimit.trim()} bytes) is below the pod's memory limit`);
+  });
+
+  for (const variant of ['deploy', 'deploy/examples/knative-with-monitoring', 'deploy/examples/knative-without-oidc']) {
+    it(`${variant}: NetworkPolicies admit the Broker's namespace to the event port and the monitoring namespace to the metrics port, nothing else`, () => {
+      const config = deployedConfig(rendered.get(variant)!);
+      assert.equal(config.metricsPort, 9090);
+      assert.deepEqual(ingressTo(rendered.get(variant)!), [`knative-eventing → ${config.port}`, `monitoring → ${config.metricsPort}`]);
+    });
+  }
+
+  it('deploy/standalone: no Broker, so only the monitoring namespace reaches the pods (the metrics port)', () => {
+    const config = deployedConfig(rendered.get('deploy/standalone')!);
+    assert.deepEqual(ingressTo(rendered.get('deploy/standalone')!), [`monitoring → ${config.metricsPort}`]);
+  });
+
+  it("the base wires authentication: the OIDC audience is the Trigger's, the admin token comes from a Secret, the probes and the PodMonitor need none", () => {
+    const objects = rendered.get('deploy/examples/knative-with-monitoring')!;
+    const config = deployedConfig(objects);
+    const trigger = objects.find((o) => o.kind === 'Trigger')!;
+    assert.ok(config.auth.oidc, 'OIDC sender identity is on');
+    assert.equal(config.auth.oidc.audience, trigger.spec.subscriber.audience, "AUTH_OIDC_AUDIENCE is the Trigger's subscriber.audience");
+    assert.match(config.auth.oidc.subjects[0], new RegExp(`^system:serviceaccount:${trigger.metadata.namespace}:${trigger.metadata.name}-oidc-`), "the Trigger's OIDC identity");
+    const pod = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kube-event-rules')!.spec.template.spec;
+    const mount = (pod.containers[0].volumeMounts as Obj[]).find((m) => config.auth.adminTokenFile.startsWith(`${m.mountPath}/`))!;
+    assert.ok(mount, 'ADMIN_TOKEN_FILE is inside a mounted volume');
+    assert.ok((pod.volumes as Obj[]).find((v) => v.name === mount.name)?.secret?.secretName, 'that volume is a Secret');
+    const ports = Object.fromEntries((pod.containers[0].ports as Obj[]).map((p) => [p.name, p.containerPort]));
+    assert.equal(ports[objects.find((o) => o.kind === 'PodMonitor')!.spec.podMetricsEndpoints[0].port], config.metricsPort, 'Prometheus scrapes the metrics port');
+    assert.equal(ports[pod.containers[0].readinessProbe.httpGet.port], config.port, 'the kubelet probes the event port (probes take no credential)');
+    assert.equal(deployedConfig(rendered.get('deploy/examples/knative-without-oidc')!).auth.oidc, undefined, 'the without-oidc variant turns it off');
   });
 
   it('the image tag is the package version', () => {
