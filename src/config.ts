@@ -115,6 +115,9 @@ export function loadConfig(env: Env = process.env): Config {
     },
     tenancy: {
       rulesPerNamespace: integer(env, 'TEAM_MAX_RULES', DEFAULT_TENANCY.rulesPerNamespace, 0),
+      documentBytes: integer(env, 'TEAM_MAX_DOCUMENT_BYTES', DEFAULT_TENANCY.documentBytes, 1),
+      actionsPerRule: integer(env, 'TEAM_MAX_ACTIONS_PER_RULE', DEFAULT_TENANCY.actionsPerRule, 1),
+      templateBytes: integer(env, 'TEAM_MAX_TEMPLATE_BYTES', DEFAULT_TENANCY.templateBytes, 1),
       envAllowlist: list(env.TEAM_ENV_ALLOWLIST),
       clusterKinds: env.TEAM_CLUSTER_KINDS === undefined ? DEFAULT_TENANCY.clusterKinds : list(env.TEAM_CLUSTER_KINDS),
       destinationHosts: { cluster: list(env.DESTINATION_HOSTS_CLUSTER), team: list(env.DESTINATION_HOSTS_TEAM) },

@@ -72,6 +72,8 @@ export class RuleStore {
 
   /** check parses and compiles a text without touching the store (for validation). */
   check(source: string, text: string, scope?: string): { rules: CompiledRule[]; problems: string[] } {
+    const tooLarge = this.policy.checkText(text, scope);
+    if (tooLarge.length > 0) return { rules: [], problems: tooLarge.map((p) => `${source}: ${p}`) };
     const parsed = parseRuleText(text);
     const problems = parsed.problems.map((p) => `${source}: ${p}`);
     const rules: CompiledRule[] = [];

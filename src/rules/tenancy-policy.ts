@@ -18,6 +18,12 @@ import type { RuleDocument, ValueSource } from './document.js';
 export interface TenancySettings {
   /** Most rules in force per team namespace (all its documents together). */
   rulesPerNamespace: number;
+  /** Largest team rule document (one ConfigMap key), in bytes; checked before it is parsed. */
+  documentBytes: number;
+  /** Most actions per rule of a team. */
+  actionsPerRule: number;
+  /** Largest JSONata expression of a team (body, field, URL, header, throttle key), in bytes. */
+  templateBytes: number;
   /** Environment variables a team's `{ env }` values may read (none by default). */
   envAllowlist: string[];
   /** Cluster-scoped kinds a team's enrichment facts may read (namespaced objects: its own namespace only). */
@@ -28,6 +34,9 @@ export interface TenancySettings {
 
 export const DEFAULT_TENANCY: TenancySettings = {
   rulesPerNamespace: 100,
+  documentBytes: 64 * 1024,
+  actionsPerRule: 5,
+  templateBytes: 4096,
   envAllowlist: [],
   clusterKinds: ['Namespace', 'Node'],
   destinationHosts: { cluster: [], team: [] },
@@ -52,6 +61,8 @@ export interface TenancyPolicy {
    * belong to the rejected source — always the later one, never the one already in force.
    */
   arbitrate(sources: readonly SourceRules[]): Map<string, string[]>;
+  /** checkText gives the problems of a document's text before it is parsed (its size). */
+  checkText(text: string, scope: string | undefined): string[];
   /** checkDocument gives the problems of one document for its scope (each with its location). */
   checkDocument(document: RuleDocument, compiled: CompiledDocument, scope: string | undefined): string[];
   /** checkDestination throws a ConfigurationError when a rendered URL goes to a host its scope may not send to. */
@@ -102,6 +113,17 @@ function hostMatches(pattern: string, url: URL): boolean {
   return /:\d+$/.test(p) ? url.host === p : url.hostname === p;
 }
 
+/** templates lists every JSONata expression a document writes, with where it is. */
+function templates(document: RuleDocument): [string, string][] {
+  const found: [string, string][] = valueSources(document).flatMap(([where, value]) => (typeof value === 'object' && 'jsonata' in value ? [[where, value.jsonata] as [string, string]] : []));
+  document.rules.forEach((rule, i) => {
+    const at = `rules[${i}] (${rule.name})`;
+    rule.actions.forEach((action, j) => action.body !== undefined && found.push([`${at}.actions[${j}].body`, action.body]));
+    if (rule.throttle?.key !== undefined) found.push([`${at}.throttle.key`, rule.throttle.key]);
+  });
+  return found;
+}
+
 export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY): TenancyPolicy {
   const envAllowed = new Set(settings.envAllowlist);
   const allowedEnvText = settings.envAllowlist.length > 0 ? settings.envAllowlist.join(', ') : 'none';
@@ -127,8 +149,24 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
       const problem = hostProblem(scope, url);
       if (problem) throw new ConfigurationError(`destination ${destination}: the URL ${problem}`);
     },
+    checkText(text, scope) {
+      const bytes = Buffer.byteLength(text);
+      if (scope === undefined || bytes <= settings.documentBytes) return [];
+      return [`the document has ${bytes} bytes; a team's rule document may have at most ${settings.documentBytes} (TEAM_MAX_DOCUMENT_BYTES): split it over several keys`];
+    },
     checkDocument(document, compiled, scope) {
       const problems: string[] = [];
+      if (scope !== undefined) {
+        document.rules.forEach((rule, i) => {
+          if (rule.actions.length > settings.actionsPerRule) {
+            problems.push(`rules[${i}] (${rule.name}).actions: ${rule.actions.length} actions; a team's rule may have at most ${settings.actionsPerRule} (TEAM_MAX_ACTIONS_PER_RULE)`);
+          }
+        });
+        for (const [where, source] of templates(document)) {
+          const bytes = Buffer.byteLength(source);
+          if (bytes > settings.templateBytes) problems.push(`${where}: the expression has ${bytes} bytes; a team's may have at most ${settings.templateBytes} (TEAM_MAX_TEMPLATE_BYTES)`);
+        }
+      }
       const destinations = new Map(compiled.rules.flatMap((rule) => rule.actions.map((action) => [action.destination.name, action.destination] as const)));
       for (const [name, destination] of destinations) {
         const url = destination.url;
