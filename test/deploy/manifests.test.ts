@@ -15,7 +15,7 @@ import { needs } from '../support/needs.js';
 import { startService } from '../support/running-service.js';
 
 type Obj = Record<string, any>;
-const VARIANTS = ['deploy', 'deploy/knative', 'deploy/standalone', 'deploy/examples/knative-with-monitoring', 'deploy/examples/knative-without-oidc'];
+const VARIANTS = ['deploy', 'deploy/knative', 'deploy/standalone', 'deploy/examples/knative-with-monitoring', 'deploy/examples/knative-without-oidc', 'deploy/examples/watch-namespaces'];
 const root = new URL('../../', import.meta.url).pathname;
 
 function render(variant: string): Obj[] {
@@ -38,6 +38,8 @@ const ALLOWED = new Set([
   'apps/deployments/get', 'apps/replicasets/get', 'apps/statefulsets/get', 'apps/daemonsets/get',
   'batch/jobs/get', 'batch/cronjobs/get', 'autoscaling/horizontalpodautoscalers/get',
   'core/secrets/get (own namespace only)',
+  // with WATCH_NAMESPACES (deploy/components/namespaced-rule-configmaps), instead of the cluster-wide grant:
+  'core/configmaps/list (Role)', 'core/configmaps/watch (Role)',
   // standalone only:
   'core/events/list', 'core/events/watch', 'events.k8s.io/events/list', 'events.k8s.io/events/watch',
 ]);
@@ -46,14 +48,17 @@ function grantsOf(objects: Obj[], serviceAccount: string): string[] {
   const grants: string[] = [];
   for (const binding of objects.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')) {
     if (!binding.subjects?.some((s: Obj) => s.kind === 'ServiceAccount' && s.name === serviceAccount)) continue;
-    const role = objects.find((o) => o.kind === binding.roleRef.kind && o.metadata.name === binding.roleRef.name);
+    const role = objects.find(
+      (o) => o.kind === binding.roleRef.kind && o.metadata.name === binding.roleRef.name && (o.kind !== 'Role' || o.metadata.namespace === binding.metadata.namespace),
+    );
     assert.ok(role, `${binding.metadata.name} refers to ${binding.roleRef.kind} ${binding.roleRef.name}, which exists`);
     for (const rule of role.rules) {
       for (const group of rule.apiGroups) {
         for (const resource of rule.resources) {
           for (const verb of rule.verbs) {
             const grant = `${group || 'core'}/${resource}/${verb}`;
-            grants.push(resource === 'secrets' && role.kind === 'Role' ? `${grant} (own namespace only)` : grant);
+            if (role.kind !== 'Role') grants.push(grant);
+            else grants.push(resource === 'secrets' ? `${grant} (own namespace only)` : `${grant} (Role)`);
           }
         }
       }
@@ -167,6 +172,21 @@ describe('deploy/ manifests', { skip: needs('kubectl') }, () => {
       assert.ok(!grants.includes('core/secrets/get'), 'no cluster-wide Secret access');
     });
   }
+
+  it('watch-namespaces: no cluster-wide ConfigMap grant; a Role and RoleBinding in exactly the WATCH_NAMESPACES', () => {
+    const objects = rendered.get('deploy/examples/watch-namespaces')!;
+    const grants = grantsOf(objects, 'kube-event-rules');
+    assert.ok(!grants.includes('core/configmaps/list') && !grants.includes('core/configmaps/watch'), 'no ClusterRole lists ConfigMaps');
+    const env = objects.find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0].env as Obj[];
+    const watched = String(env.find((e) => e.name === 'WATCH_NAMESPACES')?.value).split(',').sort();
+    const bound = objects
+      .filter((o) => o.kind === 'RoleBinding' && o.subjects.some((s: Obj) => s.name === 'kube-event-rules'))
+      .filter((b) => objects.find((r) => r.kind === 'Role' && r.metadata.name === b.roleRef.name && r.metadata.namespace === b.metadata.namespace)?.rules.some((r: Obj) => r.resources.includes('configmaps') && r.verbs.includes('watch')))
+      .map((b) => b.metadata.namespace as string)
+      .sort();
+    assert.deepEqual(bound, watched);
+    assert.deepEqual(watched, ['kube-event-rules', 'team-a', 'team-b']);
+  });
 
   it('standalone adds only the Event watch and runs STANDALONE=true', () => {
     const objects = rendered.get('deploy/standalone')!;
