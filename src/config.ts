@@ -30,8 +30,12 @@ export interface Config {
   retryAfterMaxMs: number;
   /** Per destination: deliveries in flight, waiting, and the circuit breaker. */
   destinations: { maxConcurrent: number; maxQueued: number; failureThreshold: number; openMs: number };
-  /** JSONata guard: wall-clock budget of one template evaluation. */
+  /** JSONata guard: budget of one template evaluation (in its worker: that worker's own clock). */
   templateTimeoutMs: number;
+  /** Worker threads for templates outside the fast path (0: evaluate on the main thread), their heap cap, and the largest result. */
+  templateWorkers: number;
+  templateWorkerHeapMb: number;
+  templateMaxOutputBytes: number;
   /** How many Event occurrences the occurrence tracker remembers. */
   occurrenceCacheSize: number;
   /** How long delivered (occurrence, rule, action) triples are remembered to skip redeliveries. */
@@ -96,6 +100,9 @@ export function loadConfig(env: Env = process.env): Config {
     deliveryDeadlineMs: integer(env, 'DELIVERY_DEADLINE_SECONDS', 15, 0.001) * 1000,
     retryAfterMaxMs: integer(env, 'RETRY_AFTER_MAX_SECONDS', 5) * 1000,
     templateTimeoutMs: integer(env, 'TEMPLATE_TIMEOUT_MS', 100, 1),
+    templateWorkers: integer(env, 'TEMPLATE_WORKERS', 2),
+    templateWorkerHeapMb: integer(env, 'TEMPLATE_WORKER_HEAP_MB', 64, 16),
+    templateMaxOutputBytes: integer(env, 'TEMPLATE_MAX_OUTPUT_BYTES', 1024 * 1024, 1),
     destinations: {
       maxConcurrent: integer(env, 'DESTINATION_CONCURRENCY', 32, 1),
       maxQueued: integer(env, 'DESTINATION_QUEUE', 256),

@@ -23,6 +23,7 @@ import type { KubeConnection } from './kube/connect.js';
 import type { EventWatch } from './receive/watch-events.js';
 import { countReport } from './receive/events-route.js';
 import { normalize } from './normalize/normalize.js';
+import { createTemplateSandbox } from './render/template-sandbox.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -59,7 +60,11 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const kube = connection ? await import('./kube/cluster-runtime.js') : undefined;
   const cluster = options.cluster ?? (kube && connection ? kube.createKubeCluster(connection, config.kube, metrics, log) : NO_CLUSTER);
   const tenancy = compileTenancyPolicy(config.tenancy);
-  const store = new RuleStore({ timeoutMs: config.templateTimeoutMs }, metrics, log, tenancy);
+  const sandbox =
+    config.templateWorkers > 0
+      ? createTemplateSandbox({ workers: config.templateWorkers, budgetMs: config.templateTimeoutMs, heapMb: config.templateWorkerHeapMb, maxOutputBytes: config.templateMaxOutputBytes })
+      : undefined;
+  const store = new RuleStore({ timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, sandbox }, metrics, log, tenancy);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const redis = config.redisUrl
     ? (await import('./store/redis-stores.js')).createRedisStores(config.redisUrl, config.dedupWindowMs, metrics, log)
@@ -153,7 +158,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     },
     close: async () => {
       rules.close();
-      await Promise.all([configMaps?.stop(), standalone?.stop(), redis?.close()]);
+      await Promise.all([configMaps?.stop(), standalone?.stop(), redis?.close(), sandbox?.close()]);
     },
   };
 }

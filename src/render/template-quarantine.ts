@@ -1,10 +1,13 @@
 /**
- * TemplateQuarantine: a template that keeps hitting its guards (timeout, depth, sequence length) blocks
- * the event loop for up to TEMPLATE_TIMEOUT_MS each time, stalling every other event. After `strikes`
- * such trips within `windowMs`, the rule's templates are not evaluated for `cooldownMs` (its actions
- * are counted as errors) — the rest of the service keeps its latency.
+ * TemplateQuarantine: a template that keeps hitting its guards (timeout or CPU budget, depth, sequence
+ * length, output size, its worker's heap or overrun) costs a worker — or, without workers, the event loop — up to a budget
+ * each time. After `strikes` such trips within `windowMs`, the rule's templates are not evaluated for
+ * `cooldownMs` (its actions are answered 503 so the Broker redelivers later) — the rest keeps its latency.
  */
-export const GUARD_CODES = new Set(['D1012', 'D1011', 'D2015']);
+import { OUTPUT_TOO_LARGE } from './template.js';
+import { CPU_BUDGET, OUT_OF_MEMORY, OVERRUN } from './template-sandbox.js';
+
+export const GUARD_CODES = new Set(['D1012', 'D1011', 'D2015', OUTPUT_TOO_LARGE, CPU_BUDGET, OVERRUN, OUT_OF_MEMORY]);
 
 export class TemplateQuarantine {
   private readonly trips = new Map<string, number[]>();

@@ -1,8 +1,9 @@
 /**
  * Guarded JSONata templates. Templates are user input: compile once at load (syntax errors name line
- * and column), evaluate with timeout/stack/sequence guards so a runaway template costs at most about
- * the timeout and never hangs or OOM-kills the process (libraries.md §4.2), and hand back plain JSON.
- * Templates within the fast path's subset (template-fast-path.ts) skip JSONata's async evaluator.
+ * and column), evaluate with timeout/stack/sequence guards and a cap on the output, and hand back plain
+ * JSON. Templates within the fast path's subset (template-fast-path.ts) are answered on the main thread;
+ * the rest go to the sandbox's worker threads when there is one (template-sandbox.ts), where the timeout
+ * is the worker's own clock, memory is capped and a worker that runs over is replaced.
  */
 import jsonata from 'jsonata';
 import { TemplateError, describeError } from '../errors.js';
@@ -10,13 +11,23 @@ import { ENRICHMENT_FACTS, type EnrichmentFact } from '../enrich/lazy-facts.js';
 import { trimOldest } from '../bounded-map.js';
 import { BAIL, compileFastPath } from './template-fast-path.js';
 import { LinearRegExp, RegexSyntaxError } from './linear-regex.js';
+import type { TemplateSandbox } from './template-sandbox.js';
 
 /** The code of the TemplateError thrown when an expression gives no value at all. */
 export const EMPTY_RESULT = 'EMPTY';
 
 export interface TemplateOptions {
+  /** JSONata's evaluation timeout: the budget of one evaluation (in a worker, the worker's own clock). */
   timeoutMs: number;
+  /** Largest result, as JSON text, in bytes (TEMPLATE_MAX_OUTPUT_BYTES); larger is a guard trip. */
+  maxOutputBytes?: number;
+  /** Where evaluations outside the fast path run; without one, on this thread (CLI, tests of the language). */
+  sandbox?: TemplateSandbox;
 }
+
+/** The code of the TemplateError thrown when a result is larger than maxOutputBytes. */
+export const OUTPUT_TOO_LARGE = 'SIZE';
+const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 
 /** Depth and sequence-length limits: generous for real payloads, fatal for runaway recursion and huge ranges. */
 const STACK_LIMIT = 300;
@@ -50,7 +61,7 @@ const COMPILED_CAPACITY = 10_000;
 
 /** compileTemplate parses a JSONata expression, or throws a TemplateError whose message points at the mistake. */
 export function compileTemplate(source: string, options: TemplateOptions): Template {
-  const key = `${options.timeoutMs}\u0000${source}`;
+  const key = `${options.timeoutMs}\u0000${options.maxOutputBytes}\u0000${options.sandbox?.id ?? ''}\u0000${source}`;
   let template = compiled.get(key);
   if (template === undefined) {
     template = compile(source, options);
@@ -60,25 +71,36 @@ export function compileTemplate(source: string, options: TemplateOptions): Templ
   return template;
 }
 
-function compile(source: string, options: TemplateOptions): Template {
-  let expression: jsonata.Expression;
+/**
+ * compileExpression compiles with the guards every evaluation needs — here and in the sandbox's workers,
+ * which must compile exactly the same way. Throws a TemplateError.
+ */
+export function compileExpression(source: string, timeoutMs: number): jsonata.Expression {
   try {
-    expression = jsonata(source, jsonataOptions(options.timeoutMs));
+    return jsonata(source, jsonataOptions(timeoutMs));
   } catch (err) {
     throw templateError(source, err);
   }
+}
+
+function compile(source: string, options: TemplateOptions): Template {
+  const expression = compileExpression(source, options.timeoutMs);
   checkRegexLiterals(source, expression.ast());
   const fast = compileFastPath(expression.ast());
+  const maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+  const { sandbox } = options;
+  if (!fast) sandbox?.start(); // before the first event needs it
   const render = async (input: unknown, bindings: Record<string, unknown>) => {
     let result = fast ? fastResult(fast, input, bindings) : BAIL;
     if (result === BAIL) {
+      if (sandbox) return sandbox.render(source, input, bindings);
       try {
         result = await expression.evaluate(input, bindings);
       } catch (err) {
         throw templateError(source, err);
       }
     }
-    return toJsonText(result);
+    return toJsonText(result, maxOutputBytes);
   };
   return {
     source,
@@ -123,17 +145,24 @@ function fastResult(fast: NonNullable<ReturnType<typeof compileFastPath>>, input
   }
 }
 
-/** toJsonText rejects results that are not JSON (functions, nothing at all); serializing also drops JSONata's null prototypes. */
-function toJsonText(result: unknown): string {
+/**
+ * toJsonText rejects results that are not JSON (functions, nothing at all) or larger than maxOutputBytes;
+ * serializing also drops JSONata's null prototypes.
+ */
+export function toJsonText(result: unknown, maxOutputBytes: number): string {
   if (result === undefined) throw new TemplateError('template produced no value (an empty result: check the paths it reads)', EMPTY_RESULT);
-  return JSON.stringify(result, (_key, value: unknown) => {
+  const text = JSON.stringify(result, (_key, value: unknown) => {
     if (typeof value === 'function') throw new TemplateError('template produced a function, not a JSON value');
     return value;
   });
+  if (text.length > maxOutputBytes / 3 && Buffer.byteLength(text) > maxOutputBytes) {
+    throw new TemplateError(`template produced ${Buffer.byteLength(text)} bytes of JSON, more than TEMPLATE_MAX_OUTPUT_BYTES (${maxOutputBytes})`, OUTPUT_TOO_LARGE);
+  }
+  return text;
 }
 
 /** templateError wraps a JSONata error object (not an Error) into a TemplateError with code and position. */
-function templateError(source: string, err: unknown): TemplateError {
+export function templateError(source: string, err: unknown): TemplateError {
   if (err instanceof TemplateError) return err;
   const { code, position, token } = (err ?? {}) as { code?: string; position?: number; token?: unknown };
   const message = describeError(err);

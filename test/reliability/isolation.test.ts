@@ -59,7 +59,7 @@ rules:
           const started = performance.now();
           const response = await svc.post(event('Healthy', offset + i));
           latencies.push(performance.now() - started);
-          assert.equal(response.status, 204);
+          assert.equal(response.status, 204, response.text);
         }
       }),
     );

@@ -1,0 +1,28 @@
+/**
+ * Cost of one template evaluation outside the fast path: in-process JSONata, and a round trip through the
+ * template sandbox's worker processes (sequential, and 1,000 at once), for the wavefront-event preset.
+ */
+import { PRESETS } from '../src/render/presets.js';
+import { createTemplateSandbox } from '../src/render/template-sandbox.js';
+import { compileTemplate } from '../src/render/template.js';
+import { loadFixture } from '../test/support/fixtures.js';
+
+const event = loadFixture('pod-backoff-crashloop-resource-update').body;
+const bindings = { rule: { name: 'r', description: '' }, occurrence: 'o', change: 'add', cloudevent: { type: 't', id: 'i', source: 's' }, object: null, owner: null, namespace: null };
+const body = PRESETS['wavefront-event'].body;
+const sandbox = createTemplateSandbox({ workers: 2, budgetMs: 100, heapMb: 64, maxOutputBytes: 1 << 20 });
+const inProcess = compileTemplate(body, { timeoutMs: 100 });
+const inWorker = compileTemplate(body, { timeoutMs: 100, sandbox });
+
+async function perCall(label: string, n: number, run: () => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < 200; i++) await run();
+  const started = performance.now();
+  for (let i = 0; i < n; i++) await run();
+  console.log(`${label}: ${(((performance.now() - started) / n) * 1000).toFixed(0)} µs per evaluation (sequential)`);
+}
+await perCall('in process', 2000, () => inProcess.render(event, bindings));
+await perCall('worker round trip', 2000, () => inWorker.render(event, bindings));
+const started = performance.now();
+await Promise.all(Array.from({ length: 1000 }, () => inWorker.render(event, bindings)));
+console.log(`worker, 1,000 at once: ${(performance.now() - started).toFixed(0)} ms in all`);
+await sandbox.close();

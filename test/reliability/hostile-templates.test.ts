@@ -1,0 +1,97 @@
+/**
+ * Hostile templates beside a good rule, over real HTTP with real JSONata and real template workers: a
+ * tail-recursive loop, `$pad("", 100000000)` (a heap out of memory) and a huge range. The process survives,
+ * the good rule's events are delivered, the hostile actions are answered 503 (never 204), a quarantined
+ * rule is answered 503 too — and a 1,000-event batch through a preset outside the fast path is delivered whole.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { loadFixture, withEvent } from '../support/fixtures.js';
+import { startService, type RunningService } from '../support/running-service.js';
+
+const event = (reason: string, n: number) =>
+  withEvent(loadFixture('pod-backoff-crashloop-resource-update'), (body, headers) => {
+    body.reason = reason;
+    body.metadata.uid = `${reason}-${n}`;
+    headers['ce-id'] = `${reason}-${n}`;
+    headers['ce-type'] = 'dev.knative.apiserver.resource.add';
+  });
+
+/** The structured form of an event, for a batch. */
+const structured = (reason: string, n: number) => {
+  const { headers, body } = event(reason, n);
+  const attributes = Object.fromEntries(Object.entries(headers).filter(([k]) => k.startsWith('ce-')).map(([k, v]) => [k.slice(3), v]));
+  return { ...attributes, datacontenttype: 'application/json', data: body };
+};
+
+describe('hostile templates beside a good rule', () => {
+  let sink: CaptureSink;
+  let svc: RunningService;
+  before(async () => {
+    sink = await startCaptureSink();
+    svc = await startService({
+      rules: {
+        'r.yaml': `
+destinations:
+  good: { url: "${sink.url}/good" }
+  wavefront: { url: "${sink.url}/wavefront" }
+  hostile: { url: "${sink.url}/hostile" }
+rules:
+  - name: good
+    conditions: { all: [ { fact: event, path: $.reason, operator: in, value: [Loop, Pad, Range] } ] }
+    actions: [ { destination: good, body: '{ "uid": metadata.uid }' } ]
+  - name: loop
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Loop } ] }
+    actions: [ { destination: hostile, body: '($f := function($x){ $f($x + 1) }; $f(0))' } ]
+  - name: pad
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Pad } ] }
+    actions: [ { destination: hostile, body: '{ "text": $pad("", 100000000) }' } ]
+  - name: range
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Range } ] }
+    actions: [ { destination: hostile, body: '{ "n": $count([1..10000000]) }' } ]
+  - name: wavefront
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Burst } ] }
+    actions: [ { destination: wavefront, preset: wavefront-event } ]
+`,
+      },
+      config: { deliveryAttempts: 1, maxBodyBytes: 8 * 1024 * 1024, deliveryDeadlineMs: 30_000 },
+    });
+  });
+  after(async () => {
+    await svc.stop();
+    await sink.close();
+  });
+
+  for (const [reason, guard] of [['Loop', /CPU budget/], ['Pad', /heap of its worker|still running/], ['Range', /D2015/]] as const) {
+    it(`${reason}: the hostile action is answered 503, the good rule's event delivered`, async () => {
+      const before = sink.received('/good').length;
+      const response = await svc.post(event(reason, 1));
+      assert.equal(response.status, 503, response.text);
+      assert.ok(Number(response.headers.get('retry-after')) >= 1);
+      assert.match(response.text, guard);
+      assert.equal(sink.received('/good').length, before + 1);
+      assert.equal(sink.received('/hostile').length, 0);
+    });
+  }
+
+  it('a rule that trips again is quarantined, and answered 503 while it is', async () => {
+    assert.equal((await svc.post(event('Pad', 2))).status, 503, 'second heap trip: quarantined');
+    const held = await svc.post(event('Pad', 3));
+    assert.equal(held.status, 503);
+    assert.match(held.text, /quarantined until/);
+    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'pad', outcome: 'failed' }), 3);
+    assert.equal(sink.received('/good').length, 5, 'every good action delivered');
+  });
+
+  it('delivers all 1,000 events of a batch through the wavefront-event preset (outside the fast path)', async () => {
+    const batch = Array.from({ length: 1000 }, (_, i) => structured('Burst', i));
+    const response = await svc.postRaw({ 'content-type': 'application/cloudevents-batch+json' }, JSON.stringify(batch));
+    assert.equal(response.status, 204, response.text.slice(0, 500));
+    assert.equal(sink.received('/wavefront').length, 1000);
+    assert.equal(await svc.metric('kube_event_rules_template_errors_total', { rule: 'wavefront' }), 0);
+    const first = sink.received('/wavefront')[0].json() as { startTime: number; endTime: number; tags: string[] };
+    assert.equal(first.endTime, first.startTime + 1, 'rendered by the preset');
+    assert.ok(first.tags.includes('reason:Burst'));
+  });
+});
