@@ -44,6 +44,8 @@ const TOKEN_ERRORS = [
 /** Clock skew tolerated between the issuer and this pod. */
 const CLOCK_TOLERANCE_SECONDS = 5;
 const FETCH_TIMEOUT_MS = 5000;
+/** After a failed discovery, requests fail fast this long instead of each asking a struggling issuer again. */
+const DISCOVERY_COOLDOWN_MS = 5000;
 
 export interface OidcVerifier {
   /** Resolves with the token's subject, or throws TokenRefusedError / VerifierUnavailableError. */
@@ -54,6 +56,7 @@ export function createOidcVerifier(settings: OidcSettings): OidcVerifier {
   const fetchKeys = keyFetch(settings);
   let keys: JWTVerifyGetKey | undefined;
   let discovering: Promise<JWTVerifyGetKey> | undefined;
+  let failed: { at: number; error: Error } | undefined;
 
   async function discover(): Promise<JWTVerifyGetKey> {
     let jwksUrl = settings.jwksUrl;
@@ -77,8 +80,14 @@ export function createOidcVerifier(settings: OidcSettings): OidcVerifier {
 
   async function signingKeys(): Promise<JWTVerifyGetKey> {
     if (keys) return keys;
-    // One discovery at a time; a failed one is tried again by the next request.
-    discovering ??= discover().finally(() => (discovering = undefined));
+    if (failed && Date.now() - failed.at < DISCOVERY_COOLDOWN_MS) throw failed.error;
+    // One discovery at a time; after a failure, the first request past the cooldown tries again.
+    discovering ??= discover()
+      .catch((error: Error) => {
+        failed = { at: Date.now(), error };
+        throw error;
+      })
+      .finally(() => (discovering = undefined));
     keys = await discovering;
     return keys;
   }

@@ -3,12 +3,14 @@
  * to stdout, whatever LOG_LEVEL is — it is output, not a diagnostic.
  */
 import { redacted } from '../render/render-request.js';
+import { knownSecrets } from '../redact.js';
 import type { Sender } from './destination.js';
 
 export function createLogSender(writeLine: (line: string) => void): Sender {
   return {
     async send(request, { destination, context }) {
-      writeLine(JSON.stringify({ time: new Date().toISOString(), destination, ...context, request: redacted(request) }));
+      // Secret parts by position, then any remembered value a template copied elsewhere.
+      writeLine(knownSecrets.redact(JSON.stringify({ time: new Date().toISOString(), destination, ...context, request: redacted(request) })));
       return { outcome: 'delivered', attempts: 1 };
     },
   };

@@ -190,6 +190,27 @@ describe('authenticated endpoints', () => {
     assert.ok(!logs.includes('admin-token-xyz') && !logs.includes('static-sender-token'));
   });
 
+  it('asks a failing issuer for its discovery document once per cooldown, not once per event', async () => {
+    let discoveries = 0;
+    const failing = createServer((_req, res) => {
+      discoveries++;
+      res.writeHead(500).end();
+    });
+    await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(failing.address() as AddressInfo).port}`;
+    const service = await startService({ config: { auth: { oidc: { issuer: url, audience: AUDIENCE, jwksUrl: '', subjects: [], caFile: '', fetchTokenFile: '' }, tokenFile: '', adminTokenFile: '' } } });
+    try {
+      const token = await issuer.sign({ iss: url });
+      for (let i = 0; i < 3; i++) assert.equal((await service.postRaw({ ...event.headers, authorization: `Bearer ${token}` }, bodyOf(event))).status, 503);
+      assert.equal(discoveries, 1);
+      assert.ok(service.logs.some((l) => /OIDC discovery .*HTTP 500/.test(String(l.why))), 'the log says what failed');
+    } finally {
+      await service.stop();
+      failing.closeAllConnections();
+      await new Promise<void>((resolve) => failing.close(() => resolve()));
+    }
+  });
+
   it('answers 503 + Retry-After (the Broker redelivers) while the issuer\'s keys cannot be fetched', async () => {
     const down = `http://127.0.0.1:${await closedPort()}`;
     const offline = await startService({ config: { auth: { oidc: { issuer: down, audience: AUDIENCE, jwksUrl: '', subjects: [], caFile: '', fetchTokenFile: '' }, tokenFile: '', adminTokenFile: '' } } });
