@@ -66,6 +66,8 @@ export interface KubeSettings {
   cacheTtlMs: number;
   cacheSize: number;
   secretTtlMs: number;
+  /** How long past its expiry a Secret value read successfully is still served while the API fails. */
+  secretStaleMs: number;
   requestsPerSecond: number;
   burst: number;
   timeoutMs: number;
@@ -137,6 +139,7 @@ export function loadConfig(env: Env = process.env): Config {
       cacheTtlMs: integer(env, 'KUBE_CACHE_SECONDS', 60) * 1000,
       cacheSize: integer(env, 'KUBE_CACHE_SIZE', 5000, 1),
       secretTtlMs: integer(env, 'SECRET_CACHE_SECONDS', 30) * 1000,
+      secretStaleMs: integer(env, 'SECRET_STALE_SECONDS', 300) * 1000,
       requestsPerSecond: integer(env, 'KUBE_QPS', 20, 0.1),
       burst: integer(env, 'KUBE_BURST', 40, 1),
       timeoutMs: integer(env, 'KUBE_TIMEOUT_SECONDS', 5, 0.1) * 1000,

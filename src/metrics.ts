@@ -129,7 +129,7 @@ export function createMetrics() {
     }),
     kubeRequests: new Counter({
       name: `${PREFIX}kube_requests_total`,
-      help: 'Kubernetes API lookups by kind (a known kind or "other") and outcome (found, not_found, forbidden, refused, cached, rate_limited, error).',
+      help: 'Kubernetes API lookups by kind (a known kind or "other") and outcome (found, not_found, forbidden, refused, cached, stale, rate_limited, timeout, error).',
       labelNames: ['kind', 'outcome'] as const,
       registers,
     }),

@@ -11,6 +11,7 @@ import type { ThrottleStore } from './match/throttle.js';
 import type { Bulkheads } from './deliver/bulkhead.js';
 import { GUARD_CODES, TemplateQuarantine } from './render/template-quarantine.js';
 import type { Cluster } from './enrich/cluster.js';
+import { LookupFailedError } from './enrich/lookup-failed.js';
 import { ConfigurationError, TemplateError, describeError } from './errors.js';
 import { ENRICHMENT_FACTS, type LazyFacts } from './enrich/lazy-facts.js';
 import { factsByScope, matchByScope } from './match/match-by-scope.js';
@@ -42,7 +43,8 @@ export interface ActionReport {
   unavailable?: boolean;
 }
 
-export type EventOutcome = 'matched' | 'no_match' | 'unresolved';
+/** `retry`: a lookup a rule (or Reference mode) needs failed; the event must be redelivered (503, or 429 + Retry-After). */
+export type EventOutcome = 'matched' | 'no_match' | 'unresolved' | 'retry';
 
 export interface EventReport {
   id: string;
@@ -53,6 +55,8 @@ export interface EventReport {
   matched: string[];
   actions: ActionReport[];
   detail?: string;
+  /** With outcome `retry`: when every failed lookup was rate limited, how long to wait. */
+  retryAfterMs?: number;
   /** Dry runs: every rule evaluated for this event and the conditions that decided. */
   evaluated?: { rule: string; matched: boolean; conditions: ConditionOutcome[] }[];
 }
@@ -137,7 +141,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   /**
    * render builds the request, or says why it cannot be built: `error` when retrying cannot change it (a type
-   * error, no value, a bad configuration); `failed` when it may pass later — a Secret read that failed, a guard
+   * error, no value, a bad configuration); `failed` when it may pass later — a Kubernetes lookup or Secret read that failed, a guard
    * trip (time, heap, size: they depend on load and on the limits set) or quarantine, so the Broker redelivers
    * and in the end dead-letters the event instead of it being acknowledged unsent.
    */
@@ -179,7 +183,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         log.error({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, error }, permanent ? 'action not rendered' : 'action not rendered; the Broker will redeliver');
       }
       if (permanent) return { outcome: 'error', error };
-      if (!guard) return { outcome: 'failed', error };
+      if (!guard) return { outcome: 'failed', error, retryAfterMs: err instanceof LookupFailedError ? err.retryAfterMs : undefined };
       const held = quarantine.quarantinedUntil(rule.name);
       return { outcome: 'failed', error, retryAfterMs: held === undefined ? GUARD_RETRY_AFTER_MS : held - Date.now(), unavailable: true };
     }
@@ -233,24 +237,43 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return ok;
   }
 
-  async function resolve(normalized: Normalized, ce: CloudEvent<unknown>): Promise<EventInput | { unresolved: string }> {
+  async function resolve(normalized: Normalized, ce: CloudEvent<unknown>): Promise<EventInput | { unresolved: string } | { retry: string; retryAfterMs?: number }> {
     if (normalized.kind === 'input') return normalized.input;
     const lookup = await deps.cluster.get({ ...normalized.ref, kind: normalized.ref.kind ?? 'Event' });
     if (lookup.status === 'found') return fromObject(lookup.object, normalized.verb, ce.id, normalized.cloudevent, deps.tracker);
     const ref = `${normalized.ref.namespace ?? ''}/${normalized.ref.name}`;
+    if (lookup.status === 'retry') return { retry: `Event ${ref} could not be read: ${lookup.reason}`, retryAfterMs: lookup.retryAfterMs };
     return { unresolved: lookup.status === 'not_found' ? `Event ${ref} no longer exists` : `Event ${ref} not resolved: ${lookup.reason}` };
+  }
+
+  /** unreadable: the rules that could not be decided because a lookup they need failed (not a 404). */
+  function unreadable(failed: { rule: CompiledRule; cause: unknown }[]): { detail: string; retryAfterMs?: number } | undefined {
+    const lookups = failed.filter((f): f is { rule: CompiledRule; cause: LookupFailedError } => f.cause instanceof LookupFailedError);
+    if (lookups.length === 0) return undefined;
+    const waits = lookups.map((f) => f.cause.retryAfterMs);
+    return {
+      detail: lookups.map((f) => `rule ${f.rule.name} not decided: ${f.cause.message}`).join('; '),
+      retryAfterMs: waits.every((w) => w !== undefined) ? Math.max(...(waits as number[])) : undefined,
+    };
   }
 
   return async function process(normalized, ce, deadline, { dryRun = false } = {}) {
     const base = { id: ce.id, type: ce.type, matched: [] as string[], actions: [] as ActionReport[] };
     const input = await resolve(normalized, ce);
+    if ('retry' in input) {
+      if (!dryRun) log.warn({ ceId: ce.id, type: ce.type, detail: input.retry }, 'reference not resolved now; the Broker will redeliver');
+      return { ...base, outcome: 'retry', detail: input.retry, retryAfterMs: input.retryAfterMs };
+    }
     if ('unresolved' in input) {
       if (!dryRun) log.info({ ceId: ce.id, type: ce.type, detail: input.unresolved }, 'reference not resolved');
       return { ...base, outcome: 'unresolved', detail: input.unresolved };
     }
     const facts = factsByScope(deps.cluster, input, tenancy.teamClusterKinds);
     const { matched, failed, evaluated } = await matchByScope(inScope(deps.rules().index.candidates(input), input), input, facts, { explain: dryRun });
-    for (const { rule, error } of failed) log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
+    for (const { rule, error, cause } of failed) {
+      if (cause instanceof LookupFailedError) log.warn({ rule: rule.name, ceId: ce.id, error }, 'rule not decided: a lookup it needs failed; the Broker will redeliver');
+      else log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
+    }
     if (!dryRun) for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
     const actions = (
       await Promise.all(
@@ -262,8 +285,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         }),
       )
     ).flat();
-    const outcome: EventOutcome = matched.length > 0 ? 'matched' : 'no_match';
-    const report: EventReport = { ...base, outcome, change: input.change, occurrence: input.occurrence, matched: matched.map((r) => r.name), actions };
+    const retry = unreadable(failed);
+    const outcome: EventOutcome = retry ? 'retry' : matched.length > 0 ? 'matched' : 'no_match';
+    const report: EventReport = { ...base, outcome, change: input.change, occurrence: input.occurrence, matched: matched.map((r) => r.name), actions, ...retry };
     if (dryRun) report.evaluated = evaluated.map((e) => ({ rule: e.rule.name, matched: e.matched, conditions: explainConditions(e.conditions) }));
     return report;
   };

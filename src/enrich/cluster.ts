@@ -6,7 +6,17 @@
 import type { ObjectReference } from '../normalize/kube-event.js';
 import { NO_CLUSTER_SECRETS, type SecretReader } from '../render/value-source.js';
 
-export type Lookup = { status: 'found'; object: Record<string, unknown> } | { status: 'not_found' } | { status: 'unavailable'; reason: string };
+/**
+ * Lookup: `not_found` (404, or 403 reported as a configuration problem) and `unavailable` (no cluster) are
+ * answers — the fact is null; `retry` (5xx, timeout, rate limit, network) is not: the event must be
+ * redelivered, since deciding on a fact we could not read would silently drop what a rule wanted.
+ */
+export type Lookup =
+  | { status: 'found'; object: Record<string, unknown> }
+  | { status: 'not_found' }
+  | { status: 'unavailable'; reason: string }
+  | { status: 'retry'; reason: string; retryAfterMs?: number };
+
 
 export interface Cluster {
   /** A one-line description for the startup log and /status. */

@@ -1,31 +1,73 @@
 /**
  * createKubeCluster: the Cluster backed by the Kubernetes API (client-node 1.4). Lookups are cached
- * with a TTL (bounded), concurrent misses share one request, a token bucket limits the request rate,
- * and every outcome is counted. A missing object (404) or one we may not read (403) is "not found" —
- * a null fact, never an exception. Events are never cached: Reference mode needs their current state.
+ * with a TTL (bounded), concurrent misses share one request, one token bucket limits the rate of every
+ * lookup (objects, Events, Secrets) and honours the API server's Retry-After, every request is aborted at
+ * its deadline (no socket left waiting on a hung API server), and every outcome is counted.
+ * What may be looked up at all is decided first (admissible: never a Secret, only well-formed references
+ * to kinds the API server serves). A missing object (404) is a null fact; one we may not read (403) too, reported as a configuration
+ * problem; any other failure (5xx, 429, timeout, network) is `retry` — the event is redelivered rather
+ * than decided on a fact we could not read. Events are never cached: Reference mode needs their current state.
  */
-import { ApiException, CoreV1Api, KubernetesObjectApi } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, KubernetesObjectApi, ServerConfiguration, createConfiguration, type Configuration, type KubeConfig } from '@kubernetes/client-node';
 import type { KubeSettings } from '../config.js';
 import { ConfigurationError } from '../errors.js';
 import type { KubeConnection } from '../kube/connect.js';
 import { TokenBucket } from '../kube/token-bucket.js';
 import { TtlCache } from '../kube/ttl-cache.js';
+import { retryAfterMs } from '../kube/retry-after.js';
 import type { Logger } from '../log.js';
 import { kindLabel, type Metrics } from '../metrics.js';
 import { KindDiscovery } from '../kube/kind-discovery.js';
 import type { ObjectReference } from '../normalize/kube-event.js';
 import type { SecretReader } from '../render/value-source.js';
 import type { Cluster, Lookup } from './cluster.js';
+import { LookupFailedError } from './lookup-failed.js';
+import { createSecretStore } from './secret-store.js';
 
-export type KubeClusterOptions = Pick<KubeSettings, 'cacheTtlMs' | 'cacheSize' | 'secretTtlMs' | 'requestsPerSecond' | 'burst' | 'timeoutMs'>;
+export type KubeClusterOptions = Pick<KubeSettings, 'cacheTtlMs' | 'cacheSize' | 'secretTtlMs' | 'secretStaleMs' | 'requestsPerSecond' | 'burst' | 'timeoutMs'>;
+
+/** When the API server answers 429 without a Retry-After, wait this long before asking again. */
+const DEFAULT_RETRY_AFTER_MS = 1000;
 
 /** Timestamps come back as Date objects from client-node; JSONata and rules need plain JSON (libraries.md §4.3). */
 const plain = (value: unknown) => JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
 
+/** withTimeout bounds the whole lookup (discovery + read); each request is also aborted at the same deadline. */
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer from the API server within ${ms} ms`)), ms)));
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(Object.assign(new Error(`${what}: no answer from the API server within ${ms} ms`), { name: 'TimeoutError' })), ms)));
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * abortingConfiguration: client-node has no request timeout, and a timed-out promise alone leaves the
+ * request (and its socket) open for as long as the server keeps it — so every request carries an
+ * AbortSignal that fires at the deadline.
+ */
+function abortingConfiguration(kc: KubeConfig, timeoutMs: number): Configuration {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  return createConfiguration({
+    baseServer: new ServerConfiguration(cluster.server, {}),
+    authMethods: { default: kc },
+    promiseMiddleware: [
+      {
+        pre: async (context) => {
+          context.setSignal(AbortSignal.timeout(timeoutMs));
+          return context;
+        },
+        post: async (response) => response,
+      },
+    ],
+  });
+}
+
+/** The object API with the context's default namespace, as makeApiClient would set it. */
+class ObjectApi extends KubernetesObjectApi {
+  constructor(configuration: Configuration, kc: KubeConfig) {
+    super(configuration);
+    this.setDefaultNamespace(kc);
+  }
 }
 
 type LookupRef = Required<Pick<ObjectReference, 'kind' | 'name' | 'apiVersion'>> & ObjectReference;
@@ -40,19 +82,22 @@ function wellFormed(ref: LookupRef): boolean {
   return API_VERSION.test(ref.apiVersion) && KIND.test(ref.kind) && NAME.test(ref.name) && (ref.namespace === undefined || ref.namespace === '' || NAMESPACE.test(ref.namespace));
 }
 
+export type Failure = { code: 404 | 403 } | { code?: number; reason: string; retryAfterMs?: number };
+
 export function createKubeCluster(connection: KubeConnection, options: KubeClusterOptions, metrics: Metrics, log: Logger): Cluster {
-  const objects = KubernetesObjectApi.makeApiClient(connection.kc);
-  const core = connection.kc.makeApiClient(CoreV1Api);
+  const configuration = abortingConfiguration(connection.kc, options.timeoutMs);
+  const objects = new ObjectApi(configuration, connection.kc);
+  const core = new CoreV1Api(configuration);
   const bucket = new TokenBucket(options.requestsPerSecond, options.burst);
   const cache = new TtlCache<Lookup>(options.cacheTtlMs, options.cacheSize);
-  const secretCache = new TtlCache<Record<string, string>>(options.secretTtlMs, 1000);
   const count = (kind: string, outcome: string) => metrics.kubeRequests.inc({ kind: kindLabel(kind), outcome });
-  const discovery = new KindDiscovery(connection.kc, Math.max(options.cacheTtlMs, 60_000), () => bucket.take());
+  const discovery = new KindDiscovery(configuration, Math.max(options.cacheTtlMs, 60_000), () => bucket.take());
 
   /**
    * admissible decides what may be looked up at all, before any request: never a Secret (Secrets are read
    * by secretKeyRef only), only well-formed references to kinds the API server serves, and a namespaced
    * kind only with an explicit namespace — never the client's default (the service's own namespace).
+   * Discovery that fails is a failed lookup like any other (`retry`), never "no such kind".
    */
   async function admissible(ref: LookupRef): Promise<{ ref: LookupRef } | Lookup> {
     const refused = () => {
@@ -62,59 +107,79 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     if (ref.kind === 'Secret' || !wellFormed(ref)) return refused();
     const info = await discovery.find(ref.apiVersion, ref.kind);
     if (info.status === 'unavailable') {
-      count(ref.kind, info.reason.includes('rate limit') ? 'rate_limited' : 'error');
-      return { status: 'unavailable', reason: info.reason };
+      const failure = info.rateLimited ? { reason: `discovery of ${ref.apiVersion}: client-side API rate limit reached (KUBE_QPS)`, retryAfterMs: bucket.waitMs() } : classify(ref.kind, `discovery of ${ref.apiVersion}`, info.error);
+      if (info.rateLimited) count(ref.kind, 'rate_limited');
+      return 'reason' in failure ? { status: 'retry', reason: failure.reason, retryAfterMs: failure.retryAfterMs } : { status: 'not_found' };
     }
     if (info.status === 'unknown') return refused();
     if (!info.namespaced) return { ref: { ...ref, namespace: undefined } };
     return ref.namespace ? { ref } : refused();
   }
 
-  async function fetchObject(ref: LookupRef): Promise<Lookup> {
+  /** call runs one API request under the shared rate limit and deadline, and classifies its failure. */
+  async function call<T>(kind: string, what: string, request: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; failure: Failure }> {
     if (!bucket.take()) {
-      count(ref.kind, 'rate_limited');
-      return { status: 'unavailable', reason: 'client-side API rate limit reached' };
+      count(kind, 'rate_limited');
+      return { ok: false, failure: { reason: `${what}: client-side API rate limit reached (KUBE_QPS)`, retryAfterMs: bucket.waitMs() } };
     }
-    const what = `${ref.apiVersion} ${ref.kind} ${ref.namespace ?? ''}/${ref.name}`;
     try {
-      const spec = { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
-      const object = await withTimeout(objects.read(spec), options.timeoutMs, what);
-      count(ref.kind, 'found');
-      return { status: 'found', object: plain(object) };
+      return { ok: true, value: await withTimeout(request(), options.timeoutMs, what) };
     } catch (err) {
-      const code = err instanceof ApiException ? err.code : undefined;
-      if (code === 404 || code === 403) {
-        count(ref.kind, code === 404 ? 'not_found' : 'forbidden');
-        if (code === 403) log.warn({ object: what }, 'not allowed to read the object (RBAC); the fact is null');
-        return { status: 'not_found' };
-      }
-      count(ref.kind, 'error');
-      log.warn({ object: what, error: code ? `HTTP ${code}` : (err as Error).message }, 'object lookup failed');
-      return { status: 'unavailable', reason: code ? `API server answered ${code}` : (err as Error).message };
+      return { ok: false, failure: classify(kind, what, err) };
     }
   }
 
-  const secrets: SecretReader = {
-    async read(name, key, namespace = connection.namespace) {
-      const load = async (): Promise<Record<string, string>> => {
-        try {
-          const secret = await withTimeout(core.readNamespacedSecret({ name, namespace }), options.timeoutMs, `Secret ${namespace}/${name}`);
-          count('Secret', 'found');
-          return Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
-        } catch (err) {
-          const code = err instanceof ApiException ? err.code : undefined;
-          count('Secret', code === 404 ? 'not_found' : code === 403 ? 'forbidden' : 'error');
-          if (code === 404) throw new ConfigurationError(`secretKeyRef ${name}/${key}: Secret ${namespace}/${name} not found`);
-          if (code === 403) throw new ConfigurationError(`secretKeyRef ${name}/${key}: not allowed to read Secret ${namespace}/${name} (RBAC)`);
-          throw new Error(`secretKeyRef ${name}/${key}: reading Secret ${namespace}/${name} failed: ${code ? `HTTP ${code}` : (err as Error).message}`);
-        }
-      };
-      const { value: data, cached } = await secretCache.get(`${namespace}/${name}`, load);
-      if (cached) count('Secret', 'cached');
-      if (data[key] === undefined) throw new ConfigurationError(`secretKeyRef ${name}/${key}: Secret ${namespace}/${name} has no key "${key}"`);
-      return data[key];
+  function classify(kind: string, what: string, err: unknown): Failure {
+    const code = err instanceof ApiException ? err.code : undefined;
+    if (code === 404 || code === 403) {
+      count(kind, code === 404 ? 'not_found' : 'forbidden');
+      if (code === 403) log.error({ kind, object: what }, 'configuration problem: the service may not read this (RBAC); treated as absent');
+      return { code };
+    }
+    if (code === 429) {
+      const wait = retryAfterMs((err as ApiException<unknown>).headers) ?? DEFAULT_RETRY_AFTER_MS;
+      bucket.pauseFor(wait);
+      count(kind, 'rate_limited');
+      log.warn({ kind, object: what, retryAfterMs: wait }, 'API server rate limit (429); pausing lookups for its Retry-After');
+      return { code, reason: `${what}: API server answered 429`, retryAfterMs: wait };
+    }
+    const timedOut = err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
+    count(kind, timedOut ? 'timeout' : 'error');
+    const reason = `${what}: ${code ? `API server answered ${code}` : timedOut ? `no answer within ${options.timeoutMs} ms` : (err as Error).message}`;
+    log.warn({ kind, object: what, error: reason }, 'API lookup failed; the event will be redelivered');
+    return { code, reason };
+  }
+
+  async function fetchObject(ref: LookupRef): Promise<Lookup> {
+    const what = `${ref.apiVersion} ${ref.kind} ${ref.namespace ?? ''}/${ref.name}`;
+    const spec = { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
+    const result = await call(ref.kind, what, () => objects.read(spec));
+    if (result.ok) {
+      count(ref.kind, 'found');
+      return { status: 'found', object: plain(result.value) };
+    }
+    const { failure } = result;
+    return 'reason' in failure ? { status: 'retry', reason: failure.reason, retryAfterMs: failure.retryAfterMs } : { status: 'not_found' };
+  }
+
+  const secrets: SecretReader = createSecretStore({
+    ttlMs: options.secretTtlMs,
+    staleMs: options.secretStaleMs,
+    defaultNamespace: connection.namespace,
+    count: (outcome) => count('Secret', outcome),
+    log,
+    async load(name, key, namespace = connection.namespace) {
+      const result = await call('Secret', `Secret ${namespace}/${name}`, () => core.readNamespacedSecret({ name, namespace }));
+      if (result.ok) {
+        count('Secret', 'found');
+        return Object.fromEntries(Object.entries(result.value.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+      }
+      const { failure } = result;
+      if ('reason' in failure) throw new LookupFailedError(`secretKeyRef ${name}/${key}: reading ${failure.reason}`, failure.retryAfterMs);
+      if (failure.code === 404) throw new ConfigurationError(`secretKeyRef ${name}/${key}: Secret ${namespace}/${name} not found`);
+      throw new ConfigurationError(`secretKeyRef ${name}/${key}: not allowed to read Secret ${namespace}/${name} (RBAC)`);
     },
-  };
+  });
 
   return {
     description: connection.description,
@@ -127,7 +192,7 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
       const full = admitted.ref;
       if (full.kind === 'Event') return fetchObject(full);
       const key = `${full.apiVersion}/${full.kind}/${full.namespace ?? ''}/${full.name}`;
-      const { value, cached } = await cache.get(key, () => fetchObject(full), (lookup) => lookup.status !== 'unavailable');
+      const { value, cached } = await cache.get(key, () => fetchObject(full), (lookup) => lookup.status === 'found' || lookup.status === 'not_found');
       if (cached) count(full.kind, 'cached');
       return value;
     },

@@ -4,10 +4,13 @@
  * - object: the involved object, any kind;
  * - owner: the top controller of the ownerReferences chain (Pod → ReplicaSet → Deployment, Job → CronJob);
  * - namespace: the name, labels and annotations of the event's namespace.
- * Without a cluster, or when an object is missing or unreadable, the fact is null.
+ * Without a cluster, or when an object is missing or unreadable, the fact is null. A lookup that failed
+ * (API error, timeout, rate limit) rejects with LookupFailedError: the rule cannot be decided, and the
+ * event is redelivered rather than answered as if the object did not exist.
  */
 import type { EventInput, ObjectReference } from '../normalize/kube-event.js';
 import type { Cluster } from './cluster.js';
+import { LookupFailedError } from './lookup-failed.js';
 
 export const ENRICHMENT_FACTS = ['object', 'owner', 'namespace'] as const;
 export type EnrichmentFact = (typeof ENRICHMENT_FACTS)[number];
@@ -21,10 +24,11 @@ type Obj = Record<string, any>;
 export function lazyFacts(cluster: Cluster, input: EventInput): LazyFacts {
   const once = <T>(load: () => Promise<T>) => {
     let pending: Promise<T> | undefined;
-    return () => (pending ??= load().catch(() => null as T));
+    return () => (pending ??= load());
   };
   const lookup = async (ref: ObjectReference): Promise<Obj | null> => {
     const result = await cluster.get(ref);
+    if (result.status === 'retry') throw new LookupFailedError(result.reason, result.retryAfterMs);
     return result.status === 'found' ? result.object : null;
   };
   const involved = (input.event.involvedObject ?? {}) as ObjectReference;

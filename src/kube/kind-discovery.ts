@@ -5,12 +5,13 @@
  * request per TTL (bounded: least recently listed forgotten first). client-node's own resource lookup
  * asks the API server again for every kind it does not know.
  */
-import { ApiException, KubernetesObjectApi, type KubeConfig } from '@kubernetes/client-node';
+import { ApiException, KubernetesObjectApi, type Configuration } from '@kubernetes/client-node';
 import { TtlCache } from './ttl-cache.js';
 
-export type KindInfo = { status: 'known'; namespaced: boolean } | { status: 'unknown' } | { status: 'unavailable'; reason: string };
+/** `unavailable`: refused by the rate limit, or the request failed with `error` (the caller classifies it). */
+export type KindInfo = { status: 'known'; namespaced: boolean } | { status: 'unknown' } | { status: 'unavailable'; reason: string; rateLimited: boolean; error?: unknown };
 
-type Listing = { ok: true; kinds: ReadonlyMap<string, boolean> } | { ok: false; reason: string };
+type Listing = { ok: true; kinds: ReadonlyMap<string, boolean> } | { ok: false; reason: string; rateLimited: boolean; error?: unknown };
 
 /** Most apiVersions remembered (a cluster serves a few dozen; the rest are made up). */
 const MAX_API_VERSIONS = 512;
@@ -35,25 +36,25 @@ export class KindDiscovery {
   private readonly api: DiscoveringObjectApi;
   private readonly listings: TtlCache<Listing>;
 
-  /** `admit` is asked before each discovery request (the client-side rate limit). */
-  constructor(kc: KubeConfig, ttlMs: number, private readonly admit: () => boolean) {
-    this.api = kc.makeApiClient(DiscoveringObjectApi);
+  /** `admit` is asked before each discovery request (the client-side rate limit); `configuration` aborts requests at their deadline. */
+  constructor(configuration: Configuration, ttlMs: number, private readonly admit: () => boolean) {
+    this.api = new DiscoveringObjectApi(configuration);
     this.listings = new TtlCache<Listing>(ttlMs, MAX_API_VERSIONS);
   }
 
   async find(apiVersion: string, kind: string): Promise<KindInfo> {
     const { value } = await this.listings.get(apiVersion, () => this.list(apiVersion), (listing) => listing.ok);
-    if (!value.ok) return { status: 'unavailable', reason: value.reason };
+    if (!value.ok) return { status: 'unavailable', reason: value.reason, rateLimited: value.rateLimited, error: value.error };
     const namespaced = value.kinds.get(kind);
     return namespaced === undefined ? { status: 'unknown' } : { status: 'known', namespaced };
   }
 
   private async list(apiVersion: string): Promise<Listing> {
-    if (!this.admit()) return { ok: false, reason: 'client-side API rate limit reached' };
+    if (!this.admit()) return { ok: false, reason: 'client-side API rate limit reached', rateLimited: true };
     try {
       return { ok: true, kinds: await this.api.listKinds(apiVersion) };
     } catch (err) {
-      return { ok: false, reason: `discovery of ${apiVersion} failed: ${err instanceof ApiException ? `HTTP ${err.code}` : (err as Error).message}` };
+      return { ok: false, reason: `discovery of ${apiVersion} failed: ${err instanceof ApiException ? `HTTP ${err.code}` : (err as Error).message}`, rateLimited: false, error: err };
     }
   }
 }

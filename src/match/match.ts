@@ -14,8 +14,8 @@ import { ENGINE, type KnownFacts } from './condition-fast-path.js';
 
 export interface MatchResult {
   matched: CompiledRule[];
-  /** Rules whose evaluation failed (e.g. a fact lookup threw); they do not fire. */
-  failed: { rule: CompiledRule; error: string }[];
+  /** Rules whose evaluation failed (e.g. a fact lookup threw); they do not fire. `cause` is what was thrown. */
+  failed: { rule: CompiledRule; error: string; cause: unknown }[];
   /** With `explain`: every evaluated rule with json-rules-engine's condition tree (fact and result per condition). */
   evaluated: { rule: CompiledRule; matched: boolean; conditions: unknown }[];
 }
@@ -25,7 +25,7 @@ export interface MatchOptions {
   explain?: boolean;
 }
 
-type Outcome = { rule: CompiledRule; result: boolean; conditions?: unknown } | { rule: CompiledRule; error: string };
+type Outcome = { rule: CompiledRule; result: boolean; conditions?: unknown } | { rule: CompiledRule; error: string; cause: unknown };
 
 export async function match(rules: readonly CompiledRule[], input: EventInput, facts: LazyFacts, { explain = false }: MatchOptions = {}): Promise<MatchResult> {
   const candidates = rules.filter((rule) => rule.on.has(input.change));
@@ -39,12 +39,12 @@ export async function match(rules: readonly CompiledRule[], input: EventInput, f
     almanac ??= newAlmanac(input, facts);
     return rule.rule.evaluate(almanac).then(
       (evaluation) => ({ rule, result: evaluation.result === true, conditions: evaluation.conditions }),
-      (err: unknown) => ({ rule, error: err instanceof Error ? err.message : String(err) }),
+      (err: unknown) => ({ rule, error: err instanceof Error ? err.message : String(err), cause: err }),
     );
   });
   for (const outcome of almanac ? await Promise.all(outcomes) : (outcomes as Outcome[])) {
     if ('error' in outcome) {
-      result.failed.push({ rule: outcome.rule, error: outcome.error });
+      result.failed.push({ rule: outcome.rule, error: outcome.error, cause: outcome.cause });
       continue;
     }
     if (outcome.result) result.matched.push(outcome.rule);

@@ -72,13 +72,22 @@ export function dryRunRoute({ config, pipeline, tracker }: EventsRouteDeps): Mid
 
 /** countReport counts one processed event: its outcome, or `retry` when an action must be redelivered. */
 export function countReport(metrics: Metrics, report: EventReport): void {
-  const retry = report.actions.some((a) => a.outcome === 'failed');
+  const retry = report.outcome === 'retry' || report.actions.some((a) => a.outcome === 'failed');
   metrics.eventsReceived.inc({ type: typeLabel(report.type), outcome: retry ? 'retry' : report.outcome });
 }
 
 function answer(ctx: Parameters<Middleware>[0], reports: EventReport[], metrics: Metrics): void {
-  const failed = reports.flatMap((r) => r.actions.filter((a) => a.outcome === 'failed'));
   for (const report of reports) countReport(metrics, report);
+  // What must be redelivered: failed actions, and events whose rules (or reference) need a lookup that failed.
+  const failed = [
+    ...reports.flatMap((r) =>
+      r.actions
+        .filter((a) => a.outcome === 'failed')
+        // The Broker forwards this to the dead-letter sink: a status, never the destination's answer.
+        .map((a) => ({ retryAfterMs: a.retryAfterMs, unavailable: a.unavailable, detail: `rule ${a.rule} → destination ${a.destination}: ${a.status !== undefined ? `HTTP ${a.status}` : (a.error ?? 'failed')}` })),
+    ),
+    ...reports.filter((r) => r.outcome === 'retry').map((r) => ({ retryAfterMs: r.retryAfterMs, unavailable: false, detail: r.detail ?? 'a lookup failed' })),
+  ];
   if (failed.length === 0) {
     ctx.status = 204;
     ctx.body = null;
@@ -90,7 +99,6 @@ function answer(ctx: Parameters<Middleware>[0], reports: EventReport[], metrics:
   ctx.set('Retry-After', String(Math.max(1, Math.ceil(longestWait / 1000))));
   ctx.body = {
     error: 'delivery failed',
-    // The Broker forwards this to the dead-letter sink: a status, never the destination's answer.
-    detail: failed.map((a) => `rule ${a.rule} → destination ${a.destination}: ${a.status !== undefined ? `HTTP ${a.status}` : (a.error ?? 'failed')}`).join('; '),
+    detail: failed.map((f) => f.detail).join('; '),
   };
 }

@@ -74,7 +74,7 @@ export function watchEvents(
 
   async function handle(ce: CloudEvent<unknown>, attempt: number): Promise<void> {
     const report = await processEvent(ce);
-    if (!report.actions.some((a) => a.outcome === 'failed')) return;
+    if (report.outcome !== 'retry' && !report.actions.some((a) => a.outcome === 'failed')) return;
     if (attempt >= options.retries || stopped) {
       log.error({ ceId: ce.id, attempts: attempt + 1 }, 'standalone: delivery still failing after the in-process retries; giving up on this event');
       return;

@@ -2,7 +2,9 @@
  * An in-process fake Kubernetes API server over real HTTP (127.0.0.1), enough for the real
  * @kubernetes/client-node and the real kubectl: discovery, list and watch (label selectors, all
  * namespaces, resourceVersion history), get, create, update, delete — and fault knobs: a status for the
- * next matching requests, clean watch end, in-stream 410, socket reset. See libraries.md §1.4.
+ * next matching requests (with headers, e.g. Retry-After), requests that are accepted and never answered,
+ * an outage (every connection reset) and recovery, clean watch end, in-stream 410, socket reset, and the
+ * number of open connections (to prove nothing is left waiting). See libraries.md §1.4.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -46,8 +48,10 @@ interface Watcher {
 interface Fault {
   method: string;
   path: RegExp;
-  status: number;
+  /** A status to answer, or `hang`: accept the request and never answer. */
+  status: number | 'hang';
   remaining: number;
+  headers: Record<string, string>;
 }
 
 export interface FakeKubeApi {
@@ -63,8 +67,17 @@ export interface FakeKubeApi {
   remove(apiVersion: string, kind: string, namespace: string | undefined, name: string): void;
   get(apiVersion: string, kind: string, namespace: string | undefined, name: string): KubeObject | undefined;
   list(apiVersion: string, kind: string): KubeObject[];
-  /** The next `times` requests matching method and path get `status`. */
-  fail(method: string, path: RegExp, status: number, times?: number): void;
+  /** The next `times` requests matching method and path get `status` (with these response headers). */
+  fail(method: string, path: RegExp, status: number, times?: number, headers?: Record<string, string>): void;
+  /** The next `times` requests matching method and path are accepted and never answered. */
+  hang(method: string, path: RegExp, times?: number): void;
+  /** Drop every fault set with fail or hang. */
+  clearFaults(): void;
+  /** An outage: every open connection and every new request is reset, until `up()`. */
+  down(): void;
+  up(): void;
+  /** TCP connections currently open to the server. */
+  openConnections(): Promise<number>;
   watcherCount(): number;
   waitForWatchers(count: number, timeoutMs?: number): Promise<void>;
   /** End every watch cleanly (as the API server does after its timeout). */
@@ -103,6 +116,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   const requests: FakeKubeApi['requests'] = [];
   let rv = 100;
   let uid = 0;
+  let isDown = false;
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' });
@@ -161,7 +175,10 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     const fault = faults.find((f) => f.method === method && f.path.test(url.pathname + url.search) && f.remaining > 0);
     if (fault) {
       fault.remaining--;
-      json(res, fault.status, statusBody(fault.status, fault.status === 403 ? 'Forbidden' : fault.status === 410 ? 'Expired' : 'InternalError', `fake fault ${fault.status}`));
+      if (fault.status === 'hang') return; // the socket stays open until the client gives up
+      const reason = { 403: 'Forbidden', 410: 'Expired', 429: 'TooManyRequests' }[fault.status] ?? 'InternalError';
+      res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
+      res.end(JSON.stringify(statusBody(fault.status, reason, `fake fault ${fault.status}`)));
       return;
     }
     const path = url.pathname.replace(/\/$/, '');
@@ -224,6 +241,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   }
 
   const server: Server = createServer((req, res) => {
+    if (isDown) return void req.socket.destroy();
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => route(req, res, Buffer.concat(chunks).toString('utf8')));
@@ -255,7 +273,18 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     remove,
     get: (apiVersion, kind, namespace, name) => objects.get(keyOf(resourceFor(apiVersion, kind)!, namespace, name)),
     list: (apiVersion, kind) => [...objects.values()].filter((o) => o.apiVersion === apiVersion && o.kind === kind),
-    fail: (method, path, status, times = 1) => void faults.push({ method, path, status, remaining: times }),
+    fail: (method, path, status, times = 1, headers = {}) => void faults.push({ method, path, status, remaining: times, headers }),
+    hang: (method, path, times = Number.POSITIVE_INFINITY) => void faults.push({ method, path, status: 'hang', remaining: times, headers: {} }),
+    clearFaults: () => void faults.splice(0),
+    down() {
+      isDown = true;
+      for (const w of watchers) w.res.destroy();
+      server.closeAllConnections();
+    },
+    up() {
+      isDown = false;
+    },
+    openConnections: () => new Promise((resolve, reject) => server.getConnections((err, count) => (err ? reject(err) : resolve(count)))),
     watcherCount: () => watchers.size,
     async waitForWatchers(count, timeoutMs = 5000) {
       const end = Date.now() + timeoutMs;
