@@ -61,7 +61,7 @@ rules:
     createInterface({ input: child.stdout! }).on('line', (line) => line.startsWith('{') && records.push(JSON.parse(line) as Record<string, any>));
     try {
       await waitUntil('ready', () => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false), 15_000);
-      assert.ok(records.some((r) => r.msg === 'connected to Kubernetes' && String(r.cluster).includes(fake.url)));
+      await waitUntil('the log says it connected', () => records.some((r) => r.msg === 'connected to Kubernetes' && String(r.cluster).includes(fake.url)), 10_000);
       const fixture = loadFixture('hpa-successful-rescale-up-resource-add');
       const response = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: fixture.headers, body: bodyOf(fixture) });
       assert.equal(response.status, 204);

@@ -182,6 +182,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
       return;
     }
     const path = url.pathname.replace(/\/$/, '');
+    if (path === '/version') return json(res, 200, { major: '1', minor: '34', gitVersion: 'v1.34.0-fake', platform: 'linux/amd64' });
     if (path === '/api') return json(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1' }] });
     if (path === '/apis') {
       const groups = [...new Set(RESOURCES.filter((r) => r.group).map((r) => r.group))].map((name) => {
