@@ -1,0 +1,53 @@
+/**
+ * The secret registry: what it replaces (raw, JSON-escaped, percent-encoded, a secret URL's path and
+ * password), what it leaves alone (short values), and that its JSON output stays JSON.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { REDACTED, SecretValues } from '../../src/redact.js';
+
+describe('secret registry', () => {
+  it('replaces a value raw, JSON-escaped and percent-encoded', () => {
+    const secrets = new SecretValues();
+    secrets.remember('p@ss "word"/ü');
+    assert.equal(secrets.redact('raw p@ss "word"/ü end'), `raw ${REDACTED} end`);
+    assert.equal(secrets.redact(JSON.stringify({ echo: 'p@ss "word"/ü' })), `{"echo":"${REDACTED}"}`);
+    assert.equal(secrets.redact(`/hook?k=${encodeURIComponent('p@ss "word"/ü')}`), `/hook?k=${REDACTED}`);
+  });
+
+  it('replaces the longest value first, so a value holding another goes whole', () => {
+    const secrets = new SecretValues();
+    secrets.remember('token');
+    secrets.remember('Bearer token-2');
+    assert.equal(secrets.redact('Authorization: Bearer token-2'), `Authorization: ${REDACTED}`);
+  });
+
+  it('leaves values under 4 characters alone (not credentials; they would shred the text)', () => {
+    const secrets = new SecretValues();
+    secrets.remember('abc');
+    secrets.remember(' ');
+    assert.equal(secrets.redact('abc def'), 'abc def');
+  });
+
+  it('remembers a secret URL\'s path and query and its password, not only the whole URL', () => {
+    const secrets = new SecretValues();
+    secrets.rememberUrl('https://user:hunter22@hooks.example.com/services/T0/B0/XyZsecret?sig=abc');
+    assert.equal(secrets.redact('POST /services/T0/B0/XyZsecret?sig=abc failed'), `POST ${REDACTED} failed`);
+    assert.equal(secrets.redact('password hunter22'), `password ${REDACTED}`);
+    assert.equal(secrets.redact('host hooks.example.com'), 'host hooks.example.com', 'the host is not the credential');
+  });
+
+  it('redactDeep redacts every string of a JSON value, keys too, and keeps the rest', () => {
+    const secrets = new SecretValues();
+    secrets.remember('s3cr3t-value');
+    const value = { a: ['x s3cr3t-value y', 1, null, true], 's3cr3t-value': { b: 's3cr3t-value' } };
+    assert.deepEqual(secrets.redactDeep(value), { a: [`x ${REDACTED} y`, 1, null, true], [REDACTED]: { b: REDACTED } });
+  });
+
+  it('a log line stays JSON when a value with quotes and backslashes is replaced in it', () => {
+    const secrets = new SecretValues();
+    secrets.remember('a"b\\c\nd-secret');
+    const line = JSON.stringify({ msg: 'x', error: 'HTTP 500: you sent a"b\\c\nd-secret' });
+    assert.deepEqual(JSON.parse(secrets.redact(line)), { msg: 'x', error: `HTTP 500: you sent ${REDACTED}` });
+  });
+});
