@@ -63,13 +63,10 @@ export function createAuthenticators(settings: AuthSettings, metrics: Metrics, l
     if (!sendersAuthenticated) return next();
     const token = bearerToken(ctx);
     if (!token) return refuse(ctx, 'events', 'missing_credential', 'no Bearer token');
-    if (staticToken?.matches(token)) {
-      ctx.state.sender = 'AUTH_TOKEN_FILE';
-      return next();
-    }
+    if (staticToken?.matches(token)) return next();
     if (!oidc) return refuse(ctx, 'events', 'invalid_credential', 'not the AUTH_TOKEN_FILE token');
     try {
-      ctx.state.sender = await oidc.verify(token);
+      await oidc.verify(token);
     } catch (err) {
       if (!(err instanceof VerifierUnavailableError)) return refuse(ctx, 'events', 'invalid_credential', (err as Error).message);
       // Our side cannot check the token now: the Broker must redeliver, not dead-letter.
