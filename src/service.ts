@@ -24,6 +24,7 @@ import type { EventWatch } from './receive/watch-events.js';
 import { countReport } from './receive/events-route.js';
 import { normalize } from './normalize/normalize.js';
 import { createTemplateSandbox } from './render/template-sandbox.js';
+import type { RedisStores } from './store/redis-stores.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -48,6 +49,8 @@ export interface Service {
   cluster: Cluster;
   /** Standalone mode's Event watch, when enabled. */
   standalone?: EventWatch;
+  /** The Redis stores, with REDIS_URL. */
+  redis?: RedisStores;
   /** Stop reporting ready (first step of a graceful shutdown). */
   drain(): void;
   close(): Promise<void>;
@@ -67,7 +70,11 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const store = new RuleStore({ timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, sandbox }, metrics, log, tenancy);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const redis = config.redisUrl
-    ? (await import('./store/redis-stores.js')).createRedisStores(config.redisUrl, config.dedupWindowMs, metrics, log)
+    ? (await import('./store/redis-stores.js')).createRedisStores(
+        { url: config.redisUrl, windowMs: config.dedupWindowMs, timeoutMs: config.redisTimeoutMs, fallbackCacheSize: config.dedupCacheSize },
+        metrics,
+        log,
+      )
     : undefined;
   const writeLine = options.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
   const pipeline = createPipeline({
@@ -153,6 +160,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     ready,
     cluster,
     standalone,
+    redis,
     drain: () => {
       draining = true;
     },
