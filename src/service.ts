@@ -67,7 +67,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     config.templateWorkers > 0
       ? createTemplateSandbox({ workers: config.templateWorkers, budgetMs: config.templateTimeoutMs, heapMb: config.templateWorkerHeapMb, maxOutputBytes: config.templateMaxOutputBytes })
       : undefined;
-  const store = new RuleStore({ timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, sandbox }, metrics, log, tenancy);
+  const store = new RuleStore({ timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, sandbox, maxSourceBytes: config.rulesMaxSourceBytes }, metrics, log, tenancy);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const redis = config.redisUrl
     ? (await import('./store/redis-stores.js')).createRedisStores(
@@ -94,7 +94,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     env: options.env ?? process.env,
     tenancy,
   });
-  const rules = watchRulesDirectory(config.rulesDir, store, log);
+  const rules = watchRulesDirectory(config.rulesDir, store, log, { maxSourceBytes: config.rulesMaxSourceBytes, retryMs: config.rulesRetryMs });
   const configMaps =
     kube && connection && config.kube.rulesSelector
       ? kube.watchRuleConfigMaps(
@@ -111,7 +111,8 @@ export async function createService(options: ServiceOptions): Promise<Service> {
           metrics,
         )
       : undefined;
-  const ready = Promise.all([rules.loaded, configMaps?.synced, redis?.connected]).then(() => {
+  const ready = Promise.all([rules.loaded, configMaps?.synced, redis?.connected]).then(async () => {
+    await store.settled(); // the ConfigMaps listed at sync are still compiling in the background
     compactHeap();
     store.markLoaded();
   });
