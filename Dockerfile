@@ -4,14 +4,15 @@
 
 ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
-# Compile TypeScript.
+# Compile TypeScript; bundle the rule playground's page (dist/web/playground).
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json vite.config.ts ./
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json
+COPY web ./web
+RUN npx tsc -p tsconfig.build.json && npx vite build
 
 # Production dependencies from the lockfile, without install scripts.
 FROM ${NODE_IMAGE} AS deps
@@ -30,6 +31,7 @@ COPY --from=build /src/dist ./dist
 COPY package.json ./package.json
 COPY bin ./bin
 COPY rules/hpa-sender-compat.yaml ./rules/hpa-sender-compat.yaml
+COPY examples/events ./examples/events
 USER 65532:65532
 EXPOSE 8080
 # GC on the event-loop thread: on a pod's couple of cores the concurrent GC threads stall the event loop

@@ -9,12 +9,15 @@ import { errorMiddleware } from './receive/error-middleware.js';
 import { dryRunRoute, eventsRoute, type EventsRouteDeps } from './receive/events-route.js';
 import { knownSecrets } from './redact.js';
 import type { Authenticators } from './auth/authenticate.js';
+import { addPlaygroundRoutes, type PlaygroundDeps } from './playground/routes.js';
 
 export interface AppDeps extends EventsRouteDeps {
   log: Logger;
   metrics: Metrics;
   status: () => unknown;
   auth: Authenticators;
+  /** The rule playground (page and API); its API sits behind the same guard as /dry-run. */
+  playground?: PlaygroundDeps;
 }
 
 /** The kubelet's routes: no credentials. */
@@ -60,6 +63,7 @@ export function createApp(deps: AppDeps): Koa {
   });
   addProbes(router, deps); // the kubelet keeps probing the event port
   if (!deps.config.metricsPort) addMetrics(router, deps);
+  if (deps.playground) addPlaygroundRoutes(router, deps.playground, deps.auth.admin);
   // Outermost: no JSON answer (a report, a status, an error detail) carries a secret value.
   app.use(async (ctx, next) => {
     await next();

@@ -14,10 +14,6 @@ export interface Config {
   /** Who may send events and use /dry-run and /status (src/auth). */
   auth: AuthSettings;
   rulesDir: string;
-  /** Largest text of one rule source (a file, a ConfigMap key), in bytes; larger is rejected unread. */
-  rulesMaxSourceBytes: number;
-  /** How often a missing or unreadable RULES_DIR is tried again. */
-  rulesRetryMs: number;
   logLevel: string;
   /** Largest request body accepted on POST / (bytes); larger → 413. */
   maxBodyBytes: number;
@@ -47,8 +43,6 @@ export interface Config {
   dedupCacheSize: number;
   /** Redis for the delivered and throttle stores (shared by replicas, kept across restarts); empty = memory. */
   redisUrl: string;
-  /** Per-command Redis timeout; the first timeout makes the service skip Redis until it answers again. */
-  redisTimeoutMs: number;
   /** SIGTERM: how long in-flight requests may take before the process exits anyway. */
   shutdownTimeoutMs: number;
   kube: KubeSettings;
@@ -56,6 +50,8 @@ export interface Config {
   hpaSenderSecretNamespaces: string[];
   /** Standalone mode: watch Events directly instead of receiving them from a Broker. */
   standalone: { enabled: boolean; maxAgeMs: number; retries: number };
+  /** How many received events the playground offers (redacted, each at most 64 KiB); 0 = none kept. */
+  playgroundRecentEvents: number;
   /** What a team's rule documents may be, read and send (src/rules/tenancy-policy.ts). */
   tenancy: TenancySettings;
 }
@@ -99,8 +95,6 @@ export function loadConfig(env: Env = process.env): Config {
     metricsPort: integer(env, 'METRICS_PORT', 0),
     auth: authSettings(env),
     rulesDir: env.RULES_DIR ?? './rules',
-    rulesMaxSourceBytes: integer(env, 'RULES_MAX_SOURCE_BYTES', 1024 * 1024, 1),
-    rulesRetryMs: integer(env, 'RULES_RETRY_MS', 5_000, 10),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1024 * 1024, 1),
     headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_SECONDS', 10, 0.001) * 1000,
@@ -123,7 +117,6 @@ export function loadConfig(env: Env = process.env): Config {
     dedupWindowMs: integer(env, 'DEDUP_WINDOW_SECONDS', 3600) * 1000,
     dedupCacheSize: integer(env, 'DEDUP_CACHE_SIZE', 100_000, 1),
     redisUrl: env.REDIS_URL ?? '',
-    redisTimeoutMs: integer(env, 'REDIS_TIMEOUT_MS', 500, 1),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,
     hpaSenderSecretNamespaces: list(env.HPA_SENDER_SECRET_NAMESPACES),
     standalone: {
@@ -131,6 +124,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxAgeMs: integer(env, 'STANDALONE_MAX_AGE_SECONDS', 300) * 1000,
       retries: integer(env, 'STANDALONE_RETRIES', 5),
     },
+    playgroundRecentEvents: integer(env, 'PLAYGROUND_RECENT_EVENTS', 50, 0),
     tenancy: {
       rulesPerNamespace: integer(env, 'TEAM_MAX_RULES', DEFAULT_TENANCY.rulesPerNamespace, 0),
       documentBytes: integer(env, 'TEAM_MAX_DOCUMENT_BYTES', DEFAULT_TENANCY.documentBytes, 1),

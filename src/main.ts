@@ -3,6 +3,7 @@
  *   kube-event-rules [serve]                 run the service (configuration from the environment, see README)
  *   kube-event-rules validate <files|dirs>   check rule documents or ConfigMap manifests
  *   kube-event-rules test --rules … <events> run events through rules, send nothing, print the report
+ *   kube-event-rules playground [RULES_DIR]  the rule playground in the browser, on 127.0.0.1
  */
 import { createServer, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { createService } from './service.js';
 import { connectKube, type KubeConnection } from './kube/connect.js';
 import { testCommand } from './cli/test-rules.js';
 import { validateCommand } from './cli/validate.js';
+import { playgroundCommand } from './cli/playground-command.js';
 import { text } from 'node:stream/consumers';
 
 const USAGE = `usage: kube-event-rules <command>
@@ -25,6 +27,9 @@ const USAGE = `usage: kube-event-rules <command>
                               the rules; sends nothing; prints matched rules, deciding conditions, requests.
                               --objects: manifests for the object/owner/namespace facts; --cluster: read them
                               through the kubeconfig
+  playground [RULES_DIR] [--port 8090] [--secrets <secrets.yaml>] [--cluster]
+                              the rule playground in the browser, on 127.0.0.1, no cluster needed: pick or
+                              paste an event, edit a rule document, see what would be sent as you type
   --version                   print the version
   --help                      print this help`;
 
@@ -122,6 +127,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'validate') return await validateCommand(argv.slice(1), print);
     if (command === 'test') return await testCommand(argv.slice(1), print, () => text(process.stdin));
+    if (command === 'playground') {
+      await playgroundCommand(argv.slice(1), print);
+      return -1; // keep serving
+    }
   } catch (err) {
     console.error(`kube-event-rules ${command}: ${(err as Error).message}`);
     return 1;

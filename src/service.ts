@@ -24,7 +24,7 @@ import type { EventWatch } from './receive/watch-events.js';
 import { countReport } from './receive/events-route.js';
 import { normalize } from './normalize/normalize.js';
 import { createTemplateSandbox } from './render/template-sandbox.js';
-import type { RedisStores } from './store/redis-stores.js';
+import { RecentEvents } from './playground/recent-events.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -49,8 +49,6 @@ export interface Service {
   cluster: Cluster;
   /** Standalone mode's Event watch, when enabled. */
   standalone?: EventWatch;
-  /** The Redis stores, with REDIS_URL. */
-  redis?: RedisStores;
   /** Stop reporting ready (first step of a graceful shutdown). */
   drain(): void;
   close(): Promise<void>;
@@ -67,14 +65,11 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     config.templateWorkers > 0
       ? createTemplateSandbox({ workers: config.templateWorkers, budgetMs: config.templateTimeoutMs, heapMb: config.templateWorkerHeapMb, maxOutputBytes: config.templateMaxOutputBytes })
       : undefined;
-  const store = new RuleStore({ timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, sandbox, maxSourceBytes: config.rulesMaxSourceBytes }, metrics, log, tenancy);
+  const templates = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, sandbox };
+  const store = new RuleStore(templates, metrics, log, tenancy);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const redis = config.redisUrl
-    ? (await import('./store/redis-stores.js')).createRedisStores(
-        { url: config.redisUrl, windowMs: config.dedupWindowMs, timeoutMs: config.redisTimeoutMs, fallbackCacheSize: config.dedupCacheSize },
-        metrics,
-        log,
-      )
+    ? (await import('./store/redis-stores.js')).createRedisStores(config.redisUrl, config.dedupWindowMs, metrics, log)
     : undefined;
   const writeLine = options.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
   const pipeline = createPipeline({
@@ -94,7 +89,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     env: options.env ?? process.env,
     tenancy,
   });
-  const rules = watchRulesDirectory(config.rulesDir, store, log, { maxSourceBytes: config.rulesMaxSourceBytes, retryMs: config.rulesRetryMs });
+  const rules = watchRulesDirectory(config.rulesDir, store, log);
   const configMaps =
     kube && connection && config.kube.rulesSelector
       ? kube.watchRuleConfigMaps(
@@ -111,8 +106,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
           metrics,
         )
       : undefined;
-  const ready = Promise.all([rules.loaded, configMaps?.synced, redis?.connected]).then(async () => {
-    await store.settled(); // the ConfigMaps listed at sync are still compiling in the background
+  const ready = Promise.all([rules.loaded, configMaps?.synced, redis?.connected]).then(() => {
     compactHeap();
     store.markLoaded();
   });
@@ -136,8 +130,20 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   if (auth.configured) log.info({ auth: auth.description }, 'authentication');
   else log.warn({ auth: auth.description }, 'authentication is off (see AUTH_OIDC_ISSUER, AUTH_TOKEN_FILE, ADMIN_TOKEN_FILE)');
   const isReady = () => store.ready && !draining;
+  const recent = new RecentEvents(config.playgroundRecentEvents);
   const app = createApp({
     auth,
+    recent,
+    playground: {
+      mode: 'service',
+      rulesDir: config.rulesDir,
+      recent,
+      cluster,
+      env: options.env ?? process.env,
+      templates,
+      configMapSelector: config.kube.rulesSelector,
+      maxBodyBytes: config.maxBodyBytes,
+    },
     config,
     pipeline,
     tracker,
@@ -161,7 +167,6 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     ready,
     cluster,
     standalone,
-    redis,
     drain: () => {
       draining = true;
     },

@@ -8,10 +8,6 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { loadConfig } from '../config.js';
-import { createMemoryDeliveredStore } from '../deliver/delivered-store.js';
-import { createMemoryThrottleStore } from '../match/throttle.js';
-import { createBulkheads } from '../deliver/bulkhead.js';
-import { createLogSender } from '../deliver/log-sender.js';
 import { NO_CLUSTER, type Cluster } from '../enrich/cluster.js';
 import { manifestCluster, parseManifests } from '../enrich/manifest-cluster.js';
 import { connectKube } from '../kube/connect.js';
@@ -19,8 +15,7 @@ import { InvalidEventError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { createMetrics } from '../metrics.js';
 import { normalize } from '../normalize/normalize.js';
-import { OccurrenceTracker } from '../normalize/occurrence.js';
-import { createPipeline, type EventReport } from '../pipeline.js';
+import type { EventReport } from '../pipeline.js';
 import { parseCloudEvents } from '../receive/parse-cloudevents.js';
 import { lineDiff } from './line-diff.js';
 import { localSecrets } from './local-secrets.js';
@@ -28,6 +23,7 @@ import { readEventRequests, type EventRequest } from './read-events.js';
 import { loadRuleFiles } from './rule-files.js';
 import { newStore } from './validate.js';
 import { knownSecrets } from '../redact.js';
+import { createDryRunPipeline } from './dry-run-pipeline.js';
 
 export interface TestOptions {
   rules: string[];
@@ -73,21 +69,8 @@ export async function runTests(options: TestOptions, stdin: () => Promise<string
   await loadRuleFiles(store, options.rules);
   const problems = store.status().flatMap((s) => s.errors);
   if (problems.length > 0) return { problems, results: [] };
-  const tracker = new OccurrenceTracker(100_000);
   const cluster = await testCluster(options);
-  const pipeline = createPipeline({
-    config: loadConfig({}),
-    rules: () => store.current,
-    tracker,
-    cluster,
-    senders: { http: createLogSender(() => undefined), log: createLogSender(() => undefined) },
-    delivered: createMemoryDeliveredStore(0),
-    throttle: createMemoryThrottleStore(),
-    bulkheads: createBulkheads(loadConfig({}).destinations, createMetrics()),
-    metrics: createMetrics(),
-    log: createLogger('silent'),
-    env: process.env,
-  });
+  const { pipeline, tracker } = createDryRunPipeline(() => store.current, cluster);
   const results: TestResult[] = [];
   for (const request of await readEventRequests(options.events, stdin)) results.push(await evaluate(request));
   return { problems, results };

@@ -18,6 +18,7 @@ import { normalize } from '../normalize/normalize.js';
 import type { OccurrenceTracker } from '../normalize/occurrence.js';
 import type { EventReport, Pipeline } from '../pipeline.js';
 import { parseCloudEvents } from './parse-cloudevents.js';
+import type { RecentEvents } from '../playground/recent-events.js';
 
 export interface EventsRouteDeps {
   config: Config;
@@ -26,6 +27,8 @@ export interface EventsRouteDeps {
   metrics: Metrics;
   /** False until rules were loaded, and while shutting down. */
   isReady: () => boolean;
+  /** The last events received, for the playground (redacted, bounded). */
+  recent?: RecentEvents;
 }
 
 /** readEvents reads the body (bounded) and parses every CloudEvent of the request, or throws a 4xx. */
@@ -38,7 +41,7 @@ async function readEvents(ctx: Parameters<Middleware>[0], config: Config): Promi
   return parseCloudEvents(ctx.headers, body);
 }
 
-export function eventsRoute({ config, pipeline, tracker, metrics, isReady }: EventsRouteDeps): Middleware {
+export function eventsRoute({ config, pipeline, tracker, metrics, isReady, recent }: EventsRouteDeps): Middleware {
   return async function receiveEvents(ctx) {
     if (!isReady()) {
       // Before the rules are loaded every event would look unmatched and be acknowledged — lost.
@@ -49,6 +52,7 @@ export function eventsRoute({ config, pipeline, tracker, metrics, isReady }: Eve
       return;
     }
     const events = await readEvents(ctx, config);
+    recent?.record(events);
     const normalized = events.map((event) => normalize(event, tracker));
     const deadline = Date.now() + config.deliveryDeadlineMs;
     const reports = await Promise.all(events.map((event, i) => pipeline(normalized[i], event, deadline)));

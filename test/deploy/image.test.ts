@@ -65,6 +65,7 @@ describe('the image (final stage reproduced without a Docker engine)', () => {
           rmSync(at(join(stage.workdir, 'package-lock.json')));
         } else if (copy.from === 'build') {
           execFileSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(repo, 'tsconfig.build.json'), '--outDir', at(copy.target)], { stdio: 'pipe' });
+          execFileSync(process.execPath, [join(repo, 'node_modules/vite/bin/vite.js'), 'build', '--outDir', at(join(copy.target, 'web/playground'))], { cwd: repo, stdio: 'pipe' });
         } else {
           cpSync(join(repo, copy.source), at(copy.target), { recursive: true });
         }
@@ -100,6 +101,10 @@ describe('the image (final stage reproduced without a Docker engine)', () => {
         assert.ok(ready, `the image's service became ready:\n${output}`);
         const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { sources: { source: string }[] };
         assert.deepEqual(status.sources.map((s) => s.source), ['file:hpa-sender-compat.yaml'], 'the bundled rule is loaded from RULES_DIR');
+        const playground = await fetch(`http://127.0.0.1:${port}/playground/`);
+        assert.equal(playground.status, 200, 'the image serves the playground page');
+        const context = (await (await fetch(`http://127.0.0.1:${port}/playground/api/context`)).json()) as { examples: unknown[] };
+        assert.ok(context.examples.length > 0, 'with the example events');
       } finally {
         child.kill('SIGTERM');
         await new Promise((r) => child.once('exit', r));

@@ -15,6 +15,7 @@ const PACKAGES: Record<string, string> = {
   kubectl: 'kubernetes-client',
   setpriv: 'util-linux',
   'graphite-web': 'graphite-web python3-django',
+  chromium: 'chromium',
 };
 
 function found(program: string): boolean {

@@ -1,0 +1,39 @@
+/**
+ * createDryRunPipeline: the service's pipeline with nothing behind it that could send or remember —
+ * for `kube-event-rules test` and the playground. Events go through it with `{ dryRun: true }`, as on
+ * POST /dry-run, so what they report is what the service would do.
+ */
+import { loadConfig } from '../config.js';
+import { createBulkheads } from '../deliver/bulkhead.js';
+import { createMemoryDeliveredStore } from '../deliver/delivered-store.js';
+import { createLogSender } from '../deliver/log-sender.js';
+import type { Cluster } from '../enrich/cluster.js';
+import { createLogger } from '../log.js';
+import { createMemoryThrottleStore } from '../match/throttle.js';
+import { createMetrics } from '../metrics.js';
+import { OccurrenceTracker } from '../normalize/occurrence.js';
+import { createPipeline, type Pipeline } from '../pipeline.js';
+import type { RuleSet } from '../rules/rule-store.js';
+
+export function createDryRunPipeline(
+  rules: () => RuleSet,
+  cluster: Cluster,
+  options: { env?: Record<string, string | undefined>; occurrences?: number } = {},
+): { pipeline: Pipeline; tracker: OccurrenceTracker } {
+  const tracker = new OccurrenceTracker(options.occurrences ?? 100_000);
+  const config = loadConfig({});
+  const pipeline = createPipeline({
+    config,
+    rules,
+    tracker,
+    cluster,
+    senders: { http: createLogSender(() => undefined), log: createLogSender(() => undefined) },
+    delivered: createMemoryDeliveredStore(0),
+    throttle: createMemoryThrottleStore(),
+    bulkheads: createBulkheads(config.destinations, createMetrics()),
+    metrics: createMetrics(),
+    log: createLogger('silent'),
+    env: options.env ?? process.env,
+  });
+  return { pipeline, tracker };
+}

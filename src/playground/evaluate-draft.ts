@@ -1,0 +1,87 @@
+/**
+ * evaluateDraft: the playground's answer to one edit — the rule document compiled as the service loads
+ * it (problems with their place in the file), and the event run through those rules by the dry-run
+ * pipeline (the code of POST /dry-run): rules evaluated, conditions with the fact values that decided,
+ * each rendered request with its secrets redacted. Also the golden file `kube-event-rules test --expect`
+ * would compare with, for the same event saved under `eventLabel`.
+ */
+import { buildRuleIndex } from '../match/rule-index.js';
+import { createDryRunPipeline } from '../cli/dry-run-pipeline.js';
+import { toRequests } from '../cli/read-events.js';
+import type { TestResult } from '../cli/test-rules.js';
+import type { Cluster } from '../enrich/cluster.js';
+import { manifestCluster, parseManifests } from '../enrich/manifest-cluster.js';
+import { InvalidEventError, describeError } from '../errors.js';
+import { normalize } from '../normalize/normalize.js';
+import { parseCloudEvents } from '../receive/parse-cloudevents.js';
+import { knownSecrets } from '../redact.js';
+import { checkRuleText, type LocatedProblem } from '../rules/locate-problems.js';
+import type { TemplateOptions } from '../render/template.js';
+
+export interface DraftInput {
+  /** The rule document's text (YAML or JSON, one or more documents). */
+  document: string;
+  /** A CloudEvent file ({headers, body}), an Event, or `kubectl get events -o json` output. */
+  event: string;
+  /** The file name the event would be saved under (the golden file's `source`). */
+  eventLabel?: string;
+  /** Manifests of the objects the rules may look up (object, owner, namespace facts). */
+  objects?: string;
+}
+
+export interface DraftResult {
+  problems: LocatedProblem[];
+  eventProblems: string[];
+  objectProblems: string[];
+  rules: string[];
+  results: TestResult[];
+  /** What `kube-event-rules test --json` prints for this event (the --expect golden file). */
+  golden: string;
+}
+
+export interface DraftContext {
+  /** How templates are compiled and where they run: in the service, its sandbox (a runaway draft cannot stall it). */
+  templates: TemplateOptions;
+  /** Lookups (and Secrets) beyond the objects the author gives: the service's cluster, or none. */
+  cluster: Cluster;
+  env: Record<string, string | undefined>;
+}
+
+/** A file name for the event: letters, digits, dot, dash, underscore. */
+const SAFE_LABEL = /^[\w.-]{1,100}$/;
+
+export async function evaluateDraft(input: DraftInput, context: DraftContext): Promise<DraftResult> {
+  const { rules, problems } = checkRuleText(input.document, context.templates);
+  const label = input.eventLabel && SAFE_LABEL.test(input.eventLabel) ? input.eventLabel : 'event.json';
+  const eventProblems: string[] = [];
+  const { objects, problems: objectProblems } = parseManifests(input.objects?.trim() ? [{ label: 'objects', text: input.objects }] : []);
+  const cluster = objects.length > 0 ? manifestCluster(objects, { fallback: context.cluster }) : context.cluster;
+  const ruleSet = { rules, index: buildRuleIndex(rules) };
+  const { pipeline, tracker } = createDryRunPipeline(() => ruleSet, cluster, { env: context.env, occurrences: 1000 });
+  const results: TestResult[] = [];
+  let requests: ReturnType<typeof toRequests> = [];
+  try {
+    requests = input.event.trim() ? toRequests(JSON.parse(input.event) as unknown, label) : [];
+    if (requests.length === 0) eventProblems.push('no event: pick one or paste a CloudEvent, an Event or `kubectl get events -o json` output');
+  } catch (err) {
+    eventProblems.push(err instanceof SyntaxError ? `the event is not JSON: ${err.message}` : describeError(err));
+  }
+  for (const request of requests) {
+    try {
+      for (const ce of parseCloudEvents(request.headers, request.body)) {
+        results.push({ source: request.label, ...(await pipeline(normalize(ce, tracker), ce, Date.now(), { dryRun: true })) });
+      }
+    } catch (err) {
+      if (!(err instanceof InvalidEventError)) throw err;
+      results.push({ source: request.label, status: err.status, error: err.error, detail: err.detail });
+    }
+  }
+  return {
+    problems,
+    eventProblems,
+    objectProblems,
+    rules: rules.map((r) => r.name),
+    results: knownSecrets.redactDeep(results),
+    golden: knownSecrets.redact(`${JSON.stringify(results, null, 2)}\n`),
+  };
+}

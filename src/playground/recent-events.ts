@@ -1,0 +1,60 @@
+/**
+ * RecentEvents: the last N CloudEvents the service received, for the playground's event picker. Bounded in
+ * count and in the size of each entry (a larger event is kept as a note, not its content), and redacted:
+ * every known secret value is replaced when the event is recorded, and again when it is read (a Secret
+ * read later may appear in an event recorded earlier). Only the admin API hands them out.
+ */
+import type { CloudEvent } from 'cloudevents';
+import { knownSecrets } from '../redact.js';
+
+/** An event as a CloudEvent file (`{headers, body}`), the form the playground and `test` read. */
+export interface RecordedEvent {
+  label: string;
+  receivedAt: string;
+  /** The CloudEvent file's JSON text; undefined when the event was larger than the entry limit. */
+  text?: string;
+  note?: string;
+}
+
+/** Events larger than this are listed but not kept (a 1 MiB message would crowd out the rest). */
+export const MAX_ENTRY_BYTES = 64 * 1024;
+
+export class RecentEvents {
+  private readonly entries: RecordedEvent[] = [];
+
+  constructor(private readonly capacity: number) {}
+
+  record(events: readonly CloudEvent<unknown>[]): void {
+    if (this.capacity <= 0) return;
+    for (const event of events) {
+      this.entries.push(toRecorded(event));
+      if (this.entries.length > this.capacity) this.entries.shift();
+    }
+  }
+
+  /** list returns the newest first, redacted with every secret known now. */
+  list(): RecordedEvent[] {
+    return this.entries.map((entry) => knownSecrets.redactDeep(entry)).reverse();
+  }
+}
+
+function toRecorded(event: CloudEvent<unknown>): RecordedEvent {
+  const attributes = event.toJSON() as Record<string, unknown>;
+  const headers: Record<string, string> = { 'content-type': String(attributes.datacontenttype ?? 'application/json') };
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === 'data' || name === 'data_base64' || name === 'datacontenttype' || value === undefined) continue;
+    headers[`ce-${name}`] = String(value);
+  }
+  const data = event.data;
+  const raw = typeof data === 'string' || Buffer.isBuffer(data) || data instanceof Uint8Array;
+  const file = raw ? { headers, bodyEncoding: 'raw', body: Buffer.from(data as Uint8Array | string).toString('utf8') } : { headers, body: data ?? null };
+  const involved = ((data ?? {}) as { involvedObject?: { kind?: string; name?: string }; regarding?: { kind?: string; name?: string }; reason?: string });
+  const object = involved.involvedObject ?? involved.regarding;
+  const label = knownSecrets.redact(
+    `${String(attributes.type ?? '')}${involved.reason ? ` ${involved.reason}` : ''}${object?.kind ? ` ${object.kind}/${object.name ?? ''}` : ''} (${String(attributes.id ?? '')})`,
+  );
+  const receivedAt = new Date().toISOString();
+  const text = knownSecrets.redact(JSON.stringify(file, null, 2));
+  if (Buffer.byteLength(text) > MAX_ENTRY_BYTES) return { label, receivedAt, note: `not kept: ${Buffer.byteLength(text)} bytes (more than ${MAX_ENTRY_BYTES})` };
+  return { label, receivedAt, text };
+}
