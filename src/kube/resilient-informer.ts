@@ -1,6 +1,8 @@
 /**
  * A client-node 1.4 informer made safe to run for months (libraries.md §1.3):
- * - it stops for good on any error but 410 → we restart it with capped exponential backoff;
+ * - it stops for good on any error but 410 → we restart it with exponential backoff, capped at a few
+ *   seconds and jittered: a failing watch keeps probing the API, so readiness and rule edits follow an API
+ *   recovery within seconds (a 60 s cap made them lag a minute), and replicas do not retry in step;
  * - `start()` resolves even when the first list failed → "synced" is tracked from a successful list;
  * - a half-open watch can hang silently → a watchdog relists after a period without activity;
  * - a throwing handler would crash the process → handlers are wrapped, failures logged.
@@ -23,6 +25,15 @@ export interface ResilientInformerOptions<T extends KubernetesObject> {
   /** Relist when nothing (no event, no reconnect, no list) happened for this long. */
   relistAfterMs: number;
   backoff?: { initialMs: number; maxMs: number };
+  random?: () => number;
+}
+
+/** The default restart backoff: 0.5 s, doubling, at most 5 s. */
+export const WATCH_BACKOFF = { initialMs: 500, maxMs: 5000 };
+
+/** restartDelayMs: equal jitter — between half and all of the current backoff step. */
+export function restartDelayMs(stepMs: number, random: () => number = Math.random): number {
+  return Math.round(stepMs / 2 + random() * (stepMs / 2));
 }
 
 export interface ResilientInformer {
@@ -33,7 +44,8 @@ export interface ResilientInformer {
 
 export function startResilientInformer<T extends KubernetesObject>(options: ResilientInformerOptions<T>): ResilientInformer {
   const { name, log, metrics } = options;
-  const backoff = options.backoff ?? { initialMs: 1000, maxMs: 60_000 };
+  const backoff = options.backoff ?? WATCH_BACKOFF;
+  const random = options.random ?? Math.random;
   let delay = backoff.initialMs;
   let lastActivity = Date.now();
   let stopped = false;
@@ -68,11 +80,12 @@ export function startResilientInformer<T extends KubernetesObject>(options: Resi
   informer.on('error', (err: unknown) => {
     if (stopped) return;
     metrics.informerRestarts.inc({ informer: name });
-    log.warn({ informer: name, err: (err as Error)?.message ?? String(err), retryInMs: delay }, 'watch failed; restarting with backoff (last good state stays in force)');
+    const wait = restartDelayMs(delay, random);
+    log.warn({ informer: name, err: (err as Error)?.message ?? String(err), retryInMs: wait }, 'watch failed; restarting with backoff (last good state stays in force)');
     clearTimeout(restartTimer);
     restartTimer = setTimeout(() => {
       if (!stopped) informer.start().catch(() => undefined);
-    }, delay);
+    }, wait);
     delay = Math.min(backoff.maxMs, delay * 2);
   });
 

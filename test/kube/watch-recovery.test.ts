@@ -1,0 +1,54 @@
+/**
+ * Watch recovery: a watch that keeps failing while the API is down keeps probing it every few seconds,
+ * so a change made after the API comes back arrives within seconds — not after a backoff grown to a minute.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
+import { WATCH_BACKOFF, restartDelayMs, startResilientInformer } from '../../src/kube/resilient-informer.js';
+import { startFakeKubeApi } from '../support/fake-kube-api.js';
+import { ruleConfigMap, waitUntil } from '../support/kube-fixtures.js';
+import { createMetrics, recordingLogger } from '../support/quiet.js';
+
+describe('watch recovery', () => {
+  it('restart delays are jittered and capped at a few seconds', () => {
+    assert.equal(restartDelayMs(WATCH_BACKOFF.maxMs, () => 0), WATCH_BACKOFF.maxMs / 2);
+    assert.equal(restartDelayMs(WATCH_BACKOFF.maxMs, () => 0.999999), WATCH_BACKOFF.maxMs);
+    assert.ok(WATCH_BACKOFF.maxMs <= 5000);
+  });
+
+  it('after a 16 s API outage, a change is seen within seconds of the API coming back', { timeout: 60_000 }, async () => {
+    const fake = await startFakeKubeApi();
+    const kc = fake.kubeConfig();
+    const core = kc.makeApiClient(CoreV1Api);
+    const seen = new Set<string>();
+    const metrics = createMetrics();
+    const informer = startResilientInformer<V1ConfigMap>({
+      name: 'configmaps',
+      kc,
+      path: '/api/v1/configmaps',
+      list: () => core.listConfigMapForAllNamespaces(),
+      onChange: (_type, cm) => void seen.add(cm.metadata?.name ?? ''),
+      log: recordingLogger().log,
+      metrics,
+      relistAfterMs: 300_000,
+    });
+    try {
+      await informer.synced;
+      await fake.waitForWatchers(1);
+      fake.down();
+      await new Promise((r) => setTimeout(r, 16_000)); // long enough for the old 1 s → 60 s backoff to reach 16 s
+      fake.up();
+      const upAt = Date.now();
+      fake.apply(ruleConfigMap('team-a', 'after-outage', {}));
+      await waitUntil('the change after the outage is seen', () => seen.has('after-outage'), 15_000);
+      const lagMs = Date.now() - upAt;
+      assert.ok(lagMs <= WATCH_BACKOFF.maxMs + 2000, `seen ${lagMs} ms after the API came back`);
+      const restarts = (await metrics.registry.getSingleMetric('kube_event_rules_informer_restarts_total')?.get())?.values.reduce((a, v) => a + v.value, 0) ?? 0;
+      assert.ok(restarts >= 5, `kept probing during the outage: ${restarts} restarts`);
+    } finally {
+      await informer.stop();
+      await fake.close();
+    }
+  });
+});
