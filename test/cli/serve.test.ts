@@ -97,6 +97,35 @@ rules:
     assert.match(proc.output().stderr, /PORT="eighty" is not a number/);
   });
 
+  it('with authentication and METRICS_PORT: POST / and /status need their tokens, /metrics is on its own port; an issuer without audience is refused at start', async () => {
+    const { closedPort } = await import('../support/ports.js');
+    const dir = await mkdtemp(join(tmpdir(), 'ker-auth-cli-'));
+    await writeFile(join(dir, 'sender'), 'sender-token-123');
+    await writeFile(join(dir, 'admin'), 'admin-token-456');
+    const metricsPort = await closedPort();
+    const proc = startProcess({ CLUSTER: 'off', RULES_DIR: 'rules', METRICS_PORT: String(metricsPort), AUTH_TOKEN_FILE: join(dir, 'sender'), ADMIN_TOKEN_FILE: join(dir, 'admin') });
+    const port = await proc.port;
+    while (!proc.records.some((r) => r.msg === 'rules loaded')) await new Promise((r) => setTimeout(r, 20));
+    const fixture = loadFixture('pod-backoff-crashloop-resource-update');
+    const post = (authorization?: string) =>
+      fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { ...fixture.headers, ...(authorization ? { authorization } : {}) }, body: bodyOf(fixture) });
+    assert.equal((await post()).status, 401);
+    assert.equal((await post('Bearer sender-token-123')).status, 204);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/status`)).status, 401);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/status`, { headers: { authorization: 'Bearer admin-token-456' } })).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 404);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(metrics, /kube_event_rules_requests_refused_total\{endpoint="events",reason="missing_credential"\} 1/);
+    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status, 200);
+    assert.ok(!proc.output().stdout.includes('sender-token-123') && !proc.output().stdout.includes('admin-token-456'), 'no token in the log');
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+
+    const half = startProcess({ CLUSTER: 'off', AUTH_OIDC_ISSUER: 'https://kubernetes.default.svc.cluster.local' });
+    assert.equal(await half.exited, 2);
+    assert.match(half.output().stderr, /AUTH_OIDC_ISSUER is set but AUTH_OIDC_AUDIENCE is not/);
+  });
+
   it('compacts the heap before it is ready when Node exposes gc (as the image runs it), and not otherwise', async () => {
     const compactions = async (nodeFlags: string[]) => {
       const child = spawn(process.execPath, [...nodeFlags, '--trace-gc', '--import', 'tsx', 'src/main.ts', 'serve'], {
