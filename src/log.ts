@@ -14,7 +14,7 @@ export function createLogger(level: string, stream?: DestinationStream): Logger 
       base: { service: 'kube-event-rules' },
       timestamp: pino.stdTimeFunctions.isoTime,
       // Whatever a record carries (an error message, a destination's echo), no secret value is written.
-      hooks: { streamWrite: (line) => knownSecrets.redact(line) },
+      hooks: { streamWrite: (line) => knownSecrets.redactJson(line) },
     },
     stream,
   );

@@ -50,6 +50,25 @@ export class SecretValues {
     return pattern ? text.replace(pattern, REDACTED) : text;
   }
 
+  /**
+   * redactJson redacts one JSON text (a log line) without breaking it: a remembered value may look like JSON
+   * itself (an hpa-sender body template), and replacing it in serialized text could cut through the
+   * structure; so a text that holds one is parsed, redacted value by value and serialized again.
+   */
+  redactJson(text: string): string {
+    const pattern = this.compiled();
+    if (!pattern) return text;
+    pattern.lastIndex = 0;
+    if (!pattern.test(text)) return text;
+    pattern.lastIndex = 0;
+    const newline = text.endsWith('\n') ? '\n' : '';
+    try {
+      return JSON.stringify(this.redactDeep(JSON.parse(text))) + newline;
+    } catch {
+      return this.redact(text);
+    }
+  }
+
   /** redactDeep returns a copy of a JSON-like value with every string (keys too) redacted. */
   redactDeep<T>(value: T): T {
     if (!this.compiled()) return value;

@@ -127,13 +127,13 @@ export async function testCommand(args: string[], printLine: (line: string) => v
     for (const problem of problems) print(`✗ ${problem}`);
     return 1;
   }
-  const json = knownSecrets.redact(`${JSON.stringify(results, null, 2)}\n`);
+  const json = `${JSON.stringify(knownSecrets.redactDeep(results), null, 2)}\n`;
   if (options.expect && options.updateExpect) {
     await writeFile(options.expect, json);
     print(`wrote ${options.expect} (${results.length} events)`);
     return 0;
   }
-  if (options.json) print(json.trimEnd());
+  if (options.json) printLine(json.trimEnd()); // redacted value by value: JSON stays JSON
   else for (const result of results) print(describe(result));
   if (options.expect) {
     const expected = await readFile(options.expect, 'utf8').catch(() => undefined);

@@ -10,7 +10,7 @@ export function createLogSender(writeLine: (line: string) => void): Sender {
   return {
     async send(request, { destination, context }) {
       // Secret parts by position, then any remembered value a template copied elsewhere.
-      writeLine(knownSecrets.redact(JSON.stringify({ time: new Date().toISOString(), destination, ...context, request: redacted(request) })));
+      writeLine(JSON.stringify(knownSecrets.redactDeep({ time: new Date().toISOString(), destination, ...context, request: redacted(request) })));
       return { outcome: 'delivered', attempts: 1 };
     },
   };

@@ -49,5 +49,17 @@ describe('secret registry', () => {
     secrets.remember('a"b\\c\nd-secret');
     const line = JSON.stringify({ msg: 'x', error: 'HTTP 500: you sent a"b\\c\nd-secret' });
     assert.deepEqual(JSON.parse(secrets.redact(line)), { msg: 'x', error: `HTTP 500: you sent ${REDACTED}` });
+    assert.deepEqual(JSON.parse(secrets.redactJson(`${line}\n`)), { msg: 'x', error: `HTTP 500: you sent ${REDACTED}` });
+  });
+
+  it('redactJson keeps a log line JSON when a remembered value looks like JSON itself (an hpa-sender template part)', () => {
+    const secrets = new SecretValues();
+    secrets.remember('{"name":"HPA Scaling","details":"');
+    const line = `${JSON.stringify({ msg: 'sent', body: { name: 'HPA Scaling', details: 'x' }, echo: '{"name":"HPA Scaling","details":"x"}' })}\n`;
+    assert.throws(() => JSON.parse(secrets.redact(line)), 'replacing in the serialized text cuts through its structure');
+    const redacted = secrets.redactJson(line);
+    assert.ok(redacted.endsWith('}\n'));
+    assert.deepEqual(JSON.parse(redacted), { msg: 'sent', body: { name: 'HPA Scaling', details: 'x' }, echo: `${REDACTED}x"}` });
+    assert.equal(secrets.redactJson('{"nothing":"here"}'), '{"nothing":"here"}');
   });
 });
