@@ -28,6 +28,9 @@ export interface Config {
   deliveryDeadlineMs: number;
   /** Longest Retry-After we wait for inside a request. */
   retryAfterMaxMs: number;
+  /** Actions (events × matched actions) one request, and all requests at once, may put in flight; beyond → 429. */
+  maxActionsPerRequest: number;
+  maxActionsInFlight: number;
   /** Per destination: deliveries in flight, waiting, and the circuit breaker. */
   destinations: { maxConcurrent: number; maxQueued: number; failureThreshold: number; openMs: number };
   /** JSONata guard: budget of one template evaluation (in its worker: that worker's own clock). */
@@ -105,6 +108,8 @@ export function loadConfig(env: Env = process.env): Config {
     retryAfterMaxMs: integer(env, 'RETRY_AFTER_MAX_SECONDS', 5) * 1000,
     templateTimeoutMs: integer(env, 'TEMPLATE_TIMEOUT_MS', 100, 1),
     templateWorkers: integer(env, 'TEMPLATE_WORKERS', 2),
+    maxActionsPerRequest: integer(env, 'MAX_ACTIONS_PER_REQUEST', 5000, 1),
+    maxActionsInFlight: integer(env, 'MAX_ACTIONS_IN_FLIGHT', 10000, 1),
     templateWorkerHeapMb: integer(env, 'TEMPLATE_WORKER_HEAP_MB', 64, 16),
     templateMaxOutputBytes: integer(env, 'TEMPLATE_MAX_OUTPUT_BYTES', 1024 * 1024, 1),
     destinations: {

@@ -67,7 +67,7 @@ export function createMetrics() {
     },
     eventsReceived: new Counter({
       name: `${PREFIX}events_received_total`,
-      help: 'CloudEvents received, by CloudEvent type and outcome (matched, no_match, unresolved, invalid, too_large, retry, not_ready).',
+      help: 'CloudEvents received, by CloudEvent type and outcome (matched, no_match, unresolved, invalid, too_large, retry, not_ready, over_capacity).',
       labelNames: ['type', 'outcome'] as const,
       registers,
     }),

@@ -88,7 +88,21 @@ export interface ProcessOptions {
   dryRun?: boolean;
 }
 
-export type Pipeline = (normalized: Normalized, ce: CloudEvent<unknown>, deadline: number, options?: ProcessOptions) => Promise<EventReport>;
+/** An event resolved and matched, not yet throttled, rendered or delivered. */
+export interface PreparedEvent {
+  /** The matched rules' actions: what running it puts in flight. */
+  actions: number;
+  /** run applies throttles, renders and delivers, and reports. */
+  run(deadline: number): Promise<EventReport>;
+}
+
+/**
+ * A Pipeline processes one event; `prepare` does the first half (resolve, match) so a receiver can count
+ * a batch's actions before any of them starts (src/receive/action-capacity.ts).
+ */
+export type Pipeline = ((normalized: Normalized, ce: CloudEvent<unknown>, deadline: number, options?: ProcessOptions) => Promise<EventReport>) & {
+  prepare(normalized: Normalized, ce: CloudEvent<unknown>, options?: ProcessOptions): Promise<PreparedEvent>;
+};
 
 /**
  * inScope keeps the rules that may see this event: cluster-wide rules always, a team's rules only for
@@ -257,16 +271,18 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     };
   }
 
-  return async function process(normalized, ce, deadline, { dryRun = false } = {}) {
+  async function prepare(normalized: Normalized, ce: CloudEvent<unknown>, { dryRun = false }: ProcessOptions = {}): Promise<PreparedEvent> {
     const base = { id: ce.id, type: ce.type, matched: [] as string[], actions: [] as ActionReport[] };
     const input = await resolve(normalized, ce);
     if ('retry' in input) {
       if (!dryRun) log.warn({ ceId: ce.id, type: ce.type, detail: input.retry }, 'reference not resolved now; the Broker will redeliver');
-      return { ...base, outcome: 'retry', detail: input.retry, retryAfterMs: input.retryAfterMs };
+      const report: EventReport = { ...base, outcome: 'retry', detail: input.retry, retryAfterMs: input.retryAfterMs };
+      return { actions: 0, run: async () => report };
     }
     if ('unresolved' in input) {
       if (!dryRun) log.info({ ceId: ce.id, type: ce.type, detail: input.unresolved }, 'reference not resolved');
-      return { ...base, outcome: 'unresolved', detail: input.unresolved };
+      const report: EventReport = { ...base, outcome: 'unresolved', detail: input.unresolved };
+      return { actions: 0, run: async () => report };
     }
     const facts = factsByScope(deps.cluster, input, tenancy.teamClusterKinds);
     const { matched, failed, evaluated } = await matchByScope(inScope(deps.rules().index.candidates(input), input), input, facts, { explain: dryRun });
@@ -274,21 +290,31 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (cause instanceof LookupFailedError) log.warn({ rule: rule.name, ceId: ce.id, error }, 'rule not decided: a lookup it needs failed; the Broker will redeliver');
       else log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
     }
-    if (!dryRun) for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
-    const actions = (
-      await Promise.all(
-        matched.map(async (rule) => {
-          if (rule.throttle && !(await admitted(rule, rule.throttle, input, dryRun))) {
-            return rule.actions.map((action): ActionReport => ({ rule: rule.name, destination: action.destination.name, outcome: 'suppressed' }));
-          }
-          return Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts(rule.scope), deadline, dryRun)));
-        }),
-      )
-    ).flat();
-    const retry = unreadable(failed);
-    const outcome: EventOutcome = retry ? 'retry' : matched.length > 0 ? 'matched' : 'no_match';
-    const report: EventReport = { ...base, outcome, change: input.change, occurrence: input.occurrence, matched: matched.map((r) => r.name), actions, ...retry };
-    if (dryRun) report.evaluated = evaluated.map((e) => ({ rule: e.rule.name, matched: e.matched, conditions: explainConditions(e.conditions) }));
-    return report;
-  };
+    const run = async (deadline: number): Promise<EventReport> => {
+      if (!dryRun) for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
+      const actions = (
+        await Promise.all(
+          matched.map(async (rule) => {
+            if (rule.throttle && !(await admitted(rule, rule.throttle, input, dryRun))) {
+              return rule.actions.map((action): ActionReport => ({ rule: rule.name, destination: action.destination.name, outcome: 'suppressed' }));
+            }
+            return Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts(rule.scope), deadline, dryRun)));
+          }),
+        )
+      ).flat();
+      const retry = unreadable(failed);
+      const outcome: EventOutcome = retry ? 'retry' : matched.length > 0 ? 'matched' : 'no_match';
+      const report: EventReport = { ...base, outcome, change: input.change, occurrence: input.occurrence, matched: matched.map((r) => r.name), actions, ...retry };
+      if (dryRun) report.evaluated = evaluated.map((e) => ({ rule: e.rule.name, matched: e.matched, conditions: explainConditions(e.conditions) }));
+      return report;
+    };
+    return { actions: matched.reduce((sum, rule) => sum + rule.actions.length, 0), run };
+  }
+
+  return Object.assign(
+    async function process(normalized: Normalized, ce: CloudEvent<unknown>, deadline: number, options?: ProcessOptions) {
+      return (await prepare(normalized, ce, options)).run(deadline);
+    },
+    { prepare },
+  );
 }

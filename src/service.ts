@@ -25,6 +25,7 @@ import { countReport } from './receive/events-route.js';
 import { normalize } from './normalize/normalize.js';
 import { createTemplateSandbox } from './render/template-sandbox.js';
 import { RecentEvents } from './playground/recent-events.js';
+import { createActionCapacity } from './receive/action-capacity.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -146,6 +147,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     },
     config,
     pipeline,
+    capacity: createActionCapacity({ perRequest: config.maxActionsPerRequest, perProcess: config.maxActionsInFlight }),
     tracker,
     metrics,
     log,

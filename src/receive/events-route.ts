@@ -4,6 +4,8 @@
  *   that is not a CloudEvent makes the Broker answer 502 and redeliver);
  * - 429 + Retry-After: every action that failed was held back by a wait (a destination's Retry-After, a full
  *   destination queue, an open breaker) — the Broker should redeliver after it;
+ * - 429 + Retry-After: the request would put more actions in flight than allowed (per request, or for the
+ *   whole process: MAX_ACTIONS_PER_REQUEST, MAX_ACTIONS_IN_FLIGHT) — refused before any action started;
  * - 503 + Retry-After: an action may succeed later (the destination failed, a template hit a guard, its rule is
  *   quarantined, the service is not ready) — the Broker redelivers and in the end dead-letters;
  * - 4xx + {error, detail}: the request itself is wrong; the Broker does not retry it.
@@ -19,10 +21,13 @@ import type { OccurrenceTracker } from '../normalize/occurrence.js';
 import type { EventReport, Pipeline } from '../pipeline.js';
 import { parseCloudEvents } from './parse-cloudevents.js';
 import type { RecentEvents } from '../playground/recent-events.js';
+import type { ActionCapacity } from './action-capacity.js';
 
 export interface EventsRouteDeps {
   config: Config;
   pipeline: Pipeline;
+  /** Actions in flight, per request and for the process. */
+  capacity: ActionCapacity;
   tracker: OccurrenceTracker;
   metrics: Metrics;
   /** False until rules were loaded, and while shutting down. */
@@ -41,7 +46,7 @@ async function readEvents(ctx: Parameters<Middleware>[0], config: Config): Promi
   return parseCloudEvents(ctx.headers, body);
 }
 
-export function eventsRoute({ config, pipeline, tracker, metrics, isReady, recent }: EventsRouteDeps): Middleware {
+export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isReady, recent }: EventsRouteDeps): Middleware {
   return async function receiveEvents(ctx) {
     if (!isReady()) {
       // Before the rules are loaded every event would look unmatched and be acknowledged — lost.
@@ -55,8 +60,20 @@ export function eventsRoute({ config, pipeline, tracker, metrics, isReady, recen
     recent?.record(events);
     const normalized = events.map((event) => normalize(event, tracker));
     const deadline = Date.now() + config.deliveryDeadlineMs;
-    const reports = await Promise.all(events.map((event, i) => pipeline(normalized[i], event, deadline)));
-    answer(ctx, reports, metrics);
+    const prepared = await Promise.all(events.map((event, i) => pipeline.prepare(normalized[i], event)));
+    const reservation = capacity.reserve(prepared.reduce((sum, event) => sum + event.actions, 0));
+    if (!reservation.ok) {
+      for (const event of events) metrics.eventsReceived.inc({ type: typeLabel(event.type), outcome: 'over_capacity' });
+      ctx.status = 429;
+      ctx.set('Retry-After', String(Math.ceil(reservation.retryAfterMs / 1000)));
+      ctx.body = { error: 'over capacity', detail: reservation.reason };
+      return;
+    }
+    try {
+      answer(ctx, await Promise.all(prepared.map((event) => event.run(deadline))), metrics);
+    } finally {
+      reservation.release();
+    }
   };
 }
 
