@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +23,7 @@ const TRIGGER_IDENTITY = 'system:serviceaccount:kube-event-rules:kube-event-rule
 const FETCH_TOKEN = 'service-account-token-for-the-jwks';
 
 /** A cluster's OIDC issuer: the discovery document, and the JWKS only for a caller with the fetch token (as the API server). */
-async function startIssuer(): Promise<{ url: string; jwksRequests: number; sign(claims: Claims, key?: CryptoKey): Promise<string>; close(): Promise<void> }> {
+async function startIssuer(tls?: { cert: string; key: string }): Promise<{ url: string; jwksRequests: number; sign(claims: Claims, key?: CryptoKey): Promise<string>; close(): Promise<void> }> {
   const { publicKey, privateKey } = await generateKeyPair('RS256');
   const jwk = { ...(await exportJWK(publicKey)), kid: 'cluster-key', alg: 'RS256', use: 'sig' };
   let url = '';
@@ -41,7 +43,7 @@ async function startIssuer(): Promise<{ url: string; jwksRequests: number; sign(
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-  const server: Server = createServer((req, res) => {
+  const handle = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
     res.setHeader('content-type', 'application/json');
     if (req.url === '/.well-known/openid-configuration') {
       res.end(JSON.stringify({ issuer: url, jwks_uri: `${url}/openid/v1/jwks`, id_token_signing_alg_values_supported: ['RS256'] }));
@@ -52,9 +54,10 @@ async function startIssuer(): Promise<{ url: string; jwksRequests: number; sign(
       res.statusCode = req.url === '/openid/v1/jwks' ? 401 : 404;
       res.end('{}');
     }
-  });
+  };
+  const server: Server = tls ? (createHttpsServer(tls, handle) as unknown as Server) : createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  url = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   issuer.url = url;
   return issuer;
 }
@@ -188,6 +191,26 @@ describe('authenticated endpoints', () => {
     const logs = svc.logs.map((l) => JSON.stringify(l)).join('\n');
     for (const token of usedTokens) assert.ok(!logs.includes(token.replace(/^\w+ /, '')), 'a token was logged');
     assert.ok(!logs.includes('admin-token-xyz') && !logs.includes('static-sender-token'));
+  });
+
+  it('fetches the keys over HTTPS from an issuer with a private CA (as the API server), trusting AUTH_OIDC_CA_FILE only', async () => {
+    const tlsDir = new URL('../support/tls/', import.meta.url).pathname;
+    const tlsIssuer = await startIssuer({ cert: readFileSync(`${tlsDir}server.crt`, 'utf8'), key: readFileSync(`${tlsDir}server.key`, 'utf8') });
+    const oidc = (caFile: string): OidcSettings => ({ issuer: tlsIssuer.url, audience: AUDIENCE, jwksUrl: '', subjects: [], caFile, fetchTokenFile: join(dir, 'fetch-token') });
+    const trusting = await startService({ config: { auth: { oidc: oidc(`${tlsDir}ca.crt`), tokenFile: '', adminTokenFile: '' } } });
+    const untrusting = await startService({ config: { auth: { oidc: oidc(''), tokenFile: '', adminTokenFile: '' } } });
+    try {
+      const token = `Bearer ${await tlsIssuer.sign({})}`;
+      const trusted = await trusting.postRaw({ ...event.headers, authorization: token }, bodyOf(event));
+      assert.equal(trusted.status, 204, trusted.text);
+      assert.equal(tlsIssuer.jwksRequests, 1);
+      const untrusted = await untrusting.postRaw({ ...event.headers, authorization: token }, bodyOf(event));
+      assert.equal(untrusted.status, 503, 'a certificate the system CAs do not know is not trusted: the keys are unavailable');
+    } finally {
+      await trusting.stop();
+      await untrusting.stop();
+      await tlsIssuer.close();
+    }
   });
 
   it('asks a failing issuer for its discovery document once per cooldown, not once per event', async () => {
