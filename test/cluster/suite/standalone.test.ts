@@ -1,0 +1,81 @@
+/**
+ * Standalone mode against a real kube-apiserver: the service (own ServiceAccount, deploy/standalone's RBAC)
+ * watches the real Events API; Events created through the API about an HPA and a Pod reach the capture
+ * sink exactly once per occurrence, rendered with the live objects the service reads.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startCaptureSink, type CaptureSink } from '../../support/capture-sink.js';
+import { startCluster, type TestCluster } from '../support/cluster.js';
+import { accessOf } from '../support/deploy.js';
+import { deliveryRules, hpaRescaleEvent, NAMESPACE, podBackOffEvent, podScheduledEvent, shopObjects } from '../support/objects.js';
+import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
+
+const OWN = 'kube-event-rules';
+
+describe('standalone mode watching a real API server', () => {
+  let cluster: TestCluster;
+  let sink: CaptureSink;
+  let service: ServiceProcess;
+  const create = (object: Record<string, any>) => cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(object) });
+
+  before(async () => {
+    cluster = await startCluster();
+    sink = await startCaptureSink();
+    cluster.kubectl(['apply', '-f', '-'], { input: accessOf('deploy/standalone') });
+    cluster.kubectl(['create', 'namespace', NAMESPACE]);
+    cluster.kubectl(['apply', '-f', '-'], { input: shopObjects() });
+    cluster.kubectl(['create', 'configmap', 'delivery-rules', '-n', OWN, `--from-literal=rules.yaml=${deliveryRules(sink.url)}`]);
+    cluster.kubectl(['label', 'configmap', 'delivery-rules', '-n', OWN, 'kube-event-rules/rules=true']);
+    const kubeconfig = await cluster.serviceAccountKubeconfig(OWN, 'kube-event-rules');
+    service = await startServiceProcess({ KUBECONFIG: kubeconfig, POD_NAMESPACE: OWN, STANDALONE: 'true' });
+    const loaded = async () => (await service.status()).sources.find((s) => s.source === `configmap:${OWN}/delivery-rules/rules.yaml`)?.rules.length === 2;
+    const started = Date.now();
+    while (!(await loaded())) {
+      if (Date.now() - started > 30_000) throw new Error(`rules not loaded: ${JSON.stringify(await service.status())}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  after(async () => {
+    await service?.stop();
+    await sink?.close();
+    await cluster?.destroy();
+  });
+
+  it('an HPA Event (core/v1) is delivered once, with the HPA read from the API', async () => {
+    create(hpaRescaleEvent('web.rescale-1', 'New size: 4; reason: cpu resource utilization (percentage of request) above target'));
+    const [delivery] = await sink.waitFor('/hpa', 1, 30_000);
+    assert.deepEqual(delivery.json(), {
+      hpa: `${NAMESPACE}/web`,
+      message: 'New size: 4; reason: cpu resource utilization (percentage of request) above target',
+      maxReplicas: 7,
+      change: 'add',
+    });
+  });
+
+  it('a Pod Event (events.k8s.io/v1) is delivered per occurrence: a repeat again, a no-op update and a non-matching Event not', async () => {
+    create(podBackOffEvent('web-1.backoff', 1));
+    await sink.waitFor('/pods', 1, 30_000);
+    create(podScheduledEvent('web-1.scheduled'));
+    // A label change is an update that is no new occurrence; the series count 2 is a real repeat.
+    cluster.kubectl(['label', 'events.v1.events.k8s.io', 'web-1.backoff', '-n', NAMESPACE, 'seen=yes']);
+    cluster.kubectl(['replace', '-f', '-'], { input: JSON.stringify({ ...podBackOffEvent('web-1.backoff', 2), metadata: { name: 'web-1.backoff', namespace: NAMESPACE, labels: { seen: 'yes' } } }) });
+    await sink.waitFor('/pods', 2, 30_000);
+
+    // A last HPA Event: once it is delivered, the watch has passed everything created before it.
+    create(hpaRescaleEvent('web.rescale-2', 'New size: 2; reason: All metrics below target'));
+    await sink.waitFor('/hpa', 2, 30_000);
+
+    const message = 'Back-off restarting failed container web in pod web-1_shop';
+    assert.deepEqual(
+      sink.received('/pods').map((r) => r.json()),
+      [
+        { pod: 'web-1', count: 1, message, change: 'add' },
+        { pod: 'web-1', count: 2, message, change: 'update' },
+      ],
+    );
+    assert.equal(sink.received('/hpa').length, 2);
+    assert.equal(await service.metric('kube_event_rules_deliveries_total', { outcome: 'delivered' }), 4);
+  });
+});
