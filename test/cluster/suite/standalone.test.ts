@@ -60,7 +60,9 @@ describe('standalone mode watching a real API server', () => {
     create(podScheduledEvent('web-1.scheduled'));
     // A label change is an update that is no new occurrence; the series count 2 is a real repeat.
     cluster.kubectl(['label', 'events.v1.events.k8s.io', 'web-1.backoff', '-n', NAMESPACE, 'seen=yes']);
-    cluster.kubectl(['replace', '-f', '-'], { input: JSON.stringify({ ...podBackOffEvent('web-1.backoff', 2), metadata: { name: 'web-1.backoff', namespace: NAMESPACE, labels: { seen: 'yes' } } }) });
+    // As the event recorder does: the series is patched, eventTime (immutable) stays.
+    const series = { series: { count: 2, lastObservedTime: new Date().toISOString().replace('Z', '000Z') } };
+    cluster.kubectl(['patch', 'events.v1.events.k8s.io', 'web-1.backoff', '-n', NAMESPACE, '--type=merge', '-p', JSON.stringify(series)]);
     await sink.waitFor('/pods', 2, 30_000);
 
     // A last HPA Event: once it is delivered, the watch has passed everything created before it.

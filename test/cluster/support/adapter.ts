@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { binary } from './cluster.js';
 
 export interface Adapter {
+  name: string;
   log: string;
   stop(): Promise<void>;
 }
@@ -39,6 +40,7 @@ export function startAdapter(options: { mode: 'Resource' | 'Reference'; sink: st
   child.stderr.pipe(out);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
+    name: options.name,
     log,
     async stop() {
       if (child.exitCode !== null) return;

@@ -127,7 +127,8 @@ export async function startCluster(): Promise<TestCluster> {
     start,
     async destroy() {
       await stop();
-      await rm(dir, { recursive: true, force: true });
+      // KEEP_CLUSTER_STATE=1 keeps the logs (apiserver.log, adapter-*.log) and etcd data for a look after a failure.
+      if (process.env.KEEP_CLUSTER_STATE !== '1') await rm(dir, { recursive: true, force: true });
     },
   };
 }
