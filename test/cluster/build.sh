@@ -7,6 +7,10 @@
 # Prometheus Operator's from its own) and records where they are in .cache/cluster/crds.env.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
+for tool in go kubectl; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "test/cluster/build.sh: $tool is not installed (kubectl: scripts/install-test-deps.sh)" >&2; exit 1; }
+done
 out="$here/../../.cache/cluster"
 mkdir -p "$out"
 PROMETHEUS_OPERATOR_MODULE=github.com/prometheus-operator/prometheus-operator@v0.85.0
