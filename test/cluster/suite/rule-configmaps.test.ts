@@ -36,6 +36,8 @@ describe('rule ConfigMaps on a real API server, service on its own ServiceAccoun
   let serviceKubeconfig: string;
   const rulesOf = async (configMap: string) =>
     (await service.status()).sources.find((s) => s.source === `configmap:${TEAM}/${configMap}/rules.yaml`);
+  /** A team's rules are named after their namespace. */
+  const teamRules = (...names: string[]) => names.map((name) => `${TEAM}/${name}`).join();
 
   before(async () => {
     cluster = await startCluster();
@@ -59,10 +61,10 @@ describe('rule ConfigMaps on a real API server, service on its own ServiceAccoun
 
   it('a ConfigMap created with kubectl is loaded; an edit replaces its rules', async () => {
     cluster.kubectl(['apply', '-f', '-'], { input: ruleConfigMap('team-rules', [{ name: 'team-a-backoff' }]) });
-    await waitUntil('team-a-backoff is loaded', async () => (await rulesOf('team-rules'))?.rules.join() === 'team-a-backoff', 30_000);
+    await waitUntil('team-a-backoff is loaded', async () => (await rulesOf('team-rules'))?.rules.join() === teamRules('team-a-backoff'), 30_000);
 
     cluster.kubectl(['apply', '-f', '-'], { input: ruleConfigMap('team-rules', [{ name: 'team-a-backoff' }, { name: 'team-a-backoff-2' }]) });
-    await waitUntil('the edit is loaded', async () => (await rulesOf('team-rules'))?.rules.join() === 'team-a-backoff,team-a-backoff-2', 30_000);
+    await waitUntil('the edit is loaded', async () => (await rulesOf('team-rules'))?.rules.join() === teamRules('team-a-backoff', 'team-a-backoff-2'), 30_000);
     assert.deepEqual((await rulesOf('team-rules'))?.errors, []);
   });
 
@@ -70,7 +72,7 @@ describe('rule ConfigMaps on a real API server, service on its own ServiceAccoun
     cluster.kubectl(['apply', '-f', '-'], { input: ruleConfigMap('team-rules', [{ name: 'team-a-backoff', operator: 'equalz' }]) });
     await waitUntil('the error is in /status', async () => ((await rulesOf('team-rules'))?.errors.length ?? 0) > 0, 30_000);
     const status = await rulesOf('team-rules');
-    assert.deepEqual(status?.rules, ['team-a-backoff', 'team-a-backoff-2'], 'the last good version stays in force');
+    assert.equal(status?.rules.join(), teamRules('team-a-backoff', 'team-a-backoff-2'), 'the last good version stays in force');
     assert.match(status!.errors.join('\n'), /equalz/);
 
     let events: { items: Record<string, any>[] } = { items: [] };
@@ -122,12 +124,12 @@ describe('rule ConfigMaps on a real API server, service on its own ServiceAccoun
 
   it('the API server restarted: rules stay in force while it is down, the informer resumes, no edit is lost', async () => {
     cluster.kubectl(['apply', '-f', '-'], { input: ruleConfigMap('team-rules', [{ name: 'before-restart' }]) });
-    await waitUntil('before-restart is loaded', async () => (await rulesOf('team-rules'))?.rules.join() === 'before-restart', 30_000);
+    await waitUntil('before-restart is loaded', async () => (await rulesOf('team-rules'))?.rules.join() === teamRules('before-restart'), 30_000);
     const restartsBefore = await service.metric('kube_event_rules_informer_restarts_total');
 
     await cluster.stop();
     assert.equal((await fetch(`${service.url}/readyz`)).status, 200, 'still ready with the API server gone');
-    assert.deepEqual((await rulesOf('team-rules'))?.rules, ['before-restart']);
+    assert.equal((await rulesOf('team-rules'))?.rules.join(), teamRules('before-restart'));
     await cluster.start();
 
     // Edits right after the restart, before the service's watch is back: it must still see all of them.
@@ -135,7 +137,7 @@ describe('rule ConfigMaps on a real API server, service on its own ServiceAccoun
     cluster.kubectl(['apply', '-f', '-'], { input: ruleConfigMap('second-rules', [{ name: 'second-after-restart' }]) });
     await waitUntil(
       'both edits are loaded',
-      async () => (await rulesOf('team-rules'))?.rules.join() === 'after-restart' && (await rulesOf('second-rules'))?.rules.join() === 'second-after-restart',
+      async () => (await rulesOf('team-rules'))?.rules.join() === teamRules('after-restart') && (await rulesOf('second-rules'))?.rules.join() === teamRules('second-after-restart'),
       120_000,
     );
     assert.ok((await service.metric('kube_event_rules_informer_restarts_total')) > restartsBefore, 'the informer was restarted, not left dead');
