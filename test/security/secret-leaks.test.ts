@@ -2,8 +2,8 @@
  * Known secret values — from a Secret through secretKeyRef (a header, a body field, a webhook URL), from
  * the environment, from an hpa-sender Secret (url, headers, body template, and a `headers` value that
  * is not JSON) — go through every output path, and none of them prints any 8-character piece of one:
- * POST / answers (204 and 503), /dry-run, /status, log records, `log` destination lines, Warning Events
- * on the API, CLI `test` output. A destination echoes what it received (the Authorization header, the
+ * POST / answers (204 and 503), /dry-run, the playground's API, /status, log records, `log` destination
+ * lines, Warning Events on the API, CLI `test` output. A destination echoes what it received (the Authorization header, the
  * URL path, the body) in its 500 and 400 answers, as some do.
  */
 import assert from 'node:assert/strict';
@@ -184,6 +184,19 @@ describe('secret values appear in no output', () => {
     assert.match(outputs.at(-1)!.text, /key headers: not JSON/, 'the parse error still says what is wrong');
   });
 
+  it('the playground renders drafts with the service\'s Secrets and shows the received events, without the secrets', async () => {
+    for (const [document, fixture] of [[rules(echo.url), crashloop(4)], [HPA_SENDER_RULES, hpaEvent('checkout', 4)], [HPA_SENDER_RULES, hpaEvent('broken', 4)]] as const) {
+      const response = await fetch(`${svc.url}/playground/api/evaluate`, { method: 'POST', body: JSON.stringify({ document, event: JSON.stringify(fixture) }) });
+      const text = await response.text();
+      assert.equal(response.status, 200, text);
+      assert.match(text, /"rendered"|not JSON/, 'the draft was rendered');
+      outputs.push({ what: `playground evaluate ${fixture.headers['ce-id']}`, text });
+    }
+    assert.match(outputs.find((o) => o.what === 'playground evaluate leak-pod-4')!.text, /\[redacted\]/, 'the draft read the Secrets and shows them redacted');
+    const recent = await fetch(`${svc.url}/playground/api/recent`);
+    outputs.push({ what: 'playground recent events', text: await recent.text() });
+  });
+
   it('CLI test prints the report without the secrets (local Secret files and env)', async () => {
     const rulesFile = join(dir, 'rules.yaml');
     const secretsFile = join(dir, 'secrets.yaml');
@@ -216,7 +229,7 @@ describe('secret values appear in no output', () => {
     outputs.push({ what: 'log destination lines', text: svc.lines.map((l) => JSON.stringify(l)).join('\n') });
     assert.ok(svc.logs.some((l) => l.msg === 'delivery failed; the Broker will redeliver'), 'the failed deliveries were logged');
     assert.ok(svc.logs.some((l) => l.msg === 'delivery rejected by the destination; not retried'), 'the rejected deliveries were logged');
-    assert.ok(outputs.length >= 10, `every path was exercised (${outputs.map((o) => o.what).join(', ')})`);
+    assert.ok(outputs.length >= 14, `every path was exercised (${outputs.map((o) => o.what).join(', ')})`);
     for (const { what, text } of outputs) leaksIn(what, text);
   });
 
