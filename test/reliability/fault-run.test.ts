@@ -189,3 +189,139 @@ rules:
     assert.ok(killedAt > 0 && done === EVENTS);
   });
 });
+
+/**
+ * Burst run: the real service (child process) with a hostile template beside good rules, then at once a
+ * 1,000-event batch and 1,000 concurrent events through a preset outside the fast path (template workers),
+ * delivering to the faulty destination, while a good rule's events are timed. Every burst occurrence must
+ * arrive, the hostile events must never be answered 2xx, the good events always 204, the process never dies.
+ * Size with BURST_EVENTS (per half).
+ */
+const BURST = Number(process.env.BURST_EVENTS ?? 1000);
+
+describe(`burst run (${BURST}-event batch + ${BURST} concurrent events outside the fast path, faults ${JSON.stringify(MIX)})`, () => {
+  it('delivers every burst occurrence, never acknowledges a hostile template, keeps the good rule going', { timeout: 240_000 }, async () => {
+    const rnd = seededRandom(SEED);
+    const destination = await startFaultyDestination(seededRandom(SEED + 2));
+    const healthy = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200).end('{}'));
+    });
+    await new Promise<void>((resolve) => healthy.listen(0, '127.0.0.1', resolve));
+    const rulesDir = mkdtempSync(join(tmpdir(), 'burst-rules-'));
+    writeFileSync(join(rulesDir, 'r.yaml'), `
+destinations:
+  flaky: { url: "${destination.url}/event", timeoutSeconds: 0.3 }
+  healthy: { url: "http://127.0.0.1:${(healthy.address() as AddressInfo).port}/healthy" }
+rules:
+  - name: burst
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Burst } ] }
+    actions: [ { destination: flaky, preset: wavefront-event, fields: { key: { jsonata: "$occurrence" } } } ]
+  - name: good
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Good } ] }
+    actions: [ { destination: healthy, body: '{ "key": $occurrence }' } ]
+  - name: hostile
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Hostile } ] }
+    actions: [ { destination: healthy, body: '{ "text": $pad("", 100000000) }' } ]
+`);
+    const port = await closedPort();
+    const problems: string[] = [];
+    const service = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', RULES_DIR: rulesDir, LOG_LEVEL: 'warn', MAX_BODY_BYTES: String(8 * 1024 * 1024), DELIVERY_ATTEMPTS: '2', DELIVERY_DEADLINE_SECONDS: '3', RETRY_AFTER_MAX_SECONDS: '1', BREAKER_FAILURES: '50', BREAKER_OPEN_SECONDS: '0.2' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    createInterface({ input: service.stdout! }).on('line', (line) => {
+      if (/unhandled|uncaught/i.test(line)) problems.push(line);
+    });
+    service.stderr!.on('data', (d: Buffer) => problems.push(d.toString()));
+    let exited = false;
+    service.on('exit', () => (exited = true));
+    for (let i = 0; !(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)); i++) {
+      if (exited || i > 600) throw new Error('service not ready');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    const template = loadFixture('hpa-successful-rescale-up-resource-add');
+    const fixture = (reason: string, n: number) =>
+      withEvent(template, (body, headers) => {
+        body.reason = reason;
+        body.metadata.uid = `${reason}-${n}`;
+        headers['ce-id'] = `${reason}-ce-${n}`;
+      });
+    const agent = new Agent({ keepAlive: true, maxSockets: BURST + 64 });
+    const send = (headers: Record<string, string>, body: string) =>
+      new Promise<number>((resolve) => {
+        const req = request(`http://127.0.0.1:${port}/`, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.setTimeout(30_000, () => req.destroy());
+        req.on('error', () => resolve(0));
+        req.end(body);
+      });
+    const retryable = (status: number) => status === 0 || status >= 500 || [404, 408, 409, 429].includes(status);
+    /** The Broker emulator: retries like Knative; returns the final status (or 'dead-lettered'). */
+    const broker = async (post: () => Promise<number>, retries = 10) => {
+      for (let attempt = 0; attempt <= retries; attempt++) {
+        const status = await post();
+        if (!retryable(status)) return status;
+        await new Promise((r) => setTimeout(r, 20 * 2 ** attempt * (0.5 + rnd())));
+      }
+      return 'dead-lettered' as const;
+    };
+    const single = (reason: string, n: number) => () => {
+      const f = fixture(reason, n);
+      return send(f.headers, bodyOf(f));
+    };
+    const batchBody = JSON.stringify(
+      Array.from({ length: BURST }, (_, n) => {
+        const f = fixture('Burst', n);
+        const attributes = Object.fromEntries(Object.entries(f.headers).filter(([k]) => k.startsWith('ce-')).map(([k, v]) => [k.slice(3), v]));
+        return { ...attributes, datacontenttype: 'application/json', data: f.body };
+      }),
+    );
+
+    const started = Date.now();
+    const goodLatencies: number[] = [];
+    const goodStatuses: (number | string)[] = [];
+    let burstDone = false;
+    const good = (async () => {
+      for (let n = 0; !burstDone || n < 200; n++) {
+        const t = performance.now();
+        goodStatuses.push(await broker(single('Good', n)));
+        goodLatencies.push(performance.now() - t);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const [batchStatus, concurrent, hostile] = await Promise.all([
+      broker(() => send({ 'content-type': 'application/cloudevents-batch+json' }, batchBody)),
+      Promise.all(Array.from({ length: BURST }, (_, n) => broker(single('Burst', BURST + n)))),
+      Promise.all(Array.from({ length: 3 }, (_, n) => broker(single('Hostile', n), 2))),
+    ]);
+    burstDone = true;
+    await good;
+    const seconds = (Date.now() - started) / 1000;
+    const alive = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+    service.kill('SIGTERM');
+    await new Promise((r) => (exited ? r(undefined) : service.once('exit', r)));
+    agent.destroy();
+    await destination.close();
+    healthy.close();
+
+    const arrived = (key: string) => (destination.receipts.get(key) ?? []).some((r) => r.fault === 'ok' || r.fault === 'hang');
+    const lost = Array.from({ length: 2 * BURST }, (_, n) => `Burst-${n}/1`).filter((key) => !arrived(key));
+    goodLatencies.sort((a, b) => a - b);
+    const p99 = goodLatencies[Math.floor(goodLatencies.length * 0.99)] ?? 0;
+    console.log(
+      `burst run: ${BURST}-event batch (${batchStatus}) + ${BURST} concurrent events in ${seconds.toFixed(1)} s, lost ${lost.length}, ` +
+        `hostile answers ${JSON.stringify(hostile)}, good events ${goodLatencies.length} with broker-level p99 ${p99.toFixed(0)} ms, service alive ${alive}`,
+    );
+    assert.equal(batchStatus, 204);
+    assert.ok(concurrent.every((status) => status === 204), 'every concurrent burst event delivered in the end');
+    assert.deepEqual(lost, [], 'nothing lost');
+    assert.deepEqual(hostile, ['dead-lettered', 'dead-lettered', 'dead-lettered'], 'a hostile template is never acknowledged');
+    assert.ok(goodStatuses.every((status) => status === 204), 'the good rule answered 204 throughout');
+    assert.ok(alive, 'the service survived');
+    assert.deepEqual(problems.filter((p) => p.trim()), [], 'no unhandled rejection, nothing on stderr');
+  });
+});
