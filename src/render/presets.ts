@@ -9,6 +9,13 @@ export interface Preset {
   body: string;
   /** Extra headers (JSONata values), e.g. the ce-* headers of a binary-mode CloudEvent. */
   headers?: Record<string, string>;
+  /**
+   * The body fields a rule may set with `fields` (dotted paths): the receiver's API. `x.*` opens everything
+   * under x; `*` is any field. Anything else is a typo the receiver would ignore, so it is refused at load.
+   */
+  fields: string[];
+  /** Fields the receiver cannot do without, with what to put there: checked at load. */
+  required?: Record<string, string>;
 }
 
 /** A short human title used by several presets. */
@@ -17,6 +24,7 @@ const SEVERITY = `(type = "Warning" ? "warning" : "info")`;
 
 export const PRESETS: Record<string, Preset> = {
   'wavefront-event': {
+    fields: ['name', 'annotations.*', 'startTime', 'endTime', 'tags', 'hosts', 'isEphemeral'],
     description: 'Wavefront / Operations for Applications event (POST /api/v2/event): name, annotations, startTime/endTime in ms',
     body: `(
       $t := $toMillis(lastTimestamp);
@@ -30,6 +38,7 @@ export const PRESETS: Record<string, Preset> = {
     )`,
   },
   'grafana-annotation': {
+    fields: ['time', 'timeEnd', 'text', 'tags', 'dashboardUID', 'dashboardId', 'panelId'],
     description: 'Grafana annotation (POST /api/annotations): text, time/timeEnd in ms, tags; set dashboardUID/panelId with fields',
     body: `{
       "time": $toMillis(firstTimestamp),
@@ -39,6 +48,7 @@ export const PRESETS: Record<string, Preset> = {
     }`,
   },
   'graphite-event': {
+    fields: ['what', 'tags', 'when', 'data'],
     description: 'Graphite events (POST /events/ of graphite-web; Grafana Graphite annotations): what, tags, when in s, data',
     body: `{
       "what": ${TITLE},
@@ -48,6 +58,7 @@ export const PRESETS: Record<string, Preset> = {
     }`,
   },
   slack: {
+    fields: ['text', 'blocks', 'attachments', 'username', 'icon_emoji', 'icon_url', 'channel', 'thread_ts', 'mrkdwn', 'unfurl_links', 'unfurl_media'],
     description: 'Slack incoming webhook: text (the fallback) and Block Kit blocks',
     body: `(
       $title := ${TITLE} & (count > 1 ? " (×" & count & ")" : "");
@@ -62,6 +73,7 @@ export const PRESETS: Record<string, Preset> = {
     )`,
   },
   teams: {
+    fields: ['type', 'attachments', 'attachments.*', 'summary'],
     description: 'Microsoft Teams Workflows webhook: an Adaptive Card (version 1.4) wrapped in a message',
     body: `{
       "type": "message",
@@ -86,11 +98,12 @@ export const PRESETS: Record<string, Preset> = {
     }`,
   },
   pagerduty: {
-    description: 'PagerDuty Events API v2 trigger (POST /v2/enqueue); set routing_key with fields; dedup_key is the occurrence',
+    fields: ['routing_key', 'event_action', 'dedup_key', 'payload.summary', 'payload.source', 'payload.severity', 'payload.timestamp', 'payload.component', 'payload.group', 'payload.class', 'payload.custom_details', 'payload.custom_details.*', 'client', 'client_url', 'links', 'images'],
+    required: { routing_key: 'the integration\'s routing key, e.g. { secretKeyRef: { name: pagerduty, key: routing-key } }' },
+    description: 'PagerDuty Events API v2 trigger (POST /v2/enqueue); routing_key from fields (required); dedup_key is the involved object and reason, so repeats update one incident',
     body: `{
-      "routing_key": "",
       "event_action": "trigger",
-      "dedup_key": $occurrence,
+      "dedup_key": $substring($join([involvedObject.kind, involvedObject.namespace, involvedObject.name, reason], "/"), 0, 255),
       "payload": {
         "summary": $substring(${TITLE} & ": " & message, 0, 1024),
         "source": source.host ? source.host : (source.component ? source.component : "kubernetes"),
@@ -104,6 +117,7 @@ export const PRESETS: Record<string, Preset> = {
     }`,
   },
   alertmanager: {
+    fields: ['labels.*', 'annotations.*', 'startsAt', 'endsAt', 'generatorURL'],
     description: 'Prometheus Alertmanager API v2 (POST /api/v2/alerts): an array with one alert; ends 5 minutes after the occurrence',
     body: `[{
       "labels": {
@@ -122,6 +136,7 @@ export const PRESETS: Record<string, Preset> = {
     }]`,
   },
   'datadog-event': {
+    fields: ['title', 'text', 'date_happened', 'alert_type', 'source_type_name', 'aggregation_key', 'tags', 'priority', 'host', 'related_event_id', 'device_name'],
     description: 'Datadog events v1 (POST /api/v1/events): title, text, date_happened in s, alert_type, tags, aggregation_key',
     body: `{
       "title": $substring(${TITLE}, 0, 100),
@@ -134,6 +149,7 @@ export const PRESETS: Record<string, Preset> = {
     }`,
   },
   loki: {
+    fields: ['streams', 'streams.*'],
     description: 'Grafana Loki push (POST /loki/api/v1/push): low-cardinality stream labels, ns timestamps as strings',
     body: `{
       "streams": [{
@@ -143,6 +159,7 @@ export const PRESETS: Record<string, Preset> = {
     }`,
   },
   cloudevent: {
+    fields: ['*'],
     description: 'Generic CloudEvents sink in binary mode: ce-* headers, the normalized Event as the body',
     headers: {
       'ce-specversion': '"1.0"',
@@ -155,9 +172,57 @@ export const PRESETS: Record<string, Preset> = {
     body: '$',
   },
   webhook: {
+    fields: ['*'],
     description: 'Generic JSON webhook: the rule, the occurrence, the change and the normalized Event',
     body: `{ "rule": $rule.name, "occurrence": $occurrence, "change": $change, "event": $ }`,
   },
 };
 
 export const PRESET_NAMES = Object.keys(PRESETS);
+
+/** A field path of a list body (Alertmanager) may name an element first: "0.labels.team". */
+const withoutIndex = (path: string) => path.replace(/^\d+\./, '');
+
+function allowed(preset: Preset, path: string): boolean {
+  const field = withoutIndex(path);
+  return preset.fields.some((f) => f === '*' || f === field || (f.endsWith('.*') && field.startsWith(f.slice(0, -1))));
+}
+
+/** The closest known field within two edits ("payload.sevrity" → "payload.severity"), if any. */
+function closest(preset: Preset, path: string): string | undefined {
+  let best: { field: string; distance: number } | undefined;
+  for (const field of preset.fields.filter((f) => !f.includes('*'))) {
+    const distance = editDistance(field, withoutIndex(path));
+    if (distance <= 2 && (!best || distance < best.distance)) best = { field, distance };
+  }
+  return best?.field;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+/**
+ * presetFieldProblems checks an action's `fields` against its preset at load: every name must be one of
+ * the preset's fields, and every required field must be set. Each problem starts with the field it is about.
+ */
+export function presetFieldProblems(name: string, fieldNames: string[]): string[] {
+  const preset = PRESETS[name];
+  if (!preset) return [];
+  const problems: string[] = [];
+  for (const path of fieldNames) {
+    if (allowed(preset, path)) continue;
+    const guess = closest(preset, path);
+    problems.push(`fields.${path}: "${path}" is not a field of preset ${name}${guess ? ` — did you mean "${guess}"?` : ''} (its fields: ${preset.fields.join(', ')})`);
+  }
+  for (const [field, what] of Object.entries(preset.required ?? {})) {
+    if (!fieldNames.includes(field)) problems.push(`fields: preset ${name} needs fields.${field}: ${what}`);
+  }
+  return problems;
+}

@@ -24,14 +24,14 @@ export const NO_CLUSTER_SECRETS: SecretReader = {
 };
 
 export type CompiledValue =
-  | { kind: 'literal'; value: string }
+  | { kind: 'literal'; value: string | number | boolean }
   | { kind: 'template'; template: Template }
   | { kind: 'env'; name: string; prefix: string }
   | { kind: 'secret'; name: string; key: string; prefix: string }
   | UrlTemplate;
 
 export function compileValue(source: ValueSource, options: TemplateOptions): CompiledValue {
-  if (typeof source === 'string') return { kind: 'literal', value: source };
+  if (typeof source === 'string' || typeof source === 'number' || typeof source === 'boolean') return { kind: 'literal', value: source };
   if ('jsonata' in source) return { kind: 'template', template: compileTemplate(source.jsonata, options) };
   if ('env' in source) return { kind: 'env', name: source.env, prefix: source.prefix ?? '' };
   return { kind: 'secret', ...source.secretKeyRef, prefix: source.prefix ?? '' };
@@ -54,7 +54,7 @@ export async function resolveValue(
 ): Promise<{ value: string; secret: boolean } | undefined> {
   switch (value.kind) {
     case 'literal':
-      return { value: value.value, secret: false };
+      return { value: String(value.value), secret: false };
     case 'template': {
       let result: unknown;
       try {
@@ -84,6 +84,7 @@ export async function resolveValue(
 
 /** resolveField is resolveValue for body fields: a JSONata value keeps its JSON type (number, list, object). */
 export async function resolveField(value: CompiledValue, what: string, context: ResolveContext): Promise<{ value: unknown; secret: boolean } | undefined> {
+  if (value.kind === 'literal') return { value: value.value, secret: false }; // a number stays a number
   if (value.kind !== 'template') return resolveValue(value, what, context);
   try {
     return { value: await value.template.evaluate(context.input, context.bindings), secret: false };

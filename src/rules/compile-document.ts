@@ -8,7 +8,7 @@ import { DEFAULT_CHANGES, type Change } from '../normalize/kube-event.js';
 import { compileTemplate, type Template, type TemplateOptions } from '../render/template.js';
 import { compileValue, type CompiledValue } from '../render/value-source.js';
 import { compileUrlTemplate } from '../render/url-template.js';
-import { PRESETS } from '../render/presets.js';
+import { PRESETS, presetFieldProblems } from '../render/presets.js';
 import { OPERATORS, buildRule, type EvaluableRule } from './conditions.js';
 import type { ConditionTest } from '../match/condition-fast-path.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
@@ -101,6 +101,7 @@ export function compileDocument(
       }
       const at = `${where}.actions[${index}]`;
       const preset = action.preset === undefined ? undefined : PRESETS[action.preset];
+      if (action.preset !== undefined) problems.push(...presetFieldProblems(action.preset, Object.keys(action.fields ?? {})).map((p) => `${at}.${p}`));
       const bodySource = preset?.body ?? action.body;
       const body = bodySource === undefined ? undefined : attempt(problems, `${at}.${preset ? `preset ${action.preset}` : 'body'}`, () => compileTemplate(bodySource, options));
       const presetHeaders = Object.entries(preset?.headers ?? {}).map(([name, expression]): [string, CompiledValue] => [name, { kind: 'template', template: compileTemplate(expression, options) }]);
@@ -190,6 +191,9 @@ function schemaProblems(errors: ErrorObject[], document: unknown): string[] {
     if (error.keyword === 'additionalProperties') detail = `unknown field "${String(error.params.additionalProperty)}"`;
     if (error.keyword === 'pattern' && path.endsWith('.operator')) detail = `unknown operator ${JSON.stringify(value)} (known: ${OPERATOR_NAMES})`;
     else if (error.keyword === 'pattern') detail = `${JSON.stringify(value)} must match ${String(error.params.pattern)}`;
+    if (error.keyword === 'not' && /^rules\[\d+\].*\.actions\[\d+\]$/.test(path)) {
+      detail = 'has both "preset" and "body": a preset builds the body itself — keep "preset" and change what it builds with "fields", or drop "preset" and write the whole "body"';
+    }
     if (error.keyword === 'enum') {
       const allowed = (error.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ');
       detail = `${JSON.stringify(value)} must be one of ${allowed}`;

@@ -6,6 +6,8 @@ import type { Change } from '../normalize/kube-event.js';
 
 export type ValueSource =
   | string
+  | number
+  | boolean
   | { jsonata: string }
   | { env: string; prefix?: string }
   | { secretKeyRef: { name: string; key: string }; prefix?: string };

@@ -173,7 +173,7 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
         if (destination.kind !== 'http' || !url) continue;
         const where = `destinations.${name}.url`;
         if (url.kind === 'literal') {
-          const problem = hostProblem(scope, url.value);
+          const problem = hostProblem(scope, String(url.value));
           if (problem) problems.push(`${where}: ${JSON.stringify(url.value)} ${problem}`);
         } else if (url.kind === 'url') {
           const prefix = literalPrefix(url);

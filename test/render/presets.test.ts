@@ -86,11 +86,12 @@ describe('presets', () => {
     assert.ok(attachment.content.body.find((e: Obj) => e.type === 'FactSet').facts.every((f: Obj) => typeof f.title === 'string' && typeof f.value === 'string'));
   });
 
-  it('pagerduty: trigger with routing_key (from env, redacted when printed), dedup_key = occurrence, valid payload', async () => {
+  it('pagerduty: trigger with routing_key (from env, redacted when printed), dedup_key = involved object and reason, valid payload', async () => {
     const { body, request, occurrence } = await render('pagerduty', BACKOFF, { routing_key: { env: 'PD_KEY' } });
     assert.equal(body.routing_key, 'R0UTINGKEY');
     assert.equal(body.event_action, 'trigger');
-    assert.equal(body.dedup_key, occurrence);
+    assert.equal(body.dedup_key, 'Pod/shop/payment-5c7d9b8f6-2m4rt/BackOff');
+    assert.notEqual(body.dedup_key, occurrence);
     assert.ok(body.payload.summary.length <= 1024 && typeof body.payload.source === 'string');
     assert.ok(['critical', 'error', 'warning', 'info'].includes(body.payload.severity));
     assert.ok(!Number.isNaN(Date.parse(body.payload.timestamp)));
