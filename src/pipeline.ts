@@ -106,12 +106,15 @@ export type Pipeline = ((normalized: Normalized, ce: CloudEvent<unknown>, deadli
 
 /**
  * inScope keeps the rules that may see this event: cluster-wide rules always, a team's rules only for
- * events about objects in the team's namespace.
+ * events in the team's namespace about objects there. When the Event's own namespace and its involved
+ * object's disagree (the API server refuses such Events; a forged one), no team sees it.
  */
 function inScope(rules: CompiledRule[], input: EventInput): CompiledRule[] {
   if (rules.every((rule) => rule.scope === undefined)) return rules;
-  const involved = input.event.involvedObject as ObjectReference | undefined;
-  const namespace = involved?.namespace ?? (typeof input.cloudevent.namespace === 'string' ? input.cloudevent.namespace : undefined);
+  const involved = (input.event.involvedObject as ObjectReference | undefined)?.namespace || undefined;
+  const own = (input.event.metadata as { namespace?: unknown } | undefined)?.namespace ?? input.cloudevent.namespace;
+  const eventNamespace = typeof own === 'string' && own !== '' ? own : undefined;
+  const namespace = involved && eventNamespace && involved !== eventNamespace ? undefined : (involved ?? eventNamespace);
   return rules.filter((rule) => rule.scope === undefined || rule.scope === namespace);
 }
 

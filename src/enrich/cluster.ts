@@ -18,12 +18,19 @@ export type Lookup =
   | { status: 'retry'; reason: string; retryAfterMs?: number };
 
 
+/** A team's reach: objects of its namespace, its Namespace, and these cluster-scoped kinds. */
+export interface LookupLimits {
+  namespace: string;
+  clusterKinds: ReadonlySet<string>;
+}
+
 export interface Cluster {
   /** A one-line description for the startup log and /status. */
   readonly description: string;
   /** The service's own namespace (Secrets of cluster-wide rules are read there). */
   readonly namespace?: string;
-  get(ref: ObjectReference): Promise<Lookup>;
+  /** get looks an object up; with `limits`, anything outside them is not found (decided with the API's own scopes). */
+  get(ref: ObjectReference, limits?: LookupLimits): Promise<Lookup>;
   readonly secrets: SecretReader;
 }
 

@@ -20,7 +20,7 @@ import { kindLabel, type Metrics } from '../metrics.js';
 import { KindDiscovery } from '../kube/kind-discovery.js';
 import type { ObjectReference } from '../normalize/kube-event.js';
 import type { SecretReader } from '../render/value-source.js';
-import type { Cluster, Lookup } from './cluster.js';
+import type { Cluster, Lookup, LookupLimits } from './cluster.js';
 import { LookupFailedError } from './lookup-failed.js';
 import { createSecretStore } from './secret-store.js';
 
@@ -97,9 +97,10 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
    * admissible decides what may be looked up at all, before any request: never a Secret (Secrets are read
    * by secretKeyRef only), only well-formed references to kinds the API server serves, and a namespaced
    * kind only with an explicit namespace — never the client's default (the service's own namespace).
-   * Discovery that fails is a failed lookup like any other (`retry`), never "no such kind".
+   * Discovery that fails is a failed lookup like any other (`retry`), never "no such kind". With `limits`
+   * (a team's rules), only what they reach.
    */
-  async function admissible(ref: LookupRef): Promise<{ ref: LookupRef } | Lookup> {
+  async function admissible(ref: LookupRef, limits: LookupLimits | undefined): Promise<{ ref: LookupRef } | Lookup> {
     const refused = () => {
       count(ref.kind, 'refused');
       return { status: 'not_found' } as const;
@@ -112,8 +113,11 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
       return 'reason' in failure ? { status: 'retry', reason: failure.reason, retryAfterMs: failure.retryAfterMs } : { status: 'not_found' };
     }
     if (info.status === 'unknown') return refused();
-    if (!info.namespaced) return { ref: { ...ref, namespace: undefined } };
-    return ref.namespace ? { ref } : refused();
+    if (!info.namespaced) {
+      const reachable = !limits || limits.clusterKinds.has(ref.kind) || (ref.kind === 'Namespace' && ref.name === limits.namespace);
+      return reachable ? { ref: { ...ref, namespace: undefined } } : refused();
+    }
+    return ref.namespace && (!limits || ref.namespace === limits.namespace) ? { ref } : refused();
   }
 
   /** call runs one API request under the shared rate limit and deadline, and classifies its failure. */
@@ -185,9 +189,9 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     description: connection.description,
     namespace: connection.namespace,
     secrets,
-    async get(ref) {
+    async get(ref, limits) {
       if (!ref.kind || !ref.name) return { status: 'not_found' };
-      const admitted = await admissible({ ...ref, kind: ref.kind, name: ref.name, apiVersion: ref.apiVersion || 'v1' });
+      const admitted = await admissible({ ...ref, kind: ref.kind, name: ref.name, apiVersion: ref.apiVersion || 'v1' }, limits);
       if ('status' in admitted) return admitted;
       const full = admitted.ref;
       if (full.kind === 'Event') return fetchObject(full);

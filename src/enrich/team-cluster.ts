@@ -15,9 +15,11 @@ export function teamCluster(cluster: Cluster, namespace: string, clusterKinds: R
     secrets,
     async get(ref) {
       // A reference without a namespace is a cluster-scoped object (the cluster refuses a namespaced kind without one).
+      // A first cut by the reference; the cluster decides precisely with the kind's real scope (an owner
+      // reference in the team's namespace may name a cluster-scoped kind).
       const own = ref.kind === 'Namespace' && ref.name === namespace; // the `namespace` fact: always its own
       const allowed = ref.namespace ? ref.namespace === namespace : own || clusterKinds.has(ref.kind ?? '');
-      return allowed ? cluster.get(ref) : { status: 'not_found' };
+      return allowed ? cluster.get(ref, { namespace, clusterKinds }) : { status: 'not_found' };
     },
   };
 }

@@ -251,6 +251,26 @@ describe('tenancy: what a team document may read', () => {
     assert.ok(!JSON.stringify(sink.requests.map((r) => r.body)).includes(SERVICE_SECRET));
   });
 
+  it('3. an owner reference in the team\'s namespace to a cluster-scoped kind outside TEAM_CLUSTER_KINDS is absent', async () => {
+    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'owned', namespace: ATTACKER, ownerReferences: [{ apiVersion: 'v1', kind: 'Namespace', name: 'team-b', uid: 'u', controller: true }] } });
+    await svc.post(aboutObject({ apiVersion: 'v1', kind: 'Pod', name: 'owned', namespace: ATTACKER }));
+    const read = sink.received('/read')[0].json() as { object: { metadata: { name: string } }; owner: unknown };
+    assert.equal(read.object.metadata.name, 'owned');
+    assert.equal(read.owner, null, 'team-b\'s Namespace is not the team\'s to read');
+    assert.equal((sink.received('/platform').at(-1)!.json() as { owner: { metadata: { name: string } } }).owner.metadata.name, 'team-b', 'a cluster rule reads it');
+  });
+
+  it('3. a forged Event in the team\'s namespace about another namespace\'s object reaches no team', async () => {
+    fake.apply(ruleConfigMap('team-b', 'team-b-rules', { 'r.yaml': backoffRule('team-b-reader', `${sink.url}/team-b`) }));
+    await waitUntil('team-b rule loaded', () => svc.service.store.current.rules.some((r) => r.name === 'team-b/team-b-reader'));
+    await svc.post(backoff(ATTACKER, (body) => (body.involvedObject = { apiVersion: 'v1', kind: 'Pod', name: 'x', namespace: 'team-b' })));
+    assert.equal(sink.received('/team-b').length, 0);
+    assert.equal(sink.received('/read').length, 0);
+    assert.equal(sink.received('/platform').length, 1, 'cluster rules see every event');
+    await svc.post(backoff('team-b'));
+    assert.equal(sink.received('/team-b').length, 1, 'team-b\'s rule fires for its own events');
+  });
+
   it('3. a team reads its own objects and allowlisted cluster-scoped kinds, nothing else', async () => {
     await svc.post(aboutObject({ apiVersion: 'v1', kind: 'Pod', name: 'own-pod', namespace: ATTACKER }));
     await svc.post(withEvent(aboutObject({ apiVersion: 'v1', kind: 'Node', name: 'node-1' }), (_b, h) => (h['ce-namespace'] = ATTACKER)));
