@@ -16,8 +16,9 @@ import getRawBody from 'raw-body';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { typeLabel } from '../metrics.js';
-import { normalize } from '../normalize/normalize.js';
-import type { OccurrenceTracker } from '../normalize/occurrence.js';
+import { normalize, type Normalized } from '../normalize/normalize.js';
+import type { Classifier, OccurrenceTracker } from '../normalize/occurrence.js';
+import { InvalidEventError } from '../errors.js';
 import type { EventReport, Pipeline } from '../pipeline.js';
 import { parseCloudEvents } from './parse-cloudevents.js';
 import type { RecentEvents } from '../playground/recent-events.js';
@@ -58,7 +59,11 @@ export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isRe
     }
     const events = await readEvents(ctx, config);
     recent?.record(events);
-    const normalized = events.map((event) => normalize(event, tracker));
+    // A batch is checked whole before anything is remembered: a bad entry must not leave earlier ones in
+    // the occurrence memory (their redelivery would then look like a repeat). One event needs no dry pass:
+    // normalize throws before it remembers.
+    if (events.length > 1) normalizeAll(events, tracker.readOnly());
+    const normalized = normalizeAll(events, tracker);
     const deadline = Date.now() + config.deliveryDeadlineMs;
     const prepared = await Promise.all(events.map((event, i) => pipeline.prepare(normalized[i], event)));
     const reservation = capacity.reserve(prepared.reduce((sum, event) => sum + event.actions, 0));
@@ -86,9 +91,22 @@ export function dryRunRoute({ config, pipeline, tracker }: EventsRouteDeps): Mid
   return async function dryRun(ctx) {
     const events = await readEvents(ctx, config);
     const view = tracker.readOnly();
-    const reports = await Promise.all(events.map((event) => pipeline(normalize(event, view), event, Date.now(), { dryRun: true })));
+    const normalized = normalizeAll(events, view);
+    const reports = await Promise.all(events.map((event, i) => pipeline(normalized[i], event, Date.now(), { dryRun: true })));
     ctx.body = { events: reports };
   };
+}
+
+/** normalizeAll normalizes every event of a request; a 400 names the batch entry it is about. */
+function normalizeAll(events: CloudEvent<unknown>[], tracker: Classifier): Normalized[] {
+  return events.map((event, i) => {
+    try {
+      return normalize(event, tracker);
+    } catch (err) {
+      if (err instanceof InvalidEventError && events.length > 1) throw new InvalidEventError(err.status, err.error, `batch entry ${i}: ${err.detail}`);
+      throw err;
+    }
+  });
 }
 
 /** countReport counts one processed event: its outcome, or `retry` when an action must be redelivered. */

@@ -13,6 +13,12 @@ import { fastBinaryJson } from './binary-json-fast-path.js';
 /** Batches larger than this are refused: one request must stay bounded in time and memory. */
 export const MAX_BATCH = 1000;
 
+/**
+ * Data nested deeper than this is refused (400): rendering and matching walk it recursively, and a
+ * 400,000-deep array overflowed the stack at every redelivery. A Kubernetes Event is about 5 levels deep.
+ */
+export const MAX_DATA_DEPTH = 100;
+
 export function parseCloudEvents(headers: IncomingHttpHeaders, body: string): CloudEvent<unknown>[] {
   let parsed: CloudEvent<unknown> | CloudEvent<unknown>[];
   try {
@@ -32,8 +38,27 @@ export function parseCloudEvents(headers: IncomingHttpHeaders, body: string): Cl
       const invalid = toInvalid(err);
       throw new InvalidEventError(400, invalid.error, where + invalid.detail);
     }
-    return binary ? withJsonData(event, where) : event;
+    const parsed = binary ? withJsonData(event, where) : event;
+    const depth = nestingDepth(parsed.data, MAX_DATA_DEPTH);
+    if (depth > MAX_DATA_DEPTH) throw new InvalidEventError(400, 'data too deeply nested', `${where}data is nested more than ${MAX_DATA_DEPTH} levels deep`);
+    return parsed;
   });
+}
+
+/** nestingDepth measures how deep arrays and objects nest, without recursion; stops counting past `limit`. */
+export function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const pending: [unknown, number][] = [[value, 0]];
+  while (pending.length > 0) {
+    const [node, depth] = pending.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth + 1 > deepest) deepest = depth + 1;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (child !== null && typeof child === 'object') pending.push([child, depth + 1]);
+    }
+  }
+  return deepest;
 }
 
 /** sdkToEvent reads any request with the SDK (the fast path's reference in its differential test). */

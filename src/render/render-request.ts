@@ -35,6 +35,7 @@ export async function renderRequest(action: CompiledAction, context: ResolveCont
   for (const [name, source] of [...action.presetHeaders, ...destination.headers]) {
     const resolved = await resolveValue(source, `destination ${destination.name} header ${name}`, context);
     if (!resolved) continue; // an expression with no value for this event leaves the header out
+    checkHeaderValue(destination.name, name, resolved);
     headers[name.toLowerCase()] = resolved.value;
     if (resolved.secret) secretHeaders.push(name.toLowerCase());
   }
@@ -42,6 +43,22 @@ export async function renderRequest(action: CompiledAction, context: ResolveCont
   if (!url) throw new ConfigurationError(`destination ${destination.name} url: the expression gave no value for this event`);
   if (url.secret) knownSecrets.rememberUrl(url.value);
   return { method: destination.method, url: url.value, headers, body, secretHeaders, secretUrl: url.secret, secretFields };
+}
+
+/** What an HTTP header value may hold (the HTTP client's own check): tab, visible ASCII, and bytes 0x80–0xFF. */
+const INVALID_HEADER_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * checkHeaderValue refuses a value the HTTP client would refuse, before sending: a CR/LF taken from event
+ * data is a permanent error of this event with a message that says so, not a failed delivery.
+ */
+function checkHeaderValue(destination: string, header: string, resolved: { value: string; secret: boolean }): void {
+  const bad = INVALID_HEADER_CHAR.exec(resolved.value);
+  if (!bad) return;
+  const code = bad[0].charCodeAt(0);
+  const what = code === 0x0d ? 'a carriage return (CR)' : code === 0x0a ? 'a line feed (LF)' : `the character U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+  const shown = resolved.secret ? '' : ` ${JSON.stringify(resolved.value.length > 60 ? `${resolved.value.slice(0, 60)}…` : resolved.value)}`;
+  throw new ConfigurationError(`destination ${destination} header ${header}: the value${shown} holds ${what} at position ${bad.index}, which an HTTP header cannot carry`);
 }
 
 /** renderBody: the body template's JSON (one serialization when there are no fields to set). */
