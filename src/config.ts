@@ -14,6 +14,10 @@ export interface Config {
   /** Who may send events and use /dry-run and /status (src/auth). */
   auth: AuthSettings;
   rulesDir: string;
+  /** Largest text of one rule source (a file, a ConfigMap key), in bytes; larger is rejected unread. */
+  rulesMaxSourceBytes: number;
+  /** How often a missing or unreadable RULES_DIR is tried again. */
+  rulesRetryMs: number;
   logLevel: string;
   /** Largest request body accepted on POST / (bytes); larger → 413. */
   maxBodyBytes: number;
@@ -98,6 +102,8 @@ export function loadConfig(env: Env = process.env): Config {
     metricsPort: integer(env, 'METRICS_PORT', 0),
     auth: authSettings(env),
     rulesDir: env.RULES_DIR ?? './rules',
+    rulesMaxSourceBytes: integer(env, 'RULES_MAX_SOURCE_BYTES', 1024 * 1024, 1),
+    rulesRetryMs: integer(env, 'RULES_RETRY_MS', 5_000, 10),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1024 * 1024, 1),
     headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_SECONDS', 10, 0.001) * 1000,

@@ -66,7 +66,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     config.templateWorkers > 0
       ? createTemplateSandbox({ workers: config.templateWorkers, budgetMs: config.templateTimeoutMs, heapMb: config.templateWorkerHeapMb, maxOutputBytes: config.templateMaxOutputBytes })
       : undefined;
-  const templates = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, sandbox };
+  const templates = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, sandbox, maxSourceBytes: config.rulesMaxSourceBytes };
   const store = new RuleStore(templates, metrics, log, tenancy);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const redis = config.redisUrl
@@ -90,7 +90,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     env: options.env ?? process.env,
     tenancy,
   });
-  const rules = watchRulesDirectory(config.rulesDir, store, log);
+  const rules = watchRulesDirectory(config.rulesDir, store, log, { maxSourceBytes: config.rulesMaxSourceBytes, retryMs: config.rulesRetryMs });
   const configMaps =
     kube && connection && config.kube.rulesSelector
       ? kube.watchRuleConfigMaps(
@@ -107,7 +107,8 @@ export async function createService(options: ServiceOptions): Promise<Service> {
           metrics,
         )
       : undefined;
-  const ready = Promise.all([rules.loaded, configMaps?.synced, redis?.connected]).then(() => {
+  const ready = Promise.all([rules.loaded, configMaps?.synced, redis?.connected]).then(async () => {
+    await store.settled(); // the ConfigMaps listed at sync are still compiling in the background
     compactHeap();
     store.markLoaded();
   });

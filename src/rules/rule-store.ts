@@ -9,8 +9,9 @@ import type { Logger } from '../log.js';
 import { buildRuleIndex, type RuleIndex } from '../match/rule-index.js';
 import { forgetRule, type Metrics } from '../metrics.js';
 import type { TemplateOptions } from '../render/template.js';
-import { compileDocument, type CompiledRule } from './compile-document.js';
-import { parseRuleText } from './parse-rule-text.js';
+import { compileDocumentSteps, runToEnd, type CompiledRule } from './compile-document.js';
+import { parseRuleText, type ParsedDocuments } from './parse-rule-text.js';
+import { parseRuleTextOffThread } from './parse-off-thread.js';
 import type { RuleDocument } from './document.js';
 import { compileTenancyPolicy, qualifiedName, type TenancyPolicy } from './tenancy-policy.js';
 
@@ -43,14 +44,30 @@ interface SourceState {
   told: string;
 }
 
+export interface RuleStoreOptions extends TemplateOptions {
+  /** Largest text of one source (bytes); larger is rejected unread. */
+  maxSourceBytes?: number;
+}
+
+/** The default cap on one source: a ConfigMap holds at most 1 MiB. */
+export const DEFAULT_MAX_SOURCE_BYTES = 1024 * 1024;
+
+/** While loading in the background, the event loop is handed back at least this often. */
+const SLICE_MS = 5;
+
+type Checked = { rules: CompiledRule[]; problems: string[] };
+
 export class RuleStore {
   private readonly sources = new Map<string, SourceState>();
+  /** Bumped by every update and removal: a background load applies only if its source did not change meanwhile. */
+  private readonly generations = new Map<string, number>();
+  private readonly loading = new Set<Promise<unknown>>();
   private ruleSet: RuleSet = { rules: [], index: buildRuleIndex([]) };
   private loadedOnce = false;
   private readonly listeners: ProblemListener[] = [];
 
   constructor(
-    private readonly options: TemplateOptions,
+    private readonly options: RuleStoreOptions,
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly policy: TenancyPolicy = compileTenancyPolicy(),
@@ -71,19 +88,61 @@ export class RuleStore {
   }
 
   /** check parses and compiles a text without touching the store (for validation). */
-  check(source: string, text: string, scope?: string): { rules: CompiledRule[]; problems: string[] } {
-    const tooLarge = this.policy.checkText(text, scope);
-    if (tooLarge.length > 0) return { rules: [], problems: tooLarge.map((p) => `${source}: ${p}`) };
-    const parsed = parseRuleText(text);
+  check(source: string, text: string, scope?: string): Checked {
+    const tooLarge = this.sizeProblem(source, text, scope);
+    if (tooLarge) return tooLarge;
+    return this.guarded(source, () => runToEnd(this.compileSteps(source, parseRuleText(text), scope)));
+  }
+
+  /**
+   * checkInBackground is check without blocking serving: a large text is parsed in a worker thread and
+   * compiled rule by rule, handing the event loop back every few milliseconds.
+   */
+  async checkInBackground(source: string, text: string, scope?: string): Promise<Checked> {
+    const tooLarge = this.sizeProblem(source, text, scope);
+    if (tooLarge) return tooLarge;
+    const parsed = await parseRuleTextOffThread(text);
+    const steps = this.compileSteps(source, parsed, scope);
+    let sliceStart = performance.now();
+    for (;;) {
+      const step = this.guarded(source, (): IteratorResult<void, Checked> => steps.next());
+      if ('problems' in step) return step; // compiling threw: reported as the source's problem
+      if (step.done) return step.value;
+      if (performance.now() - sliceStart > SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
+    }
+  }
+
+  /** sizeProblem: a text over the service's limit, or over its scope's (a team's), is rejected unread. */
+  private sizeProblem(source: string, text: string, scope?: string): Checked | undefined {
+    const limit = this.options.maxSourceBytes ?? DEFAULT_MAX_SOURCE_BYTES;
+    const bytes = Buffer.byteLength(text);
+    if (bytes > limit) return { rules: [], problems: [`${source}: ${bytes} bytes, over the limit of ${limit} (RULES_MAX_SOURCE_BYTES); not read`] };
+    const overQuota = this.policy.checkText(text, scope);
+    return overQuota.length > 0 ? { rules: [], problems: overQuota.map((p) => `${source}: ${p}`) } : undefined;
+  }
+
+  /** guarded: nothing in a rule text may crash the loader; whatever throws is a problem of that source. */
+  private guarded<T>(source: string, run: () => T): T | Checked {
+    try {
+      return run();
+    } catch (err) {
+      return { rules: [], problems: [`${source}: could not be loaded: ${(err as Error)?.message ?? String(err)}`] };
+    }
+  }
+
+  private *compileSteps(source: string, parsed: ParsedDocuments, scope?: string): Generator<void, Checked> {
     const problems = parsed.problems.map((p) => `${source}: ${p}`);
     const rules: CompiledRule[] = [];
-    parsed.documents.forEach((document, i) => {
+    for (const [i, document] of parsed.documents.entries()) {
       const where = parsed.documents.length > 1 ? `${source} (document ${i + 1})` : source;
-      const { compiled, problems: found } = compileDocument(document, where, this.options);
+      const { compiled, problems: found } = yield* compileDocumentSteps(document, where, this.options);
       if (compiled) found.push(...this.policy.checkDocument(document as RuleDocument, compiled, scope));
       problems.push(...found.map((p) => `${where}: ${p}`));
       if (compiled) rules.push(...compiled.rules.map((rule) => (scope === undefined ? rule : { ...rule, scope, name: qualifiedName(scope, rule.declaredName) })));
-    });
+    }
     if (parsed.documents.length === 0 && problems.length === 0) problems.push(`${source}: no rule document found (the file is empty)`);
     return { rules, problems };
   }
@@ -93,7 +152,44 @@ export class RuleStore {
    * `scope` restricts the source's rules to events of one namespace (a team's ConfigMap).
    */
   update(source: string, text: string, scope?: string): string[] {
-    const { rules, problems } = this.check(source, text, scope);
+    this.bump(source);
+    return this.apply(source, this.check(source, text, scope), scope);
+  }
+
+  /**
+   * updateInBackground is update through checkInBackground. Resolves with the problems once applied; a load
+   * overtaken by a newer update or a removal of its source is dropped (resolves with none).
+   */
+  async updateInBackground(source: string, text: string, scope?: string): Promise<string[]> {
+    const generation = this.bump(source);
+    const checking = this.checkInBackground(source, text, scope);
+    this.loading.add(checking);
+    try {
+      const checked = await checking;
+      return this.generations.get(source) === generation ? this.apply(source, checked, scope) : [];
+    } finally {
+      this.loading.delete(checking);
+    }
+  }
+
+  /** reportProblems puts a problem that is not a rule text (an unreadable file or folder) on a source of its own. */
+  reportProblems(source: string, problems: string[]): void {
+    this.bump(source);
+    this.apply(source, { rules: [], problems });
+  }
+
+  /** settled resolves once no background load is running. */
+  async settled(): Promise<void> {
+    while (this.loading.size > 0) await Promise.allSettled([...this.loading]);
+  }
+
+  private bump(source: string): number {
+    const generation = (this.generations.get(source) ?? 0) + 1;
+    this.generations.set(source, generation);
+    return generation;
+  }
+
+  private apply(source: string, { rules, problems }: Checked, scope?: string): string[] {
     const previous = this.sources.get(source);
     const told = previous?.told ?? '';
     if (problems.length === 0) {
@@ -108,6 +204,7 @@ export class RuleStore {
   }
 
   remove(source: string): void {
+    this.bump(source);
     if (this.sources.delete(source)) this.rebuild();
     this.metrics.ruleLoadErrors.remove({ source });
   }

@@ -60,8 +60,10 @@ export function watchRuleConfigMaps(
     const namespace = cm.metadata?.namespace ?? 'default';
     const scope = options.clusterNamespaces.has(namespace) ? undefined : namespace;
     for (const [key, text] of Object.entries(data)) {
-      const problems = store.update(`${prefix}${key}`, text, scope);
-      if (problems.length === 0) log.info({ source: `${prefix}${key}`, scope: scope ?? 'cluster' }, 'rule document loaded');
+      // In the background: a large ConfigMap is parsed off the event loop; its problems reach the store's listeners.
+      void store.updateInBackground(`${prefix}${key}`, text, scope).then((problems) => {
+        if (problems.length === 0) log.info({ source: `${prefix}${key}`, scope: scope ?? 'cluster' }, 'rule document loaded');
+      });
     }
   }
 

@@ -130,6 +130,23 @@ describe('rules from ConfigMaps', () => {
     assert.ok(removed < 2000);
   });
 
+  it('an alias bomb or an oversized key in a ConfigMap is a rejected document of that key: /status, metric, Warning Event; the others load', async () => {
+    const bomb = ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]', ...'bcdefgh'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefgh'[i]}`).join(', ')}]`)].join('\n');
+    fake.apply(ruleConfigMap(OWN_NAMESPACE, 'hostile', { 'bomb.yaml': bomb, 'huge.yaml': `# ${'x'.repeat(1024 * 1024)}`, 'good.yaml': rule('beside-the-bomb', sink.url) }));
+    await waitUntil('Warning Event for the bomb', () => fake.list('v1', 'Event').some((e) => (e.involvedObject as any)?.name === 'hostile' && /bomb\.yaml/.test(String(e.message))));
+    const warnings = fake.list('v1', 'Event').filter((e) => (e.involvedObject as any)?.name === 'hostile').map((e) => String(e.message));
+    assert.ok(warnings.some((m) => /bomb\.yaml.*alias/.test(m)), warnings.join(' | '));
+    await waitUntil('Warning Event for the oversized key', () => fake.list('v1', 'Event').some((e) => (e.involvedObject as any)?.name === 'hostile' && /huge\.yaml.*over the limit/.test(String(e.message))));
+    const status = (await (await fetch(`${svc.url}/status`)).json()) as { sources: { source: string; errors: string[] }[] };
+    assert.match(status.sources.find((s) => s.source === `configmap:${OWN_NAMESPACE}/hostile/bomb.yaml`)!.errors[0], /more than 100 alias expansions/);
+    assert.equal(await svc.metric('kube_event_rules_rule_load_errors', { source: `configmap:${OWN_NAMESPACE}/hostile/bomb.yaml` }), 1);
+    assert.equal(await svc.metric('kube_event_rules_rule_load_errors', { source: `configmap:${OWN_NAMESPACE}/hostile/huge.yaml` }), 1);
+    await waitUntil('the good key loaded', () => svc.service.store.current.rules.some((r) => r.name === 'beside-the-bomb'));
+    assert.ok(!svc.logs.some((l) => l.msg === 'informer handler failed'), 'no handler failure');
+    fake.remove('v1', 'ConfigMap', OWN_NAMESPACE, 'hostile');
+    await waitUntil('removed', () => !svc.service.store.current.rules.some((r) => r.name === 'beside-the-bomb'));
+  });
+
   it('picks up a rotated Secret without a restart', async () => {
     fake.apply(secret(OWN_NAMESPACE, 'hook-token', { token: 'rotated-token' }));
     await new Promise((r) => setTimeout(r, 300)); // SECRET_CACHE_SECONDS is 0.2 s here

@@ -30,7 +30,7 @@ export interface RunningService {
 }
 
 export async function startService(
-  options: { rules?: Record<string, string>; env?: Record<string, string>; config?: Partial<Config>; cluster?: Cluster; kube?: KubeConnection } = {},
+  options: { rules?: Record<string, string>; env?: Record<string, string>; config?: Partial<Config>; cluster?: Cluster; kube?: KubeConnection; awaitReady?: boolean } = {},
 ): Promise<RunningService> {
   const rulesDir = await mkdtemp(join(tmpdir(), 'ker-rules-'));
   for (const [file, text] of Object.entries(options.rules ?? {})) await writeFile(join(rulesDir, file), text);
@@ -51,7 +51,7 @@ export async function startService(
     kube: options.kube,
     writeLine: (line) => lines.push(JSON.parse(line) as Record<string, any>),
   });
-  await service.ready;
+  if (options.awaitReady !== false) await service.ready;
   const server: Server = createServer(service.app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
