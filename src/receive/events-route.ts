@@ -87,13 +87,25 @@ export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isRe
  * evaluated and the conditions that decided, and each rendered request (secrets redacted). Sends
  * nothing and changes no state: no delivery, no dedup or occurrence memory, no metrics.
  */
-export function dryRunRoute({ config, pipeline, tracker }: EventsRouteDeps): Middleware {
+export function dryRunRoute({ config, pipeline, capacity, tracker }: EventsRouteDeps): Middleware {
   return async function dryRun(ctx) {
     const events = await readEvents(ctx, config);
     const view = tracker.readOnly();
     const normalized = normalizeAll(events, view);
-    const reports = await Promise.all(events.map((event, i) => pipeline(normalized[i], event, Date.now(), { dryRun: true })));
-    ctx.body = { events: reports };
+    const prepared = await Promise.all(events.map((event, i) => pipeline.prepare(normalized[i], event, { dryRun: true })));
+    // Rendering is the work a dry run does: the same caps.
+    const reservation = capacity.reserve(prepared.reduce((sum, event) => sum + event.actions, 0));
+    if (!reservation.ok) {
+      ctx.status = 429;
+      ctx.set('Retry-After', String(Math.ceil(reservation.retryAfterMs / 1000)));
+      ctx.body = { error: 'over capacity', detail: reservation.reason };
+      return;
+    }
+    try {
+      ctx.body = { events: await Promise.all(prepared.map((event) => event.run(Date.now()))) };
+    } finally {
+      reservation.release();
+    }
   };
 }
 

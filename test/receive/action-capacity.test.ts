@@ -68,6 +68,16 @@ rules:
     assert.equal(await svc.metric('kube_event_rules_events_received_total', { outcome: 'over_capacity' }), 6);
   });
 
+  it('holds dry runs to the same caps: rendering is their work', async () => {
+    const body = JSON.stringify(Array.from({ length: 6 }, (_, i) => structured('Fan', 500 + i)));
+    const response = await fetch(`${svc.url}/dry-run`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json' }, body });
+    assert.equal(response.status, 429);
+    assert.match(await response.text(), /MAX_ACTIONS_PER_REQUEST/);
+    const within = await fetch(`${svc.url}/dry-run`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify([structured('Fan', 600)]) });
+    assert.equal(within.status, 200);
+    assert.equal(((await within.json()) as { events: { actions: unknown[] }[] }).events[0].actions.length, 2);
+  });
+
   it('refuses a request that would pass the per-process cap while others are in flight, takes it once they are done', async () => {
     const slow = batch('Slow', 0, 8); // 8 actions held in flight by a destination that answers after 3 s
     await sink.waitFor('/slow', 8);
