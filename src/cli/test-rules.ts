@@ -72,20 +72,37 @@ export async function runTests(options: TestOptions, stdin: () => Promise<string
   const cluster = await testCluster(options);
   const { pipeline, tracker } = createDryRunPipeline(() => store.current, cluster);
   const results: TestResult[] = [];
-  for (const request of await readEventRequests(options.events, stdin)) results.push(await evaluate(request));
+  for (const request of await readEventRequests(options.events, stdin)) results.push(...(await evaluate(request)));
   return { problems, results };
 
-  async function evaluate(request: EventRequest): Promise<TestResult> {
+  /** evaluate gives one result per event of the request: a batch is every one of its entries ("file.json[2]"). */
+  async function evaluate(request: EventRequest): Promise<TestResult[]> {
     try {
+      const events = parseCloudEvents(request.headers, request.body);
+      const label = (i: number) => (events.length > 1 ? `${request.label}[${i}]` : request.label);
+      // As the service does: the whole batch is checked before any event is evaluated.
+      const view = tracker.readOnly();
+      events.forEach((ce, i) => withEntry(i, events.length, () => normalize(ce, view)));
+      const normalized = events.map((ce) => normalize(ce, tracker));
       const reports: TestResult[] = [];
-      for (const ce of parseCloudEvents(request.headers, request.body)) {
-        reports.push({ source: request.label, ...(await pipeline(normalize(ce, tracker), ce, Date.now(), { dryRun: true })) });
+      for (const [i, ce] of events.entries()) {
+        reports.push({ source: label(i), ...(await pipeline(normalized[i], ce, Date.now(), { dryRun: true })) });
       }
-      return reports.length === 1 ? reports[0] : { ...reports[0], source: request.label };
+      return reports;
     } catch (err) {
-      if (err instanceof InvalidEventError) return { source: request.label, status: err.status, error: err.error, detail: err.detail };
+      if (err instanceof InvalidEventError) return [{ source: request.label, status: err.status, error: err.error, detail: err.detail }];
       throw err;
     }
+  }
+}
+
+/** withEntry names the batch entry in a 400 about it. */
+function withEntry<T>(index: number, count: number, run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    if (err instanceof InvalidEventError && count > 1) throw new InvalidEventError(err.status, err.error, `batch entry ${index}: ${err.detail}`);
+    throw err;
   }
 }
 

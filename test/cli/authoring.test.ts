@@ -116,6 +116,24 @@ describe('kube-event-rules test', () => {
     assert.equal(results[0].source, 'stdin#1');
   });
 
+  it('evaluates every event of a CloudEvents batch, each labelled with its entry; a bad entry rejects the batch by name', async () => {
+    const hpa = loadFixture('hpa-successful-rescale-up-resource-add');
+    const backoff = loadFixture('pod-backoff-crashloop-resource-update');
+    const entry = (fixture: typeof hpa, id: string) => ({
+      ...Object.fromEntries(Object.entries(fixture.headers).filter(([k]) => k.startsWith('ce-')).map(([k, v]) => [k.slice(3), v])),
+      id,
+      datacontenttype: 'application/json',
+      data: fixture.body,
+    });
+    const batch = (entries: unknown[]) => JSON.stringify({ headers: { 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify(entries), bodyEncoding: 'raw' });
+    const options = { rules: [join(dir, 'rules.yaml')], secrets: [join(dir, 'secrets.yaml')], events: ['-'], json: true, updateExpect: false };
+    const { results } = await runTests(options, async () => batch([entry(hpa, 'b1'), entry(backoff, 'b2'), entry(hpa, 'b3')]));
+    assert.deepEqual(results.map((r) => [r.source, 'matched' in r ? r.matched : r.error]), [['stdin[0]', ['hpa']], ['stdin[1]', ['warnings']], ['stdin[2]', ['hpa']]]);
+    const bad = await runTests(options, async () => batch([entry(hpa, 'b4'), { ...entry(backoff, 'b5'), data: [1] }]));
+    assert.equal(bad.results.length, 1);
+    assert.match('detail' in bad.results[0] ? String(bad.results[0].detail) : '', /^batch entry 1: .*needs a JSON object as data/);
+  });
+
   it('reports a missing secret as a clear action error, without a cluster', async () => {
     const { results } = await runTests({ rules: [join(dir, 'rules.yaml')], secrets: [], events: [join(EXAMPLES_DIR, 'hpa-successful-rescale-up-resource-add.json')], json: true, updateExpect: false }, noStdin);
     const action = 'actions' in results[0] ? results[0].actions[0] : undefined;
