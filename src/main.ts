@@ -14,6 +14,7 @@ import { connectKube, type KubeConnection } from './kube/connect.js';
 import { testCommand } from './cli/test-rules.js';
 import { validateCommand } from './cli/validate.js';
 import { playgroundCommand } from './cli/playground-command.js';
+import { COMMAND_HELP, isHelp } from './cli/command-help.js';
 import { text } from 'node:stream/consumers';
 
 const USAGE = `usage: kube-event-rules <command>
@@ -31,7 +32,7 @@ const USAGE = `usage: kube-event-rules <command>
                               the rule playground in the browser, on 127.0.0.1, no cluster needed: pick or
                               paste an event, edit a rule document, see what would be sent as you type
   --version                   print the version
-  --help                      print this help`;
+  --help                      print this help; <command> --help explains one command`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -124,6 +125,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const print = (line: string) => console.log(line);
+  if (COMMAND_HELP[command] && argv.slice(1).some(isHelp)) {
+    console.log(COMMAND_HELP[command]);
+    return 0;
+  }
   try {
     if (command === 'validate') return await validateCommand(argv.slice(1), print);
     if (command === 'test') return await testCommand(argv.slice(1), print, () => text(process.stdin));
