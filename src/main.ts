@@ -21,7 +21,9 @@ const USAGE = `usage: kube-event-rules <command>
 
   serve                       run the service (default). Configuration comes from environment variables:
                               PORT, HOST, RULES_DIR, LOG_LEVEL, MAX_BODY_BYTES, DELIVERY_*, ... (see README)
-  validate <file|dir>...      check rule documents (or ConfigMap manifests holding them); exit 1 on problems
+  validate [--team <ns>] <file|dir>...
+                              check rule documents (or ConfigMap manifests holding them); exit 1 on problems;
+                              --team: as a team's documents in namespace <ns> (TEAM_* settings from the environment)
   test --rules <file|dir> [--secrets <secrets.yaml>] [--objects <manifests.yaml>] [--cluster] [--json]
        [--expect <golden.json> [--update-expect]]
        <event.json>... | -    run events (CloudEvent files, Event JSON, \`kubectl get events -o json\`) through

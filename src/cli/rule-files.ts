@@ -29,14 +29,14 @@ interface ConfigMap {
 
 const isConfigMap = (doc: unknown): doc is ConfigMap => typeof doc === 'object' && doc !== null && (doc as { kind?: unknown }).kind === 'ConfigMap';
 
-/** loadRuleFiles puts every rule document of the files into the store; returns the number of sources. */
-export async function loadRuleFiles(store: RuleStore, paths: string[]): Promise<number> {
+/** loadRuleFiles puts every rule document of the files into the store (as a team's, with `team`); returns the number of sources. */
+export async function loadRuleFiles(store: RuleStore, paths: string[], team?: string): Promise<number> {
   let sources = 0;
   for (const file of await expandPaths(paths)) {
     const text = await readFile(file, 'utf8');
     const documents = parseAllDocuments(text).map((d) => (d.errors.length === 0 ? (d.toJS() as unknown) : undefined));
     if (!documents.some(isConfigMap)) {
-      store.update(file, text);
+      store.update(file, text, team);
       sources++;
       continue;
     }
@@ -44,7 +44,7 @@ export async function loadRuleFiles(store: RuleStore, paths: string[]): Promise<
       if (!isConfigMap(doc)) continue;
       const where = `${file}: ConfigMap ${doc.metadata?.namespace ?? 'default'}/${doc.metadata?.name ?? '?'}`;
       for (const [key, value] of Object.entries(doc.data ?? {})) {
-        store.update(`${where} key ${key}`, value);
+        store.update(`${where} key ${key}`, value, team);
         sources++;
       }
     }

@@ -1,19 +1,32 @@
 /**
- * kube-event-rules validate <files|dirs> — checks rule documents (or ConfigMap manifests holding them)
- * exactly as the service would load them. Exit 0 with a one-line summary, or 1 with every problem.
+ * kube-event-rules validate [--team <namespace>] <files|dirs> — checks rule documents (or ConfigMap
+ * manifests holding them) exactly as the service would load them; with --team, as a team's documents in
+ * that namespace under the tenancy policy of the TEAM_* and DESTINATION_HOSTS_* settings in the environment.
+ * Exit 0 with a one-line summary, or 1 with every problem.
  */
 import { createLogger } from '../log.js';
 import { createMetrics } from '../metrics.js';
 import { RuleStore } from '../rules/rule-store.js';
+import { compileTenancyPolicy, type TenancyPolicy } from '../rules/tenancy-policy.js';
+import { loadConfig } from '../config.js';
 import { loadRuleFiles } from './rule-files.js';
 
-export async function validateCommand(paths: string[], print: (line: string) => void): Promise<number> {
-  if (paths.length === 0) {
-    print('usage: kube-event-rules validate <file|dir>...');
+export async function validateCommand(args: string[], print: (line: string) => void, env: Record<string, string | undefined> = process.env): Promise<number> {
+  const team = args[0] === '--team' ? args[1] : undefined;
+  const paths = args[0] === '--team' ? args.slice(2) : args;
+  if (paths.length === 0 || (args[0] === '--team' && !team)) {
+    print('usage: kube-event-rules validate [--team <namespace>] <file|dir>...');
     return 2;
   }
-  const store = newStore();
-  const sources = await loadRuleFiles(store, paths);
+  let policy: TenancyPolicy | undefined;
+  try {
+    policy = team === undefined ? undefined : compileTenancyPolicy(loadConfig(env).tenancy);
+  } catch (err) {
+    print(`kube-event-rules validate: ${(err as Error).message}`);
+    return 2;
+  }
+  const store = newStore(100, policy);
+  const sources = await loadRuleFiles(store, paths, team);
   const problems = store.status().flatMap((s) => s.errors);
   if (problems.length > 0) {
     for (const problem of problems) print(`✗ ${problem}`);
@@ -25,6 +38,6 @@ export async function validateCommand(paths: string[], print: (line: string) => 
 }
 
 /** newStore: a rule store for the CLI (its own metrics, silent log; problems are printed by the caller). */
-export function newStore(templateTimeoutMs = 100): RuleStore {
-  return new RuleStore({ timeoutMs: templateTimeoutMs }, createMetrics(), createLogger('silent'));
+export function newStore(templateTimeoutMs = 100, policy?: TenancyPolicy): RuleStore {
+  return new RuleStore({ timeoutMs: templateTimeoutMs }, createMetrics(), createLogger('silent'), policy);
 }

@@ -88,6 +88,17 @@ describe('kube-event-rules validate', () => {
   });
 });
 
+describe('kube-event-rules validate --team', () => {
+  it('checks a document as a team\'s, under the TEAM_* settings of the environment', async () => {
+    const dir = await tempDir({ 'team.yaml': `${RULES}\n# ${'x'.repeat(300)}\n` });
+    const out = capture();
+    assert.equal(await validateCommand([join(dir, 'team.yaml')], out.print, {}), 0, 'fine as a cluster document');
+    assert.equal(await validateCommand(['--team', 'team-a', join(dir, 'team.yaml')], out.print, { TEAM_MAX_DOCUMENT_BYTES: '200' }), 1);
+    assert.match(out.text(), /team\.yaml: the document has \d+ bytes; a team's rule document may have at most 200 \(TEAM_MAX_DOCUMENT_BYTES\)/);
+    assert.equal(await validateCommand(['--team'], out.print, {}), 2);
+  });
+});
+
 describe('kube-event-rules test', () => {
   let dir: string;
   before(async () => {
