@@ -22,7 +22,7 @@ export function createRuleErrorReporter(kc: KubeConfig, log: Logger): RuleErrorR
   return {
     report(configMap, key, problems) {
       const { name = '', namespace = 'default', uid, resourceVersion } = configMap.metadata ?? {};
-      const text = knownSecrets.redact(`rules in data key "${key}" rejected, last good version kept: ${problems.join('; ')}`);
+      const text = knownSecrets.redact(`rules in data key "${key}" rejected: ${problems.join('; ')}`);
       const message = text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 1)}…` : text;
       const fingerprint = `${namespace}/${name}/${key}\u0000${problems.join('\n')}`;
       if (reported.has(fingerprint)) return;
