@@ -15,7 +15,8 @@ import { InvalidEventError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { createMetrics } from '../metrics.js';
 import { normalize } from '../normalize/normalize.js';
-import type { EventReport } from '../pipeline.js';
+import type { EventReport, Pipeline } from '../pipeline.js';
+import type { OccurrenceTracker } from '../normalize/occurrence.js';
 import { parseCloudEvents } from '../receive/parse-cloudevents.js';
 import { lineDiff } from './line-diff.js';
 import { localSecrets } from './local-secrets.js';
@@ -72,27 +73,30 @@ export async function runTests(options: TestOptions, stdin: () => Promise<string
   const cluster = await testCluster(options);
   const { pipeline, tracker } = createDryRunPipeline(() => store.current, cluster);
   const results: TestResult[] = [];
-  for (const request of await readEventRequests(options.events, stdin)) results.push(...(await evaluate(request)));
+  for (const request of await readEventRequests(options.events, stdin)) results.push(...(await evaluateRequest(request, pipeline, tracker)));
   return { problems, results };
+}
 
-  /** evaluate gives one result per event of the request: a batch is every one of its entries ("file.json[2]"). */
-  async function evaluate(request: EventRequest): Promise<TestResult[]> {
-    try {
-      const events = parseCloudEvents(request.headers, request.body);
-      const label = (i: number) => (events.length > 1 ? `${request.label}[${i}]` : request.label);
-      // As the service does: the whole batch is checked before any event is evaluated.
-      const view = tracker.readOnly();
-      events.forEach((ce, i) => withEntry(i, events.length, () => normalize(ce, view)));
-      const normalized = events.map((ce) => normalize(ce, tracker));
-      const reports: TestResult[] = [];
-      for (const [i, ce] of events.entries()) {
-        reports.push({ source: label(i), ...(await pipeline(normalized[i], ce, Date.now(), { dryRun: true })) });
-      }
-      return reports;
-    } catch (err) {
-      if (err instanceof InvalidEventError) return [{ source: request.label, status: err.status, error: err.error, detail: err.detail }];
-      throw err;
+/**
+ * evaluateRequest gives one result per event of the request (a batch is every one of its entries,
+ * "file.json[2]"), through the dry-run pipeline. The playground uses it too, so its golden files are `test`'s.
+ */
+export async function evaluateRequest(request: EventRequest, pipeline: Pipeline, tracker: OccurrenceTracker): Promise<TestResult[]> {
+  try {
+    const events = parseCloudEvents(request.headers, request.body);
+    const label = (i: number) => (events.length > 1 ? `${request.label}[${i}]` : request.label);
+    // As the service does: the whole batch is checked before any event is evaluated.
+    const view = tracker.readOnly();
+    events.forEach((ce, i) => withEntry(i, events.length, () => normalize(ce, view)));
+    const normalized = events.map((ce) => normalize(ce, tracker));
+    const reports: TestResult[] = [];
+    for (const [i, ce] of events.entries()) {
+      reports.push({ source: label(i), ...(await pipeline(normalized[i], ce, Date.now(), { dryRun: true })) });
     }
+    return reports;
+  } catch (err) {
+    if (err instanceof InvalidEventError) return [{ source: request.label, status: err.status, error: err.error, detail: err.detail }];
+    throw err;
   }
 }
 

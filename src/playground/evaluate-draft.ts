@@ -8,12 +8,10 @@
 import { buildRuleIndex } from '../match/rule-index.js';
 import { createDryRunPipeline } from '../cli/dry-run-pipeline.js';
 import { toRequests } from '../cli/read-events.js';
-import type { TestResult } from '../cli/test-rules.js';
+import { evaluateRequest, type TestResult } from '../cli/test-rules.js';
 import type { Cluster } from '../enrich/cluster.js';
 import { manifestCluster, parseManifests } from '../enrich/manifest-cluster.js';
-import { InvalidEventError, describeError } from '../errors.js';
-import { normalize } from '../normalize/normalize.js';
-import { parseCloudEvents } from '../receive/parse-cloudevents.js';
+import { describeError } from '../errors.js';
 import { knownSecrets } from '../redact.js';
 import { checkRuleText, type LocatedProblem } from '../rules/locate-problems.js';
 import type { TemplateOptions } from '../render/template.js';
@@ -66,16 +64,7 @@ export async function evaluateDraft(input: DraftInput, context: DraftContext): P
   } catch (err) {
     eventProblems.push(err instanceof SyntaxError ? `the event is not JSON: ${err.message}` : describeError(err));
   }
-  for (const request of requests) {
-    try {
-      for (const ce of parseCloudEvents(request.headers, request.body)) {
-        results.push({ source: request.label, ...(await pipeline(normalize(ce, tracker), ce, Date.now(), { dryRun: true })) });
-      }
-    } catch (err) {
-      if (!(err instanceof InvalidEventError)) throw err;
-      results.push({ source: request.label, status: err.status, error: err.error, detail: err.detail });
-    }
-  }
+  for (const request of requests) results.push(...(await evaluateRequest(request, pipeline, tracker)));
   return {
     problems,
     eventProblems,
