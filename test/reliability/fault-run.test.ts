@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -322,6 +322,153 @@ rules:
     assert.deepEqual(hostile, ['dead-lettered', 'dead-lettered', 'dead-lettered'], 'a hostile template is never acknowledged');
     assert.ok(goodStatuses.every((status) => status === 204), 'the good rule answered 204 throughout');
     assert.ok(alive, 'the service survived');
+    assert.deepEqual(problems.filter((p) => p.trim()), [], 'no unhandled rejection, nothing on stderr');
+  });
+});
+
+/**
+ * Hostile-rules run: the real service (child process) with rule sources an attacker could write — regexes
+ * that backtrack for seconds to minutes on a crafted message (in conditions and in a template), documents
+ * RE2 refuses (a back-reference, a look-ahead), an alias bomb, a subfolder — next to a good rule. Crafted
+ * messages are sent at the hostile rules while the good rule's events are timed. Every good event must be
+ * delivered, every hostile event answered (at once: linear-time matching), and the process must never die.
+ * Size with HOSTILE_EVENTS.
+ */
+const HOSTILE = Number(process.env.HOSTILE_EVENTS ?? 300);
+
+describe(`hostile-rules run (${HOSTILE} crafted events beside a good rule)`, () => {
+  it('delivers every good event, answers every crafted one, reports the rejected sources, never dies', { timeout: 240_000 }, async () => {
+    const received: string[] = [];
+    const healthy = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push(`${req.url} ${Buffer.concat(chunks).toString()}`);
+        res.writeHead(200).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => healthy.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(healthy.address() as AddressInfo).port}`;
+    const rulesDir = mkdtempSync(join(tmpdir(), 'hostile-rules-'));
+    const hostileRule = (name: string, pattern: string) => `
+  - name: ${name}
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Hostile }, { fact: event, path: $.message, operator: matches, value: ${JSON.stringify(pattern)} } ] }
+    actions: [ { destination: out, body: '{ "rule": $rule.name }' } ]`;
+    writeFileSync(join(rulesDir, 'good.yaml'), `
+destinations:
+  out: { url: "${url}/good" }
+rules:
+  - name: good
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Good } ] }
+    actions: [ { destination: out, body: '{ "key": $occurrence }' } ]
+`);
+    writeFileSync(join(rulesDir, 'hostile-regexes.yaml'), `
+destinations:
+  out: { url: "${url}/hostile" }
+rules:${hostileRule('nested-alternation', '^(a|a)+$')}${hostileRule('digit-or-word', '(\\d|\\w)+x$')}${hostileRule('polynomial', '(.*a){25}')}${hostileRule('words', '^(\\w+\\s?){1,40}$')}
+  - name: template-regex
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Hostile } ] }
+    actions: [ { destination: out, body: '{ "nested": $contains(message, /^(a+)+$/), "split": $count($split(message, /(\\d|\\w)+x/)) }' } ]
+`);
+    writeFileSync(join(rulesDir, 'back-reference.yaml'), `destinations: { out: { kind: log } }\nrules:${hostileRule('backref', '(a)\\1')}\n`);
+    writeFileSync(join(rulesDir, 'look-ahead.yaml'), `destinations: { out: { kind: log } }\nrules:\n  - name: ahead\n    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Hostile } ] }\n    actions: [ { destination: out, body: '$match(message, /a(?=b)/)' } ]\n`);
+    writeFileSync(join(rulesDir, 'bomb.yaml'), ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]', ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(', ')}]`)].join('\n'));
+    mkdirSync(join(rulesDir, 'nested'));
+    writeFileSync(join(rulesDir, 'nested', 'more.yaml'), 'rules: []');
+
+    const port = await closedPort();
+    const problems: string[] = [];
+    const service = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', RULES_DIR: rulesDir, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    createInterface({ input: service.stdout! }).on('line', (line) => {
+      if (/unhandled|uncaught/i.test(line)) problems.push(line);
+    });
+    service.stderr!.on('data', (d: Buffer) => problems.push(d.toString()));
+    let exited = false;
+    service.on('exit', () => (exited = true));
+    for (let i = 0; !(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)); i++) {
+      if (exited || i > 600) throw new Error('service not ready');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    const template = loadFixture('hpa-successful-rescale-up-resource-add');
+    const crafted = [`${'a'.repeat(32)}!`, `${'1'.repeat(40)}!`, `${'a'.repeat(24)}${'b'.repeat(2_000)}`, `${'word '.repeat(60)}!`, `${'a'.repeat(40)}!`];
+    const send = (reason: string, n: number, message: string) =>
+      new Promise<number>((resolve) => {
+        const fixture = withEvent(template, (body, headers) => {
+          body.reason = reason;
+          body.message = message;
+          body.metadata.uid = `${reason}-${n}`;
+          headers['ce-id'] = `${reason}-ce-${n}`;
+        });
+        const body = bodyOf(fixture);
+        const req = request(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { ...fixture.headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.setTimeout(60_000, () => req.destroy());
+        req.on('error', () => resolve(0));
+        req.end(body);
+      });
+
+    const started = Date.now();
+    const goodLatencies: number[] = [];
+    const goodStatuses: number[] = [];
+    let hostileDone = false;
+    const good = (async () => {
+      for (let n = 0; !hostileDone || n < 100; n++) {
+        const t = performance.now();
+        goodStatuses.push(await send('Good', n, 'fine'));
+        goodLatencies.push(performance.now() - t);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    let next = 0;
+    const hostileStatuses: number[] = [];
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < HOSTILE) {
+          const n = next++;
+          hostileStatuses.push(await send('Hostile', n, crafted[n % crafted.length]));
+        }
+      }),
+    );
+    hostileDone = true;
+    await good;
+    const seconds = (Date.now() - started) / 1000;
+    const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { sources: { source: string; rules: string[]; errors: string[] }[] };
+    const alive = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+    service.kill('SIGTERM');
+    await new Promise((r) => (exited ? r(undefined) : service.once('exit', r)));
+    healthy.close();
+
+    goodLatencies.sort((a, b) => a - b);
+    const p99 = goodLatencies[Math.floor(goodLatencies.length * 0.99)] ?? 0;
+    const errors = Object.fromEntries(status.sources.map((s) => [s.source, s.errors.join(' | ')]));
+    const delivered = (path: string) => received.filter((r) => r.startsWith(path)).length;
+    console.log(
+      `hostile-rules run: ${HOSTILE} crafted events + ${goodLatencies.length} good events in ${seconds.toFixed(1)} s; good p99 ${p99.toFixed(0)} ms (max ${goodLatencies.at(-1)?.toFixed(0)} ms); ` +
+        `hostile answers ${JSON.stringify(Object.fromEntries([...new Set(hostileStatuses)].map((s) => [s, hostileStatuses.filter((x) => x === s).length])))}; ` +
+        `deliveries good ${delivered('/good')}, hostile ${delivered('/hostile')}; rejected sources ${Object.entries(errors).filter(([, e]) => e).map(([s]) => s).join(', ')}; alive ${alive}`,
+    );
+    assert.ok(goodStatuses.every((s) => s === 204), 'every good event answered 204');
+    assert.equal(delivered('/good'), goodStatuses.length, 'every good event delivered');
+    assert.ok(hostileStatuses.length === HOSTILE && hostileStatuses.every((s) => s === 204), 'every crafted event answered (matching is linear)');
+    // Per crafted message: the template rule always, plus the one condition rule whose pattern it matches, if any
+    // ((.*a){25} for 32 and 40 a's, the word pattern for 24 a's and 2,000 b's).
+    const conditionMatches = [1, 0, 1, 0, 1];
+    const expected = HOSTILE + Array.from({ length: HOSTILE }, (_, n) => conditionMatches[n % crafted.length]).reduce((a, b) => a + b, 0);
+    assert.equal(delivered('/hostile'), expected, 'the hostile rules fire exactly where their patterns match');
+    assert.match(errors['file:back-reference.yaml'], /back-references are not supported/);
+    assert.match(errors['file:look-ahead.yaml'], /look-ahead and look-behind are not supported .* at line 1, column 19/);
+    assert.match(errors['file:bomb.yaml'], /alias/);
+    assert.match(errors['file:nested/'], /subfolders of RULES_DIR are not read/);
+    assert.equal(errors['file:good.yaml'], '');
+    assert.equal(errors['file:hostile-regexes.yaml'], '');
+    assert.ok(alive, 'the service survived');
+    assert.ok(p99 < 5_000, `good events answered within seconds, not minutes (p99 ${p99.toFixed(0)} ms)`);
     assert.deepEqual(problems.filter((p) => p.trim()), [], 'no unhandled rejection, nothing on stderr');
   });
 });
