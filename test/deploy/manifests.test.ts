@@ -196,6 +196,15 @@ describe('deploy/ manifests', { skip: needs('kubectl') }, () => {
     assert.ok(grantsOf(objects, 'kube-event-rules').includes('events.k8s.io/events/watch'));
   });
 
+  it('standalone runs one watcher even during a rollout (Recreate) and nothing blocks a node drain', () => {
+    const objects = rendered.get('deploy/standalone')!;
+    const deployment = objects.find((o) => o.kind === 'Deployment')!;
+    assert.equal(deployment.spec.replicas, 1);
+    assert.deepEqual(deployment.spec.strategy, { type: 'Recreate' }, 'a RollingUpdate with maxSurge runs two watchers that both send');
+    const blocking = objects.filter((o) => o.kind === 'PodDisruptionBudget' && (o.spec.minAvailable === 1 || o.spec.maxUnavailable === 0));
+    assert.deepEqual(blocking, [], 'a PDB with minAvailable: 1 on one replica blocks every drain');
+  });
+
   it('the monitoring example adds a PodMonitor on the metrics port and alerts on failures, load errors, refused events and a stuck informer', () => {
     const objects = rendered.get('deploy/examples/knative-with-monitoring')!;
     const monitor = objects.find((o) => o.kind === 'PodMonitor')!;
