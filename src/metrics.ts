@@ -166,6 +166,11 @@ export function createMetrics() {
       registers,
       collect: sampled((lane) => lane.state, worstState),
     }),
+    standaloneResent: new Counter({
+      name: `${PREFIX}standalone_resent_total`,
+      help: 'Standalone: Events sent on start without a saved watch position (possible duplicates of what was sent before the restart).',
+      registers,
+    }),
     storeErrors: new Counter({
       name: `${PREFIX}store_errors_total`,
       help: 'Redis store operations that failed (the service then fails open: sends, admits).',

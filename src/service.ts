@@ -116,7 +116,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     kube && connection && config.standalone.enabled
       ? kube.watchEvents(
           connection,
-          { maxAgeMs: config.standalone.maxAgeMs, relistAfterMs: config.kube.relistAfterMs, retries: config.standalone.retries },
+          { maxAgeMs: config.standalone.maxAgeMs, relistAfterMs: config.kube.relistAfterMs, retries: config.standalone.retries, position: redis?.position },
           async (ce) => {
             await ready; // rules first, then events
             const report = await pipeline(normalize(ce, tracker), ce, Date.now() + config.deliveryDeadlineMs);

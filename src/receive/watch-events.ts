@@ -2,8 +2,9 @@
  * Standalone mode, for clusters without Knative: the service watches Events itself (events.k8s.io/v1,
  * or core/v1 where that API is missing) and feeds each change, as the CloudEvent ApiServerSource would
  * have sent, into the same pipeline with the same occurrence semantics.
- * - On start (and after a watch gap) Events whose last occurrence is older than `maxAgeMs` are skipped,
- *   so a restart does not resend the last hour.
+ * - A restart resumes from the watch position kept with the dedup store (src/receive/watch-position.ts):
+ *   Events changed since are handled, the others are not sent again. Without a saved position, Events
+ *   whose last occurrence is older than `maxAgeMs` are skipped and the rest are counted as possible duplicates.
  * - There is no Broker to redeliver: an event with a failed action is retried in-process with backoff
  *   (already delivered actions are not resent), a bounded number of times.
  */
@@ -14,12 +15,18 @@ import { startResilientInformer, type ChangeType, type ResilientInformer } from 
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { EventReport } from '../pipeline.js';
+import { PositionTracker, revision, type PositionStore } from './watch-position.js';
+
+/** How often the watch position is saved (and once more on stop). */
+const SAVE_EVERY_MS = 1000;
 
 export interface WatchEventsOptions {
   maxAgeMs: number;
   relistAfterMs: number;
   /** In-process retries of an event whose delivery failed. */
   retries: number;
+  /** Where the watch position is kept (the dedup store's: Redis with REDIS_URL). */
+  position?: PositionStore;
 }
 
 export interface EventWatch {
@@ -72,17 +79,19 @@ export function watchEvents(
   let stopped = false;
   const timers = new Set<NodeJS.Timeout>();
 
-  async function handle(ce: CloudEvent<unknown>, attempt: number): Promise<void> {
+  /** handle processes one change; `done` runs once it is delivered, rejected or given up (not when stopped). */
+  async function handle(ce: CloudEvent<unknown>, attempt: number, done: () => void): Promise<void> {
     const report = await processEvent(ce);
-    if (report.outcome !== 'retry' && !report.actions.some((a) => a.outcome === 'failed')) return;
-    if (attempt >= options.retries || stopped) {
+    if (report.outcome !== 'retry' && !report.actions.some((a) => a.outcome === 'failed')) return done();
+    if (stopped) return; // still owed: the saved position stays before it, so the next process handles it
+    if (attempt >= options.retries) {
       log.error({ ceId: ce.id, attempts: attempt + 1 }, 'standalone: delivery still failing after the in-process retries; giving up on this event');
-      return;
+      return done();
     }
     const delay = Math.min(30_000, 1000 * 2 ** attempt);
     const timer = setTimeout(() => {
       timers.delete(timer);
-      void handle(ce, attempt + 1);
+      void handle(ce, attempt + 1, done).catch((err: unknown) => log.error({ err: (err as Error).message }, 'standalone: event processing failed'));
     }, delay);
     timers.add(timer);
   }
@@ -97,8 +106,27 @@ export function watchEvents(
     }
   })();
 
-  const synced = api.then((apiVersion) => {
-    log.info({ api: apiVersion, maxAgeMs: options.maxAgeMs }, 'standalone: watching Events');
+  let saving: NodeJS.Timeout | undefined;
+  let save: () => Promise<void> = async () => undefined;
+
+  const synced = api.then(async (apiVersion) => {
+    const key = `standalone-position:${apiVersion}`;
+    const saved = revision(await options.position?.get(key).catch(() => undefined));
+    const position = new PositionTracker(saved ?? 0);
+    let savedAt = saved;
+    save = async () => {
+      const current = position.position;
+      if (!options.position || current === 0 || current === savedAt) return;
+      savedAt = current;
+      await options.position.set(key, String(current)).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'standalone: watch position not saved'));
+    };
+    saving = setInterval(() => void save(), SAVE_EVERY_MS);
+    saving.unref();
+    let starting = true;
+    if (saved === undefined) {
+      log.warn({ api: apiVersion, maxAgeMs: options.maxAgeMs }, 'standalone: no saved watch position (first start, or no REDIS_URL): Events of the last STANDALONE_MAX_AGE_SECONDS are sent, counted as possible duplicates');
+    }
+    log.info({ api: apiVersion, maxAgeMs: options.maxAgeMs, resumeAfter: saved }, 'standalone: watching Events');
     const list = (apiVersion === 'v1' ? () => core.listEventForAllNamespaces() : () => eventsV1.listEventForAllNamespaces()) as () => Promise<KubernetesListObject<Raw>>;
     informer = startResilientInformer<Raw>({
       name: 'events',
@@ -110,11 +138,20 @@ export function watchEvents(
       relistAfterMs: options.relistAfterMs,
       onChange(type, object) {
         const event = JSON.parse(JSON.stringify(object)) as Raw; // listed objects carry Dates (libraries.md §1.3)
-        if (type === 'add' && Date.now() - lastSeen(event) > options.maxAgeMs) return; // older than the start window
-        void handle(toCloudEvent(type, event, apiVersion), 0).catch((err: unknown) => log.error({ err: (err as Error).message }, 'standalone: event processing failed'));
+        const rev = revision(event.metadata?.resourceVersion);
+        if (type === 'add' && saved !== undefined && rev !== undefined && rev <= saved) return position.seen(rev); // handled before the restart
+        if (type === 'add' && (saved === undefined || rev === undefined) && Date.now() - lastSeen(event) > options.maxAgeMs) {
+          if (rev !== undefined) position.seen(rev);
+          return; // older than the start window
+        }
+        if (starting && saved === undefined) metrics.standaloneResent.inc(); // may have been sent before a restart
+        if (rev !== undefined) position.begin(rev);
+        const done = () => (rev === undefined ? undefined : position.end(rev));
+        void handle(toCloudEvent(type, event, apiVersion), 0, done).catch((err: unknown) => log.error({ err: (err as Error).message }, 'standalone: event processing failed'));
       },
     });
-    return informer.synced;
+    await informer.synced;
+    starting = false;
   });
 
   return {
@@ -123,8 +160,10 @@ export function watchEvents(
     async stop() {
       stopped = true;
       for (const timer of timers) clearTimeout(timer);
+      clearInterval(saving);
       await api;
       await informer?.stop();
+      await save();
     },
   };
 }

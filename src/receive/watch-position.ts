@@ -12,19 +12,6 @@ export interface PositionStore {
   set(key: string, value: string): Promise<void>;
 }
 
-/** A process-local position (no REDIS_URL): nothing survives a restart, so the start window applies. */
-export function createMemoryPositionStore(): PositionStore {
-  const values = new Map<string, string>();
-  return {
-    async get(key) {
-      return values.get(key);
-    },
-    async set(key, value) {
-      values.set(key, value);
-    },
-  };
-}
-
 /** revision parses a resourceVersion as etcd's revision, or undefined. */
 export function revision(resourceVersion: unknown): number | undefined {
   if (typeof resourceVersion !== 'string' || !/^\d{1,15}$/.test(resourceVersion)) return undefined;

@@ -9,10 +9,13 @@ import type { DeliveredStore } from '../deliver/delivered-store.js';
 import type { Logger } from '../log.js';
 import type { ThrottleStore } from '../match/throttle.js';
 import type { Metrics } from '../metrics.js';
+import type { PositionStore } from '../receive/watch-position.js';
 
 const PREFIX = 'kube-event-rules:';
 /** How long start-up waits for the first Redis connection before serving anyway (failing open). */
 const CONNECT_WAIT_MS = 5000;
+/** A watch position older than this is useless (Events live an hour); it expires rather than linger. */
+const POSITION_TTL_MS = 7 * 24 * 3600_000;
 
 /** Atomic sliding window: drop expired entries, re-admit a known occurrence, admit while under max. */
 const ADMIT = `
@@ -28,6 +31,8 @@ return 1`;
 export interface RedisStores {
   delivered: DeliveredStore;
   throttle: ThrottleStore;
+  /** Standalone mode's watch position, so a restart resumes instead of resending. */
+  position: PositionStore;
   /**
    * Resolves once connected, or after `CONNECT_WAIT_MS` with a warning: commands are not queued while
    * disconnected, so events taken before the first connection would all fail open (no dedup, no throttle).
@@ -83,6 +88,24 @@ export function createRedisStores(url: string, windowMs: number, metrics: Metric
         } catch (err) {
           failed('throttle', err);
           return true;
+        }
+      },
+    },
+    position: {
+      async get(key) {
+        await connected; // read once at start: worth waiting for the connection, unlike the hot path
+        try {
+          return (await redis.get(`${PREFIX}position:${key}`)) ?? undefined;
+        } catch (err) {
+          failed('position_get', err);
+          return undefined;
+        }
+      },
+      async set(key, value) {
+        try {
+          await redis.set(`${PREFIX}position:${key}`, value, 'PX', POSITION_TTL_MS);
+        } catch (err) {
+          failed('position_set', err);
         }
       },
     },
