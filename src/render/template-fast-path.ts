@@ -93,10 +93,13 @@ function collectBindings(node: unknown, names: Set<string>): void {
   for (const [key, value] of Object.entries(n)) if (key !== 'type' && key !== 'value') collectBindings(value, names);
 }
 
-/** inSubset: the node is of a supported type and carries no key beyond that type's (see ALLOWED_KEYS). */
+/**
+ * inSubset: the node is of a supported type and carries no key beyond that type's (see ALLOWED_KEYS).
+ * JSONata leaves `keepArray: undefined` on every `~>` (the or of its sides' flags); only a set flag matters.
+ */
 function inSubset(node: Node, type = node?.type): boolean {
   const allowed = ALLOWED_KEYS[type];
-  return node?.type === type && allowed !== undefined && Object.keys(node).every((key) => allowed.includes(key));
+  return node?.type === type && allowed !== undefined && Object.keys(node).every((key) => allowed.includes(key) || (key === 'keepArray' && !node.keepArray));
 }
 
 function compile(node: Node, depth: number, bound: Set<string>): Evaluator | undefined {

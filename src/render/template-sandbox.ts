@@ -170,7 +170,7 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
       if (closed) throw new Error('template sandbox closed');
       if (workers.size === 0) start();
       if (workers.size === 0) throw new Error('template workers are not running (one failed to start; retrying)');
-      const task: SandboxTask = { id: nextId++, source, input, bindings, cpuBudgetMs: options.budgetMs, timeoutMs: overrunMs, maxOutputBytes: options.maxOutputBytes };
+      const task: SandboxTask = { id: nextId++, source, input, bindings, cpuBudgetMs: options.budgetMs, timeoutMs: 2 * overrunMs, maxOutputBytes: options.maxOutputBytes };
       const answer = await new Promise<SandboxAnswer | Error>((settle) => {
         queue.push({ task, settle });
         dispatch();

@@ -18,7 +18,7 @@ export interface SandboxTask {
   bindings: Record<string, unknown>;
   /** CPU time the evaluation may use (TEMPLATE_TIMEOUT_MS). */
   cpuBudgetMs: number;
-  /** JSONata's wall-clock timeout: the backstop. */
+  /** JSONata's wall-clock timeout: a backstop behind the sandbox's overrun kill (so it never fires first). */
   timeoutMs: number;
   maxOutputBytes: number;
 }

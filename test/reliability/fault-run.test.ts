@@ -192,7 +192,7 @@ rules:
 
 /**
  * Burst run: the real service (child process) with a hostile template beside good rules, then at once a
- * 1,000-event batch and 1,000 concurrent events through a preset outside the fast path (template workers),
+ * 1,000-event batch and 1,000 concurrent events through a template outside the fast path (template workers),
  * delivering to the faulty destination, while a good rule's events are timed. Every burst occurrence must
  * arrive, the hostile events must never be answered 2xx, the good events always 204, the process never dies.
  * Size with BURST_EVENTS (per half).
@@ -216,7 +216,7 @@ destinations:
 rules:
   - name: burst
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Burst } ] }
-    actions: [ { destination: flaky, preset: wavefront-event, fields: { key: { jsonata: "$occurrence" } } } ]
+    actions: [ { destination: flaky, body: '{ "key": $occurrence, "name": $join([reason, involvedObject.kind, involvedObject.name], " ") }' } ]
   - name: good
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Good } ] }
     actions: [ { destination: healthy, body: '{ "key": $occurrence }' } ]

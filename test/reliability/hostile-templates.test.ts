@@ -2,7 +2,8 @@
  * Hostile templates beside a good rule, over real HTTP with real JSONata and real template workers: a
  * tail-recursive loop, `$pad("", 100000000)` (a heap out of memory) and a huge range. The process survives,
  * the good rule's events are delivered, the hostile actions are answered 503 (never 204), a quarantined
- * rule is answered 503 too — and a 1,000-event batch through a preset outside the fast path is delivered whole.
+ * rule is answered 503 too — and 1,000-event batches through the wavefront-event preset and through a template
+ * outside the fast path (template workers) are delivered whole.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -37,6 +38,7 @@ destinations:
   good: { url: "${sink.url}/good" }
   wavefront: { url: "${sink.url}/wavefront" }
   hostile: { url: "${sink.url}/hostile" }
+  joined: { url: "${sink.url}/joined" }
 rules:
   - name: good
     conditions: { all: [ { fact: event, path: $.reason, operator: in, value: [Loop, Pad, Range] } ] }
@@ -53,9 +55,20 @@ rules:
   - name: wavefront
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Burst } ] }
     actions: [ { destination: wavefront, preset: wavefront-event } ]
+  - name: joined
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Joined } ] }
+    actions: [ { destination: joined, body: '{ "name": $join([reason, involvedObject.kind, involvedObject.name], " "), "uid": metadata.uid }' } ]
 `,
       },
-      config: { deliveryAttempts: 1, maxBodyBytes: 8 * 1024 * 1024, deliveryDeadlineMs: 30_000 },
+      // A destination queue that takes a whole batch, and time for this (shared, busy) machine: the
+      // subject here is the templates, not the destination's bulkhead.
+      config: {
+        deliveryAttempts: 1,
+        maxBodyBytes: 8 * 1024 * 1024,
+        deliveryDeadlineMs: 30_000,
+        deliveryTimeoutMs: 10_000,
+        destinations: { maxConcurrent: 32, maxQueued: 2000, failureThreshold: 5, openMs: 10_000 },
+      },
     });
   });
   after(async () => {
@@ -84,7 +97,18 @@ rules:
     assert.equal(sink.received('/good').length, 5, 'every good action delivered');
   });
 
-  it('delivers all 1,000 events of a batch through the wavefront-event preset (outside the fast path)', async () => {
+  it('delivers all 1,000 events of a batch through a template outside the fast path (template workers)', async () => {
+    const batch = Array.from({ length: 1000 }, (_, i) => structured('Joined', i));
+    const response = await svc.postRaw({ 'content-type': 'application/cloudevents-batch+json' }, JSON.stringify(batch));
+    assert.equal(response.status, 204, response.text.slice(0, 500));
+    const received = sink.received('/joined');
+    assert.equal(received.length, 1000);
+    assert.equal(new Set(received.map((r) => (r.json() as { uid: string }).uid)).size, 1000, 'each event its own payload');
+    assert.match((received[0].json() as { name: string }).name, /^Joined Pod /);
+    assert.equal(await svc.metric('kube_event_rules_template_errors_total', { rule: 'joined' }), 0);
+  });
+
+  it('delivers all 1,000 events of a batch through the wavefront-event preset', async () => {
     const batch = Array.from({ length: 1000 }, (_, i) => structured('Burst', i));
     const response = await svc.postRaw({ 'content-type': 'application/cloudevents-batch+json' }, JSON.stringify(batch));
     assert.equal(response.status, 204, response.text.slice(0, 500));
