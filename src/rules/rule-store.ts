@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import { buildRuleIndex, type RuleIndex } from '../match/rule-index.js';
 import { forgetRule, type Metrics } from '../metrics.js';
 import type { TemplateOptions } from '../render/template.js';
-import { compileDocumentSteps, runToEnd, type CompiledRule } from './compile-document.js';
+import { compileDocumentSteps, runToEnd, type CompiledDestination, type CompiledRule } from './compile-document.js';
 import { parseRuleText, type ParsedDocuments } from './parse-rule-text.js';
 import { parseRuleTextOffThread } from './parse-off-thread.js';
 import type { RuleDocument } from './document.js';
@@ -56,6 +56,20 @@ export const DEFAULT_MAX_SOURCE_BYTES = 1024 * 1024;
 const SLICE_MS = 5;
 
 type Checked = { rules: CompiledRule[]; problems: string[] };
+
+/**
+ * asTeamRule names a team's rule and its destinations `namespace/name`, so no series of a metric (rule or
+ * destination label: deliveries, attempts, durations, breaker state) mixes a team's with another scope's.
+ */
+function asTeamRule(rule: CompiledRule, scope: string): CompiledRule {
+  const copies = new Map<CompiledDestination, CompiledDestination>();
+  const qualified = (destination: CompiledDestination) => {
+    let copy = copies.get(destination);
+    if (!copy) copies.set(destination, (copy = { ...destination, name: qualifiedName(scope, destination.name) }));
+    return copy;
+  };
+  return { ...rule, scope, name: qualifiedName(scope, rule.declaredName), actions: rule.actions.map((action) => ({ ...action, destination: qualified(action.destination) })) };
+}
 
 export class RuleStore {
   private readonly sources = new Map<string, SourceState>();
@@ -141,7 +155,7 @@ export class RuleStore {
       const { compiled, problems: found } = yield* compileDocumentSteps(document, where, this.options);
       if (compiled) found.push(...this.policy.checkDocument(document as RuleDocument, compiled, scope));
       problems.push(...found.map((p) => `${where}: ${p}`));
-      if (compiled) rules.push(...compiled.rules.map((rule) => (scope === undefined ? rule : { ...rule, scope, name: qualifiedName(scope, rule.declaredName) })));
+      if (compiled) rules.push(...compiled.rules.map((rule) => (scope === undefined ? rule : asTeamRule(rule, scope))));
     }
     if (parsed.documents.length === 0 && problems.length === 0) problems.push(`${source}: no rule document found (the file is empty)`);
     return { rules, problems };

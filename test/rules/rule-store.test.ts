@@ -136,6 +136,7 @@ describe('RuleStore with the tenancy policy: rule identity is (scope, name)', ()
     rules.update('configmap:team-a/r/r.yaml', named('crash'), 'team-a');
     rules.update('configmap:team-b/r/r.yaml', named('crash'), 'team-b');
     assert.deepEqual(rules.current.rules.map((r) => [r.name, r.declaredName, r.scope]), [['team-a/crash', 'crash', 'team-a'], ['team-b/crash', 'crash', 'team-b']]);
+    assert.deepEqual(rules.current.rules.map((r) => r.actions[0].destination.name), ['team-a/out', 'team-b/out'], 'destination labels too');
     assert.ok(rules.status().every((s) => s.errors.length === 0));
   });
 

@@ -147,6 +147,8 @@ describe('tenancy: a hostile team in a namespace that sorts first', () => {
     assert.equal(sink.received('/attacker').length, 0);
     assert.ok((await svc.metric('kube_event_rules_rule_matches_total', { rule: 'team-b/team-b-backoff' })) >= 1, 'team-b\'s series is its own');
     assert.equal(await svc.metric('kube_event_rules_rule_matches_total', { rule: `${ATTACKER}/team-b-backoff` }), 0);
+    assert.ok((await svc.metric('kube_event_rules_delivery_attempts_total', { destination: 'team-b/hook' })) >= 1, 'a team\'s destination series is its own');
+    assert.equal(await svc.metric('kube_event_rules_delivery_attempts_total', { destination: 'hook' }) > 0, true, 'the platform\'s "hook" is another series');
   });
 
   it('4. quotas: a document, a rule\'s actions or a template over the limit is refused on the offender', async () => {
@@ -369,7 +371,7 @@ describe('tenancy: where a team document may send', () => {
     assert.deepEqual(await load('secret-url', backoffRule('secret-url', '{ secretKeyRef: { name: exfil, key: url } }')), []);
     assert.equal((await svc.post(backoff(ATTACKER))).status, 204, 'a permanent error: acknowledged, not retried');
     assert.equal(sink.received('/exfil').length, 0);
-    assert.ok(svc.logs.some((l) => l.rule === `${ATTACKER}/secret-url` && /destination hook: the URL goes to host localhost:\d+, which a team's rules \(namespace aaa\) may not send to/.test(String(l.error))));
+    assert.ok(svc.logs.some((l) => l.rule === `${ATTACKER}/secret-url` && /destination aaa\/hook: the URL goes to host localhost:\d+, which a team's rules \(namespace aaa\) may not send to/.test(String(l.error))));
     assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: `${ATTACKER}/secret-url`, outcome: 'error' }), 1);
   });
 
