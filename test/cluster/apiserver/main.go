@@ -51,7 +51,19 @@ func run(dir string, port int) error {
 	if err != nil {
 		return fmt.Errorf("etcd: %w", err)
 	}
-	defer etcd.Close()
+	// The API server returns without closing its etcd clients, and etcd's graceful stop waits for their
+	// streams: give it a moment, then exit anyway (every write is in etcd's WAL, replayed at the next start).
+	defer func() {
+		closed := make(chan struct{})
+		go func() {
+			etcd.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(3 * time.Second):
+		}
+	}()
 
 	cmd := app.NewAPIServerCommand()
 	cmd.SetArgs([]string{
@@ -70,6 +82,9 @@ func run(dir string, port int) error {
 		"--service-cluster-ip-range=10.96.0.0/24",
 		// No kubelets, no network: the "kubernetes" Service's endpoints would point nowhere.
 		"--endpoint-reconciler-type=none",
+		// On SIGTERM, end open watches (clients reconnect, as to a restarted control plane) instead of
+		// waiting up to the request timeout (60 s) for them.
+		"--shutdown-watch-termination-grace-period=2s",
 		"--profiling=false",
 		"--v=0",
 	})

@@ -31,13 +31,14 @@ describe('Knative ApiServerSource adapter → service → destinations', () => {
    * delegate store ignores Replace). So a test first creates probe Events, which no rule matches, until
    * one reaches the service: from then on every change is sent.
    */
+  let probes = 0;
   async function untilWatching(adapter: Adapter): Promise<void> {
     const total = () => service.metric('kube_event_rules_events_received_total');
     const before = await total();
     const started = Date.now();
-    for (let probe = 1; (await total()) === before; probe++) {
+    while ((await total()) === before) {
       if (Date.now() - started > 90_000) throw new Error(`the adapter sent nothing within 90 s; its log: ${adapter.log}`);
-      create(podScheduledEvent(`probe-${adapter.name}-${probe}`));
+      create(podScheduledEvent(`probe-${++probes}`));
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
@@ -121,5 +122,24 @@ describe('Knative ApiServerSource adapter → service → destinations', () => {
     assert.equal((await received('dev.knative.apiserver.ref.update')) - updates, 1);
     assert.equal((await received('dev.knative.apiserver.ref.add')) - adds, 1);
     assert.equal(await service.metric('kube_event_rules_events_received_total', { outcome: 'unresolved' }), 0, 'every referenced Event was read back');
+  });
+
+  it('the API server restarted while the adapter was frozen: its watch resumes from its resourceVersion and the Event it missed is replayed', async () => {
+    const before = sink.requests.length;
+    adapter!.pause();
+    await cluster.stop();
+    await cluster.start();
+    create(hpaRescaleEvent('web.rescale-missed-watch', 'New size: 3; created while the adapter was frozen over the restart'));
+    adapter!.resume();
+    await untilWatching(adapter!);
+    create(hpaRescaleEvent('web.rescale-4', 'New size: 3; created after the adapter watches again'));
+    await sink.waitFor('/hpa', 5, 60_000).catch((error: Error) => {
+      throw new Error(`${error.message}; adapter log: ${adapter!.log}`);
+    });
+    const hpa = (message: string) => ['/hpa', { hpa: `${NAMESPACE}/web`, message, maxReplicas: 7, change: 'add' }];
+    assert.deepEqual(
+      sink.requests.slice(before).map((r) => [r.path, r.json()]),
+      [hpa('New size: 3; created while the adapter was frozen over the restart'), hpa('New size: 3; created after the adapter watches again')],
+    );
   });
 });

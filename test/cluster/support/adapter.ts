@@ -11,6 +11,9 @@ import { binary } from './cluster.js';
 export interface Adapter {
   name: string;
   log: string;
+  /** SIGSTOP / SIGCONT: the adapter frozen, as a process starved or a node paused would be. */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -42,6 +45,8 @@ export function startAdapter(options: { mode: 'Resource' | 'Reference'; sink: st
   return {
     name: options.name,
     log,
+    pause: () => child.kill('SIGSTOP'),
+    resume: () => child.kill('SIGCONT'),
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
