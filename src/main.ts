@@ -78,13 +78,16 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
     stopping = true;
     log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: no new requests, finishing in-flight deliveries');
     service.drain();
-    void service.close();
     const force = setTimeout(() => {
       log.warn('shutdown deadline reached; closing remaining connections');
       server.closeAllConnections();
     }, config.shutdownTimeoutMs);
     force.unref();
-    server.close(() => {
+    // Stop accepting; the service closes its stores (Redis) only after the events in flight have finished
+    // and recorded their deliveries — closing them first would lose the records and resend after a restart.
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const serviceClosed = service.close().catch((err: unknown) => log.error({ err }, 'shutdown: closing the service failed'));
+    void Promise.all([serverClosed, serviceClosed]).then(() => {
       log.info('stopped');
       process.exit(0);
     });

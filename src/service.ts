@@ -15,7 +15,7 @@ import { NO_CLUSTER, type Cluster } from './enrich/cluster.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { OccurrenceTracker } from './normalize/occurrence.js';
-import { createPipeline } from './pipeline.js';
+import { createPipeline, type Pipeline } from './pipeline.js';
 import { RuleStore } from './rules/rule-store.js';
 import { compileTenancyPolicy } from './rules/tenancy-policy.js';
 import { watchRulesDirectory, type DirectoryWatch } from './rules/watch-directory.js';
@@ -52,6 +52,7 @@ export interface Service {
   standalone?: EventWatch;
   /** Stop reporting ready (first step of a graceful shutdown). */
   drain(): void;
+  /** Stop watching, let the events in flight finish (up to SHUTDOWN_TIMEOUT_SECONDS), then close Redis. */
   close(): Promise<void>;
 }
 
@@ -90,6 +91,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     env: options.env ?? process.env,
     tenancy,
   });
+  const inFlight = trackInFlight(pipeline);
   const rules = watchRulesDirectory(config.rulesDir, store, log, { maxSourceBytes: config.rulesMaxSourceBytes, retryMs: config.rulesRetryMs });
   const configMaps =
     kube && connection && config.kube.rulesSelector
@@ -119,7 +121,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
           { maxAgeMs: config.standalone.maxAgeMs, relistAfterMs: config.kube.relistAfterMs, retries: config.standalone.retries, position: redis?.position },
           async (ce) => {
             await ready; // rules first, then events
-            const report = await pipeline(normalize(ce, tracker), ce, Date.now() + config.deliveryDeadlineMs);
+            const report = await inFlight.pipeline(normalize(ce, tracker), ce, Date.now() + config.deliveryDeadlineMs);
             countReport(metrics, report);
             return report;
           },
@@ -147,7 +149,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       maxBodyBytes: config.maxBodyBytes,
     },
     config,
-    pipeline,
+    pipeline: inFlight.pipeline,
     capacity: createActionCapacity({ perRequest: config.maxActionsPerRequest, perProcess: config.maxActionsInFlight }),
     tracker,
     metrics,
@@ -174,9 +176,42 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       draining = true;
     },
     close: async () => {
+      // No new work, then the deliveries in flight finish (and record what they delivered), then Redis.
+      draining = true;
       rules.close();
-      await Promise.all([configMaps?.stop(), standalone?.stop(), redis?.close(), sandbox?.close()]);
+      await Promise.all([configMaps?.stop(), standalone?.stop()]);
+      if (!(await inFlight.settled(config.shutdownTimeoutMs))) log.warn({ inFlight: inFlight.count() }, 'shutdown: events still in flight after SHUTDOWN_TIMEOUT_SECONDS; closing anyway');
+      await Promise.all([redis?.close(), sandbox?.close()]);
     },
+  };
+}
+
+/**
+ * trackInFlight counts the events being processed, so shutdown can wait for their deliveries to finish
+ * and be recorded before the stores close (closing Redis first loses the records: resends after a restart).
+ */
+function trackInFlight(pipeline: Pipeline): { pipeline: Pipeline; count(): number; settled(timeoutMs: number): Promise<boolean> } {
+  let count = 0;
+  let onIdle: (() => void) | undefined;
+  return {
+    pipeline: async (normalized, ce, deadline, options) => {
+      count++;
+      try {
+        return await pipeline(normalized, ce, deadline, options);
+      } finally {
+        if (--count === 0) onIdle?.();
+      }
+    },
+    count: () => count,
+    settled: (timeoutMs) =>
+      new Promise<boolean>((resolve) => {
+        if (count === 0) return resolve(true);
+        const timer = setTimeout(() => resolve(false), timeoutMs);
+        onIdle = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      }),
   };
 }
 
