@@ -83,13 +83,16 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
       server.closeAllConnections();
     }, config.shutdownTimeoutMs);
     force.unref();
-    // Stop accepting; the service closes its stores (Redis) only after the events in flight have finished
-    // and recorded their deliveries — closing them first would lose the records and resend after a restart.
-    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-    const serviceClosed = service.close().catch((err: unknown) => log.error({ err }, 'shutdown: closing the service failed'));
-    void Promise.all([serverClosed, serviceClosed]).then(() => {
-      log.info('stopped');
-      process.exit(0);
+    // Stop accepting; close the service's stores (Redis) only once the requests in flight were answered,
+    // i.e. their deliveries recorded — closing them first would lose the records and resend after a restart.
+    server.close(() => {
+      void service
+        .close()
+        .catch((err: unknown) => log.error({ err }, 'shutdown: closing the service failed'))
+        .then(() => {
+          log.info('stopped');
+          process.exit(0);
+        });
     });
     // Keep-alive connections become idle once their request is answered; close them as they do.
     const idle = setInterval(() => server.closeIdleConnections(), 100);

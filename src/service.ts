@@ -52,7 +52,10 @@ export interface Service {
   standalone?: EventWatch;
   /** Stop reporting ready (first step of a graceful shutdown). */
   drain(): void;
-  /** Stop watching, let the events in flight finish (up to SHUTDOWN_TIMEOUT_SECONDS), then close Redis. */
+  /**
+   * Stop watching, let the standalone events in flight finish (up to SHUTDOWN_TIMEOUT_SECONDS), then close
+   * Redis. Call it once the HTTP server has closed, so the requests in flight have recorded their deliveries.
+   */
   close(): Promise<void>;
 }
 
@@ -149,7 +152,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       maxBodyBytes: config.maxBodyBytes,
     },
     config,
-    pipeline: inFlight.pipeline,
+    pipeline,
     capacity: createActionCapacity({ perRequest: config.maxActionsPerRequest, perProcess: config.maxActionsInFlight }),
     tracker,
     metrics,
@@ -176,7 +179,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       draining = true;
     },
     close: async () => {
-      // No new work, then the deliveries in flight finish (and record what they delivered), then Redis.
+      // No new work, then the events in flight finish (and record what they delivered), then Redis.
       draining = true;
       rules.close();
       await Promise.all([configMaps?.stop(), standalone?.stop()]);
@@ -187,21 +190,23 @@ export async function createService(options: ServiceOptions): Promise<Service> {
 }
 
 /**
- * trackInFlight counts the events being processed, so shutdown can wait for their deliveries to finish
- * and be recorded before the stores close (closing Redis first loses the records: resends after a restart).
+ * trackInFlight counts the events being processed through the pipeline's single call (standalone mode),
+ * so shutdown can wait for their deliveries to finish and be recorded before the stores close. Events
+ * from POST / are awaited by the HTTP server's close (main.ts closes the service after it).
  */
 function trackInFlight(pipeline: Pipeline): { pipeline: Pipeline; count(): number; settled(timeoutMs: number): Promise<boolean> } {
   let count = 0;
   let onIdle: (() => void) | undefined;
+  const tracked = async (...args: Parameters<Pipeline>) => {
+    count++;
+    try {
+      return await pipeline(...args);
+    } finally {
+      if (--count === 0) onIdle?.();
+    }
+  };
   return {
-    pipeline: async (normalized, ce, deadline, options) => {
-      count++;
-      try {
-        return await pipeline(normalized, ce, deadline, options);
-      } finally {
-        if (--count === 0) onIdle?.();
-      }
-    },
+    pipeline: Object.assign(tracked, { prepare: pipeline.prepare }),
     count: () => count,
     settled: (timeoutMs) =>
       new Promise<boolean>((resolve) => {
