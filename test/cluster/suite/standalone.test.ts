@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startCaptureSink, type CaptureSink } from '../../support/capture-sink.js';
 import { startCluster, type TestCluster } from '../support/cluster.js';
-import { accessOf } from '../support/deploy.js';
-import { deliveryRules, hpaRescaleEvent, NAMESPACE, podBackOffEvent, podScheduledEvent, shopObjects } from '../support/objects.js';
+import { accessOf, render, toYaml } from '../support/deploy.js';
+import { deliveryRules, hpaRescaleEvent, NAMESPACE, podBackOffEvent, podFailedMountEvent, podScheduledEvent, shopObjects, teamSecretRules } from '../support/objects.js';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 
 const OWN = 'kube-event-rules';
@@ -79,5 +79,40 @@ describe('standalone mode watching a real API server', () => {
     );
     assert.equal(sink.received('/hpa').length, 2);
     assert.equal(await service.metric('kube_event_rules_deliveries_total', { outcome: 'delivered' }), 4);
+  });
+
+  it("a team's secretKeyRef: refused by the API until the team grants deploy/'s Secrets Role in its namespace, then delivered; the value is never printed", async () => {
+    const token = 'team-shop-token-5b1f9c';
+    cluster.kubectl(['create', 'secret', 'generic', 'hook-token', '-n', NAMESPACE, `--from-literal=token=${token}`]);
+    cluster.kubectl(['create', 'configmap', 'team-rules', '-n', NAMESPACE, `--from-literal=rules.yaml=${teamSecretRules(sink.url)}`]);
+    cluster.kubectl(['label', 'configmap', 'team-rules', '-n', NAMESPACE, 'kube-event-rules/rules=true']);
+    const source = `configmap:${NAMESPACE}/team-rules/rules.yaml`;
+    const started = Date.now();
+    while ((await service.status()).sources.find((s) => s.source === source)?.rules.length !== 1) {
+      if (Date.now() - started > 30_000) throw new Error(`team rules not loaded: ${JSON.stringify(await service.status())}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const forbidden = () => service.metric('kube_event_rules_kube_requests_total', { kind: 'Secret', outcome: 'forbidden' });
+
+    create(podFailedMountEvent('web-1.failedmount-1'));
+    while ((await forbidden()) === 0) {
+      if (Date.now() - started > 60_000) throw new Error('the Secret read was never refused');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
+    // README "Team-owned rules": the team applies the Role and RoleBinding kube-event-rules-secrets in its namespace.
+    const grant = render('deploy').filter((o) => ['Role', 'RoleBinding'].includes(o.kind) && o.metadata.name === 'kube-event-rules-secrets');
+    assert.equal(grant.length, 2);
+    cluster.kubectl(['apply', '-n', NAMESPACE, '-f', '-'], { input: toYaml(grant.map((o) => ({ ...o, metadata: { ...o.metadata, namespace: NAMESPACE } }))) });
+    create(podFailedMountEvent('web-1.failedmount-2'));
+    const [delivery] = await sink.waitFor('/team', 1, 30_000);
+    assert.equal(delivery.headers.authorization, `Bearer ${token}`);
+    assert.deepEqual(delivery.json(), { event: 'web-1.failedmount-2' });
+
+    create(hpaRescaleEvent('web.rescale-3', 'New size: 3; a last Event'));
+    await sink.waitFor('/hpa', 3, 30_000);
+    assert.equal(sink.received('/team').length, 1, 'the refused occurrence is not delivered later');
+    assert.ok(!JSON.stringify(service.logs).includes(token), 'the Secret value is in no log line');
+    assert.ok(!JSON.stringify(await service.status()).includes(token));
   });
 });

@@ -128,3 +128,23 @@ export function podBackOffCoreEvent(name: string, count: number): Record<string,
     count,
   };
 }
+
+/** A core/v1 FailedMount Event about the Pod (no cluster-wide rule matches it). */
+export function podFailedMountEvent(name: string): Record<string, any> {
+  return { ...podScheduledEvent(name), reason: 'FailedMount', type: 'Warning', message: 'MountVolume.SetUp failed for volume "config"', source: { component: 'kubelet', host: 'node-1' } };
+}
+
+/** A team's rule document (namespace shop): its webhook token comes from a Secret of its namespace. */
+export function teamSecretRules(sinkUrl: string): string {
+  return `
+destinations:
+  team-hook:
+    url: "${sinkUrl}/team"
+    headers:
+      Authorization: { secretKeyRef: { name: hook-token, key: token }, prefix: "Bearer " }
+rules:
+  - name: failed-mount
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: FailedMount } ] }
+    actions: [ { destination: team-hook, body: '{ "event": metadata.name }' } ]
+`;
+}
