@@ -143,7 +143,7 @@ export function loadConfig(env: Env = process.env): Config {
       templateBytes: integer(env, 'TEAM_MAX_TEMPLATE_BYTES', DEFAULT_TENANCY.templateBytes, 1),
       envAllowlist: list(env.TEAM_ENV_ALLOWLIST),
       clusterKinds: env.TEAM_CLUSTER_KINDS === undefined ? DEFAULT_TENANCY.clusterKinds : list(env.TEAM_CLUSTER_KINDS),
-      destinationHosts: { cluster: list(env.DESTINATION_HOSTS_CLUSTER), team: list(env.DESTINATION_HOSTS_TEAM) },
+      destinationHosts: { cluster: hosts(env, 'DESTINATION_HOSTS_CLUSTER'), team: hosts(env, 'DESTINATION_HOSTS_TEAM') },
     },
     kube: {
       rulesSelector: env.RULES_CONFIGMAP_SELECTOR ?? 'kube-event-rules/rules=true',
@@ -189,6 +189,14 @@ function authSettings(env: Env): AuthSettings {
         }
       : undefined,
   };
+}
+
+/** hosts reads a destination host allowlist: `host`, `host:port` or `*.domain` — a URL here would never match. */
+function hosts(env: Env, name: string): string[] {
+  const entries = list(env[name]);
+  const wrong = entries.find((entry) => !/^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?$/i.test(entry) && !/^\[[0-9a-f:.]+\](:\d{1,5})?$/i.test(entry));
+  if (wrong !== undefined) throw new Error(`config: ${name} entry ${JSON.stringify(wrong)} is not a host (host, host:port or *.domain; no scheme or path)`);
+  return entries;
 }
 
 function list(raw: string | undefined): string[] {
