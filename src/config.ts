@@ -50,6 +50,8 @@ export interface Config {
   dedupCacheSize: number;
   /** Redis for the delivered and throttle stores (shared by replicas, kept across restarts); empty = memory. */
   redisUrl: string;
+  /** Per-command Redis timeout; the first timeout makes the service skip Redis until it answers again. */
+  redisTimeoutMs: number;
   /** SIGTERM: how long in-flight requests may take before the process exits anyway. */
   shutdownTimeoutMs: number;
   kube: KubeSettings;
@@ -128,6 +130,7 @@ export function loadConfig(env: Env = process.env): Config {
     dedupWindowMs: integer(env, 'DEDUP_WINDOW_SECONDS', 3600) * 1000,
     dedupCacheSize: integer(env, 'DEDUP_CACHE_SIZE', 100_000, 1),
     redisUrl: env.REDIS_URL ?? '',
+    redisTimeoutMs: integer(env, 'REDIS_TIMEOUT_MS', 500, 1),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,
     hpaSenderSecretNamespaces: list(env.HPA_SENDER_SECRET_NAMESPACES),
     standalone: {

@@ -26,6 +26,7 @@ import { normalize } from './normalize/normalize.js';
 import { createTemplateSandbox } from './render/template-sandbox.js';
 import { RecentEvents } from './playground/recent-events.js';
 import { createActionCapacity } from './receive/action-capacity.js';
+import type { RedisStores } from './store/redis-stores.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -50,6 +51,8 @@ export interface Service {
   cluster: Cluster;
   /** Standalone mode's Event watch, when enabled. */
   standalone?: EventWatch;
+  /** The Redis stores, with REDIS_URL. */
+  redis?: RedisStores;
   /** Stop reporting ready (first step of a graceful shutdown). */
   drain(): void;
   /**
@@ -74,7 +77,11 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const store = new RuleStore(templates, metrics, log, tenancy);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const redis = config.redisUrl
-    ? (await import('./store/redis-stores.js')).createRedisStores(config.redisUrl, config.dedupWindowMs, metrics, log)
+    ? (await import('./store/redis-stores.js')).createRedisStores(
+        { url: config.redisUrl, windowMs: config.dedupWindowMs, timeoutMs: config.redisTimeoutMs, fallbackCacheSize: config.dedupCacheSize },
+        metrics,
+        log,
+      )
     : undefined;
   const writeLine = options.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
   const pipeline = createPipeline({
@@ -175,6 +182,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     ready,
     cluster,
     standalone,
+    redis,
     drain: () => {
       draining = true;
     },

@@ -88,7 +88,7 @@ export async function startGraphiteWeb(): Promise<Receiver> {
 }
 
 /** redis-server, no persistence, on a free loopback port; ready when it answers PING. */
-export async function startRedis(port?: number): Promise<Receiver & { port: number }> {
+export async function startRedis(port?: number): Promise<Receiver & { port: number; pid: number; pause(): void; resume(): void }> {
   const dir = mkdtempSync(join(tmpdir(), 'redis-'));
   port ??= await closedPort();
   const child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
@@ -111,9 +111,14 @@ export async function startRedis(port?: number): Promise<Receiver & { port: numb
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    pid: child.pid!,
+    /** SIGSTOP: the server keeps its connections open and answers nothing (a stall, not an outage). */
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGCONT'); // a stopped process would hold the SIGTERM until continued
         child.kill('SIGTERM');
         await exited;
       }
