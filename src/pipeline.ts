@@ -181,7 +181,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       // A team's rules: only allowlisted variables, and hpa-sender Secrets of the HPA's (= the team's) namespace.
       const env = tenancy.envFor(rule.scope, deps.env);
       const hpaSenderNamespaces = rule.scope === undefined ? deps.config.hpaSenderSecretNamespaces : [];
-      const request = await renderRequest(action, { input: input.event, bindings, secrets, env, hpaSenderNamespaces });
+      // TLS material: a team's from ConfigMaps of its namespace too, never from the service's files.
+      const configMaps = deps.cluster.configMaps && scopedSecrets(deps.cluster.configMaps, rule.scope);
+      const files = rule.scope === undefined;
+      const request = await renderRequest(action, { input: input.event, bindings, secrets, env, hpaSenderNamespaces, configMaps, files });
       if (action.destination.kind === 'http' && !/^https?:\/\/[^/]/.test(request.url)) {
         throw new ConfigurationError(`destination ${destination}: url ${request.secretUrl ? '(secret)' : JSON.stringify(request.url)} is not an http(s) URL`);
       }

@@ -32,6 +32,8 @@ export interface Cluster {
   /** get looks an object up; with `limits`, anything outside them is not found (decided with the API's own scopes). */
   get(ref: ObjectReference, limits?: LookupLimits): Promise<Lookup>;
   readonly secrets: SecretReader;
+  /** ConfigMap keys (configMapKeyRef of TLS material); absent without a cluster. */
+  readonly configMaps?: SecretReader;
 }
 
 export const NO_CLUSTER: Cluster = {

@@ -185,10 +185,31 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     },
   });
 
+  // ConfigMap keys for TLS material (a CA bundle): read and cached like Secrets, so a rotation needs no restart.
+  const configMaps: SecretReader = createSecretStore({
+    ttlMs: options.secretTtlMs,
+    staleMs: options.secretStaleMs,
+    defaultNamespace: connection.namespace,
+    count: (outcome) => count('ConfigMap', outcome),
+    log,
+    async load(name, key, namespace = connection.namespace) {
+      const result = await call('ConfigMap', `ConfigMap ${namespace}/${name}`, () => core.readNamespacedConfigMap({ name, namespace }));
+      if (result.ok) {
+        count('ConfigMap', 'found');
+        return { ...(result.value.data ?? {}) };
+      }
+      const { failure } = result;
+      if ('reason' in failure) throw new LookupFailedError(`configMapKeyRef ${name}/${key}: reading ${failure.reason}`, failure.retryAfterMs);
+      if (failure.code === 404) throw new ConfigurationError(`configMapKeyRef ${name}/${key}: ConfigMap ${namespace}/${name} not found`);
+      throw new ConfigurationError(`configMapKeyRef ${name}/${key}: not allowed to read ConfigMap ${namespace}/${name} (RBAC)`);
+    },
+  });
+
   return {
     description: connection.description,
     namespace: connection.namespace,
     secrets,
+    configMaps,
     async get(ref, limits) {
       if (!ref.kind || !ref.name) return { status: 'not_found' };
       const admitted = await admissible({ ...ref, kind: ref.kind, name: ref.name, apiVersion: ref.apiVersion || 'v1' }, limits);

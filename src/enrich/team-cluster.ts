@@ -9,10 +9,12 @@ import type { Cluster } from './cluster.js';
 
 export function teamCluster(cluster: Cluster, namespace: string, clusterKinds: ReadonlySet<string>): Cluster {
   const secrets: SecretReader = { read: (name, key) => cluster.secrets.read(name, key, namespace) };
+  const configMaps = cluster.configMaps && { read: (name: string, key: string) => cluster.configMaps!.read(name, key, namespace) };
   return {
     description: cluster.description,
     namespace,
     secrets,
+    configMaps,
     async get(ref) {
       // A reference without a namespace is a cluster-scoped object (the cluster refuses a namespaced kind without one).
       // A first cut by the reference; the cluster decides precisely with the kind's real scope (an owner

@@ -8,6 +8,7 @@ import { ConfigurationError } from '../errors.js';
 import { resolveField, resolveValue, type ResolveContext } from './value-source.js';
 import { renderHpaSender } from './hpa-sender.js';
 import { REDACTED, knownSecrets } from '../redact.js';
+import { NO_CLUSTER_CONFIGMAPS, resolveTransport, type Transport } from './transport.js';
 
 export interface RenderedRequest {
   method: string;
@@ -22,6 +23,8 @@ export interface RenderedRequest {
   secretFields?: string[];
   /** The whole body came from a Secret (the hpa-sender template). */
   secretBody?: boolean;
+  /** The destination's TLS material and proxy, when it sets them (never printed). */
+  transport?: Transport;
 }
 
 export async function renderRequest(action: CompiledAction, context: ResolveContext): Promise<RenderedRequest> {
@@ -42,7 +45,13 @@ export async function renderRequest(action: CompiledAction, context: ResolveCont
   const url = destination.url ? await resolveValue(destination.url, `destination ${destination.name} url`, context) : { value: '', secret: false };
   if (!url) throw new ConfigurationError(`destination ${destination.name} url: the expression gave no value for this event`);
   if (url.secret) knownSecrets.rememberUrl(url.value);
-  return { method: destination.method, url: url.value, headers, body, secretHeaders, secretUrl: url.secret, secretFields };
+  const rendered: RenderedRequest = { method: destination.method, url: url.value, headers, body, secretHeaders, secretUrl: url.secret, secretFields };
+  if (destination.transport) {
+    if (destination.transport.tls && !/^https:/i.test(url.value)) throw new ConfigurationError(`destination ${destination.name}: tls is set but the URL is not https`);
+    const readers = { secrets: context.secrets, configMaps: context.configMaps ?? NO_CLUSTER_CONFIGMAPS, files: context.files === true };
+    rendered.transport = await resolveTransport(destination.transport, destination.name, readers);
+  }
+  return rendered;
 }
 
 /** What an HTTP header value may hold (the HTTP client's own check): tab, visible ASCII, and bytes 0x80–0xFF. */

@@ -42,6 +42,10 @@ export interface ResolveContext {
   bindings: Record<string, unknown>;
   secrets: SecretReader;
   env: Record<string, string | undefined>;
+  /** ConfigMaps for TLS material (configMapKeyRef); a team's: of its namespace. */
+  configMaps?: SecretReader;
+  /** Whether TLS material may come from files (cluster documents and local runs; never a team's). */
+  files?: boolean;
   /** hpa-sender destinations may read Secrets of these namespaces besides the HPA's own. */
   hpaSenderNamespaces?: readonly string[];
 }

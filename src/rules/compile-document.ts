@@ -8,6 +8,7 @@ import { DEFAULT_CHANGES, type Change } from '../normalize/kube-event.js';
 import { compileTemplate, type Template, type TemplateOptions } from '../render/template.js';
 import { compileValue, type CompiledValue } from '../render/value-source.js';
 import { compileUrlTemplate } from '../render/url-template.js';
+import { compileTransport, type CompiledTransport } from '../render/transport.js';
 import { PRESETS, presetFieldProblems } from '../render/presets.js';
 import { OPERATORS, buildRule, type EvaluableRule } from './conditions.js';
 import type { ConditionTest } from '../match/condition-fast-path.js';
@@ -23,6 +24,8 @@ export interface CompiledDestination {
   method: string;
   headers: [string, CompiledValue][];
   timeoutMs?: number;
+  /** TLS material and proxy, when the destination sets them. */
+  transport?: CompiledTransport;
 }
 
 export interface CompiledAction {
@@ -173,9 +176,11 @@ function compileDestination(name: string, spec: DestinationSpec, options: Templa
   for (const [header, value] of Object.entries(spec.headers ?? {})) {
     headers.push([header, prefixed(`headers.${header}`, () => compileValue(value, options))]);
   }
+  if ((spec.tls || spec.proxy) && (spec.kind ?? 'http') !== 'http') throw new Error(`tls and proxy apply to http destinations only (this one is ${spec.kind})`);
   return {
     name,
     kind: spec.kind ?? 'http',
+    transport: compileTransport(spec),
     url: spec.url === undefined ? undefined : prefixed('url', () => (typeof spec.url === 'object' && 'jsonata' in spec.url ? compileUrlTemplate(spec.url.jsonata, options) : compileValue(spec.url!, options))),
     method: spec.method ?? 'POST',
     headers,

@@ -12,12 +12,35 @@ export type ValueSource =
   | { env: string; prefix?: string }
   | { secretKeyRef: { name: string; key: string }; prefix?: string };
 
+/** Where TLS material or a proxy credential comes from (README: Networks). */
+export type MaterialSource =
+  | { secretKeyRef: { name: string; key: string } }
+  | { configMapKeyRef: { name: string; key: string } }
+  | { file: string };
+
+export interface TlsSpec {
+  ca?: MaterialSource;
+  clientCert?: MaterialSource;
+  clientKey?: MaterialSource;
+  serverName?: string;
+  /** Cluster documents only. */
+  insecureSkipVerify?: boolean;
+}
+
+export interface ProxySpec {
+  url: string;
+  username?: MaterialSource;
+  password?: MaterialSource;
+}
+
 export interface DestinationSpec {
   kind?: 'http' | 'log' | 'hpa-sender';
   url?: ValueSource;
   method?: 'POST' | 'PUT' | 'PATCH';
   headers?: Record<string, ValueSource>;
   timeoutSeconds?: number;
+  tls?: TlsSpec;
+  proxy?: ProxySpec;
 }
 
 export interface ActionSpec {

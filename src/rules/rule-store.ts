@@ -208,6 +208,9 @@ export class RuleStore {
     const told = previous?.told ?? '';
     if (problems.length === 0) {
       this.sources.set(source, { scope, rules, errors: [], conflicts: [], told });
+      for (const destination of new Set(rules.flatMap((rule) => rule.actions.map((action) => action.destination)))) {
+        if (destination.transport?.tls?.insecure) this.log.warn({ source, destination: destination.name }, 'TLS CERTIFICATE VERIFICATION IS OFF for this destination (tls.insecureSkipVerify): anyone on the path can read and change what it is sent');
+      }
     } else {
       this.sources.set(source, { scope, rules: previous?.rules ?? [], errors: problems, conflicts: [], told });
       for (const problem of problems) this.log.error({ source, problem }, 'rule document rejected');

@@ -103,6 +103,28 @@ function valueSources(document: RuleDocument): [string, ValueSource][] {
   return found;
 }
 
+/**
+ * transportProblems: a team's TLS verification is always on, and its TLS material and proxy credentials
+ * come from Secrets and ConfigMaps of its namespace — never from the service's files.
+ */
+function transportProblems(document: RuleDocument, scope: string | undefined): string[] {
+  const problems: string[] = [];
+  for (const [name, destination] of Object.entries(document.destinations ?? {})) {
+    const at = `destinations.${name}`;
+    if (scope !== undefined && destination.tls?.insecureSkipVerify) {
+      problems.push(`${at}.tls.insecureSkipVerify: not allowed in a team's rules (certificate verification stays on; trust a private CA with tls.ca)`);
+    }
+    const sources = { ...Object.fromEntries(Object.entries(destination.tls ?? {}).map(([k, v]) => [`tls.${k}`, v])), 'proxy.username': destination.proxy?.username, 'proxy.password': destination.proxy?.password };
+    for (const [field, source] of Object.entries(sources)) {
+      if (typeof source !== 'object' || source === null) continue;
+      const ref = 'secretKeyRef' in source ? source.secretKeyRef : 'configMapKeyRef' in source ? source.configMapKeyRef : undefined;
+      if (ref && !SECRET_NAME.test(ref.name)) problems.push(`${at}.${field}: ${JSON.stringify(ref.name)} is not a Secret or ConfigMap name (lower-case letters, digits, '-' and '.')`);
+      if ('file' in source && scope !== undefined) problems.push(`${at}.${field}: { file } is not allowed in a team's rules; use a secretKeyRef or configMapKeyRef of namespace ${scope}`);
+    }
+  }
+  return problems;
+}
+
 /** A literal scheme and host, then the start of the path, query or fragment: the host cannot change after it. */
 const FIXED_ORIGIN = /^https?:\/\/[^/?#\\]+[/?#]/i;
 
@@ -185,6 +207,7 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
           }
         }
       }
+      problems.push(...transportProblems(document, scope));
       for (const [where, value] of valueSources(document)) {
         if (typeof value !== 'object') continue;
         if ('env' in value && scope !== undefined && !envAllowed.has(value.env)) {
