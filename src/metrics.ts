@@ -91,7 +91,7 @@ export function createMetrics() {
     }),
     deliveryAttempts: new Counter({
       name: `${PREFIX}delivery_attempts_total`,
-      help: 'HTTP attempts per destination and result (2xx, 4xx, 5xx, 429, timeout, network).',
+      help: 'HTTP attempts per destination and result (2xx, 4xx, 5xx, 429, timeout, network, tls, proxy).',
       labelNames: ['destination', 'result'] as const,
       registers,
     }),

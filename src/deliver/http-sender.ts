@@ -5,13 +5,15 @@
  * own short timeout. (Measured per request here: the built-in fetch 6–9×
  * slower than node:http, undici's request 40 % cheaper than node:http — docs/performance.md.)
  */
-import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
+import { request as undiciRequest, type Dispatcher } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metrics } from '../metrics.js';
 import type { RenderedRequest } from '../render/render-request.js';
 import type { DeliveryResult, SendOptions, Sender } from './destination.js';
 import { MIN_ATTEMPT_MS, backoffMs, isRetryableStatus, parseRetryAfter } from './retry-policy.js';
 import { EXCERPT_CHARS, errorExcerpt } from './error-excerpt.js';
+import { createDispatchers, envProxies } from './dispatchers.js';
+import { connectionFailure, type ConnectionFailure } from './connection-errors.js';
 
 export interface HttpSenderOptions {
   attempts: number;
@@ -19,6 +21,8 @@ export interface HttpSenderOptions {
   metrics: Metrics;
   /** Most connections per destination host. */
   maxSockets?: number;
+  /** Where HTTP_PROXY, HTTPS_PROXY and NO_PROXY are read (default: the process environment). */
+  env?: Record<string, string | undefined>;
 }
 
 /** How much of an error body we read (the excerpt is cut after redaction, so no part of a secret survives). */
@@ -33,10 +37,18 @@ const BODY_READ_MS = 1000;
 type Attempt = { status?: number; error: string; retryable: boolean; final?: boolean; retryAfterMs?: number } | { status: number; ok: true };
 type Reply =
   | { status: number; body: string; bodyTimedOut: boolean; retryAfter: string | undefined; location: string | undefined }
-  | { error: NodeJS.ErrnoException; timedOut: boolean };
+  | { error: NodeJS.ErrnoException; timedOut: boolean; failure?: ConnectionFailure };
 
 export function createHttpSender(options: HttpSenderOptions): Sender {
-  const dispatcher = new Agent({ connections: options.maxSockets ?? 128, bodyTimeout: BODY_READ_MS });
+  const env = options.env ?? process.env;
+  const dispatchers = createDispatchers({ connections: options.maxSockets ?? 128, bodyTimeout: BODY_READ_MS }, env);
+  const proxies = envProxies(env);
+  /** The proxy a request goes through, for messages: its own (always), or the environment's (unless NO_PROXY). */
+  const proxyOf = (request: RenderedRequest) => {
+    if (request.transport?.proxy) return { host: request.transport.proxy.host, certain: true };
+    const uri = request.url.startsWith('https:') ? proxies?.httpsProxy || proxies?.httpProxy : proxies?.httpProxy;
+    return uri ? { host: hostOnly(uri), certain: false } : undefined;
+  };
 
   async function exchange(request: RenderedRequest, timeoutMs: number): Promise<Reply> {
     // Only these timers abort the request, so an aborted signal means the attempt (or its body) timed out.
@@ -50,7 +62,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
         method: request.method as Dispatcher.HttpMethod,
         headers: request.headers,
         body: request.body,
-        dispatcher,
+        dispatcher: dispatchers.for(request.transport),
         signal: controller.signal,
       });
       const status = res.statusCode;
@@ -82,7 +94,8 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
     } catch (err) {
       const timedOut = controller.signal.aborted;
       const error = (timedOut ? controller.signal.reason : err) as NodeJS.ErrnoException;
-      return { error: refusedRequest(err) ?? error, timedOut };
+      const failure = timedOut ? undefined : connectionFailure(err, request.url, proxyOf(request));
+      return { error: failure ? error : (refusedRequest(err) ?? error), timedOut, failure };
     } finally {
       if (!draining) clearTimeout(timer);
     }
@@ -90,6 +103,10 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
 
   async function attemptOnce(request: RenderedRequest, timeoutMs: number, destination: string): Promise<Attempt> {
     const reply = await exchange(request, timeoutMs);
+    if ('error' in reply && reply.failure) {
+      options.metrics.deliveryAttempts.inc({ destination, result: reply.failure.result });
+      return { error: reply.failure.message, retryable: reply.failure.retryable };
+    }
     if ('error' in reply) {
       options.metrics.deliveryAttempts.inc({ destination, result: reply.timedOut ? 'timeout' : 'network' });
       const detail = reply.timedOut ? reply.error.message : `${reply.error.code ?? 'error'}: ${reply.error.message}`;
@@ -138,6 +155,15 @@ function isSuccess(status: number): boolean {
 
 function isRedirect(status: number): boolean {
   return status >= 300 && status < 400;
+}
+
+/** hostOnly: a proxy URL's host and port, never its credentials. */
+function hostOnly(uri: string): string {
+  try {
+    return new URL(uri).host;
+  } catch {
+    return '(unparsable proxy URL)';
+  }
 }
 
 function first(value: string | string[] | undefined): string | undefined {

@@ -1,0 +1,108 @@
+/**
+ * Which connection pool carries a request. Plain destinations share one pooled keep-alive agent (through
+ * HTTP_PROXY / HTTPS_PROXY unless NO_PROXY says otherwise); a destination with TLS material or its own proxy
+ * gets an agent per hash of that material, so its connections are reused across requests and a rotated
+ * Secret (a new hash) opens a new pool while the old one is closed once its requests are done.
+ */
+import { Agent, EnvHttpProxyAgent, ProxyAgent, type Dispatcher } from 'undici';
+import type { ConnectionOptions } from 'node:tls';
+import type { Transport } from '../render/transport.js';
+import { knownSecrets } from '../redact.js';
+
+/** The proxy settings of the environment, with their usual meaning (lower case wins, as in curl). */
+export interface EnvProxies {
+  httpProxy: string;
+  httpsProxy: string;
+  noProxy: string;
+}
+
+export function envProxies(env: Record<string, string | undefined>): EnvProxies | undefined {
+  const httpProxy = env.http_proxy ?? env.HTTP_PROXY ?? '';
+  const httpsProxy = env.https_proxy ?? env.HTTPS_PROXY ?? '';
+  if (!httpProxy && !httpsProxy) return undefined;
+  // A proxy URL may carry credentials: they must never reach output.
+  for (const uri of [httpProxy, httpsProxy]) if (uri) rememberCredentials(uri);
+  return { httpProxy, httpsProxy, noProxy: env.no_proxy ?? env.NO_PROXY ?? '' };
+}
+
+function rememberCredentials(uri: string): void {
+  try {
+    const { username, password } = new URL(uri);
+    if (password) knownSecrets.remember(decodeURIComponent(password));
+    if (username && password) knownSecrets.remember(Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString('base64'));
+  } catch {
+    knownSecrets.remember(uri); // not a URL: undici refuses it; never print it
+  }
+}
+
+/** A pool no request used for this long is closed (a destination removed by a rule reload). */
+const IDLE_MS = 10 * 60_000;
+
+export interface Dispatchers {
+  /** The dispatcher for a request with this transport (none: the shared one). */
+  for(transport: Transport | undefined): Dispatcher;
+  /** How many per-transport pools are open (for tests and /status). */
+  readonly pools: number;
+  close(): Promise<void>;
+}
+
+export function createDispatchers(agentOptions: Agent.Options, env: Record<string, string | undefined>): Dispatchers {
+  const proxies = envProxies(env);
+  const shared: Dispatcher = proxies ? new EnvHttpProxyAgent({ ...agentOptions, ...proxies }) : new Agent(agentOptions);
+  const pools = new Map<string, { dispatcher: Dispatcher; owners: number; usedAt: number }>();
+  /** Each destination's current pool: a different hash for the same destination is a rotation. */
+  const current = new WeakMap<object, string>();
+
+  function build(transport: Transport): Dispatcher {
+    const tls: ConnectionOptions | undefined = transport.tls && Object.fromEntries(Object.entries(transport.tls).filter(([, v]) => v !== undefined));
+    if (transport.proxy) {
+      // The destination's own proxy: https by a CONNECT tunnel (TLS end to end), http in forward-proxy form.
+      return new ProxyAgent({ ...agentOptions, uri: transport.proxy.uri, token: transport.proxy.token, requestTls: tls, proxyTunnel: false });
+    }
+    if (proxies) return new EnvHttpProxyAgent({ ...agentOptions, ...proxies, connect: tls, requestTls: tls });
+    return new Agent({ ...agentOptions, connect: tls });
+  }
+
+  function release(hash: string): void {
+    const pool = pools.get(hash);
+    if (!pool || --pool.owners > 0) return;
+    pools.delete(hash);
+    void pool.dispatcher.close().catch(() => undefined); // waits for the requests it carries
+  }
+
+  function closeIdle(now: number): void {
+    for (const [hash, pool] of pools) {
+      if (now - pool.usedAt < IDLE_MS) continue;
+      pools.delete(hash);
+      void pool.dispatcher.close().catch(() => undefined);
+    }
+  }
+
+  return {
+    for(transport) {
+      if (!transport) return shared;
+      const now = Date.now();
+      let pool = pools.get(transport.hash);
+      if (!pool) {
+        closeIdle(now);
+        pool = { dispatcher: build(transport), owners: 0, usedAt: now };
+        pools.set(transport.hash, pool);
+      }
+      const previous = current.get(transport.owner);
+      if (previous !== transport.hash) {
+        current.set(transport.owner, transport.hash);
+        pool.owners++;
+        if (previous !== undefined) release(previous);
+      }
+      pool.usedAt = now;
+      return pool.dispatcher;
+    },
+    get pools() {
+      return pools.size;
+    },
+    async close() {
+      await Promise.all([shared.close(), ...[...pools.values()].map((pool) => pool.dispatcher.close())]);
+      pools.clear();
+    },
+  };
+}
