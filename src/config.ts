@@ -57,6 +57,8 @@ export interface Config {
   kube: KubeSettings;
   /** Namespaces besides the HPA's own whose Secrets hpa-sender annotations may name. */
   hpaSenderSecretNamespaces: string[];
+  /** HTTP_PROXY, HTTPS_PROXY, NO_PROXY (and their lower-case forms, which win): egress through a proxy. */
+  proxyEnv: Record<string, string | undefined>;
   /** Standalone mode: watch Events directly instead of receiving them from a Broker. */
   standalone: { enabled: boolean; maxAgeMs: number; retries: number };
   /** How many received events the playground offers (redacted, each at most 64 KiB); 0 = none kept. */
@@ -133,6 +135,11 @@ export function loadConfig(env: Env = process.env): Config {
     redisTimeoutMs: integer(env, 'REDIS_TIMEOUT_MS', 500, 1),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,
     hpaSenderSecretNamespaces: list(env.HPA_SENDER_SECRET_NAMESPACES),
+    proxyEnv: {
+      HTTP_PROXY: env.HTTP_PROXY, http_proxy: env.http_proxy,
+      HTTPS_PROXY: env.HTTPS_PROXY, https_proxy: env.https_proxy,
+      NO_PROXY: env.NO_PROXY, no_proxy: env.no_proxy,
+    },
     standalone: {
       enabled: env.STANDALONE === 'true',
       maxAgeMs: integer(env, 'STANDALONE_MAX_AGE_SECONDS', 300) * 1000,

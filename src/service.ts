@@ -90,7 +90,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     tracker,
     cluster,
     senders: {
-      http: createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics }),
+      http: createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics, env: config.proxyEnv }),
       log: createLogSender(writeLine),
     },
     delivered: redis?.delivered ?? createMemoryDeliveredStore(config.dedupWindowMs, config.dedupCacheSize),

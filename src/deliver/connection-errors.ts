@@ -62,7 +62,8 @@ export function connectionFailure(err: unknown, url: string, proxy?: { host: str
     if (code === 'CERT_NOT_YET_VALID') return tls(`the certificate of ${host} is not valid yet (${code})`);
     if (code === 'CERT_REVOKED') return tls(`the certificate of ${host} is revoked (${code})`);
     if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-      return tls(`the certificate of ${host} is not for this name (${e.reason ?? e.message}): fix the URL, or set tls.serverName to the name it carries`);
+      const names = (e as { cert?: { subjectaltname?: string } }).cert?.subjectaltname;
+      return tls(`the certificate of ${host} is not for this name (${names ? `it is for ${names}` : (e.reason ?? e.message)}): fix the URL, or set tls.serverName to the name it carries`);
     }
     if (/^ERR_SSL_.*ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|ACCESS_DENIED|HANDSHAKE_FAILURE)$/.test(code)) {
       return tls(`${host} refused the TLS handshake (${code}): it wants a client certificate it trusts (tls.clientCert and tls.clientKey)`);

@@ -4,7 +4,7 @@
  * gets an agent per hash of that material, so its connections are reused across requests and a rotated
  * Secret (a new hash) opens a new pool while the old one is closed once its requests are done.
  */
-import { Agent, EnvHttpProxyAgent, ProxyAgent, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, ProxyAgent, buildConnector, type Dispatcher } from 'undici';
 import type { ConnectionOptions } from 'node:tls';
 import type { Transport } from '../render/transport.js';
 import { knownSecrets } from '../redact.js';
@@ -35,6 +35,38 @@ function rememberCredentials(uri: string): void {
   }
 }
 
+/**
+ * A TLS alert the server sent after the handshake (TLS 1.3 refuses a missing or untrusted client certificate
+ * only then) reaches the HTTP client as "other side closed"; the socket saw the alert first. Kept by local
+ * port for the moment between the two, so the failure can say what happened.
+ */
+const tlsAlerts = new Map<number, string>();
+const TLS_ALERTS_KEPT = 256;
+
+function alertRecordingConnector(tls: ConnectionOptions | undefined): buildConnector.connector {
+  const connect = buildConnector({ ...tls });
+  return (options, callback) =>
+    connect(options, (...args) => {
+      const socket = args[1];
+      socket?.on('error', (err: NodeJS.ErrnoException) => {
+        if (!err.code?.startsWith('ERR_SSL_') || socket.localPort === undefined) return;
+        tlsAlerts.set(socket.localPort, err.code);
+        if (tlsAlerts.size > TLS_ALERTS_KEPT) tlsAlerts.delete(tlsAlerts.keys().next().value!);
+      });
+      callback(...args);
+    });
+}
+
+/** tlsAlertOf: the TLS alert behind a closed-socket error, as an error with its code; undefined when there was none. */
+export function tlsAlertOf(err: unknown): NodeJS.ErrnoException | undefined {
+  const { code, socket } = err as { code?: string; socket?: { localPort?: number } };
+  if (code !== 'UND_ERR_SOCKET' || socket?.localPort === undefined) return undefined;
+  const alert = tlsAlerts.get(socket.localPort);
+  if (!alert) return undefined;
+  tlsAlerts.delete(socket.localPort);
+  return Object.assign(new Error(alert), { code: alert });
+}
+
 /** A pool no request used for this long is closed (a destination removed by a rule reload). */
 const IDLE_MS = 10 * 60_000;
 
@@ -48,7 +80,9 @@ export interface Dispatchers {
 
 export function createDispatchers(agentOptions: Agent.Options, env: Record<string, string | undefined>): Dispatchers {
   const proxies = envProxies(env);
-  const shared: Dispatcher = proxies ? new EnvHttpProxyAgent({ ...agentOptions, ...proxies }) : new Agent(agentOptions);
+  const shared: Dispatcher = proxies
+    ? new EnvHttpProxyAgent({ ...agentOptions, ...proxies, connect: alertRecordingConnector(undefined) })
+    : new Agent({ ...agentOptions, connect: alertRecordingConnector(undefined) });
   const pools = new Map<string, { dispatcher: Dispatcher; owners: number; usedAt: number }>();
   /** Each destination's current pool: a different hash for the same destination is a rotation. */
   const current = new WeakMap<object, string>();
@@ -59,8 +93,8 @@ export function createDispatchers(agentOptions: Agent.Options, env: Record<strin
       // The destination's own proxy: https by a CONNECT tunnel (TLS end to end), http in forward-proxy form.
       return new ProxyAgent({ ...agentOptions, uri: transport.proxy.uri, token: transport.proxy.token, requestTls: tls, proxyTunnel: false });
     }
-    if (proxies) return new EnvHttpProxyAgent({ ...agentOptions, ...proxies, connect: tls, requestTls: tls });
-    return new Agent({ ...agentOptions, connect: tls });
+    if (proxies) return new EnvHttpProxyAgent({ ...agentOptions, ...proxies, connect: alertRecordingConnector(tls), requestTls: tls });
+    return new Agent({ ...agentOptions, connect: alertRecordingConnector(tls) });
   }
 
   function release(hash: string): void {

@@ -12,7 +12,7 @@ import type { RenderedRequest } from '../render/render-request.js';
 import type { DeliveryResult, SendOptions, Sender } from './destination.js';
 import { MIN_ATTEMPT_MS, backoffMs, isRetryableStatus, parseRetryAfter } from './retry-policy.js';
 import { EXCERPT_CHARS, errorExcerpt } from './error-excerpt.js';
-import { createDispatchers, envProxies } from './dispatchers.js';
+import { createDispatchers, envProxies, tlsAlertOf } from './dispatchers.js';
 import { connectionFailure, type ConnectionFailure } from './connection-errors.js';
 
 export interface HttpSenderOptions {
@@ -94,7 +94,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
     } catch (err) {
       const timedOut = controller.signal.aborted;
       const error = (timedOut ? controller.signal.reason : err) as NodeJS.ErrnoException;
-      const failure = timedOut ? undefined : connectionFailure(err, request.url, proxyOf(request));
+      const failure = timedOut ? undefined : connectionFailure(tlsAlertOf(err) ?? err, request.url, proxyOf(request));
       return { error: failure ? error : (refusedRequest(err) ?? error), timedOut, failure };
     } finally {
       if (!draining) clearTimeout(timer);

@@ -29,6 +29,10 @@ const edit = (change: (doc: Doc) => void): Doc => {
 const corpus: { name: string; doc: unknown; valid: boolean; semanticOnly?: boolean }[] = [
   { name: 'minimal', doc: base(), valid: true },
   { name: 'every value source', doc: edit((d) => (d.destinations.hook.headers = { A: 'b', B: { jsonata: 'reason' }, C: { env: 'X', prefix: 'Bearer ' }, D: { secretKeyRef: { name: 's', key: 'k' } } } as never)), valid: true },
+  { name: 'tls from a ConfigMap, a Secret and a file; a proxy with credentials from a Secret', doc: edit((d) => Object.assign(d.destinations.hook, { tls: { ca: { configMapKeyRef: { name: 'ca', key: 'ca.crt' } }, clientCert: { file: '/etc/tls/tls.crt' }, clientKey: { secretKeyRef: { name: 'c', key: 'tls.key' } }, serverName: 'grafana.internal', insecureSkipVerify: false }, proxy: { url: 'http://proxy.corp:3128', username: { secretKeyRef: { name: 'p', key: 'user' } }, password: { secretKeyRef: { name: 'p', key: 'password' } } } })), valid: true },
+  { name: 'tls clientCert without clientKey', doc: edit((d) => Object.assign(d.destinations.hook, { tls: { clientCert: { file: '/c' } } })), valid: false },
+  { name: 'tls ca as an inline string', doc: edit((d) => Object.assign(d.destinations.hook, { tls: { ca: '-----BEGIN CERTIFICATE-----' } })), valid: false },
+  { name: 'proxy url with credentials in it', doc: edit((d) => Object.assign(d.destinations.hook, { proxy: { url: 'http://user:pass@proxy:3128' } })), valid: false },
   { name: 'url from env and jsonata', doc: edit((d) => ((d.destinations as any).e = { url: { env: 'U' } }, (d.destinations as any).j = { url: { jsonata: '"https://x/" & reason' } })), valid: true },
   { name: 'any / not / nested groups, decorators', doc: edit((d) => (d.rules[0].conditions = { any: [{ not: leaf }, { all: [{ ...leaf, operator: 'not:in', value: ['a'] }] }] } as never)), valid: true },
   { name: 'on: delete', doc: edit((d) => ((d.rules[0] as any).on = ['delete'])), valid: true },

@@ -16,6 +16,8 @@ const PACKAGES: Record<string, string> = {
   setpriv: 'util-linux',
   'graphite-web': 'graphite-web python3-django',
   chromium: 'chromium',
+  openssl: 'openssl',
+  tinyproxy: 'tinyproxy',
 };
 
 function found(program: string): boolean {
