@@ -51,7 +51,11 @@ export function connectionFailure(err: unknown, url: string, proxy?: { host: str
     if (proxyStatus) {
       const status = Number(proxyStatus[1] ?? proxyStatus[2]);
       const name = `proxy ${proxy?.host ?? '(HTTPS_PROXY/HTTP_PROXY)'}`;
-      if (status === 407) return { result: 'proxy', retryable: false, message: `${name} refused the request to ${host}: 407 Proxy Authentication Required (check the proxy credentials)` };
+      // 407: no or unknown credentials; some proxies (tinyproxy) answer wrong ones with 401.
+      if (status === 407 || status === 401) {
+        const what = status === 407 ? '407 Proxy Authentication Required' : '401 Unauthorized';
+        return { result: 'proxy', retryable: false, message: `${name} refused the request to ${host}: ${what} (check the proxy credentials)` };
+      }
       const retryable = status >= 500 || status === 408 || status === 429;
       return { result: 'proxy', retryable, message: `${name} answered ${status} to CONNECT ${host}${retryable ? '' : ' (the proxy does not allow this destination)'}` };
     }

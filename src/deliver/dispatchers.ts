@@ -67,6 +67,9 @@ export function tlsAlertOf(err: unknown): NodeJS.ErrnoException | undefined {
   return Object.assign(new Error(alert), { code: alert });
 }
 
+/** http URLs go to a proxy in forward-proxy form (what every proxy accepts); https ones by a CONNECT tunnel. */
+const FORWARD_HTTP = { proxyTunnel: false } as object;
+
 /** A pool no request used for this long is closed (a destination removed by a rule reload). */
 const IDLE_MS = 10 * 60_000;
 
@@ -81,7 +84,7 @@ export interface Dispatchers {
 export function createDispatchers(agentOptions: Agent.Options, env: Record<string, string | undefined>): Dispatchers {
   const proxies = envProxies(env);
   const shared: Dispatcher = proxies
-    ? new EnvHttpProxyAgent({ ...agentOptions, ...proxies, connect: alertRecordingConnector(undefined) })
+    ? new EnvHttpProxyAgent({ ...agentOptions, ...proxies, ...FORWARD_HTTP, connect: alertRecordingConnector(undefined) })
     : new Agent({ ...agentOptions, connect: alertRecordingConnector(undefined) });
   const pools = new Map<string, { dispatcher: Dispatcher; owners: number; usedAt: number }>();
   /** Each destination's current pool: a different hash for the same destination is a rotation. */
@@ -91,9 +94,9 @@ export function createDispatchers(agentOptions: Agent.Options, env: Record<strin
     const tls: ConnectionOptions | undefined = transport.tls && Object.fromEntries(Object.entries(transport.tls).filter(([, v]) => v !== undefined));
     if (transport.proxy) {
       // The destination's own proxy: https by a CONNECT tunnel (TLS end to end), http in forward-proxy form.
-      return new ProxyAgent({ ...agentOptions, uri: transport.proxy.uri, token: transport.proxy.token, requestTls: tls, proxyTunnel: false });
+      return new ProxyAgent({ ...agentOptions, ...FORWARD_HTTP, uri: transport.proxy.uri, token: transport.proxy.token, requestTls: tls });
     }
-    if (proxies) return new EnvHttpProxyAgent({ ...agentOptions, ...proxies, connect: alertRecordingConnector(tls), requestTls: tls });
+    if (proxies) return new EnvHttpProxyAgent({ ...agentOptions, ...proxies, ...FORWARD_HTTP, connect: alertRecordingConnector(tls), requestTls: tls });
     return new Agent({ ...agentOptions, connect: alertRecordingConnector(tls) });
   }
 

@@ -16,6 +16,7 @@ import { needs } from '../support/needs.js';
 import { createTestPki, type TestCa, type TestPki } from '../support/test-pki.js';
 import { startHttpsReceiver, type HttpsReceiver } from '../support/https-receiver.js';
 import { sampleValue } from '../support/running-service.js';
+import { startCaptureSink } from '../support/capture-sink.js';
 
 const context = { rule: 'r', ceId: 'c', occurrence: 'o' };
 const noSecrets: SecretReader = { read: async () => assert.fail('no Secret expected') };
@@ -98,6 +99,17 @@ describe('TLS per destination (openssl CA, real HTTPS receivers)', { skip: needs
       assert.deepEqual(named, { outcome: 'delivered', attempts: 1, status: 204 });
     } finally {
       await elsewhere.close();
+    }
+  });
+
+  it('an https URL whose port speaks plain HTTP: rejected, and the message says so', async () => {
+    const plain = await startCaptureSink();
+    try {
+      const result = await send(await request(`${plain.url.replace('http:', 'https:')}/plain`, { ca: { file: ca.certFile } }));
+      assert.equal(result.outcome, 'rejected');
+      assert.match(result.error!, /^TLS: 127\.0\.0\.1:\d+ does not speak TLS on this port \(ERR_SSL_\w+\)/);
+    } finally {
+      await plain.close();
     }
   });
 
