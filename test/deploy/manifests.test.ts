@@ -32,14 +32,14 @@ function schemaModule(apiVersion: string): string {
 
 /** What the service's ServiceAccount may do, and nothing more (README: RBAC). */
 const ALLOWED = new Set([
-  'core/configmaps/list', 'core/configmaps/watch',
+  'core/configmaps/list', 'core/configmaps/watch', 'core/configmaps/get',
   'core/events/get', 'core/events/create',
   'core/pods/get', 'core/nodes/get', 'core/namespaces/get', 'core/services/get', 'core/persistentvolumeclaims/get',
   'apps/deployments/get', 'apps/replicasets/get', 'apps/statefulsets/get', 'apps/daemonsets/get',
   'batch/jobs/get', 'batch/cronjobs/get', 'autoscaling/horizontalpodautoscalers/get',
   'core/secrets/get (own namespace only)',
   // with WATCH_NAMESPACES (deploy/components/namespaced-rule-configmaps), instead of the cluster-wide grant:
-  'core/configmaps/list (Role)', 'core/configmaps/watch (Role)',
+  'core/configmaps/list (Role)', 'core/configmaps/watch (Role)', 'core/configmaps/get (Role)',
   // standalone only:
   'core/events/list', 'core/events/watch', 'events.k8s.io/events/list', 'events.k8s.io/events/watch',
 ]);
