@@ -23,6 +23,9 @@ export class RegexSyntaxError extends Error {
 }
 
 const FLAG_BITS: Record<string, number> = { i: RE2JS.CASE_INSENSITIVE, m: RE2JS.MULTILINE, s: RE2JS.DOTALL };
+/** Texts up to this length are remembered with their answer (see LinearRegExp.test). */
+const MEMO_MAX_LENGTH = 4096;
+
 const BACK_REFERENCES = 'back-references are not supported (regexes run in linear time, on RE2)';
 /** Flags that change nothing for a stateless, code-point based engine. */
 const IGNORED_FLAGS = new Set(['g', 'u', 'd']);
@@ -41,6 +44,9 @@ export class LinearRegExp {
   readonly sticky = false;
   lastIndex = 0;
   private readonly re2: RE2JS;
+  /** The last text tested and its answer: rules sharing a pattern (presets, generated rule sets) test the same field of the same event. */
+  private memoText: string | undefined;
+  private memoAnswer = false;
 
   constructor(pattern: string | RegExp, flags?: string) {
     const source = typeof pattern === 'string' ? pattern : pattern.source;
@@ -74,10 +80,21 @@ export class LinearRegExp {
     return result;
   }
 
-  /** test: an unanchored search; without `g` it runs on RE2's DFA and keeps no state. */
+  /**
+   * test: an unanchored search; without `g` it runs on RE2's DFA. RE2 costs ≈ 1–2 µs per test where the
+   * native engine took 0.1–0.3 µs; 1,000 rules sharing one pattern and evaluated on every event halved the
+   * pipeline rate, so the answer for the last (short) text is kept: the same text gives the same answer.
+   */
   test(input: string): boolean {
     if (this.global) return this.exec(input) !== null;
-    return this.re2.test(String(input));
+    const text = String(input);
+    if (text === this.memoText) return this.memoAnswer;
+    const answer = this.re2.test(text);
+    if (text.length <= MEMO_MAX_LENGTH) {
+      this.memoText = text;
+      this.memoAnswer = answer;
+    }
+    return answer;
   }
 
   toString(): string {

@@ -129,6 +129,15 @@ describe('linear-time regexes', () => {
     assert.equal(compared, templates.length * inputs.length);
   });
 
+  it('test answers like the native engine over a stream of texts, repeats included (the last answer is remembered)', () => {
+    const texts = ['Back-off', 'back-off', 'Back-off', 'x'.repeat(5_000), 'Back-off', 'x'.repeat(5_000), '', 'OOMKilled', 'OOMKilled', 'Back-off'];
+    for (const pattern of ['^[A-Z]', 'off$', 'x{1000}', '^$', 'OOM|Back']) {
+      const linear = compileLinearRegex(pattern);
+      const native = new RegExp(pattern);
+      for (const [i, text] of texts.entries()) assert.equal(linear.test(text), native.test(text), `${pattern} on text ${i}`);
+    }
+  });
+
   it('behaves as a global RegExp for exec and lastIndex', () => {
     const re = new LinearRegExp(/a(b)?/g);
     const native = /a(b)?/g;
