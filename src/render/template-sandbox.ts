@@ -73,8 +73,8 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
 
   const spawn = () => {
     const child = fork(WORKER_FILE, [], {
-      // The service's own flags (the TypeScript loader under tsx), then the worker's heap: later flags win.
-      execArgv: [...process.execArgv.filter((arg) => !arg.startsWith('--max-old-space-size')), `--max-old-space-size=${options.heapMb}`, '--max-semi-space-size=2'],
+      // The service's own flags (the TypeScript loader under tsx) without its heap size or debugger port, then the worker's heap.
+      execArgv: [...process.execArgv.filter((arg) => !/^--(max-old-space-size|inspect)/.test(arg)), `--max-old-space-size=${options.heapMb}`, '--max-semi-space-size=2'],
       serialization: 'advanced',
       // Templates never read the environment; the workers get none of it (Secrets may be in it).
       env: {},
