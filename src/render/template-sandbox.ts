@@ -90,9 +90,8 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
       dispatch();
       holdOpen();
     });
-    child.on('error', () => child.kill('SIGKILL'));
-    child.on('exit', (code, signal) => {
-      workers.delete(worker);
+    const exited = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (!workers.delete(worker)) return;
       clearTimeout(worker.timer);
       const job = worker.job;
       worker.job = undefined;
@@ -106,14 +105,17 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
         );
       }
       if (!worker.ready) {
-        // It died starting up: no worker would answer the queue; try again in a second.
-        for (const waiting of queue.splice(0)) waiting.settle(new Error(`template worker could not start (${signal ?? `code ${code}`})`));
+        // It died starting up: try again in a second (no crash loop); with no worker left, none would answer the queue.
+        if (workers.size === 0) for (const waiting of queue.splice(0)) waiting.settle(new Error(`template worker could not start (${signal ?? `code ${code}`})`));
         startAfter = Date.now() + 1000;
         setTimeout(start, 1000).unref();
       } else if (!closed) spawn();
       dispatch();
       holdOpen();
-    });
+    };
+    child.on('exit', exited);
+    // A process that could not be started at all ends here, without an exit.
+    child.on('error', () => (child.pid === undefined ? exited(null, null) : child.kill('SIGKILL')));
   };
 
   /** holdOpen: the workers keep the process alive only while there is work waiting for them. */
