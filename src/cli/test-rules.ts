@@ -178,6 +178,7 @@ export function describe(result: TestResult): string {
   if ('status' in result) return `▶ ${result.source}\n  ✗ rejected with HTTP ${result.status}: ${result.error}: ${result.detail}\n`;
   const lines = [`▶ ${result.source}  ${result.type}${result.change ? `  change ${result.change}` : ''}${result.occurrence ? `  occurrence ${result.occurrence}` : ''}`];
   if (result.outcome === 'unresolved') lines.push(`  · not resolved: ${result.detail}`);
+  if (result.outcome === 'retry') lines.push(`  · not decided now (the service answers 503/429 and the Broker redelivers): ${result.detail}`);
   for (const evaluation of result.evaluated ?? []) {
     lines.push(`  ${evaluation.matched ? '✓' : '✗'} rule ${evaluation.rule}${evaluation.matched ? ' matched' : ' did not match'}`);
     for (const c of evaluation.conditions) {
@@ -185,9 +186,9 @@ export function describe(result: TestResult): string {
       lines.push(`      ${c.result ? '✓' : '✗'} ${c.fact}${c.path ? ` ${c.path}` : ''} ${c.operator} ${show(c.value)}  (was ${show(c.factValue)})`);
     }
   }
-  if ((result.evaluated ?? []).length === 0 && result.outcome !== 'unresolved') lines.push('  · no rule applies to this event');
+  if ((result.evaluated ?? []).length === 0 && result.outcome !== 'unresolved' && result.outcome !== 'retry') lines.push('  · no rule applies to this event');
   for (const action of result.actions) {
-    if (action.outcome === 'error') {
+    if (action.outcome === 'error' || action.outcome === 'failed') {
       lines.push(`    → ${action.destination}: ✗ ${action.error}`);
       continue;
     }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { runTests, testCommand, type TestOptions } from '../../src/cli/test-rules.js';
+import { describe as describeResult, runTests, testCommand, type TestOptions } from '../../src/cli/test-rules.js';
 import { EXAMPLES_DIR } from '../support/fixtures.js';
 import { startFakeKubeApi, type FakeKubeApi, type KubeObject } from '../support/fake-kube-api.js';
 
@@ -139,6 +139,19 @@ describe('kube-event-rules test --cluster', () => {
     assert.deepEqual(results[0].actions[0].request!.body, { team: 'payments', lastReason: 'OOMKilled', deployment: 'payment' });
     assert.ok(fake.requests.length > 0);
     assert.deepEqual(fake.requests.filter((r) => r.method !== 'GET'), []);
+  });
+
+  it('a lookup the API fails (500) is reported as not decided now or a failed action, never as "no match"', async () => {
+    fake.fail('GET', /\/namespaces\/shop$/, 500, 1); // read by a condition
+    const [undecided] = (await runTests(options({ cluster: true }), async () => '')).results;
+    assert.ok('outcome' in undecided);
+    assert.equal(undecided.outcome, 'retry');
+    assert.match(describeResult(undecided), /not decided now .*API server answered 500/);
+    fake.fail('GET', /\/pods\//, 500, 1); // read by the template only
+    const [failed] = (await runTests(options({ cluster: true }), async () => '')).results;
+    assert.ok('outcome' in failed);
+    assert.equal(failed.actions[0].outcome, 'failed');
+    assert.match(describeResult(failed), /✗ .*API server answered 500/);
   });
 
   it('--objects wins over the cluster for the objects it names', async () => {
