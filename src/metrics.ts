@@ -83,6 +83,18 @@ export function createMetrics() {
       labelNames: ['rule'] as const,
       registers,
     }),
+    shadowMatches: new Counter({
+      name: `${PREFIX}shadow_matches_total`,
+      help: 'Events a shadow rule matched (it sends nothing).',
+      labelNames: ['rule'] as const,
+      registers,
+    }),
+    shadowDifferences: new Counter({
+      name: `${PREFIX}shadow_differences_total`,
+      help: 'Events on which a shadow rule differed from its live twin, by kind (only_shadow, only_live: matched by one of them; request: both matched, different requests).',
+      labelNames: ['rule', 'kind'] as const,
+      registers,
+    }),
     deliveries: new Counter({
       name: `${PREFIX}deliveries_total`,
       help: 'Delivery outcomes per rule and destination (delivered, rejected, failed, skipped_duplicate, error).',
@@ -186,6 +198,8 @@ export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];
 /** forgetRule drops every series of a rule that is no longer loaded, so removed rules do not linger. */
 export function forgetRule(metrics: Metrics, rule: string, destinations: Iterable<string>): void {
   metrics.ruleMatches.remove({ rule });
+  metrics.shadowMatches.remove({ rule });
+  for (const kind of ['only_shadow', 'only_live', 'request']) metrics.shadowDifferences.remove({ rule, kind });
   metrics.templateErrors.remove({ rule });
   metrics.suppressed.remove({ rule });
   for (const destination of destinations) {

@@ -23,6 +23,7 @@ import type { EventInput, ObjectReference } from './normalize/kube-event.js';
 import { fromObject, type Normalized } from './normalize/normalize.js';
 import type { OccurrenceTracker } from './normalize/occurrence.js';
 import { redacted, renderRequest, type RenderedRequest } from './render/render-request.js';
+import { compareShadow, twinOf, type ShadowLedger, type ShadowOutcome, type ShadowRequest } from './match/shadow.js';
 import { knownSecrets } from './redact.js';
 import { explainConditions, type ConditionOutcome } from './match/explain.js';
 import type { CompiledAction, CompiledRule } from './rules/compile-document.js';
@@ -58,7 +59,9 @@ export interface EventReport {
   /** With outcome `retry`: when every failed lookup was rate limited, how long to wait. */
   retryAfterMs?: number;
   /** Dry runs: every rule evaluated for this event and the conditions that decided. */
-  evaluated?: { rule: string; matched: boolean; conditions: ConditionOutcome[] }[];
+  evaluated?: { rule: string; shadow?: boolean; matched: boolean; conditions: ConditionOutcome[] }[];
+  /** Shadow rules that could match this event: their outcome beside their live twin's (never sent). */
+  shadow?: ShadowOutcome[];
 }
 
 /** Why an action could not be rendered (see render). */
@@ -81,6 +84,8 @@ export interface PipelineDeps {
   env: Record<string, string | undefined>;
   /** What each scope's rules may read and send (default: compiled from config.tenancy). */
   tenancy?: TenancyPolicy;
+  /** Where shadow rules' differences are kept for /status (none in dry-run pipelines). */
+  shadow?: ShadowLedger;
 }
 
 export interface ProcessOptions {
@@ -209,6 +214,34 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
   }
 
+  /**
+   * runShadows compares each shadow rule that could match this event with its live twin (src/match/shadow.ts):
+   * rendered as a dry run, never sent; counted, logged and kept unless this is itself a dry run.
+   */
+  async function runShadows(candidates: CompiledRule[], rules: readonly CompiledRule[], matched: ReadonlySet<CompiledRule>, input: EventInput, facts: (scope: string | undefined) => LazyFacts, dryRun: boolean, ceId: string): Promise<ShadowOutcome[]> {
+    const renderAll = (rule: CompiledRule) =>
+      Promise.all(
+        rule.actions.map(async (action): Promise<ShadowRequest> => {
+          const rendered = await render(rule, action, input, facts(rule.scope), true);
+          return 'outcome' in rendered ? { error: rendered.error } : redacted(rendered);
+        }),
+      );
+    return Promise.all(
+      candidates
+        .filter((rule) => rule.shadow)
+        .map(async (rule) => {
+          const { kinds, ...outcome } = await compareShadow(rule, twinOf(rule, rules), matched, renderAll);
+          if (!dryRun) {
+            if (outcome.matched) metrics.shadowMatches.inc({ rule: rule.name });
+            for (const kind of kinds) metrics.shadowDifferences.inc({ rule: rule.name, kind });
+            deps.shadow?.record(outcome, ceId);
+            if (outcome.differences.length > 0) log.info({ rule: rule.name, ceId, live: outcome.live, differences: outcome.differences }, 'shadow rule differs from its live rule');
+          }
+          return outcome;
+        }),
+    );
+  }
+
   /** send delivers through the destination's bulkhead (or refuses at once when it is full or its breaker open). */
   async function send(rule: CompiledRule, action: CompiledAction, input: EventInput, request: RenderedRequest, deadline: number): Promise<DeliveryResult> {
     const destination = action.destination.name;
@@ -291,7 +324,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return { actions: 0, run: async () => report };
     }
     const facts = factsByScope(deps.cluster, input, tenancy.teamClusterKinds);
-    const { matched, failed, evaluated } = await matchByScope(inScope(deps.rules().index.candidates(input), input), input, facts, { explain: dryRun });
+    const ruleSet = deps.rules();
+    const candidates = inScope(ruleSet.index.candidates(input), input);
+    const { matched: matchedAll, failed, evaluated } = await matchByScope(candidates, input, facts, { explain: dryRun });
+    const matched = matchedAll.filter((rule) => !rule.shadow); // shadow rules never send
     for (const { rule, error, cause } of failed) {
       if (cause instanceof LookupFailedError) log.warn({ rule: rule.name, ceId: ce.id, error }, 'rule not decided: a lookup it needs failed; the Broker will redeliver');
       else log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
@@ -311,7 +347,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const retry = unreadable(failed);
       const outcome: EventOutcome = retry ? 'retry' : matched.length > 0 ? 'matched' : 'no_match';
       const report: EventReport = { ...base, outcome, change: input.change, occurrence: input.occurrence, matched: matched.map((r) => r.name), actions, ...retry };
-      if (dryRun) report.evaluated = evaluated.map((e) => ({ rule: e.rule.name, matched: e.matched, conditions: explainConditions(e.conditions) }));
+      if (dryRun) report.evaluated = evaluated.map((e) => ({ rule: e.rule.name, ...(e.rule.shadow ? { shadow: true } : {}), matched: e.matched, conditions: explainConditions(e.conditions) }));
+      if (candidates.some((rule) => rule.shadow)) report.shadow = await runShadows(candidates, ruleSet.rules, new Set(matchedAll), input, facts, dryRun, ce.id);
       return report;
     };
     return { actions: matched.reduce((sum, rule) => sum + rule.actions.length, 0), run };

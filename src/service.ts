@@ -25,6 +25,7 @@ import { countReport } from './receive/events-route.js';
 import { normalize } from './normalize/normalize.js';
 import { createTemplateSandbox } from './render/template-sandbox.js';
 import { RecentEvents } from './playground/recent-events.js';
+import { ShadowLedger } from './match/shadow.js';
 import { createActionCapacity } from './receive/action-capacity.js';
 import type { RedisStores } from './store/redis-stores.js';
 
@@ -84,7 +85,9 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       )
     : undefined;
   const writeLine = options.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const shadow = new ShadowLedger();
   const pipeline = createPipeline({
+    shadow,
     config,
     rules: () => store.current,
     tracker,
@@ -150,6 +153,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     recent,
     playground: {
       mode: 'service',
+      shadowStatus: () => shadow.status(store.current.rules),
       rulesDir: config.rulesDir,
       recent,
       cluster,
@@ -171,6 +175,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       rulesDir: config.rulesDir,
       rulesLoaded: store.current.rules.length,
       sources: store.status(),
+      shadow: shadow.status(store.current.rules),
     }),
   });
   return {

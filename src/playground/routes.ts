@@ -24,6 +24,8 @@ export interface PlaygroundDeps extends DraftContext {
   /** The label selector of rule ConfigMaps (the "copy as ConfigMap" button labels the manifest with it). */
   configMapSelector: string;
   maxBodyBytes: number;
+  /** The service's shadow rules on live traffic (counts, last differences). */
+  shadowStatus?: () => unknown;
   /** The built page (tests pass their own). */
   page?: Map<string, PageFile>;
 }
@@ -82,6 +84,7 @@ export function addPlaygroundRoutes(router: Router, deps: PlaygroundDeps, guard:
       examples,
       documents,
       recent: deps.recent?.list() ?? [],
+      shadow: deps.shadowStatus?.(),
     };
   });
 

@@ -45,6 +45,8 @@ export interface CompiledRule {
   name: string;
   /** The name as the document declares it (`$rule.name` in templates). */
   declaredName: string;
+  /** A shadow rule: evaluated and rendered beside its live twin (same name), never sent (src/match/shadow.ts). */
+  shadow?: boolean;
   description: string;
   source: string;
   /** Set for a team's rules (a ConfigMap outside the cluster namespaces): they only see events of this namespace. */
@@ -117,8 +119,10 @@ export function* compileDocumentSteps(document: unknown, source: string, options
   for (const [i, spec] of doc.rules.entries()) {
     yield;
     const where = `rules[${i}] (${spec.name})`;
-    if (names.has(spec.name)) problems.push(`${where}.name: another rule of this document has the same name`);
-    names.add(spec.name);
+    // A shadow rule may share its name with the live rule it would replace; two of one kind may not.
+    const identity = `${spec.shadow ?? doc.shadow ? 'shadow:' : ''}${spec.name}`;
+    if (names.has(identity)) problems.push(`${where}.name: another rule of this document has the same name`);
+    names.add(identity);
     const { rule, test, problems: conditionProblems } = buildRule(spec.name, spec.conditions);
     problems.push(...conditionProblems.map((p) => `${where}.${p}`));
     const actions: CompiledAction[] = [];
@@ -158,6 +162,7 @@ export function* compileDocumentSteps(document: unknown, source: string, options
         throttle,
         name: spec.name,
         declaredName: spec.name,
+        ...((spec.shadow ?? doc.shadow) ? { shadow: true } : {}),
         description: spec.description ?? '',
         source,
         on: new Set(spec.on ?? DEFAULT_CHANGES),

@@ -52,6 +52,8 @@ export interface ActionSpec {
 
 export interface RuleSpec {
   name: string;
+  /** Runs beside the live rule of the same name, never sends, reports differences. */
+  shadow?: boolean;
   description?: string;
   on?: Change[];
   conditions: TopLevelCondition;
@@ -60,6 +62,8 @@ export interface RuleSpec {
 }
 
 export interface RuleDocument {
+  /** Every rule of the document is a shadow rule. */
+  shadow?: boolean;
   destinations?: Record<string, DestinationSpec>;
   rules: RuleSpec[];
 }

@@ -245,6 +245,26 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
     await shot('5-configmap');
   });
 
+  it('shows a shadow rule beside its live twin, with the difference in the rendered body', async () => {
+    const shadowed = `${RULES}  - name: crash-loops
+    shadow: true
+    conditions:
+      all:
+        - { fact: event, path: $.reason, operator: equal, value: BackOff }
+    actions:
+      - destination: hook
+        body: '{ "text": "[" & involvedObject.namespace & "] " & message }'
+`;
+    await editor().fill(shadowed);
+    await page.waitForSelector('.shadow');
+    await settled();
+    const text = (await page.locator('.shadow').textContent()) ?? '';
+    assert.match(text, /crash-loops: shadow matched, live rule matched — 1 difference/);
+    assert.match(text, /action 0 \(hook\): body\.text: "\[shop\] Back-off/);
+    assert.match((await page.locator('.rule h3').allTextContents()).join('\n'), /crash-loops \(shadow: never sends\) matched/);
+    await shot('6-shadow');
+  });
+
   it('loaded nothing from anywhere but the service and threw no error', () => {
     assert.deepEqual(problems, []);
   });

@@ -32,6 +32,8 @@ interface Context {
   examples: NamedText[];
   documents: NamedText[];
   recent: Recorded[];
+  /** The running service's shadow rules on live traffic. */
+  shadow?: ShadowStatus;
 }
 interface Problem {
   message: string;
@@ -55,8 +57,19 @@ interface Action {
   error?: string;
   request?: { method: string; url: string; headers: Record<string, string>; body: unknown };
 }
+interface ShadowOutcome {
+  rule: string;
+  matched: boolean;
+  live: 'matched' | 'not_matched' | 'none';
+  differences: string[];
+}
+interface ShadowStatus {
+  rules: { rule: string; twin: boolean; evaluated: number; matched: number; differed: number }[];
+  lastDifferences: { at: string; rule: string; event: string; differences: string[] }[];
+}
 interface Report {
   source: string;
+  shadow?: ShadowOutcome[];
   type?: string;
   outcome?: string;
   change?: string;
@@ -64,7 +77,7 @@ interface Report {
   detail?: string;
   matched?: string[];
   actions?: Action[];
-  evaluated?: { rule: string; matched: boolean; conditions: Condition[] }[];
+  evaluated?: { rule: string; shadow?: boolean; matched: boolean; conditions: Condition[] }[];
   status?: number;
   error?: string;
 }
@@ -327,7 +340,7 @@ function renderReport(report: Report): HTMLElement {
   if ((report.evaluated ?? []).length === 0 && report.outcome !== 'unresolved') box.append(el('p', 'No rule applies to this event (no rule is indexed for its reason, kind or type).'));
   for (const evaluation of report.evaluated ?? []) {
     const rule = el('section', undefined, `rule ${evaluation.matched ? 'matched' : 'unmatched'}`);
-    rule.append(el('h3', `${evaluation.matched ? '✓' : '✗'} ${evaluation.rule} ${evaluation.matched ? 'matched' : 'did not match'}`));
+    rule.append(el('h3', `${evaluation.matched ? '✓' : '✗'} ${evaluation.rule}${evaluation.shadow ? ' (shadow: never sends)' : ''} ${evaluation.matched ? 'matched' : 'did not match'}`));
     const table = el('table');
     const head = el('tr');
     for (const title of ['', 'condition', 'the fact was']) head.append(el('th', title));
@@ -347,6 +360,18 @@ function renderReport(report: Report): HTMLElement {
     }
     rule.append(table);
     box.append(rule);
+  }
+  if (report.shadow?.length) {
+    const block = el('section', undefined, 'shadow');
+    block.append(el('h3', 'Shadow rules beside their live twins'));
+    for (const outcome of report.shadow) {
+      const live = outcome.live === 'none' ? 'no live rule of this name' : `live rule ${outcome.live === 'matched' ? 'matched' : 'did not match'}`;
+      block.append(el('p', `${outcome.rule}: shadow ${outcome.matched ? 'matched' : 'did not match'}, ${live} — ${outcome.differences.length === 0 ? 'no difference' : `${outcome.differences.length} difference${outcome.differences.length === 1 ? '' : 's'}`}`));
+      const list = el('ul');
+      for (const difference of outcome.differences) list.append(el('li', difference, 'mono'));
+      if (outcome.differences.length > 0) block.append(list);
+    }
+    box.append(block);
   }
   for (const action of report.actions ?? []) {
     const request = action.request;
@@ -412,6 +437,18 @@ $('copy-configmap').addEventListener('click', async () => {
   }
 });
 
+/** The service's shadow rules on live traffic: counts and the last differences. */
+function showShadowStatus(status: ShadowStatus | undefined): void {
+  const box = $('shadow-status');
+  box.hidden = !status || status.rules.length === 0;
+  if (!status || box.hidden) return;
+  const list = el('ul');
+  for (const rule of status.rules) list.append(el('li', `${rule.rule}${rule.twin ? '' : ' (new, no live twin)'}: evaluated ${rule.evaluated}, matched ${rule.matched}, differed ${rule.differed}`));
+  const last = el('ul');
+  for (const d of status.lastDifferences.slice(0, 10)) last.append(el('li', `${d.at.slice(11, 19)} ${d.rule} on ${d.event}: ${d.differences.join('; ')}`, 'mono'));
+  box.replaceChildren(el('summary', `Shadow rules on live traffic (${status.rules.length})`), list, ...(status.lastDifferences.length > 0 ? [el('p', 'Last differences:'), last] : []));
+}
+
 async function start(): Promise<void> {
   try {
     context = await api<Context>('context');
@@ -421,6 +458,7 @@ async function start(): Promise<void> {
   }
   $('where').textContent = context.mode === 'local' ? `Local, no cluster needed · ${context.cluster}` : `Served by the running service · ${context.cluster}`;
   fillEventPicker();
+  showShadowStatus(context.shadow);
   documentPick.replaceChildren();
   for (const doc of context.documents) option(documentPick, doc.name, doc.name);
   option(documentPick, '', 'A new document');

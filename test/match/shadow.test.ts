@@ -1,0 +1,116 @@
+/**
+ * Shadow rules on live traffic: a rule marked shadow runs beside its live twin (same name), never sends,
+ * and a difference — matched by one of them only, or a different request — is reported within the event
+ * that shows it (metric, /status, log), and in dry runs.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { loadFixture, withEvent } from '../support/fixtures.js';
+import { startService, type RunningService } from '../support/running-service.js';
+
+const BACKOFF = loadFixture('pod-backoff-crashloop-resource-update.json');
+const HPA = loadFixture('hpa-successful-rescale-up-resource-add.json');
+const repeat = (count: number) =>
+  withEvent(BACKOFF, (event, headers) => {
+    event.count = count;
+    event.metadata.resourceVersion = String(48212644 + count);
+    headers['ce-id'] = `backoff-${count}`;
+  });
+
+const live = (url: string) => `destinations:
+  hook: { url: "${url}/hook" }
+rules:
+  - name: crash-loops
+    conditions:
+      all:
+        - { fact: event, path: $.reason, operator: equal, value: BackOff }
+    actions:
+      - destination: hook
+        body: '{ "text": message }'
+`;
+
+/** The same rule with a new text, and a rule that has no live twin yet. */
+const shadow = (url: string, extraCondition = '') => `shadow: true
+destinations:
+  hook: { url: "${url}/hook" }
+rules:
+  - name: crash-loops
+    conditions:
+      all:
+        - { fact: event, path: $.reason, operator: equal, value: BackOff }${extraCondition}
+    actions:
+      - destination: hook
+        body: '{ "text": "Pod " & involvedObject.name & ": " & message }'
+  - name: rescales
+    conditions:
+      all:
+        - { fact: event, path: $.reason, operator: equal, value: SuccessfulRescale }
+    actions:
+      - destination: hook
+        body: '{ "text": message }'
+`;
+
+interface ShadowStatus {
+  rules: { rule: string; twin: boolean; evaluated: number; matched: number; differed: number }[];
+  lastDifferences: { rule: string; event: string; differences: string[] }[];
+}
+
+describe('shadow rules', () => {
+  let sink: CaptureSink;
+  let svc: RunningService;
+  const status = async () => ((await (await fetch(`${svc.url}/status`)).json()) as { shadow: ShadowStatus; sources: { source: string; errors: string[] }[] });
+
+  before(async () => {
+    sink = await startCaptureSink();
+    svc = await startService({ rules: { 'live.yaml': live(sink.url), 'shadow.yaml': shadow(sink.url) } });
+  });
+  after(async () => {
+    await svc.stop();
+    await sink.close();
+  });
+
+  it('load beside their live twin: the same name is not a clash', async () => {
+    const { shadow: report, sources } = await status();
+    assert.deepEqual(sources.flatMap((s) => s.errors), []);
+    assert.deepEqual(report.rules.map((r) => [r.rule, r.twin]), [['crash-loops', true], ['rescales', false]]);
+  });
+
+  it('a different request is reported within the one event, and only the live rule sends', async () => {
+    assert.equal((await svc.post(repeat(7))).status, 204);
+    assert.equal(sink.received('/hook').length, 1);
+    assert.deepEqual(sink.received('/hook')[0].json(), { text: (BACKOFF.body as { message: string }).message });
+    assert.equal(await svc.metric('kube_event_rules_shadow_differences_total', { rule: 'crash-loops', kind: 'request' }), 1);
+    assert.equal(await svc.metric('kube_event_rules_shadow_matches_total', { rule: 'crash-loops' }), 1);
+    const { shadow: report } = await status();
+    assert.equal(report.lastDifferences.length, 1);
+    assert.equal(report.lastDifferences[0].event, 'backoff-7');
+    assert.match(report.lastDifferences[0].differences[0], /^action 0 \(hook\): body\.text: "Pod payment-5c7d9b8f6-2m4rt: Back-off restarting failed container payment.* instead of "Back-off restarting failed container payment/);
+    assert.ok(svc.logs.some((l) => l.msg === 'shadow rule differs from its live rule' && l.rule === 'crash-loops'));
+  });
+
+  it('a new rule with no twin reports its matches and sends nothing', async () => {
+    assert.equal((await svc.post(HPA)).status, 204);
+    assert.equal(sink.received('/hook').length, 1, 'still only the live delivery');
+    assert.equal(await svc.metric('kube_event_rules_shadow_matches_total', { rule: 'rescales' }), 1);
+    const rescales = (await status()).shadow.rules.find((r) => r.rule === 'rescales')!;
+    assert.deepEqual([rescales.matched, rescales.differed], [1, 0]);
+  });
+
+  it('matched by the live rule only is a difference too', async () => {
+    await svc.writeRules('shadow.yaml', shadow(sink.url, '\n        - { fact: event, path: $.type, operator: equal, value: Normal }'));
+    assert.equal((await svc.post(repeat(8))).status, 204);
+    assert.equal(sink.received('/hook').length, 2);
+    assert.equal(await svc.metric('kube_event_rules_shadow_differences_total', { rule: 'crash-loops', kind: 'only_live' }), 1);
+    assert.deepEqual((await status()).shadow.lastDifferences[0].differences, ['matched by the live rule only']);
+  });
+
+  it('a dry run carries the comparison, and marks the shadow rule among the evaluated', async () => {
+    const next = repeat(9);
+    const response = await fetch(`${svc.url}/dry-run`, { method: 'POST', headers: next.headers, body: JSON.stringify(next.body) });
+    const { events } = (await response.json()) as { events: { matched: string[]; shadow: unknown[]; evaluated: { rule: string; shadow?: boolean; matched: boolean }[] }[] };
+    assert.deepEqual(events[0].matched, ['crash-loops']);
+    assert.deepEqual(events[0].shadow, [{ rule: 'crash-loops', matched: false, live: 'matched', differences: ['matched by the live rule only'] }]);
+    assert.deepEqual(events[0].evaluated.map((e) => [e.rule, e.shadow ?? false, e.matched]).sort(), [['crash-loops', false, true], ['crash-loops', true, false]]);
+  });
+});
