@@ -105,7 +105,8 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     tenancy,
   });
   const inFlight = trackInFlight(pipeline);
-  const rules = watchRulesDirectory(config.rulesDir, store, log, { maxSourceBytes: config.rulesMaxSourceBytes, retryMs: config.rulesRetryMs });
+  // RULES_DIR="" turns the directory off (rules from ConfigMaps only); a directory that is set must be readable.
+  const rules = config.rulesDir ? watchRulesDirectory(config.rulesDir, store, log, { maxSourceBytes: config.rulesMaxSourceBytes, retryMs: config.rulesRetryMs }) : NO_DIRECTORY;
   const configMaps =
     kube && connection && config.kube.rulesSelector
       ? kube.watchRuleConfigMaps(
@@ -232,6 +233,8 @@ function trackInFlight(pipeline: Pipeline): { pipeline: Pipeline; count(): numbe
       }),
   };
 }
+
+const NO_DIRECTORY: DirectoryWatch = { loaded: Promise.resolve(), reload: async () => undefined, close: () => undefined };
 
 /**
  * compactHeap runs two full collections before the first event when Node was started with --expose-gc

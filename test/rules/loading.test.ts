@@ -74,6 +74,16 @@ describe('loading rules', () => {
     }
   });
 
+  it('RULES_DIR="" means no directory: ready on the ConfigMaps (here: none), nothing reported', async () => {
+    const svc = await startService({ config: { rulesDir: '' } });
+    try {
+      assert.equal((await fetch(`${svc.url}/readyz`)).status, 200);
+      assert.deepEqual(svc.service.store.status(), []);
+    } finally {
+      await svc.stop();
+    }
+  });
+
   it('an alias bomb, an oversized file, too-deep JSON, a non-UTF-8 file and a subfolder are rejected sources beside a good rule', async () => {
     const nonUtf8 = Buffer.concat([Buffer.from(GOOD('latin1').replace('BackOff', 'Back')), Buffer.from([0xe9, 0x0a])]);
     const svc = await startService({
