@@ -183,7 +183,8 @@ export function describe(result: TestResult): string {
     lines.push(`  ${evaluation.matched ? '✓' : '✗'} rule ${evaluation.rule}${evaluation.matched ? ' matched' : ' did not match'}`);
     for (const c of evaluation.conditions) {
       if (c.result === undefined) continue; // not evaluated (short-circuited)
-      lines.push(`      ${c.result ? '✓' : '✗'} ${c.fact}${c.path ? ` ${c.path}` : ''} ${c.operator} ${show(c.value)}  (was ${show(c.factValue)})`);
+      const compared = c.operator === 'exists' || c.operator === 'absent' ? '' : ` ${show(c.value)}`; // presence operators take no value
+      lines.push(`      ${c.result ? '✓' : '✗'} ${c.fact}${c.path ? ` ${c.path}` : ''} ${c.operator}${compared}  (was ${show(c.factValue)})`);
     }
   }
   if ((result.evaluated ?? []).length === 0 && result.outcome !== 'unresolved' && result.outcome !== 'retry') lines.push('  · no rule applies to this event');

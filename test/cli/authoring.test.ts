@@ -145,6 +145,20 @@ describe('kube-event-rules test', () => {
     assert.match('detail' in bad.results[0] ? String(bad.results[0].detail) : '', /^batch entry 1: .*needs a JSON object as data/);
   });
 
+  it('prints a presence condition without a value: "object absent (was null)"', async () => {
+    const rules = await tempDir({ 'absent.yaml': `
+destinations: { out: { kind: log } }
+rules:
+  - name: gone
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: SuccessfulRescale }, { fact: object, operator: absent } ] }
+    actions: [ { destination: out } ]
+` });
+    const out = capture();
+    assert.equal(await testCommand(['--rules', join(rules, 'absent.yaml'), join(EXAMPLES_DIR, 'hpa-successful-rescale-up-resource-add.json')], out.print, noStdin), 0);
+    assert.match(out.text(), /✓ rule gone matched/);
+    assert.match(out.text(), /✓ object absent {2}\(was null\)/);
+  });
+
   it('reports a missing secret as a clear action error, without a cluster', async () => {
     const { results } = await runTests({ rules: [join(dir, 'rules.yaml')], secrets: [], events: [join(EXAMPLES_DIR, 'hpa-successful-rescale-up-resource-add.json')], json: true, updateExpect: false }, noStdin);
     const action = 'actions' in results[0] ? results[0].actions[0] : undefined;
