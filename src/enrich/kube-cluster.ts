@@ -26,6 +26,9 @@ import { createSecretStore } from './secret-store.js';
 
 export type KubeClusterOptions = Pick<KubeSettings, 'cacheTtlMs' | 'cacheSize' | 'secretTtlMs' | 'secretStaleMs' | 'requestsPerSecond' | 'burst' | 'timeoutMs'>;
 
+/** Lookup problems are logged at most once per kind and problem in this interval (an outage is not a line per event). */
+const LOG_EVERY_MS = 10_000;
+
 /** When the API server answers 429 without a Retry-After, wait this long before asking again. */
 const DEFAULT_RETRY_AFTER_MS = 1000;
 
@@ -91,6 +94,16 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
   const bucket = new TokenBucket(options.requestsPerSecond, options.burst);
   const cache = new TtlCache<Lookup>(options.cacheTtlMs, options.cacheSize);
   const count = (kind: string, outcome: string) => metrics.kubeRequests.inc({ kind: kindLabel(kind), outcome });
+  const lastLogged = new Map<string, { at: number; skipped: number }>();
+  /** logSometimes logs a lookup problem once per kind and problem every LOG_EVERY_MS, with how many it left out. */
+  const logSometimes = (level: 'warn' | 'error', problem: string, fields: Record<string, unknown>, message: string) => {
+    const key = `${fields.kind} ${problem}`;
+    const last = lastLogged.get(key);
+    if (last && Date.now() - last.at < LOG_EVERY_MS) return void last.skipped++;
+    if (lastLogged.size > 1000) lastLogged.clear();
+    lastLogged.set(key, { at: Date.now(), skipped: 0 });
+    log[level]({ ...fields, ...(last?.skipped ? { alikeNotLogged: last.skipped } : {}) }, message);
+  };
   const discovery = new KindDiscovery(configuration, Math.max(options.cacheTtlMs, 60_000), () => bucket.take());
 
   /**
@@ -137,20 +150,20 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     const code = err instanceof ApiException ? err.code : undefined;
     if (code === 404 || code === 403) {
       count(kind, code === 404 ? 'not_found' : 'forbidden');
-      if (code === 403) log.error({ kind, object: what }, 'configuration problem: the service may not read this (RBAC); treated as absent');
+      if (code === 403) logSometimes('error', '403', { kind, object: what }, 'configuration problem: the service may not read this (RBAC); treated as absent');
       return { code };
     }
     if (code === 429) {
       const wait = retryAfterMs((err as ApiException<unknown>).headers) ?? DEFAULT_RETRY_AFTER_MS;
       bucket.pauseFor(wait);
       count(kind, 'rate_limited');
-      log.warn({ kind, object: what, retryAfterMs: wait }, 'API server rate limit (429); pausing lookups for its Retry-After');
+      logSometimes('warn', '429', { kind, object: what, retryAfterMs: wait }, 'API server rate limit (429); pausing lookups for its Retry-After');
       return { code, reason: `${what}: API server answered 429`, retryAfterMs: wait };
     }
     const timedOut = err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
     count(kind, timedOut ? 'timeout' : 'error');
     const reason = `${what}: ${code ? `API server answered ${code}` : timedOut ? `no answer within ${options.timeoutMs} ms` : (err as Error).message}`;
-    log.warn({ kind, object: what, error: reason }, 'API lookup failed; the event will be redelivered');
+    logSometimes('warn', timedOut ? 'timeout' : String(code ?? 'network'), { kind, object: what, error: reason }, 'API lookup failed; the event will be redelivered');
     return { code, reason };
   }
 

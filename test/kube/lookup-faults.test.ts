@@ -135,6 +135,8 @@ describe('lookups against a failing API', () => {
     assert.deepEqual([...new Set(answers.map((a) => a.status))], [503]);
     await waitUntil('hung lookups aborted', async () => (await fake.openConnections()) <= baseline + 1, 3000);
     assert.ok((await svc.metric('kube_event_rules_kube_requests_total', { kind: 'Pod', outcome: 'timeout' })) >= 1);
+    const lines = svc.logs.filter((l) => l.msg === 'API lookup failed; the event will be redelivered' && /no answer within/.test(String(l.error)));
+    assert.equal(lines.length, 1, 'one line for 20 timed-out lookups, not one per event');
   });
 
   it('Reference mode: an Event lookup answered 500 is 503, rate limited is 429 — not 204', async () => {
