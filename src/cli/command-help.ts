@@ -11,11 +11,12 @@ variable (PORT, HOST, RULES_DIR, LOG_LEVEL, ADMIN_TOKEN_FILE, …): see the READ
 
   example: RULES_DIR=rules/ CLUSTER=off kube-event-rules serve`,
 
-  validate: `usage: kube-event-rules validate <file|dir>...
+  validate: `usage: kube-event-rules validate [--team <namespace>] <file|dir>...
 
 Checks rule documents (YAML or JSON, several per file with ---) or ConfigMap manifests holding them, exactly
 as the service loads them. Exit 0 with a summary, or 1 with every problem: file, rule, field, and for
-templates the line and column.
+templates file:line:column (the file's line and column) with a caret. --team checks them as a team's
+documents in that namespace, under the TEAM_* and DESTINATION_HOSTS_* settings of the environment.
 
   example: kube-event-rules validate rules/ deploy/base/example-rules.yaml`,
 

@@ -10,6 +10,7 @@ import { RuleStore } from '../rules/rule-store.js';
 import { compileTenancyPolicy, type TenancyPolicy } from '../rules/tenancy-policy.js';
 import { loadConfig } from '../config.js';
 import { loadRuleFiles } from './rule-files.js';
+import { withFilePositions } from './file-positions.js';
 
 export async function validateCommand(args: string[], print: (line: string) => void, env: Record<string, string | undefined> = process.env): Promise<number> {
   const team = args[0] === '--team' ? args[1] : undefined;
@@ -27,7 +28,7 @@ export async function validateCommand(args: string[], print: (line: string) => v
   }
   const store = newStore(100, policy);
   const sources = await loadRuleFiles(store, paths, team);
-  const problems = store.status().flatMap((s) => s.errors);
+  const problems = await withFilePositions(store.status());
   if (problems.length > 0) {
     for (const problem of problems) print(`✗ ${problem}`);
     print(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${paths.join(' ')}`);
