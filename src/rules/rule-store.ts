@@ -76,6 +76,8 @@ export class RuleStore {
   /** Bumped by every update and removal: a background load applies only if its source did not change meanwhile. */
   private readonly generations = new Map<string, number>();
   private readonly loading = new Set<Promise<unknown>>();
+  /** The text each source was last loaded from (applied, or loading): a relist of an unchanged ConfigMap is not parsed again. */
+  private readonly loadedFrom = new Map<string, { text: string; scope?: string }>();
   private ruleSet: RuleSet = { rules: [], index: buildRuleIndex([]) };
   private loadedOnce = false;
   private readonly listeners: ProblemListener[] = [];
@@ -167,6 +169,7 @@ export class RuleStore {
    */
   update(source: string, text: string, scope?: string): string[] {
     this.bump(source);
+    this.loadedFrom.set(source, { text, scope });
     return this.apply(source, this.check(source, text, scope), scope);
   }
 
@@ -175,6 +178,9 @@ export class RuleStore {
    * overtaken by a newer update or a removal of its source is dropped (resolves with none).
    */
   async updateInBackground(source: string, text: string, scope?: string): Promise<string[]> {
+    const last = this.loadedFrom.get(source);
+    if (last && last.text === text && last.scope === scope) return this.problemsOf(source);
+    this.loadedFrom.set(source, { text, scope });
     const generation = this.bump(source);
     const checking = this.checkInBackground(source, text, scope);
     this.loading.add(checking);
@@ -189,7 +195,14 @@ export class RuleStore {
   /** reportProblems puts a problem that is not a rule text (an unreadable file or folder) on a source of its own. */
   reportProblems(source: string, problems: string[]): void {
     this.bump(source);
+    this.loadedFrom.delete(source);
     this.apply(source, { rules: [], problems });
+  }
+
+  /** problemsOf: the current problems of a source (its own and the tenancy policy's). */
+  private problemsOf(source: string): string[] {
+    const state = this.sources.get(source);
+    return state ? [...state.errors, ...state.conflicts] : [];
   }
 
   /** settled resolves once no background load is running. */
@@ -222,6 +235,7 @@ export class RuleStore {
 
   remove(source: string): void {
     this.bump(source);
+    this.loadedFrom.delete(source);
     if (this.sources.delete(source)) this.rebuild();
     this.metrics.ruleLoadErrors.remove({ source });
   }

@@ -132,6 +132,21 @@ describe('loading rules', () => {
     assert.ok(ticks >= 10, `the event loop turned ${ticks} times while the document loaded`);
   });
 
+  it('an unchanged text (a relist) is not parsed again; a changed one is', async () => {
+    const { log } = recordingLogger();
+    const store = new RuleStore({ timeoutMs: 100 }, createMetrics(), log);
+    const text = largeDocument(64 * 1024, 'same');
+    assert.deepEqual(await store.updateInBackground('configmap:a/b/c', text), []);
+    const first = store.current.rules[0];
+    assert.deepEqual(await store.updateInBackground('configmap:a/b/c', `${text}`), []);
+    assert.equal(store.current.rules[0], first, 'the same compiled rule: nothing was rebuilt');
+    await store.updateInBackground('configmap:a/b/c', text.replace('same-0', 'changed-0'));
+    assert.equal(store.current.rules[0].name, 'changed-0');
+    store.remove('configmap:a/b/c');
+    await store.updateInBackground('configmap:a/b/c', text);
+    assert.equal(store.current.rules[0].name, 'same-0', 'loaded again after a removal');
+  });
+
   it('a background load overtaken by a newer version or a removal is dropped', async () => {
     const { log } = recordingLogger();
     const store = new RuleStore({ timeoutMs: 100 }, createMetrics(), log);
