@@ -27,6 +27,8 @@ export interface SandboxOptions {
   maxOutputBytes: number;
   /** Wall-clock time after an evaluation was handed to a worker before the worker is killed; default 5 × budget + 500 ms. */
   overrunMs?: number;
+  /** The worker's code; default template-worker (next to this file). */
+  workerFile?: string;
 }
 
 export interface TemplateSandbox {
@@ -72,7 +74,7 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
   let startAfter = 0;
 
   const spawn = () => {
-    const child = fork(WORKER_FILE, [], {
+    const child = fork(options.workerFile ?? WORKER_FILE, [], {
       // The service's own flags (the TypeScript loader under tsx) without its heap size or debugger port, then the worker's heap.
       execArgv: [...process.execArgv.filter((arg) => !/^--(max-old-space-size|inspect)/.test(arg)), `--max-old-space-size=${options.heapMb}`, '--max-semi-space-size=2'],
       serialization: 'advanced',

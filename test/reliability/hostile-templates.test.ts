@@ -39,6 +39,7 @@ destinations:
   wavefront: { url: "${sink.url}/wavefront" }
   hostile: { url: "${sink.url}/hostile" }
   joined: { url: "${sink.url}/joined" }
+  headed: { url: "${sink.url}/headed", headers: { X-Name: { jsonata: '$pad("", 100000000)' } } }
 rules:
   - name: good
     conditions: { all: [ { fact: event, path: $.reason, operator: in, value: [Loop, Pad, Range] } ] }
@@ -52,6 +53,13 @@ rules:
   - name: range
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Range } ] }
     actions: [ { destination: hostile, body: '{ "n": $count([1..10000000]) }' } ]
+  - name: hostile-throttle-key
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: KeyPad } ] }
+    throttle: { key: '$pad("", 100000000)', window: 10m, max: 1 }
+    actions: [ { destination: good, body: '{ "uid": metadata.uid }' } ]
+  - name: hostile-header
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: HeaderPad } ] }
+    actions: [ { destination: headed, body: '{ "uid": metadata.uid }' } ]
   - name: wavefront
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Burst } ] }
     actions: [ { destination: wavefront, preset: wavefront-event } ]
@@ -95,6 +103,18 @@ rules:
     assert.match(held.text, /quarantined until/);
     assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'pad', outcome: 'failed' }), 3);
     assert.equal(sink.received('/good').length, 5, 'every good action delivered');
+  });
+
+  it('throttle keys and {jsonata} header values run in the workers too: the process survives them', async () => {
+    const before = sink.received('/good').length;
+    const keyed = await svc.post(event('KeyPad', 1));
+    assert.equal(keyed.status, 204, 'a throttle key that fails admits: delivered, never lost');
+    assert.equal(sink.received('/good').length, before + 1);
+    assert.ok(svc.logs.some((l) => l.rule === 'hostile-throttle-key' && /throttle key/.test(String(l.error))), 'and the failure is logged');
+    const headed = await svc.post(event('HeaderPad', 1));
+    assert.equal(headed.status, 503, headed.text);
+    assert.match(headed.text, /heap of its worker|still running/);
+    assert.equal(sink.received('/headed').length, 0);
   });
 
   it('delivers all 1,000 events of a batch through a template outside the fast path (template workers)', async () => {

@@ -68,6 +68,18 @@ describe('template sandbox (worker processes)', () => {
     }
   });
 
+  it('answers with an error (no hang, no crash loop) when its workers cannot start', async () => {
+    const broken = createTemplateSandbox({ workers: 2, budgetMs: 100, heapMb: 32, maxOutputBytes: 1024, workerFile: '/nonexistent/template-worker.js' });
+    try {
+      const template = compileTemplate('$string($count([1]))', { timeoutMs: 100, sandbox: broken });
+      await assert.rejects(template.render(event, bindings), (err: unknown) => !(err instanceof TemplateError) && /could not start/.test(String(err)));
+      // Within the second after, no new worker is even tried (after it, one is, and fails the same way).
+      await assert.rejects(template.render(event, bindings), /not running .*retrying|could not start/);
+    } finally {
+      await broken.close();
+    }
+  });
+
   it('evaluates a burst of 1,000 correct templates without one timeout', async () => {
     const wavefront = compileTemplate(PRESETS['wavefront-event'].body, options);
     const results = await Promise.allSettled(Array.from({ length: 1000 }, () => wavefront.render(event, bindings)));
