@@ -6,6 +6,7 @@
  *   npm run bench -- --quick      shorter runs
  *   npm run bench -- --soak       also a 10-minute soak at 1,000 events/s, RSS every minute
  *   npm run bench -- --soak-only  only the soak
+ *   npm run bench -- --https-only only the HTTPS-sink run (HTTPS against HTTP delivery throughput)
  *
  * The service runs as a child process (the real CLI) with LOG_LEVEL=warn; the load generator and the
  * capture sink share this process. Everything is on 127.0.0.1.
@@ -16,36 +17,43 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { closedLoop, openLoop, type LoadResult } from './load.js';
 import { event, ruleFiles } from './workload.js';
 import { measurePipeline } from './pipeline-rate.js';
 import { closedPort } from '../test/support/ports.js';
+import { createTestPki } from '../test/support/test-pki.js';
 
 const quick = process.argv.includes('--quick');
 const soak = process.argv.includes('--soak');
 const soakOnly = process.argv.includes('--soak-only');
+const httpsOnly = process.argv.includes('--https-only');
 const WORKLOADS = [['1 % per rule', true], ['1 match per event', false]] as const;
 const SECONDS = quick ? 3 : 8;
 const CONCURRENCY = 32;
 const RULE_COUNTS = [10, 100, 1000];
 
-/** A sink that answers 200 at once and only counts. */
-async function startSink(): Promise<{ url: string; count: () => number; close: () => Promise<void> }> {
+/** A sink that answers 200 at once and only counts (requests, and connections); HTTPS with `tls`. */
+async function startSink(tls?: { cert: string; key: string }): Promise<{ url: string; count: () => number; connections: () => number; close: () => Promise<void> }> {
   let received = 0;
-  const server = createServer((req, res) => {
+  let connections = 0;
+  const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
     req.resume();
     req.on('end', () => {
       received++;
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
-  });
+  };
+  const server = tls ? createHttpsServer(tls, handler) : createServer(handler);
+  server.on(tls ? 'secureConnection' : 'connection', () => connections++);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`,
     count: () => received,
+    connections: () => connections,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }
@@ -132,10 +140,14 @@ async function ceiling(): Promise<LoadResult> {
   return result;
 }
 
-/** startService runs the service from dist/ with `count` generated rules delivering to the sink. */
-async function startService(dir: string, sinkUrl: string, count: number, namespaces?: number): Promise<Child> {
+/** startService runs the service from dist/ with `count` generated rules delivering to the sink (with this `tls`). */
+async function startService(dir: string, sinkUrl: string, count: number, namespaces?: number, tls?: object): Promise<Child> {
   const rulesDir = await mkdtemp(join(dir, `rules-${count}-`));
-  for (const [name, text] of Object.entries(ruleFiles(count, sinkUrl, namespaces))) await writeFile(join(rulesDir, name), text);
+  for (const [name, text] of Object.entries(ruleFiles(count, sinkUrl, namespaces))) {
+    const document = parse(text) as { destinations: { sink: Record<string, unknown> } };
+    if (tls) document.destinations.sink.tls = tls;
+    await writeFile(join(rulesDir, name), tls ? stringify(document) : text);
+  }
   const node = await deployedNode();
   return startChild([...node.args, 'dist/main.js', 'serve'], { RULES_DIR: rulesDir, NODE_OPTIONS: node.nodeOptions }, '/readyz');
 }
@@ -166,6 +178,45 @@ async function endToEnd(dir: string, sink: Awaited<ReturnType<typeof startSink>>
   }
 }
 
+/**
+ * httpsVsHttp: the same 100 rules (one delivery per event) to an HTTP sink and to an HTTPS sink whose
+ * certificate comes from a private CA the destination trusts with tls.ca — the cost of TLS per delivery once
+ * connections are pooled, and how many TLS connections the runs needed. Both services stay up and their
+ * runs alternate, so a change in the machine's load hits both alike; the ratio is the median of the rounds'.
+ */
+async function httpsVsHttp(dir: string): Promise<void> {
+  const pki = createTestPki();
+  const ca = pki.createCa('bench-ca');
+  const plain = await startSink();
+  const secure = await startSink(ca.issue('sink'));
+  const make = (i: number) => event(i, 100);
+  const services = { HTTP: await startService(dir, plain.url, 100, 100), HTTPS: await startService(dir, secure.url, 100, 100, { ca: { file: ca.certFile } }) };
+  try {
+    console.log('HTTPS sink (private CA, tls.ca from a file) against HTTP sink, 100 rules, 1 delivery per event, alternating runs:');
+    for (const service of Object.values(services)) await closedLoop(service.url, make, CONCURRENCY, 1, 40_000_000); // warm-up
+    const ratios: number[] = [];
+    for (let round = 1; round <= (quick ? 3 : 5); round++) {
+      const rates: Record<string, number> = {};
+      for (const [label, sink] of [['HTTP', plain], ['HTTPS', secure]] as const) {
+        const before = sink.count();
+        const result = await closedLoop(services[label].url, make, CONCURRENCY, SECONDS, 41_000_000 + round * 100_000);
+        rates[label] = result.rate;
+        console.log(`  round ${round} ${label.padEnd(5)}: ${fmt(result)}  ${((sink.count() - before) / result.ok).toFixed(2)} deliveries/event`);
+      }
+      ratios.push(rates.HTTPS / rates.HTTP);
+    }
+    ratios.sort((a, b) => a - b);
+    console.log(`  TLS connections: ${secure.connections()} for ${secure.count()} HTTPS deliveries (pooled keep-alive); HTTP: ${plain.connections()} for ${plain.count()}`);
+    console.log(`  HTTPS / HTTP throughput = ${ratios[Math.floor(ratios.length / 2)].toFixed(2)} (median of ${ratios.map((r) => r.toFixed(2)).join(', ')})\n`);
+  } finally {
+    await stop(services.HTTP);
+    await stop(services.HTTPS);
+    await plain.close();
+    await secure.close();
+    pki.remove();
+  }
+}
+
 /** soakRun: 10 minutes at a steady 1,000 events/s with 100 rules; RSS every minute. */
 async function soakRun(dir: string, sinkUrl: string): Promise<void> {
   const service = await startService(dir, sinkUrl, 100);
@@ -185,7 +236,9 @@ async function main(): Promise<void> {
   const sink = await startSink();
   const dir = await mkdtemp(join(tmpdir(), 'ker-bench-'));
   try {
-    if (!soakOnly) {
+    if (httpsOnly) {
+      await httpsVsHttp(dir);
+    } else if (!soakOnly) {
       console.log(`load: closed loop, ${CONCURRENCY} in flight, ${SECONDS} s per run; events: real-shaped ApiServerSource CloudEvents, 100 namespaces, realistic reason mix`);
       console.log('workloads: "1 % per rule" — rule i matches namespace ns-(i mod 100), so 1,000 rules give ≈10 deliveries per event;');
       console.log('           "1 match per event" — as many namespaces as rules, so the rule count alone varies\n');
@@ -193,6 +246,7 @@ async function main(): Promise<void> {
       console.log('\nend to end over loopback:');
       const top = await ceiling();
       await endToEnd(dir, sink, top.rate);
+      await httpsVsHttp(dir);
     }
     if (soak || soakOnly) await soakRun(dir, sink.url);
   } finally {
