@@ -204,6 +204,7 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     staleMs: options.secretStaleMs,
     defaultNamespace: connection.namespace,
     count: (outcome) => count('ConfigMap', outcome),
+    kind: 'ConfigMap',
     log,
     async load(name, key, namespace = connection.namespace) {
       const result = await call('ConfigMap', `ConfigMap ${namespace}/${name}`, () => core.readNamespacedConfigMap({ name, namespace }));

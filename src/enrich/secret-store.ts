@@ -26,6 +26,8 @@ export interface SecretStoreOptions {
   /** Reads the Secret through the API; throws LookupFailedError when that may pass, anything else when not. */
   load(name: string, key: string, namespace?: string): Promise<Record<string, string>>;
   now?: () => number;
+  /** What is stored, for messages (default Secret; ConfigMap for configMapKeyRef). */
+  kind?: 'Secret' | 'ConfigMap';
 }
 
 interface Known {
@@ -88,7 +90,10 @@ export function createSecretStore(options: SecretStoreOptions): SecretReader {
         if (read.stale) options.count('stale');
         data = read.data;
       }
-      if (data[key] === undefined) throw new ConfigurationError(`secretKeyRef ${name}/${key}: Secret ${id} has no key "${key}"`);
+      if (data[key] === undefined) {
+        const kind = options.kind ?? 'Secret';
+        throw new ConfigurationError(`${kind === 'Secret' ? 'secretKeyRef' : 'configMapKeyRef'} ${name}/${key}: ${kind} ${id} has no key "${key}"`);
+      }
       return data[key];
     },
   };
