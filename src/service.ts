@@ -118,6 +118,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
             namespaces: config.kube.watchNamespaces,
             clusterNamespaces: new Set(config.kube.clusterNamespaces.length > 0 ? config.kube.clusterNamespaces : [connection.namespace]),
             relistAfterMs: config.kube.relistAfterMs,
+            requestTimeoutMs: config.kube.timeoutMs,
           },
           log,
           metrics,

@@ -8,12 +8,13 @@
  * problem; any other failure (5xx, 429, timeout, network) is `retry` — the event is redelivered rather
  * than decided on a fact we could not read. Events are never cached: Reference mode needs their current state.
  */
-import { ApiException, CoreV1Api, KubernetesObjectApi, ServerConfiguration, createConfiguration, type Configuration, type KubeConfig } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, KubernetesObjectApi, type Configuration, type KubeConfig } from '@kubernetes/client-node';
 import type { KubeSettings } from '../config.js';
 import { ConfigurationError } from '../errors.js';
 import type { KubeConnection } from '../kube/connect.js';
 import { TokenBucket } from '../kube/token-bucket.js';
 import { TtlCache } from '../kube/ttl-cache.js';
+import { abortingConfiguration } from '../kube/aborting-configuration.js';
 import { retryAfterMs } from '../kube/retry-after.js';
 import type { Logger } from '../log.js';
 import { kindLabel, type Metrics } from '../metrics.js';
@@ -40,29 +41,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(Object.assign(new Error(`${what}: no answer from the API server within ${ms} ms`), { name: 'TimeoutError' })), ms)));
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/**
- * abortingConfiguration: client-node has no request timeout, and a timed-out promise alone leaves the
- * request (and its socket) open for as long as the server keeps it — so every request carries an
- * AbortSignal that fires at the deadline.
- */
-function abortingConfiguration(kc: KubeConfig, timeoutMs: number): Configuration {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
-  return createConfiguration({
-    baseServer: new ServerConfiguration(cluster.server, {}),
-    authMethods: { default: kc },
-    promiseMiddleware: [
-      {
-        pre: async (context) => {
-          context.setSignal(AbortSignal.timeout(timeoutMs));
-          return context;
-        },
-        post: async (response) => response,
-      },
-    ],
-  });
 }
 
 /** The object API with the context's default namespace, as makeApiClient would set it. */

@@ -10,12 +10,16 @@
  */
 import { CloudEvent } from 'cloudevents';
 import { ApiException, CoreV1Api, EventsV1Api, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { abortingConfiguration } from '../kube/aborting-configuration.js';
 import type { KubeConnection } from '../kube/connect.js';
 import { startResilientInformer, type ChangeType, type ResilientInformer } from '../kube/resilient-informer.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { EventReport } from '../pipeline.js';
 import { PositionTracker, revision, type PositionStore } from './watch-position.js';
+
+/** The deadline of one list of all Events. */
+const EVENT_LIST_TIMEOUT_MS = 60_000;
 
 /** How often the watch position is saved (and once more on stop). */
 const SAVE_EVERY_MS = 1000;
@@ -73,8 +77,10 @@ export function watchEvents(
   log: Logger,
   metrics: Metrics,
 ): EventWatch {
-  const core = connection.kc.makeApiClient(CoreV1Api);
-  const eventsV1 = connection.kc.makeApiClient(EventsV1Api);
+  // Listing every Event of a large cluster takes a while, but one the API server never answers is aborted.
+  const lists = abortingConfiguration(connection.kc, EVENT_LIST_TIMEOUT_MS);
+  const core = new CoreV1Api(lists);
+  const eventsV1 = new EventsV1Api(lists);
   let informer: ResilientInformer | undefined;
   let stopped = false;
   const timers = new Set<NodeJS.Timeout>();

@@ -7,6 +7,7 @@
  * on its ConfigMap.
  */
 import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
+import { abortingConfiguration } from '../kube/aborting-configuration.js';
 import type { KubeConnection } from '../kube/connect.js';
 import { startResilientInformer, type ResilientInformer } from '../kube/resilient-informer.js';
 import type { RuleErrorReporter } from '../kube/warning-events.js';
@@ -21,6 +22,8 @@ export interface ConfigMapRulesOptions {
   /** Namespaces whose rules apply to all events. */
   clusterNamespaces: ReadonlySet<string>;
   relistAfterMs: number;
+  /** The list request's deadline (KUBE_TIMEOUT_SECONDS). */
+  requestTimeoutMs: number;
 }
 
 export interface ConfigMapRules {
@@ -36,7 +39,8 @@ export function watchRuleConfigMaps(
   log: Logger,
   metrics: Metrics,
 ): ConfigMapRules {
-  const core = connection.kc.makeApiClient(CoreV1Api);
+  // A list the API server accepts and never answers is aborted, so the informer restarts instead of hanging.
+  const core = new CoreV1Api(abortingConfiguration(connection.kc, options.requestTimeoutMs));
   const sourcePrefix = (cm: V1ConfigMap) => `configmap:${cm.metadata?.namespace}/${cm.metadata?.name}/`;
   /** The newest version of every rule ConfigMap, by source prefix: where a source's problems are reported. */
   const configMaps = new Map<string, V1ConfigMap>();

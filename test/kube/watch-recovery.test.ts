@@ -7,7 +7,9 @@ import { describe, it } from 'node:test';
 import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
 import { WATCH_BACKOFF, restartDelayMs, startResilientInformer } from '../../src/kube/resilient-informer.js';
 import { startFakeKubeApi } from '../support/fake-kube-api.js';
-import { ruleConfigMap, waitUntil } from '../support/kube-fixtures.js';
+import { connectionTo, ruleConfigMap, waitUntil } from '../support/kube-fixtures.js';
+import { loadConfig } from '../../src/config.js';
+import { startService } from '../support/running-service.js';
 import { createMetrics, recordingLogger } from '../support/quiet.js';
 
 describe('watch recovery', () => {
@@ -48,6 +50,23 @@ describe('watch recovery', () => {
       assert.ok(restarts >= 5, `kept probing during the outage: ${restarts} restarts`);
     } finally {
       await informer.stop();
+      await fake.close();
+    }
+  });
+
+  it('a rule ConfigMap list the API accepts and never answers is aborted and retried: ready within seconds, no socket left open', { timeout: 60_000 }, async () => {
+    const fake = await startFakeKubeApi();
+    fake.apply(ruleConfigMap('observability', 'rules', { 'r.yaml': 'rules: []\n' }));
+    fake.hang('GET', /^\/api\/v1\/configmaps\?labelSelector=[^&]*$/, 3); // the list, not the watch
+    const started = Date.now();
+    const svc = await startService({ kube: connectionTo(fake), config: { kube: { ...loadConfig({}).kube, timeoutMs: 500 } } });
+    try {
+      const readyMs = Date.now() - started;
+      assert.ok(readyMs < 10_000, `ready after ${readyMs} ms`);
+      assert.ok(fake.count('GET', /^\/api\/v1\/configmaps$/) >= 4, 'three hung lists, then one that answered');
+      await waitUntil('hung lists closed', async () => (await fake.openConnections()) <= 2, 3000);
+    } finally {
+      await svc.stop();
       await fake.close();
     }
   });
