@@ -8,7 +8,8 @@
  *   waits, none queues) until a background PING answers or the connection is ready again, so a stall
  *   costs an event at most one timeout and the client's queue stays bounded;
  * - while it is skipped, the per-replica memory stores stand in: throttle limits hold per replica
- *   instead of across replicas, and delivered actions are remembered by this replica only;
+ *   instead of across replicas (the memory windows hold this replica's admissions all along, so they do
+ *   not start empty), and delivered actions are remembered by this replica only;
  * - one warning when it becomes unavailable and one line when it is back, never one per event.
  * A store outage never loses an event: at worst an action is sent twice (dedup not shared meanwhile).
  */
@@ -171,7 +172,13 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
       admit: (key, occurrence, windowMs, max, peek = false) =>
         run(
           'throttle',
-          async () => (await admitThrottle(`${PREFIX}throttle:${key}`, Date.now(), Math.max(1, Math.round(windowMs)), max, occurrence, peek ? '1' : '0')) === 1,
+          async () => {
+            const admitted = (await admitThrottle(`${PREFIX}throttle:${key}`, Date.now(), Math.max(1, Math.round(windowMs)), max, occurrence, peek ? '1' : '0')) === 1;
+            // This replica's own admissions are kept in memory too, so the stand-in window is not empty
+            // when Redis goes away (a single replica keeps its exact limit through an outage).
+            if (admitted && !peek) await memoryThrottle.admit(key, occurrence, windowMs, max);
+            return admitted;
+          },
           () => memoryThrottle.admit(key, occurrence, windowMs, max, peek),
         ),
     },
