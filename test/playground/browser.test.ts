@@ -198,6 +198,10 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
     await page.keyboard.type('# edited from the keyboard\n');
     await settled();
     assert.equal(await summary().textContent(), 'Matched: crash-loops');
+    // Tab leaves the editor (it does not indent), so the keyboard reaches the rest of the page.
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { closest(s: string): unknown } | null } }).document.activeElement?.closest('.cm-editor') ?? null), null);
+    assert.ok(!(await editor().innerText()).includes('\t'), 'the Tab typed nothing');
     for (const name of ['Save as golden test case', 'Copy as ConfigMap', 'Refresh received']) assert.equal(await page.getByRole('button', { name }).count(), 1);
     for (const label of ['Test case name', 'ConfigMap name', 'in namespace', /^Event — /]) assert.equal(await page.getByLabel(label).count(), 1);
   });
