@@ -40,6 +40,12 @@ export interface LaneSample {
   state: number;
 }
 
+/** What the load gauges read at scrape time. */
+export interface LoadSample {
+  actionsInFlight: number;
+  templatesQueued: number;
+}
+
 /** createMetrics registers all metrics on a fresh Registry (one per service instance, so tests stay independent). */
 export function createMetrics() {
   const registry = new Registry();
@@ -58,6 +64,7 @@ export function createMetrics() {
       for (const [destination, value] of values) this.set({ destination }, value);
     };
   const add = (a: number, b: number) => a + b;
+  let load: () => LoadSample = () => ({ actionsInFlight: 0, templatesQueued: 0 });
   const worstState = (a: number, b: number) => (a === 1 || b === 1 ? 1 : Math.max(a, b));
   return {
     registry,
@@ -65,6 +72,26 @@ export function createMetrics() {
     sampleLanes(read: () => LaneSample[]) {
       lanes = read;
     },
+    /** sampleLoad tells the load gauges where to read the actions in flight and the template queue from. */
+    sampleLoad(read: () => LoadSample) {
+      load = read;
+    },
+    actionsInFlight: new Gauge({
+      name: `${PREFIX}actions_in_flight`,
+      help: 'Actions (events × matched actions) of requests being processed, against MAX_ACTIONS_IN_FLIGHT.',
+      registers,
+      collect(this: Gauge) {
+        this.set(load().actionsInFlight);
+      },
+    }),
+    templatesQueued: new Gauge({
+      name: `${PREFIX}template_evaluations_queued`,
+      help: 'Template evaluations waiting for a template worker (TEMPLATE_WORKERS).',
+      registers,
+      collect(this: Gauge) {
+        this.set(load().templatesQueued);
+      },
+    }),
     eventsReceived: new Counter({
       name: `${PREFIX}events_received_total`,
       help: 'CloudEvents received, by CloudEvent type and outcome (matched, no_match, unresolved, invalid, too_large, retry, not_ready, over_capacity).',

@@ -34,6 +34,8 @@ export interface SandboxOptions {
 export interface TemplateSandbox {
   /** Distinguishes sandboxes in the compiled-template cache. */
   readonly id: number;
+  /** Evaluations waiting for a worker. */
+  readonly queued: number;
   /** start starts the workers, if not yet running: called at load for a template outside the fast path. */
   start(): void;
   /** render evaluates the template in a worker and gives its result as JSON text, or throws a TemplateError. */
@@ -169,6 +171,9 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
 
   return {
     id: ++sandboxes,
+    get queued() {
+      return queue.length;
+    },
     start,
     async render(source, input, bindings) {
       if (closed) throw new Error('template sandbox closed');

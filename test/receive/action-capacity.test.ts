@@ -81,6 +81,7 @@ rules:
   it('refuses a request that would pass the per-process cap while others are in flight, takes it once they are done', async () => {
     const slow = batch('Slow', 0, 8); // 8 actions held in flight by a destination that answers after 3 s
     await sink.waitFor('/slow', 8);
+    assert.equal(await svc.metric('kube_event_rules_actions_in_flight'), 8);
     const refused = await batch('Fan', 200, 3); // 6 more: 14 > 12
     assert.equal(refused.status, 429);
     assert.match(refused.text, /8 actions in flight; 6 more would pass MAX_ACTIONS_IN_FLIGHT \(12\)/);
@@ -88,5 +89,6 @@ rules:
     assert.equal(fits.status, 204, fits.text);
     assert.equal((await slow).status, 204);
     assert.equal((await batch('Fan', 400, 3)).status, 204, 'taken once the others are done');
+    assert.equal(await svc.metric('kube_event_rules_actions_in_flight'), 0);
   });
 });
