@@ -208,6 +208,11 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
         }
       }
       problems.push(...transportProblems(document, scope));
+      // A destination's own proxy is a host it sends to as well (with the event inside a tunnel to the URL's host).
+      for (const [name, destination] of Object.entries(document.destinations ?? {})) {
+        const problem = destination.proxy && hostProblem(scope, destination.proxy.url);
+        if (problem) problems.push(`destinations.${name}.proxy.url: ${JSON.stringify(destination.proxy!.url)} ${problem}`);
+      }
       for (const [where, value] of valueSources(document)) {
         if (typeof value !== 'object') continue;
         if ('env' in value && scope !== undefined && !envAllowed.has(value.env)) {

@@ -133,3 +133,24 @@ describe('TLS material from ConfigMaps and Secrets (fake API, real HTTPS receive
     assert.ok(svc.logs.some((l) => l.rule === `${TEAM}/team-grafana` && /tls\.ca: configMapKeyRef company-ca\/ca\.crt: ConfigMap shop\/company-ca not found/.test(String(l.error))));
   });
 });
+
+describe('a destination\'s own proxy is held to the scope\'s destination hosts', () => {
+  it('a team proxy outside DESTINATION_HOSTS_TEAM rejects the document at load; inside, it loads', async () => {
+    const { compileTenancyPolicy, DEFAULT_TENANCY } = await import('../../src/rules/tenancy-policy.js');
+    const { compileDocument } = await import('../../src/rules/compile-document.js');
+    const policy = compileTenancyPolicy({ ...DEFAULT_TENANCY, destinationHosts: { cluster: [], team: ['hooks.example.com', 'proxy.example.com'] } });
+    const documentWith = (proxyUrl: string) => ({
+      destinations: { hook: { url: 'https://hooks.example.com/x', proxy: { url: proxyUrl } } },
+      rules: [{ name: 'r', conditions: { all: [{ fact: 'event', path: '$.reason', operator: 'equal', value: 'BackOff' }] }, actions: [{ destination: 'hook' }] }],
+    });
+    const problems = (proxyUrl: string) => {
+      const document = documentWith(proxyUrl);
+      const { compiled } = compileDocument(document, 'configmap:shop/r/k', { timeoutMs: 100 });
+      return policy.checkDocument(document as never, compiled!, 'shop');
+    };
+    assert.deepEqual(problems('http://proxy.example.com:3128'), []);
+    assert.deepEqual(problems('http://10.0.0.7:8080'), [
+      'destinations.hook.proxy.url: "http://10.0.0.7:8080" goes to host 10.0.0.7:8080, which a team\'s rules (namespace shop) may not send to (DESTINATION_HOSTS_TEAM: hooks.example.com, proxy.example.com)',
+    ]);
+  });
+});
