@@ -258,7 +258,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         destination,
         context: { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence },
       });
-      slot?.release(result.outcome === 'failed');
+      slot?.release(result.outcome === 'failed' ? (result.inconclusive ? undefined : true) : false);
     }
     // A destination may echo what it was sent (the Authorization header) in its error body.
     if (result.error) result = { ...result, error: knownSecrets.redact(result.error) };

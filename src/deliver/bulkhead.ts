@@ -21,7 +21,8 @@ export interface BulkheadOptions {
 }
 
 export type Refusal = { ok: false; reason: string; retryAfterMs: number };
-export type Admission = { ok: true; release: (failed: boolean) => void } | Refusal;
+/** `release(failed)`: true a failure, false a success, undefined no verdict (nothing was learnt about the destination). */
+export type Admission = { ok: true; release: (failed: boolean | undefined) => void } | Refusal;
 
 /** A delivery waiting for a slot: `turn` hands it a slot (true) or refuses it. */
 interface Waiter {
@@ -83,7 +84,7 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
         if (failed) {
           l.failures++;
           if (l.failures >= options.failureThreshold) l.openUntil = now() + options.openMs;
-        } else {
+        } else if (failed === false) {
           l.failures = 0;
           l.openUntil = 0;
         }

@@ -14,6 +14,12 @@ export interface DeliveryResult {
   error?: string;
   /** Set when the destination asked us to wait (Retry-After) longer than we may wait in-request. */
   retryAfterMs?: number;
+  /**
+   * A failure that says nothing about the destination: nothing was sent (too close to the deadline), or the
+   * last attempt was cut short by the request's deadline rather than the destination's own timeout. It
+   * must not count towards the destination's circuit breaker.
+   */
+  inconclusive?: boolean;
 }
 
 export interface SendOptions {

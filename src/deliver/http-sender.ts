@@ -34,7 +34,7 @@ const ERROR_BODY_READ_CHARS = EXCERPT_CHARS * 4;
 const BODY_READ_MS = 1000;
 
 /** `final`: retryable later (by the Broker), but not within this request. */
-type Attempt = { status?: number; error: string; retryable: boolean; final?: boolean; retryAfterMs?: number } | { status: number; ok: true };
+type Attempt = { status?: number; error: string; retryable: boolean; final?: boolean; retryAfterMs?: number; timedOut?: boolean } | { status: number; ok: true };
 type Reply =
   | { status: number; body: string; bodyTimedOut: boolean; retryAfter: string | undefined; location: string | undefined }
   | { error: NodeJS.ErrnoException; timedOut: boolean; failure?: ConnectionFailure };
@@ -110,7 +110,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
     if ('error' in reply) {
       options.metrics.deliveryAttempts.inc({ destination, result: reply.timedOut ? 'timeout' : 'network' });
       const detail = reply.timedOut ? reply.error.message : `${reply.error.code ?? 'error'}: ${reply.error.message}`;
-      return { error: detail, retryable: reply.error.code !== REFUSED_REQUEST };
+      return { error: detail, retryable: reply.error.code !== REFUSED_REQUEST, timedOut: reply.timedOut };
     }
     const { status } = reply;
     options.metrics.deliveryAttempts.inc({ destination, result: status === 429 ? '429' : `${Math.floor(status / 100)}xx` });
@@ -132,16 +132,18 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
         const remaining = deadline - Date.now();
         // Too close to the deadline (queued that long): hand it back to the Broker instead.
         if (remaining < MIN_ATTEMPT_MS) {
-          return { outcome: 'failed', attempts: attempt - 1, error: `too close to the request's deadline to start attempt ${attempt} (${Math.max(0, remaining)} ms left)`, retryAfterMs: 1000 };
+          const error = `too close to the request's deadline to start attempt ${attempt} (${Math.max(0, remaining)} ms left)`;
+          return { outcome: 'failed', attempts: attempt - 1, error, retryAfterMs: 1000, inconclusive: attempt === 1 };
         }
-        const result = await attemptOnce(request, Math.max(1, Math.min(timeoutMs, remaining)), destination);
+        const attemptTimeoutMs = Math.min(timeoutMs, remaining);
+        const result = await attemptOnce(request, attemptTimeoutMs, destination);
         if ('ok' in result) return { outcome: 'delivered', attempts: attempt, status: result.status };
         const failed = { attempts: attempt, status: result.status, error: result.error };
         if (!result.retryable) return { outcome: 'rejected', ...failed };
         const wait = result.retryAfterMs ?? backoffMs(attempt);
         const tooLong = result.retryAfterMs !== undefined && result.retryAfterMs > options.retryAfterMaxMs;
         if (result.final || attempt >= options.attempts || tooLong || Date.now() + wait + MIN_ATTEMPT_MS > deadline) {
-          return { outcome: 'failed', ...failed, retryAfterMs: result.retryAfterMs };
+          return { outcome: 'failed', ...failed, retryAfterMs: result.retryAfterMs, inconclusive: result.timedOut === true && attemptTimeoutMs < timeoutMs };
         }
         await sleep(wait);
       }

@@ -154,9 +154,21 @@ describe('http sender (against a real local server)', () => {
     assert.equal(sink.received('/moved').length + sink.received('/next').length, 0, 'nothing followed');
   });
 
+  it('an attempt cut short by the deadline is inconclusive (no verdict for the breaker); the destination\'s own timeout is not', async () => {
+    sink.always('/cut-short', 'hang');
+    const byDeadline = await sender.send(request('/cut-short'), { timeoutMs: 5000, deadline: Date.now() + 300, destination: 'd', context });
+    const byOwnTimeout = await sender.send(request('/cut-short'), { timeoutMs: 150, deadline: Date.now() + 3000, destination: 'd', context });
+    sink.always('/cut-short', undefined);
+    assert.equal(byDeadline.outcome, 'failed');
+    assert.equal(byDeadline.inconclusive, true);
+    assert.equal(byOwnTimeout.outcome, 'failed');
+    assert.equal(byOwnTimeout.inconclusive, false);
+  });
+
   it('starts no attempt that is too close to the deadline (queued that long): failed with Retry-After, nothing sent', async () => {
     const result = await sender.send(request('/too-late'), { timeoutMs: 300, deadline: Date.now() + 20, destination: 'd', context });
     assert.equal(result.outcome, 'failed');
+    assert.equal(result.inconclusive, true);
     assert.equal(result.attempts, 0);
     assert.equal(result.retryAfterMs, 1000);
     assert.match(result.error!, /too close to the request's deadline to start attempt 1/);

@@ -50,13 +50,15 @@ describe('queued deliveries', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const svc = await startService({
       rules: rules(url, 3),
-      config: { deliveryAttempts: 1, deliveryDeadlineMs: 1000, destinations: settings({ maxConcurrent: 2, maxQueued: 50, failureThreshold: 100 }) },
+      config: { deliveryAttempts: 1, deliveryDeadlineMs: 1000, destinations: settings({ maxConcurrent: 2, maxQueued: 50, failureThreshold: 3 }) },
     });
     try {
       const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => svc.post(event(i))));
       const queuedTooLong = answers.filter((a) => /deadline passed while queued/.test(a.text));
       const notSent = answers.filter((a) => /deadline/.test(a.text)); // also: a slot came too close to the deadline
       assert.ok(queuedTooLong.length >= 1, 'some deliveries waited past their deadline in the queue');
+      // Attempts cut short by the deadline, and deliveries never started, say nothing about the destination.
+      assert.ok(!answers.some((a) => /circuit open/.test(a.text)), 'a slow but healthy destination does not open its breaker');
       for (const a of queuedTooLong) {
         assert.equal(a.status, 429, 'refused with Retry-After');
         assert.ok(Number(a.headers.get('retry-after')) >= 1);
@@ -64,6 +66,29 @@ describe('queued deliveries', () => {
       await new Promise((r) => setTimeout(r, 300)); // anything sent late would arrive now
       assert.ok(started <= answers.length - notSent.length, `only deliveries that got a slot before their deadline reached the destination (${started} requests, ${notSent.length} of ${answers.length} not sent)`);
       assert.ok(started < 12);
+    } finally {
+      await svc.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('attempts cut short by the request\'s deadline do not open the breaker of a slow but healthy destination', async () => {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      req.on('end', () => setTimeout(() => res.writeHead(200).end('{}'), 700));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const svc = await startService({
+      rules: rules(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 3),
+      config: { deliveryAttempts: 1, deliveryDeadlineMs: 400, destinations: settings({ maxConcurrent: 1, failureThreshold: 2, openMs: 60_000 }) },
+    });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const answer = await svc.post(event(200 + i)); // each attempt is cut at the 400 ms deadline, before the 700 ms answer
+        assert.equal(answer.status, 503);
+        assert.doesNotMatch(answer.text, /circuit open/, `event ${i}: the breaker stays closed`);
+      }
     } finally {
       await svc.stop();
       server.closeAllConnections();
