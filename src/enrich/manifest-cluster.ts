@@ -8,6 +8,7 @@
 import { parseAllDocuments } from 'yaml';
 import type { ObjectReference } from '../normalize/kube-event.js';
 import { NO_CLUSTER_SECRETS, type SecretReader } from '../render/value-source.js';
+import { ConfigurationError } from '../errors.js';
 import type { Cluster, Lookup } from './cluster.js';
 
 export interface ManifestText {
@@ -66,7 +67,21 @@ export function manifestCluster(objects: Obj[], options: { secrets?: SecretReade
     byKey.set(key(obj.kind as string, namespace, obj.metadata!.name as string), JSON.parse(JSON.stringify(obj)) as Obj);
   }
   const { fallback } = options;
+  // ConfigMaps of the manifests answer configMapKeyRef (a destination's tls material); without a namespace, any.
+  const configMaps: SecretReader = {
+    async read(name, key, namespace) {
+      const found = objects.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === name && (!namespace || (o.metadata?.namespace ?? 'default') === namespace));
+      if (!found) {
+        if (fallback?.configMaps) return fallback.configMaps.read(name, key, namespace);
+        throw new ConfigurationError(`configMapKeyRef ${name}/${key}: no ConfigMap "${name}" in the manifests`);
+      }
+      const value = (found.data as Record<string, string> | undefined)?.[key];
+      if (value === undefined) throw new ConfigurationError(`configMapKeyRef ${name}/${key}: ConfigMap "${name}" has no key "${key}"`);
+      return value;
+    },
+  };
   return {
+    configMaps,
     description: `${byKey.size} object${byKey.size === 1 ? '' : 's'} from manifests${fallback ? `, then ${fallback.description}` : ''}`,
     namespace: fallback?.namespace,
     secrets: options.secrets ?? fallback?.secrets ?? NO_CLUSTER_SECRETS,
