@@ -115,6 +115,16 @@ describe('TLS material from ConfigMaps and Secrets (fake API, real HTTPS receive
     assert.ok(svc.logs.some((l) => /^TLS: the certificate of 127\.0\.0\.1:\d+ is not signed by a trusted CA/.test(String(l.error))), 'the log says why');
   });
 
+  it('insecureSkipVerify in a cluster document loads, delivers to an untrusted certificate, and is logged loudly at load', async () => {
+    await svc.writeRules('insecure.yaml', rules('platform-insecure', `${receiver.url}/insecure`, '      insecureSkipVerify: true\n      clientCert: { secretKeyRef: { name: grafana-client, key: tls.crt } }\n      clientKey: { secretKeyRef: { name: grafana-client, key: tls.key } }'));
+    const warning = svc.logs.find((l) => l.destination === 'grafana' && String(l.source).endsWith('insecure.yaml') && /TLS CERTIFICATE VERIFICATION IS OFF/.test(String(l.msg)));
+    assert.ok(warning, 'a warning names the document and the destination');
+    assert.equal(warning.level, 40);
+    assert.equal((await svc.post(backoff('default'))).status, 204);
+    assert.ok(receiver.received.some((r) => r.path === '/insecure'), 'delivered without verifying the certificate');
+    await svc.writeRules('insecure.yaml', 'rules: []\n');
+  });
+
   it('a team reads TLS material of its own namespace only, and may not switch verification off or read files', async () => {
     fake.apply(ruleConfigMap(TEAM, 'team-rules', {
       'own-ns.yaml': rules('team-grafana', `${receiver.url}/team`, '      ca: { configMapKeyRef: { name: company-ca, key: ca.crt } }'),
