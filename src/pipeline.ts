@@ -5,10 +5,10 @@
  */
 import type { CloudEvent } from 'cloudevents';
 import type { Config } from './config.js';
-import type { DeliveryResult, Sender } from './deliver/destination.js';
+import type { DeliveryResult } from './deliver/destination.js';
 import type { DeliveredStore } from './deliver/delivered-store.js';
+import { destinationKind, type Senders } from './deliver/kinds/registry.js';
 import type { ThrottleStore } from './match/throttle.js';
-import type { Bulkheads } from './deliver/bulkhead.js';
 import { GUARD_CODES, TemplateQuarantine } from './render/template-quarantine.js';
 import type { Cluster } from './enrich/cluster.js';
 import { LookupFailedError } from './enrich/lookup-failed.js';
@@ -22,7 +22,7 @@ import type { DeliveryOutcome, Metrics } from './metrics.js';
 import type { EventInput, ObjectReference } from './normalize/kube-event.js';
 import { fromObject, type Normalized } from './normalize/normalize.js';
 import type { OccurrenceTracker } from './normalize/occurrence.js';
-import { redacted, renderRequest, type RenderedRequest } from './render/render-request.js';
+import { redacted, type RenderedRequest } from './render/render-request.js';
 import { compareShadow, twinOf, type ShadowLedger, type ShadowOutcome, type ShadowRequest } from './match/shadow.js';
 import { knownSecrets } from './redact.js';
 import { explainConditions, type ConditionOutcome } from './match/explain.js';
@@ -75,10 +75,10 @@ export interface PipelineDeps {
   rules: () => RuleSet;
   tracker: OccurrenceTracker;
   cluster: Cluster;
-  senders: { http: Sender; log: Sender };
+  /** Each destination kind's sender, its policies (bulkhead, breaker, retry) inside (createSenders). */
+  senders: Senders;
   delivered: DeliveredStore;
   throttle: ThrottleStore;
-  bulkheads: Bulkheads;
   metrics: Metrics;
   log: Logger;
   env: Record<string, string | undefined>;
@@ -123,8 +123,8 @@ function inScope(rules: CompiledRule[], input: EventInput): CompiledRule[] {
   return rules.filter((rule) => rule.scope === undefined || rule.scope === namespace);
 }
 
-/** bulkheadKey: destinations are per document, so the same name in two documents is two destinations. */
-function bulkheadKey(rule: CompiledRule, action: CompiledAction): string {
+/** laneOf: destinations are per document, so the same name in two documents is two bulkhead lanes. */
+function laneOf(rule: CompiledRule, action: CompiledAction): string {
   return `${rule.source}#${action.destination.name}`;
 }
 
@@ -189,11 +189,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       // TLS material: a team's from ConfigMaps of its namespace too, never from the service's files.
       const configMaps = deps.cluster.configMaps && scopedSecrets(deps.cluster.configMaps, rule.scope);
       const files = rule.scope === undefined;
-      const request = await renderRequest(action, { input: input.event, bindings, secrets, env, hpaSenderNamespaces, configMaps, files });
-      if (action.destination.kind === 'http' && !/^https?:\/\/[^/]/.test(request.url)) {
-        throw new ConfigurationError(`destination ${destination}: url ${request.secretUrl ? '(secret)' : JSON.stringify(request.url)} is not an http(s) URL`);
-      }
-      if (action.destination.kind !== 'log') tenancy.checkDestination(rule.scope, destination, request.url);
+      const kind = destinationKind(action.destination.kind);
+      const request = await kind.render(action, { input: input.event, bindings, secrets, env, hpaSenderNamespaces, configMaps, files });
+      if (kind.network) tenancy.checkDestination(rule.scope, destination, request.url);
       return request;
     } catch (err) {
       const error = knownSecrets.redact(`${err instanceof TemplateError ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`);
@@ -242,24 +240,17 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     );
   }
 
-  /** send delivers through the destination's bulkhead (or refuses at once when it is full or its breaker open). */
+  /** send delivers with the destination kind's sender (its policies may refuse at once: lane full, breaker open). */
   async function send(rule: CompiledRule, action: CompiledAction, input: EventInput, request: RenderedRequest, deadline: number): Promise<DeliveryResult> {
     const destination = action.destination.name;
     const started = performance.now();
-    const isLog = action.destination.kind === 'log';
-    const slot = isLog ? undefined : await deps.bulkheads.acquire(bulkheadKey(rule, action), destination, deadline);
-    let result: DeliveryResult;
-    if (slot && !slot.ok) {
-      result = { outcome: 'failed', attempts: 0, error: slot.reason, retryAfterMs: slot.retryAfterMs };
-    } else {
-      result = await deps.senders[isLog ? 'log' : 'http'].send(request, {
-        timeoutMs: action.destination.timeoutMs ?? deps.config.deliveryTimeoutMs,
-        deadline,
-        destination,
-        context: { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence },
-      });
-      slot?.release(result.outcome === 'failed' ? (result.inconclusive ? undefined : true) : false);
-    }
+    let result = await deps.senders[action.destination.kind].send(request, {
+      timeoutMs: action.destination.timeoutMs ?? deps.config.deliveryTimeoutMs,
+      deadline,
+      destination,
+      lane: laneOf(rule, action),
+      context: { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence },
+    });
     // A destination may echo what it was sent (the Authorization header) in its error body.
     if (result.error) result = { ...result, error: knownSecrets.redact(result.error) };
     metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);

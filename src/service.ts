@@ -8,9 +8,9 @@ import { createAuthenticators } from './auth/authenticate.js';
 import type { Config } from './config.js';
 import { createMemoryDeliveredStore } from './deliver/delivered-store.js';
 import { createMemoryThrottleStore } from './match/throttle.js';
-import { createBulkheads } from './deliver/bulkhead.js';
+import { createBulkheads, withBulkhead } from './deliver/bulkhead.js';
 import { createHttpSender } from './deliver/http-sender.js';
-import { createLogSender } from './deliver/log-sender.js';
+import { createSenders } from './deliver/kinds/registry.js';
 import { NO_CLUSTER, type Cluster } from './enrich/cluster.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -92,13 +92,15 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     rules: () => store.current,
     tracker,
     cluster,
-    senders: {
-      http: createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics, env: config.proxyEnv }),
-      log: createLogSender(writeLine),
-    },
+    senders: createSenders({
+      network: withBulkhead(
+        createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics, env: config.proxyEnv }),
+        createBulkheads(config.destinations, metrics),
+      ),
+      writeLine,
+    }),
     delivered: redis?.delivered ?? createMemoryDeliveredStore(config.dedupWindowMs, config.dedupCacheSize),
     throttle: redis?.throttle ?? createMemoryThrottleStore(),
-    bulkheads: createBulkheads(config.destinations, metrics),
     metrics,
     log,
     env: options.env ?? process.env,

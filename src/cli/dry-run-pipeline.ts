@@ -4,9 +4,9 @@
  * POST /dry-run, so what they report is what the service would do.
  */
 import { loadConfig } from '../config.js';
-import { createBulkheads } from '../deliver/bulkhead.js';
 import { createMemoryDeliveredStore } from '../deliver/delivered-store.js';
-import { createLogSender } from '../deliver/log-sender.js';
+import type { Sender } from '../deliver/destination.js';
+import { createSenders } from '../deliver/kinds/registry.js';
 import type { Cluster } from '../enrich/cluster.js';
 import { createLogger } from '../log.js';
 import { createMemoryThrottleStore } from '../match/throttle.js';
@@ -14,6 +14,13 @@ import { createMetrics } from '../metrics.js';
 import { OccurrenceTracker } from '../normalize/occurrence.js';
 import { createPipeline, type Pipeline } from '../pipeline.js';
 import type { RuleSet } from '../rules/rule-store.js';
+
+/** Nothing behind a dry run reaches the network, even if an event were processed without `dryRun`. */
+const SENDS_NOTHING: Sender = {
+  async send() {
+    return { outcome: 'failed', attempts: 0, error: 'a dry run sends nothing' };
+  },
+};
 
 export function createDryRunPipeline(
   rules: () => RuleSet,
@@ -27,10 +34,9 @@ export function createDryRunPipeline(
     rules,
     tracker,
     cluster,
-    senders: { http: createLogSender(() => undefined), log: createLogSender(() => undefined) },
+    senders: createSenders({ network: SENDS_NOTHING, writeLine: () => undefined }),
     delivered: createMemoryDeliveredStore(0),
     throttle: createMemoryThrottleStore(),
-    bulkheads: createBulkheads(config.destinations, createMetrics()),
     metrics: createMetrics(),
     log: createLogger('silent'),
     env: options.env ?? process.env,

@@ -11,6 +11,7 @@
  *   would be a duplicate of the Broker's redelivery).
  */
 import type { Metrics } from '../metrics.js';
+import type { DeliveryResult, Sender } from './destination.js';
 import { MIN_ATTEMPT_MS } from './retry-policy.js';
 
 export interface BulkheadOptions {
@@ -129,6 +130,28 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
         return enqueue(l, deadline);
       }
       return admit(l, probe);
+    },
+  };
+}
+
+/**
+ * withBulkhead sends through `sender` holding a slot of the destination's lane, or fails at once (attempts 0)
+ * when the lane is full or its breaker open; a failed delivery counts towards opening the breaker, unless it
+ * was inconclusive (nothing learnt about the destination).
+ */
+export function withBulkhead(sender: Sender, bulkheads: Bulkheads): Sender {
+  return {
+    async send(request, options): Promise<DeliveryResult> {
+      const slot = await bulkheads.acquire(options.lane ?? options.destination, options.destination, options.deadline);
+      if (!slot.ok) return { outcome: 'failed', attempts: 0, error: slot.reason, retryAfterMs: slot.retryAfterMs };
+      let failed: boolean | undefined = true;
+      try {
+        const result = await sender.send(request, options);
+        failed = result.outcome === 'failed' ? (result.inconclusive ? undefined : true) : false;
+        return result;
+      } finally {
+        slot.release(failed);
+      }
     },
   };
 }

@@ -3,6 +3,8 @@
  * - delivered: the destination accepted it (2xx);
  * - rejected: the destination refused it permanently (4xx other than 408/429) — retrying cannot help;
  * - failed: it may succeed later (5xx, 408, 429, timeout, network) — the Broker should redeliver.
+ * Policies (retry with its per-attempt timeout, bulkhead with its circuit breaker) are Senders that wrap
+ * a Sender: retry-policy.ts, bulkhead.ts.
  */
 import type { RenderedRequest } from '../render/render-request.js';
 
@@ -20,6 +22,10 @@ export interface DeliveryResult {
    * must not count towards the destination's circuit breaker.
    */
   inconclusive?: boolean;
+  /** Failed, and not to be retried within this request (a redirect): only the Broker's redelivery may help. */
+  final?: boolean;
+  /** One attempt's report (to the retry policy): no answer within the attempt's timeout. */
+  timedOut?: boolean;
 }
 
 export interface SendOptions {
@@ -29,6 +35,8 @@ export interface SendOptions {
   deadline: number;
   /** Destination name, for metrics. */
   destination: string;
+  /** The destination's bulkhead lane (default: its name); destinations are per document, so the same name in two is two lanes. */
+  lane?: string;
   /** What the request is for, for output that names it. */
   context: { rule: string; ceId: string; occurrence: string };
 }

@@ -6,7 +6,6 @@
 import type { CompiledAction } from '../rules/compile-document.js';
 import { ConfigurationError } from '../errors.js';
 import { resolveField, resolveValue, type ResolveContext } from './value-source.js';
-import { renderHpaSender } from './hpa-sender.js';
 import { REDACTED, knownSecrets } from '../redact.js';
 import { NO_CLUSTER_CONFIGMAPS, resolveTransport, type Transport } from './transport.js';
 
@@ -29,9 +28,6 @@ export interface RenderedRequest {
 
 export async function renderRequest(action: CompiledAction, context: ResolveContext): Promise<RenderedRequest> {
   const { destination } = action;
-  if (destination.kind === 'hpa-sender') {
-    return renderHpaSender(context.bindings.object as Record<string, unknown> | null, context.input as Record<string, unknown>, context.secrets, context.hpaSenderNamespaces ?? []);
-  }
   const { body, secretFields } = await renderBody(action, context);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   const secretHeaders: string[] = [];

@@ -15,11 +15,13 @@ import type { ConditionTest } from '../match/condition-fast-path.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
 import type { DestinationSpec, RuleDocument, RuleSpec } from './document.js';
 import type { EnrichmentFact } from '../enrich/lazy-facts.js';
+import { DEFAULT_KIND, DESTINATION_KINDS, destinationKind } from '../deliver/kinds/registry.js';
 import schema from './rule-document.schema.json' with { type: 'json' };
 
 export interface CompiledDestination {
   name: string;
-  kind: 'http' | 'log' | 'hpa-sender';
+  /** A name in the destination-kind registry (src/deliver/kinds/registry.ts). */
+  kind: string;
   url?: CompiledValue;
   method: string;
   headers: [string, CompiledValue][];
@@ -147,7 +149,7 @@ export function* compileDocumentSteps(document: unknown, source: string, options
         v?.kind === 'template' ? [v.template] : v?.kind === 'url' ? v.parts.flatMap((part) => ('template' in part ? [part.template] : [])) : [],
       );
       const uses = new Set([body, ...valueTemplates].flatMap((t) => (t ? [...t.uses] : [])));
-      if (destination.kind === 'hpa-sender') uses.add('object'); // the HPA carries the annotation
+      for (const fact of destinationKind(destination.kind).reads) uses.add(fact);
       actions.push({ index, destination, body, presetHeaders, fields, uses });
     });
     const throttle = spec.throttle
@@ -181,10 +183,13 @@ function compileDestination(name: string, spec: DestinationSpec, options: Templa
   for (const [header, value] of Object.entries(spec.headers ?? {})) {
     headers.push([header, prefixed(`headers.${header}`, () => compileValue(value, options))]);
   }
-  if ((spec.tls || spec.proxy) && (spec.kind ?? 'http') !== 'http') throw new Error(`tls and proxy apply to http destinations only (this one is ${spec.kind})`);
+  const kind = spec.kind ?? DEFAULT_KIND;
+  if (!Object.hasOwn(DESTINATION_KINDS, kind)) throw new Error(`kind: unknown destination kind ${JSON.stringify(kind)} (known: ${Object.keys(DESTINATION_KINDS).join(', ')})`);
+  const problem = destinationKind(kind).check(spec);
+  if (problem) throw new Error(problem);
   return {
     name,
-    kind: spec.kind ?? 'http',
+    kind,
     transport: compileTransport(spec),
     url: spec.url === undefined ? undefined : prefixed('url', () => (typeof spec.url === 'object' && 'jsonata' in spec.url ? compileUrlTemplate(spec.url.jsonata, options) : compileValue(spec.url!, options))),
     method: spec.method ?? 'POST',

@@ -34,7 +34,8 @@ export interface ProxySpec {
 }
 
 export interface DestinationSpec {
-  kind?: 'http' | 'log' | 'hpa-sender';
+  /** A name in the destination-kind registry (default http). */
+  kind?: string;
   url?: ValueSource;
   method?: 'POST' | 'PUT' | 'PATCH';
   headers?: Record<string, ValueSource>;

@@ -11,6 +11,7 @@
  *   reports name a team's rule `namespace/name`.
  */
 import { ConfigurationError } from '../errors.js';
+import { destinationKind } from '../deliver/kinds/registry.js';
 import { literalPrefix } from '../render/url-template.js';
 import type { CompiledDocument, CompiledRule } from './compile-document.js';
 import type { RuleDocument, ValueSource } from './document.js';
@@ -192,7 +193,7 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
       const destinations = new Map(compiled.rules.flatMap((rule) => rule.actions.map((action) => [action.destination.name, action.destination] as const)));
       for (const [name, destination] of destinations) {
         const url = destination.url;
-        if (destination.kind !== 'http' || !url) continue;
+        if (!destinationKind(destination.kind).network || !url) continue;
         const where = `destinations.${name}.url`;
         if (url.kind === 'literal') {
           const problem = hostProblem(scope, String(url.value));

@@ -2,18 +2,30 @@
  * hpa-sender compatibility (destination kind `hpa-sender`): the request comes from the Secret named by
  * the involved HPA's annotation `hpa-event: <namespace>/<secret>`, whose keys are `url`, `headers` (a
  * JSON map) and `body` (a JSON template with `_message_` and `_time_`), exactly as hpa-sender read them
- * (apiserversource-and-hpa-sender.md §1.4–1.5) — without its bugs: the message is JSON-escaped, one pass
+ * — without its bugs: the message is JSON-escaped, one pass
  * replaces both placeholders (a `_time_` inside the message stays), a trailing newline in the URL is
  * trimmed, and every malformed input is a clear error instead of a panic.
  */
-import { ConfigurationError } from '../errors.js';
-import type { RenderedRequest } from './render-request.js';
-import type { SecretReader } from './value-source.js';
-import { knownSecrets } from '../redact.js';
+import { ConfigurationError } from '../../errors.js';
+import type { RenderedRequest } from '../../render/render-request.js';
+import type { SecretReader } from '../../render/value-source.js';
+import { knownSecrets } from '../../redact.js';
+import type { DestinationKind } from './destination-kind.js';
 
 export const HPA_SENDER_ANNOTATION = 'hpa-event';
 
 type Obj = Record<string, any>;
+
+export const hpaSenderKind: DestinationKind = {
+  name: 'hpa-sender',
+  description: "takes url, headers and body from the Secret named by the HPA's hpa-event annotation",
+  check: (spec) => (spec.tls || spec.proxy ? 'tls and proxy apply to http destinations only (this one is hpa-sender)' : undefined),
+  reads: ['object'], // the HPA carries the annotation
+  network: true,
+  render: (_action, context) =>
+    renderHpaSender(context.bindings.object as Obj | null, context.input as Obj, context.secrets, context.hpaSenderNamespaces ?? []),
+  sender: ({ network }) => network,
+};
 
 /** escapeJson escapes text for use inside a JSON string literal (the template has the quotes). */
 const escapeJson = (text: string) => JSON.stringify(text).slice(1, -1);
