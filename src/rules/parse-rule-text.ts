@@ -14,6 +14,13 @@ export interface ParsedDocuments {
 /** Aliases a document may expand: plenty for anchors reused in real rules, far below a billion laughs. */
 const MAX_ALIAS_COUNT = 100;
 
+/**
+ * Values a document may hold once its aliases are expanded. A 1 MiB text holds at most ≈ 500,000; 100
+ * aliases of a large anchor would hold 100 times that, and every later step (serializing it out of the
+ * parser thread, the schema check) walks them all.
+ */
+const MAX_VALUES = 1_000_000;
+
 export function parseRuleText(text: string): ParsedDocuments {
   const problems: string[] = [];
   const documents: unknown[] = [];
@@ -34,12 +41,28 @@ export function parseRuleText(text: string): ParsedDocuments {
         problems.push(`document ${i + 1}: ${describeParseFailure(err)}`);
         continue;
       }
+      if (countValues(value, MAX_VALUES) > MAX_VALUES) {
+        problems.push(`document ${i + 1}: more than ${MAX_VALUES} values once its aliases are expanded`);
+        continue;
+      }
       if (value !== null && value !== undefined) documents.push(value);
     }
   } catch (err) {
     problems.push(`YAML: ${describeParseFailure(err)}`);
   }
   return { documents, problems };
+}
+
+/** countValues counts the values of a parsed document (shared alias targets once per reference), up to `limit` + 1. */
+function countValues(value: unknown, limit: number): number {
+  let count = 0;
+  const pending: unknown[] = [value];
+  while (pending.length > 0 && count <= limit) {
+    const node = pending.pop();
+    count++;
+    if (node !== null && typeof node === 'object') for (const child of Object.values(node)) pending.push(child);
+  }
+  return count;
 }
 
 function describeParseFailure(err: unknown): string {

@@ -132,6 +132,14 @@ describe('loading rules', () => {
     assert.ok(ticks >= 10, `the event loop turned ${ticks} times while the document loaded`);
   });
 
+  it('aliases that expand a large anchor a hundred times are a problem of the document, not 100× the memory', () => {
+    const { log } = recordingLogger();
+    const store = new RuleStore({ timeoutMs: 100 }, createMetrics(), log);
+    const anchor = Array.from({ length: 20_000 }, (_, i) => `x${i}`).join(', ');
+    const text = `a: &a [${anchor}]\n${Array.from({ length: 99 }, (_, i) => `r${i}: *a`).join('\n')}`;
+    assert.match(store.check('file:wide.yaml', text).problems.join(), /more than 1000000 values once its aliases are expanded/);
+  });
+
   it('an unchanged text (a relist) is not parsed again; a changed one is', async () => {
     const { log } = recordingLogger();
     const store = new RuleStore({ timeoutMs: 100 }, createMetrics(), log);
