@@ -22,7 +22,7 @@ export async function withFilePositions(statuses: { source: string; errors: stri
       }
       if (text === undefined) {
         text = await readFile(source, 'utf8').catch(() => '');
-        located = text ? checkRuleText(text, { timeoutMs: 100 }).problems : [];
+        located = text ? (await checkRuleText(text, { timeoutMs: 100 })).problems : [];
       }
       const rest = error.slice(source.length).replace(/^ \(document \d+\)/, '').replace(/^: /, '');
       const match = located!.find((p) => key(p.message) === key(rest));

@@ -45,11 +45,19 @@ export interface DraftContext {
   env: Record<string, string | undefined>;
 }
 
+/** The playground is for one document at a time; larger ones would hold the service's event loop while parsed. */
+export const MAX_DOCUMENT_BYTES = 256 * 1024;
+
 /** A file name for the event: letters, digits, dot, dash, underscore. */
 const SAFE_LABEL = /^[\w.-]{1,100}$/;
 
 export async function evaluateDraft(input: DraftInput, context: DraftContext): Promise<DraftResult> {
-  const { rules, problems } = checkRuleText(input.document, context.templates);
+  const bytes = Buffer.byteLength(input.document);
+  if (bytes > MAX_DOCUMENT_BYTES) {
+    const problem = { message: `the document has ${bytes} bytes; the playground takes one of at most ${MAX_DOCUMENT_BYTES} (validate checks larger ones)`, from: 0, to: 1, line: 1, column: 1 };
+    return { problems: [problem], eventProblems: [], objectProblems: [], rules: [], results: [], golden: '' };
+  }
+  const { rules, problems } = await checkRuleText(input.document, context.templates);
   const label = input.eventLabel && SAFE_LABEL.test(input.eventLabel) ? input.eventLabel : 'event.json';
   const eventProblems: string[] = [];
   const { objects, problems: objectProblems } = parseManifests(input.objects?.trim() ? [{ label: 'objects', text: input.objects }] : []);

@@ -6,7 +6,7 @@
  */
 import { isMap, isPair, isScalar, isSeq, parseAllDocuments, type Document, type Node } from 'yaml';
 import type { TemplateOptions } from '../render/template.js';
-import { compileDocument, type CompiledRule } from './compile-document.js';
+import { compileDocumentSteps, type CompileResult, type CompiledRule } from './compile-document.js';
 
 export interface LocatedProblem {
   /** The problem without its location prefix, e.g. `rules[0] (crash).actions[0].body: S0201: …`. */
@@ -19,24 +19,42 @@ export interface LocatedProblem {
   column: number;
 }
 
-export function checkRuleText(text: string, options: TemplateOptions): { rules: CompiledRule[]; problems: LocatedProblem[] } {
+/** Compile in slices of this long, then let the event loop serve others (the service answers while a large draft compiles). */
+const SLICE_MS = 5;
+
+async function compileSliced(document: unknown, source: string, options: TemplateOptions): Promise<CompileResult> {
+  const steps = compileDocumentSteps(document, source, options);
+  let sliceStart = performance.now();
+  for (let step = steps.next(); ; step = steps.next()) {
+    if (step.done) return step.value;
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+}
+
+export async function checkRuleText(text: string, options: TemplateOptions): Promise<{ rules: CompiledRule[]; problems: LocatedProblem[] }> {
   const problems: LocatedProblem[] = [];
   const rules: CompiledRule[] = [];
   const at = (message: string, from: number, to: number): LocatedProblem => ({ message, from, to: Math.max(to, from + 1), ...lineColumn(text, from) });
   const documents = parseAllDocuments(text, { prettyErrors: false });
-  documents.forEach((doc, i) => {
+  for (const [i, doc] of documents.entries()) {
     const prefix = documents.length > 1 ? `document ${i + 1}: ` : '';
     const error = doc.errors[0];
-    if (error) return void problems.push(at(`${prefix}YAML: ${error.message.split('\n')[0]}`, error.pos[0], error.pos[1]));
+    if (error) {
+      problems.push(at(`${prefix}YAML: ${error.message.split('\n')[0]}`, error.pos[0], error.pos[1]));
+      continue;
+    }
     const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
-    if (value === null || value === undefined) return;
-    const { compiled, problems: found } = compileDocument(value, 'playground', options);
+    if (value === null || value === undefined) continue;
+    const { compiled, problems: found } = await compileSliced(value, 'playground', options);
     if (compiled) rules.push(...compiled.rules);
     for (const problem of found) {
       const { from, to, message } = locate(doc, text, problem);
       problems.push(at(`${prefix}${message}`, from, to));
     }
-  });
+  }
   if (problems.length === 0 && rules.length === 0 && documents.every((d) => d.contents === null)) {
     problems.push(at('no rule document: write "destinations:" and "rules:"', 0, Math.min(1, text.length)));
   }

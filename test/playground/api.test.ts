@@ -101,6 +101,14 @@ describe('playground behind the admin token', () => {
     assert.deepEqual(jsonata.results[0].matched, []);
   });
 
+  it('takes one document of at most 256 KiB (a larger one would hold the service while parsed)', async () => {
+    const large = `${RULES}${'# padding\n'.repeat(30_000)}`;
+    const response = await fetch(`${svc.url}/playground/api/evaluate`, { method: 'POST', headers: auth, body: JSON.stringify({ document: large, event: '{}' }) });
+    const result = (await response.json()) as { problems: { message: string }[]; results: unknown[] };
+    assert.deepEqual(result.problems.map((p) => p.message), [`the document has ${Buffer.byteLength(large)} bytes; the playground takes one of at most 262144 (validate checks larger ones)`]);
+    assert.deepEqual(result.results, []);
+  });
+
   it('answers 400 with the reason for a request that is not a draft', async () => {
     const response = await fetch(`${svc.url}/playground/api/evaluate`, { method: 'POST', headers: auth, body: '{"document": 3}' });
     assert.equal(response.status, 400);
