@@ -88,6 +88,8 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
   let pending = 0;
   let probe: NodeJS.Timeout | undefined;
   let closing = false;
+  /** Set once a delivered action was recorded in memory (Redis unavailable): Redis misses look there too. */
+  let recordedInMemory = false;
 
   const markDown = (reason: string) => {
     if (closing) return;
@@ -158,14 +160,18 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
       has: (key) =>
         run(
           'delivered_get',
-          async () => (await redis.exists(`${PREFIX}delivered:${key}`)) === 1,
+          // What was recorded in memory during an outage still counts once Redis is back.
+          async () => (await redis.exists(`${PREFIX}delivered:${key}`)) === 1 || (recordedInMemory && (await memoryDelivered.has(key))),
           () => memoryDelivered.has(key),
         ),
       add: (key) =>
         run(
           'delivered_set',
           async () => void (await redis.set(`${PREFIX}delivered:${key}`, '1', 'PX', Math.max(1, options.windowMs))),
-          () => memoryDelivered.add(key),
+          () => {
+            recordedInMemory = true;
+            return memoryDelivered.add(key);
+          },
         ),
     },
     throttle: {
