@@ -180,7 +180,7 @@ export function describe(result: TestResult): string {
   if (result.outcome === 'unresolved') lines.push(`  · not resolved: ${result.detail}`);
   if (result.outcome === 'retry') lines.push(`  · not decided now (the service answers 503/429 and the Broker redelivers): ${result.detail}`);
   for (const evaluation of result.evaluated ?? []) {
-    lines.push(`  ${evaluation.matched ? '✓' : '✗'} rule ${evaluation.rule}${evaluation.matched ? ' matched' : ' did not match'}`);
+    lines.push(`  ${evaluation.matched ? '✓' : '✗'} rule ${evaluation.rule}${evaluation.shadow ? ' (shadow, never sends)' : ''}${evaluation.matched ? ' matched' : ' did not match'}`);
     for (const c of evaluation.conditions) {
       if (c.result === undefined) continue; // not evaluated (short-circuited)
       const compared = c.operator === 'exists' || c.operator === 'absent' ? '' : ` ${show(c.value)}`; // presence operators take no value
@@ -197,6 +197,11 @@ export function describe(result: TestResult): string {
     lines.push(`    → ${action.destination} (rule ${action.rule}): ${request.url ? `${request.method} ${request.url}` : 'log'}`);
     for (const [name, value] of Object.entries(request.headers)) lines.push(`        ${name}: ${value}`);
     lines.push(...JSON.stringify(request.body, null, 2).split('\n').map((l) => `        ${l}`));
+  }
+  for (const shadow of result.shadow ?? []) {
+    const live = shadow.live === 'none' ? 'no live rule of this name' : `live rule ${shadow.live === 'matched' ? 'matched' : 'did not match'}`;
+    lines.push(`  ◐ shadow ${shadow.rule}: ${shadow.matched ? 'matched' : 'did not match'}, ${live}${shadow.differences.length === 0 ? ', no difference' : ''}`);
+    for (const difference of shadow.differences) lines.push(`      ≠ ${difference}`);
   }
   return `${lines.join('\n')}\n`;
 }

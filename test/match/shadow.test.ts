@@ -4,7 +4,12 @@
  * that shows it (metric, /status, log), and in dry runs.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { testCommand } from '../../src/cli/test-rules.js';
+import { EXAMPLES_DIR } from '../support/fixtures.js';
 import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
 import { startService, type RunningService } from '../support/running-service.js';
@@ -112,5 +117,27 @@ describe('shadow rules', () => {
     assert.deepEqual(events[0].matched, ['crash-loops']);
     assert.deepEqual(events[0].shadow, [{ rule: 'crash-loops', matched: false, live: 'matched', differences: ['matched by the live rule only'] }]);
     assert.deepEqual(events[0].evaluated.map((e) => [e.rule, e.shadow ?? false, e.matched]).sort(), [['crash-loops', false, true], ['crash-loops', true, false]]);
+  });
+});
+
+describe('shadow rules in kube-event-rules test', () => {
+  it('prints the shadow twin beside the live one and each difference', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ker-shadow-'));
+    const rules = join(dir, 'rules.yaml');
+    await writeFile(rules, `${live('https://hooks.example.com')}  - name: crash-loops
+    shadow: true
+    conditions:
+      all:
+        - { fact: event, path: $.reason, operator: equal, value: BackOff }
+    actions:
+      - destination: hook
+        body: '{ "text": reason }'
+`);
+    const lines: string[] = [];
+    assert.equal(await testCommand(['--rules', rules, join(EXAMPLES_DIR, 'pod-backoff-crashloop-resource-update.json')], (l) => lines.push(l), async () => ''), 0);
+    const text = lines.join('\n');
+    assert.match(text, /✓ rule crash-loops \(shadow, never sends\) matched/);
+    assert.match(text, /◐ shadow crash-loops: matched, live rule matched\n {6}≠ action 0 \(hook\): body\.text: "BackOff" instead of "Back-off restarting/);
+    assert.equal(text.match(/→ hook/g)?.length, 1, 'one request: the live rule\'s');
   });
 });
