@@ -11,8 +11,14 @@ import { parseRuleText, type ParsedDocuments } from './parse-rule-text.js';
 /** Below this size a text is parsed on the event loop (≈ 10 ms of parsing at most). */
 export const OFF_THREAD_BYTES = 16 * 1024;
 
-/** The worker's heap cap: about four times what a 1 MiB document needs. */
+/** The worker's heap cap: about four times what a 1 MiB document of rules needs. */
 const WORKER_HEAP_MB = 256;
+
+/**
+ * The parser's time budget. A 1 MiB document of rules parses in 1–3 s on a busy 2-core machine; 60,000 keys
+ * in one map take the parser (its duplicate-key check) 80 s, holding up every later load.
+ */
+const PARSE_BUDGET_MS = 20_000;
 
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './parse-worker.ts' : './parse-worker.js', import.meta.url).href;
 
@@ -25,14 +31,14 @@ const BOOT = `const { workerData } = require('node:worker_threads');
 
 let queue: Promise<unknown> = Promise.resolve();
 
-export function parseRuleTextOffThread(text: string): Promise<ParsedDocuments> {
+export function parseRuleTextOffThread(text: string, budgetMs = PARSE_BUDGET_MS): Promise<ParsedDocuments> {
   if (text.length < OFF_THREAD_BYTES) return Promise.resolve(parseRuleText(text));
-  const run = queue.then(() => parseInWorker(text));
+  const run = queue.then(() => parseInWorker(text, budgetMs));
   queue = run.catch(() => undefined);
   return run;
 }
 
-function parseInWorker(text: string): Promise<ParsedDocuments> {
+function parseInWorker(text: string, budgetMs: number): Promise<ParsedDocuments> {
   return new Promise((resolve) => {
     const failed = (why: string) => resolve({ documents: [], problems: [`could not be parsed: ${why}`] });
     let worker: Worker;
@@ -43,16 +49,26 @@ function parseInWorker(text: string): Promise<ParsedDocuments> {
       return;
     }
     let answered = false;
+    const budget = setTimeout(() => {
+      answered = true;
+      failed(`parsing took longer than ${budgetMs / 1000} s (a document built to be slow to read, e.g. tens of thousands of keys in one map)`);
+      void worker.terminate();
+    }, budgetMs);
     worker.once('message', (json: string) => {
+      clearTimeout(budget);
+      if (answered) return;
       answered = true;
       resolve(JSON.parse(json) as ParsedDocuments);
       void worker.terminate();
     });
     worker.once('error', (err: Error & { code?: string }) => {
+      clearTimeout(budget);
+      if (answered) return;
       answered = true;
       failed(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `the parser needed more than ${WORKER_HEAP_MB} MB (a document too large or too deeply nested)` : err.message);
     });
     worker.once('exit', (code) => {
+      clearTimeout(budget);
       if (!answered) failed(`the parser thread stopped (exit code ${code})`);
     });
   });

@@ -4,11 +4,12 @@
  * source of their own beside the good rules; a large document loads without stopping the event loop.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { RuleStore } from '../../src/rules/rule-store.js';
+import { parseRuleTextOffThread } from '../../src/rules/parse-off-thread.js';
 import { createMetrics, recordingLogger } from '../support/quiet.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
 import { waitUntil } from '../support/kube-fixtures.js';
@@ -60,8 +61,10 @@ describe('loading rules', () => {
       assert.ok(svc.logs.some((l) => l.level === 50 && /RULES_DIR .* does not exist: not ready until it can be read; trying again/.test(String(l.msg))), 'a clear error line');
       assert.equal((await svc.post(backoff(1))).status, 503, 'events are not answered 2xx while no rules are loaded');
 
-      await mkdir(rulesDir);
-      await writeFile(join(rulesDir, 'good.yaml'), GOOD('appeared'));
+      // The directory appears whole (as a volume does): written aside, then renamed into place.
+      await mkdir(`${rulesDir}.new`);
+      await writeFile(join(`${rulesDir}.new`, 'good.yaml'), GOOD('appeared'));
+      await rename(`${rulesDir}.new`, rulesDir);
       await svc.service.ready;
       assert.equal((await fetch(`${svc.url}/readyz`)).status, 200);
       const recovered = (await (await fetch(`${svc.url}/status`)).json()) as Status;
@@ -138,6 +141,16 @@ describe('loading rules', () => {
     const anchor = Array.from({ length: 20_000 }, (_, i) => `x${i}`).join(', ');
     const text = `a: &a [${anchor}]\n${Array.from({ length: 99 }, (_, i) => `r${i}: *a`).join('\n')}`;
     assert.match(store.check('file:wide.yaml', text).problems.join(), /more than 1000000 values once its aliases are expanded/);
+  });
+
+  it('a text the parser needs too long for is stopped and reported; the next parse runs normally', async () => {
+    const slow = Array.from({ length: 60_000 }, (_, i) => `k${i}: v`).join('\n'); // the duplicate-key check is quadratic
+    const parsed = await parseRuleTextOffThread(slow, 300);
+    assert.deepEqual(parsed.documents, []);
+    assert.match(parsed.problems.join(), /parsing took longer than 0.3 s/);
+    const next = await parseRuleTextOffThread(largeDocument(64 * 1024, 'after'));
+    assert.deepEqual(next.problems, []);
+    assert.equal(next.documents.length, 1);
   });
 
   it('an unchanged text (a relist) is not parsed again; a changed one is', async () => {
