@@ -26,7 +26,7 @@ import { redacted, type RenderedRequest } from './render/render-request.js';
 import { compareShadow, twinOf, type ShadowLedger, type ShadowOutcome, type ShadowRequest } from './match/shadow.js';
 import { knownSecrets } from './redact.js';
 import { explainConditions, type ConditionOutcome } from './match/explain.js';
-import type { CompiledAction, CompiledRule } from './rules/compile-document.js';
+import type { CompiledAction, CompiledRule } from './rules/compiled-rule.js';
 import type { RuleSet } from './rules/rule-store.js';
 
 export interface ActionReport {

@@ -6,7 +6,7 @@
  * Policies (retry with its per-attempt timeout, bulkhead with its circuit breaker) are Senders that wrap
  * a Sender: retry-policy.ts, bulkhead.ts.
  */
-import type { RenderedRequest } from '../render/render-request.js';
+import type { RenderedRequest } from '../render/rendered-request.js';
 
 export interface DeliveryResult {
   outcome: 'delivered' | 'rejected' | 'failed';

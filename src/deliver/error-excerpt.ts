@@ -4,7 +4,7 @@
  * every header value we sent is hidden (and the credential after an auth scheme), as are the process's
  * known secret values and text shaped like a credential (`Bearer …`, `"token": "…"`, `password=…`).
  */
-import type { RenderedRequest } from '../render/render-request.js';
+import type { RenderedRequest } from '../render/rendered-request.js';
 import { REDACTED, knownSecrets } from '../redact.js';
 
 /** How much of an error body we keep. */

@@ -7,7 +7,7 @@
  */
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import type { Metrics } from '../metrics.js';
-import type { RenderedRequest } from '../render/render-request.js';
+import type { RenderedRequest } from '../render/rendered-request.js';
 import type { DeliveryResult, SendOptions, Sender } from './destination.js';
 import { isRetryableStatus, parseRetryAfter, withRetry } from './retry-policy.js';
 import { EXCERPT_CHARS, errorExcerpt } from './error-excerpt.js';

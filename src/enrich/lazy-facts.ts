@@ -10,10 +10,10 @@
  */
 import type { EventInput, ObjectReference } from '../normalize/kube-event.js';
 import type { Cluster } from './cluster.js';
+import { ENRICHMENT_FACTS, type EnrichmentFact } from './enrichment-facts.js';
 import { LookupFailedError } from './lookup-failed.js';
 
-export const ENRICHMENT_FACTS = ['object', 'owner', 'namespace'] as const;
-export type EnrichmentFact = (typeof ENRICHMENT_FACTS)[number];
+export { ENRICHMENT_FACTS, type EnrichmentFact };
 export type LazyFacts = Record<EnrichmentFact, () => Promise<unknown>>;
 
 /** Deep enough for Pod → ReplicaSet → Deployment → (an operator's CR); bounded against cycles. */

@@ -7,7 +7,7 @@ import { lazyFacts, type LazyFacts } from '../enrich/lazy-facts.js';
 import { teamCluster } from '../enrich/team-cluster.js';
 import type { Cluster } from '../enrich/cluster.js';
 import type { EventInput } from '../normalize/kube-event.js';
-import type { CompiledRule } from '../rules/compile-document.js';
+import type { CompiledRule } from '../rules/compiled-rule.js';
 import { match, type MatchOptions, type MatchResult } from './match.js';
 
 export type FactsByScope = (scope: string | undefined) => LazyFacts;

@@ -6,7 +6,7 @@
  * condition reads them.
  */
 import { Almanac } from 'json-rules-engine';
-import type { CompiledRule } from '../rules/compile-document.js';
+import type { CompiledRule } from '../rules/compiled-rule.js';
 import type { EventInput } from '../normalize/kube-event.js';
 import { resolvePath } from '../rules/path-resolver.js';
 import type { LazyFacts } from '../enrich/lazy-facts.js';

@@ -6,7 +6,7 @@
  * evaluating every rule (test/match/rule-index.test.ts compares both on random rules and events).
  */
 import type { EventInput } from '../normalize/kube-event.js';
-import type { CompiledRule } from '../rules/compile-document.js';
+import type { CompiledRule } from '../rules/compiled-rule.js';
 import { resolvePath } from '../rules/path-resolver.js';
 
 type Primitive = string | number | boolean | null;

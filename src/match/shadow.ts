@@ -6,7 +6,7 @@
  * is not seen). Differences are counted, logged, kept (the last ones, for /status and the playground) and
  * carried in dry-run reports. Promoting a shadow rule is removing its mark.
  */
-import type { CompiledRule } from '../rules/compile-document.js';
+import type { CompiledRule } from '../rules/compiled-rule.js';
 
 /** A rendered request as reports print it (secrets already redacted), or why it could not be rendered. */
 export type ShadowRequest = { method: string; url?: string; headers: Record<string, string>; body: unknown } | { error: string };

@@ -3,28 +3,15 @@
  * Secret values; a preset's first) and the JSON body from the action's JSONata template or preset
  * (default: the normalized Event), with `fields` set on top.
  */
-import type { CompiledAction } from '../rules/compile-document.js';
+import type { CompiledAction } from '../rules/compiled-rule.js';
 import { ConfigurationError } from '../errors.js';
 import { resolveField, resolveValue, type ResolveContext } from './value-source.js';
 import { REDACTED, knownSecrets } from '../redact.js';
-import { NO_CLUSTER_CONFIGMAPS, resolveTransport, type Transport } from './transport.js';
+import { NO_CLUSTER_CONFIGMAPS, resolveTransport } from './transport.js';
+import type { RenderedRequest } from './rendered-request.js';
 
-export interface RenderedRequest {
-  method: string;
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-  /** Header names whose values came from env or Secrets; printed forms redact them. */
-  secretHeaders: string[];
-  /** Whether the URL itself came from env or a Secret (a Slack webhook URL is a credential). */
-  secretUrl: boolean;
-  /** Body fields (dotted paths) whose values came from env or Secrets, e.g. a PagerDuty routing_key. */
-  secretFields?: string[];
-  /** The whole body came from a Secret (the hpa-sender template). */
-  secretBody?: boolean;
-  /** The destination's TLS material and proxy, when it sets them (never printed). */
-  transport?: Transport;
-}
+export type { RenderedRequest };
+
 
 export async function renderRequest(action: CompiledAction, context: ResolveContext): Promise<RenderedRequest> {
   const { destination } = action;

@@ -16,7 +16,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TemplateError, describeError } from '../errors.js';
-import type { SandboxAnswer, SandboxTask, WorkerMessage } from './template-worker.js';
+import { CPU_BUDGET, OUT_OF_MEMORY, OVERRUN, type SandboxAnswer, type SandboxTask, type WorkerMessage } from './sandbox-protocol.js';
 
 export interface SandboxOptions {
   workers: number;
@@ -43,10 +43,7 @@ export interface TemplateSandbox {
   close(): Promise<void>;
 }
 
-/** Guard codes of the sandbox's own trips. */
-export const CPU_BUDGET = 'CPU';
-export const OVERRUN = 'OVERRUN';
-export const OUT_OF_MEMORY = 'HEAP';
+export { CPU_BUDGET, OUT_OF_MEMORY, OVERRUN };
 
 /** The worker's file: the TypeScript source under tsx (tests, bench), the compiled file in the image. */
 const WORKER_FILE = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './template-worker.ts' : './template-worker.js', import.meta.url));

@@ -9,25 +9,7 @@ import type jsonata from 'jsonata';
 import { trimOldest } from '../bounded-map.js';
 import { pathToFileURL } from 'node:url';
 import { compileExpression, templateError, toJsonText } from './template.js';
-import { CPU_BUDGET } from './template-sandbox.js';
-
-export interface SandboxTask {
-  id: number;
-  source: string;
-  input: unknown;
-  bindings: Record<string, unknown>;
-  /** CPU time the evaluation may use (TEMPLATE_TIMEOUT_MS). */
-  cpuBudgetMs: number;
-  /** JSONata's wall-clock timeout: a backstop behind the sandbox's overrun kill (so it never fires first). */
-  timeoutMs: number;
-  maxOutputBytes: number;
-}
-
-
-export type SandboxAnswer = { text: string } | { error: { message: string; code?: string; position?: number } };
-
-/** What a worker sends: `ready` once after start-up, then one answer per task. */
-export type WorkerMessage = { ready: true } | { id: number; answer: SandboxAnswer };
+import { CPU_BUDGET, type SandboxAnswer, type SandboxTask, type WorkerMessage } from './sandbox-protocol.js';
 
 const expressions = new Map<string, jsonata.Expression>();
 const EXPRESSIONS_CAPACITY = 1_000;

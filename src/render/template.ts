@@ -7,7 +7,7 @@
  */
 import jsonata from 'jsonata';
 import { TemplateError, describeError } from '../errors.js';
-import { ENRICHMENT_FACTS, type EnrichmentFact } from '../enrich/lazy-facts.js';
+import { ENRICHMENT_FACTS, type EnrichmentFact } from '../enrich/enrichment-facts.js';
 import { trimOldest } from '../bounded-map.js';
 import { BAIL, compileFastPath } from './template-fast-path.js';
 import { LinearRegExp, RegexSyntaxError } from './linear-regex.js';

@@ -14,58 +14,11 @@ import { OPERATORS, buildRule, type EvaluableRule } from './conditions.js';
 import type { ConditionTest } from '../match/condition-fast-path.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
 import type { DestinationSpec, RuleDocument, RuleSpec } from './document.js';
-import type { EnrichmentFact } from '../enrich/lazy-facts.js';
+import type { CompiledAction, CompiledDestination, CompiledDocument, CompiledRule } from './compiled-rule.js';
 import { DEFAULT_KIND, DESTINATION_KINDS, destinationKind } from '../deliver/kinds/registry.js';
 import schema from './rule-document.schema.json' with { type: 'json' };
 
-export interface CompiledDestination {
-  name: string;
-  /** A name in the destination-kind registry (src/deliver/kinds/registry.ts). */
-  kind: string;
-  url?: CompiledValue;
-  method: string;
-  headers: [string, CompiledValue][];
-  timeoutMs?: number;
-  /** TLS material and proxy, when the destination sets them. */
-  transport?: CompiledTransport;
-}
-
-export interface CompiledAction {
-  index: number;
-  destination: CompiledDestination;
-  body?: Template;
-  /** Headers a preset adds (the destination's own headers win). */
-  presetHeaders: [string, CompiledValue][];
-  /** Body fields set after the body is built: dotted path → value. */
-  fields: [string, CompiledValue][];
-  /** Enrichment bindings its templates read. */
-  uses: ReadonlySet<EnrichmentFact>;
-}
-
-export interface CompiledRule {
-  /** Unique in the rule set: the declared name for cluster rules, `namespace/name` for a team's (metrics, logs, reports). */
-  name: string;
-  /** The name as the document declares it (`$rule.name` in templates). */
-  declaredName: string;
-  /** A shadow rule: evaluated and rendered beside its live twin (same name), never sent (src/match/shadow.ts). */
-  shadow?: boolean;
-  description: string;
-  source: string;
-  /** Set for a team's rules (a ConfigMap outside the cluster namespaces): they only see events of this namespace. */
-  scope?: string;
-  on: ReadonlySet<Change>;
-  conditions: RuleSpec['conditions'];
-  rule: EvaluableRule;
-  /** The conditions as a synchronous test, when they allow one (src/match/condition-fast-path.ts). */
-  test?: ConditionTest;
-  actions: CompiledAction[];
-  throttle?: { key: Template; windowMs: number; max: number };
-}
-
-export interface CompiledDocument {
-  source: string;
-  rules: CompiledRule[];
-}
+export type { CompiledAction, CompiledDestination, CompiledDocument, CompiledRule };
 
 const OPERATOR_NAMES = OPERATORS.join(', ');
 

@@ -13,7 +13,7 @@
 import { ConfigurationError } from '../errors.js';
 import { destinationKind } from '../deliver/kinds/registry.js';
 import { literalPrefix } from '../render/url-template.js';
-import type { CompiledDocument, CompiledRule } from './compile-document.js';
+import type { CompiledDocument, CompiledRule } from './compiled-rule.js';
 import type { RuleDocument, ValueSource } from './document.js';
 
 export interface TenancySettings {

@@ -4,10 +4,10 @@
  * the compiler know kinds only through this interface and the registry (./registry.ts).
  */
 import type { DestinationSpec } from '../../rules/document.js';
-import type { CompiledAction } from '../../rules/compile-document.js';
-import type { EnrichmentFact } from '../../enrich/lazy-facts.js';
+import type { CompiledAction } from '../../rules/compiled-rule.js';
+import type { EnrichmentFact } from '../../enrich/enrichment-facts.js';
 import type { ResolveContext } from '../../render/value-source.js';
-import type { RenderedRequest } from '../../render/render-request.js';
+import type { RenderedRequest } from '../../render/rendered-request.js';
 import type { Sender } from '../destination.js';
 
 /** What the service gives every kind to build its sender from, once at start. */

@@ -7,7 +7,7 @@
  * trimmed, and every malformed input is a clear error instead of a panic.
  */
 import { ConfigurationError } from '../../errors.js';
-import type { RenderedRequest } from '../../render/render-request.js';
+import type { RenderedRequest } from '../../render/rendered-request.js';
 import type { SecretReader } from '../../render/value-source.js';
 import { knownSecrets } from '../../redact.js';
 import type { DestinationKind } from './destination-kind.js';

@@ -1,0 +1,58 @@
+/** A rule document once compiled (compile-document.ts makes it): the types the matcher, renderers and destination kinds read. */
+import type { Change } from '../normalize/kube-event.js';
+import type { Template } from '../render/template.js';
+import type { CompiledValue } from '../render/value-source.js';
+import type { CompiledTransport } from '../render/transport.js';
+import type { EvaluableRule } from './conditions.js';
+import type { ConditionTest } from '../match/condition-fast-path.js';
+import type { RuleSpec } from './document.js';
+import type { EnrichmentFact } from '../enrich/enrichment-facts.js';
+
+export interface CompiledDestination {
+  name: string;
+  /** A name in the destination-kind registry (src/deliver/kinds/registry.ts). */
+  kind: string;
+  url?: CompiledValue;
+  method: string;
+  headers: [string, CompiledValue][];
+  timeoutMs?: number;
+  /** TLS material and proxy, when the destination sets them. */
+  transport?: CompiledTransport;
+}
+
+export interface CompiledAction {
+  index: number;
+  destination: CompiledDestination;
+  body?: Template;
+  /** Headers a preset adds (the destination's own headers win). */
+  presetHeaders: [string, CompiledValue][];
+  /** Body fields set after the body is built: dotted path → value. */
+  fields: [string, CompiledValue][];
+  /** Enrichment bindings its templates read. */
+  uses: ReadonlySet<EnrichmentFact>;
+}
+
+export interface CompiledRule {
+  /** Unique in the rule set: the declared name for cluster rules, `namespace/name` for a team's (metrics, logs, reports). */
+  name: string;
+  /** The name as the document declares it (`$rule.name` in templates). */
+  declaredName: string;
+  /** A shadow rule: evaluated and rendered beside its live twin (same name), never sent (src/match/shadow.ts). */
+  shadow?: boolean;
+  description: string;
+  source: string;
+  /** Set for a team's rules (a ConfigMap outside the cluster namespaces): they only see events of this namespace. */
+  scope?: string;
+  on: ReadonlySet<Change>;
+  conditions: RuleSpec['conditions'];
+  rule: EvaluableRule;
+  /** The conditions as a synchronous test, when they allow one (src/match/condition-fast-path.ts). */
+  test?: ConditionTest;
+  actions: CompiledAction[];
+  throttle?: { key: Template; windowMs: number; max: number };
+}
+
+export interface CompiledDocument {
+  source: string;
+  rules: CompiledRule[];
+}
