@@ -108,9 +108,17 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
     everReady = true;
   };
   /** checkBack: a PING in the background; no event waits for it. */
+  let pinging = false;
+  const queued = () => {
+    const internals = redis as unknown as { commandQueue: { length: number }; offlineQueue: { length: number } };
+    return internals.commandQueue.length + internals.offlineQueue.length;
+  };
   function checkBack(): void {
-    if (redis.status !== 'ready' || pending >= MAX_PENDING) return;
-    redis.ping().then(markUp, () => undefined);
+    // One PING at a time, and none while the client already holds MAX_PENDING unanswered commands (a timed-out
+    // command stays queued until its answer comes): a Redis stalled for hours must not fill the client up.
+    if (redis.status !== 'ready' || pinging || queued() >= MAX_PENDING) return;
+    pinging = true;
+    redis.ping().then(markUp, () => undefined).finally(() => (pinging = false));
   }
   redis.on('ready', markUp);
   redis.on('close', () => markDown('connection closed'));
@@ -152,10 +160,7 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
   return {
     connected,
     available: () => up,
-    pendingCommands: () => {
-      const internals = redis as unknown as { commandQueue: { length: number }; offlineQueue: { length: number } };
-      return internals.commandQueue.length + internals.offlineQueue.length;
-    },
+    pendingCommands: queued,
     delivered: {
       has: (key) =>
         run(
