@@ -24,6 +24,7 @@ import { fromObject, type Normalized } from './normalize/normalize.js';
 import type { OccurrenceTracker } from './normalize/occurrence.js';
 import { redacted, type RenderedRequest } from './render/render-request.js';
 import { compareShadow, twinOf, type ShadowLedger, type ShadowOutcome, type ShadowRequest } from './match/shadow.js';
+import { hideOwnSecrets } from './deliver/error-excerpt.js';
 import { knownSecrets } from './redact.js';
 import { explainConditions, type ConditionOutcome } from './match/explain.js';
 import type { CompiledAction, CompiledRule } from './rules/compiled-rule.js';
@@ -251,8 +252,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       lane: laneOf(rule, action),
       context: { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence },
     });
-    // A destination may echo what it was sent (the Authorization header) in its error body.
-    if (result.error) result = { ...result, error: knownSecrets.redact(result.error) };
+    // A destination may echo what it was sent (the Authorization header, a secret URL path) in its error body.
+    if (result.error) result = { ...result, error: knownSecrets.redact(hideOwnSecrets(result.error, request)) };
     metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
     const fields = { rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, status: result.status, attempts: result.attempts };
     if (result.outcome === 'failed') log.warn({ ...fields, error: result.error }, 'delivery failed; the Broker will redeliver');

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { SecretReader } from '../render/value-source.js';
 import { ConfigurationError } from '../errors.js';
 import { LookupFailedError } from './lookup-failed.js';
+import { PROCESS_SOURCE, knownSecrets } from '../redact.js';
 
 /** How long to wait before asking again after a failed read, when the API gave no Retry-After. */
 const RETRY_MS = 1000;
@@ -94,7 +95,8 @@ export function createSecretStore(options: SecretStoreOptions): SecretReader {
         const kind = options.kind ?? 'Secret';
         throw new ConfigurationError(`${kind === 'Secret' ? 'secretKeyRef' : 'configMapKeyRef'} ${name}/${key}: ${kind} ${id} has no key "${key}"`);
       }
-      return data[key];
+      // Remembered here, where the namespace is known: each namespace's values are bounded on their own.
+      return options.kind === 'ConfigMap' ? data[key] : knownSecrets.remember(data[key], namespace ?? PROCESS_SOURCE);
     },
   };
 }

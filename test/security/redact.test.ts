@@ -4,7 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { REDACTED, SecretValues } from '../../src/redact.js';
+import { MAX_FORMS_PER_SOURCE, REDACTED, SecretValues } from '../../src/redact.js';
+import { errorExcerpt } from '../../src/deliver/error-excerpt.js';
+import { ConfigurationError } from '../../src/errors.js';
 
 describe('secret registry', () => {
   it('replaces a value raw, JSON-escaped and percent-encoded', () => {
@@ -61,5 +63,42 @@ describe('secret registry', () => {
     assert.ok(redacted.endsWith('}\n'));
     assert.deepEqual(JSON.parse(redacted), { msg: 'sent', body: { name: 'HPA Scaling', details: 'x' }, echo: `${REDACTED}x"}` });
     assert.equal(secrets.redactJson('{"nothing":"here"}'), '{"nothing":"here"}');
+  });
+
+  it('never forgets a value: a namespace past its bound is refused, the platform\'s values stay hidden', () => {
+    const secrets = new SecretValues();
+    secrets.remember('platform-webhook-path-secret', 'platform');
+    secrets.remember('env-token-secret');
+    let added = 0;
+    assert.throws(() => {
+      for (; ; added++) secrets.remember(`team-value-${String(added).padStart(6, '0')}`, 'team-a');
+    }, (err: unknown) => err instanceof ConfigurationError && /namespace team-a: more than/.test(err.message));
+    assert.equal(added, MAX_FORMS_PER_SOURCE);
+    assert.equal(secrets.redact('platform-webhook-path-secret env-token-secret'), `${REDACTED} ${REDACTED}`);
+    secrets.remember('another-namespace-value', 'team-b'); // other namespaces are bounded on their own
+    assert.equal(secrets.redact('another-namespace-value'), REDACTED);
+  });
+
+  it('a very long value (a whole body template) neither breaks redaction nor escapes it', () => {
+    const secrets = new SecretValues();
+    const template = Array.from({ length: 20_000 }, (_, i) => `part${i}`).join('_message_');
+    secrets.remember(template, 'team-a');
+    secrets.remember('short-secret-value');
+    const line = JSON.stringify({ msg: `x ${template} short-secret-value` });
+    assert.equal(secrets.redactJson(line), JSON.stringify({ msg: `x ${REDACTED} ${REDACTED}` }));
+  });
+
+  it('an error excerpt hides this request\'s own secret URL path and secret body by position, known or not', () => {
+    const request = {
+      method: 'POST',
+      url: 'https://hooks.example/services/T0/B0/unregisteredSecretPath',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ routing_key: 'unregistered-routing-key', text: 'hello' }),
+      secretHeaders: [],
+      secretUrl: true,
+      secretFields: ['routing_key'],
+    };
+    const excerpt = errorExcerpt('no webhook /services/T0/B0/unregisteredSecretPath; key unregistered-routing-key; hello', request);
+    assert.equal(excerpt, `no webhook ${REDACTED}; key ${REDACTED}; hello`);
   });
 });

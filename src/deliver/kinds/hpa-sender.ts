@@ -13,6 +13,8 @@ import { knownSecrets } from '../../redact.js';
 import type { DestinationKind } from './destination-kind.js';
 
 export const HPA_SENDER_ANNOTATION = 'hpa-event';
+/** A body template has one or two placeholders in practice; more is refused (each part is remembered). */
+const MAX_TEMPLATE_PARTS = 17;
 
 type Obj = Record<string, any>;
 
@@ -52,8 +54,8 @@ export async function renderHpaSender(
     );
   }
   // Every key is a credential or may hold one (a token inside the body template): remembered for redaction.
-  const read = async (key: string) => knownSecrets.remember(await secrets.read(name, key, namespace));
-  const url = knownSecrets.rememberUrl((await read('url')).trim());
+  const read = async (key: string) => knownSecrets.remember(await secrets.read(name, key, namespace), namespace);
+  const url = knownSecrets.rememberUrl((await read('url')).trim(), namespace);
   let headerMap: unknown = {};
   const headersText = await read('headers').catch((err: unknown) => {
     if (err instanceof ConfigurationError && /has no key/.test(err.message)) return '{}';
@@ -68,7 +70,13 @@ export async function renderHpaSender(
     throw new ConfigurationError(`Secret ${namespace}/${name} key headers: must be a JSON object of strings`);
   }
   const template = await read('body');
-  for (const part of template.split(/_message_|_time_/)) knownSecrets.remember(part);
+  // The template is remembered whole (read above); its parts only up to a few placeholders, so a template
+  // cannot fill the registry one part at a time. A sent body is also hidden by position (error-excerpt.ts).
+  const parts = template.split(/_message_|_time_/);
+  if (parts.length > MAX_TEMPLATE_PARTS) {
+    throw new ConfigurationError(`Secret ${namespace}/${name} key body: ${parts.length - 1} placeholders; at most ${MAX_TEMPLATE_PARTS - 1} are allowed`);
+  }
+  for (const part of parts) knownSecrets.remember(part, namespace);
   const values: Record<string, string> = { _message_: escapeJson(String(event.message ?? '')), _time_: escapeJson(String(event.firstTimestamp ?? '')) };
   const body = template.replace(/_message_|_time_/g, (placeholder) => values[placeholder]);
   try {
@@ -77,7 +85,7 @@ export async function renderHpaSender(
     throw new ConfigurationError(`Secret ${namespace}/${name} key body: not valid JSON after substitution${positionOf(err)}`);
   }
   const headers: Record<string, string> = { 'content-type': 'application/json' };
-  for (const [header, value] of Object.entries(headerMap as Record<string, string>)) headers[header.toLowerCase()] = knownSecrets.remember(value);
+  for (const [header, value] of Object.entries(headerMap as Record<string, string>)) headers[header.toLowerCase()] = knownSecrets.remember(value, namespace);
   return {
     method: 'POST',
     url,
