@@ -106,7 +106,25 @@ function createHttpAttempts(options: HttpSenderOptions): Sender {
   }
 
   async function attemptOnce(request: RenderedRequest, timeoutMs: number, destination: string): Promise<Attempt> {
-    const reply = await exchange(request, timeoutMs);
+    const began = Date.now();
+    let reply = await exchange(request, timeoutMs);
+    let hops = 0;
+    if ('status' in reply && (reply.status === 307 || reply.status === 308)) {
+      // Followed within the attempt's time, same origin only, keeping method, headers and body.
+      let url = request.url;
+      for (let next = sameOrigin(reply.location, url); next && hops < MAX_SAME_ORIGIN_REDIRECTS; next = sameOrigin(reply.location, url)) {
+        options.metrics.deliveryAttempts.inc({ destination, result: '3xx' });
+        const left = timeoutMs - (Date.now() - began);
+        if (left <= 0) {
+          reply = { error: Object.assign(new Error(`no response within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }), timedOut: true };
+          break;
+        }
+        hops++;
+        url = next;
+        reply = await exchange({ ...request, url }, left);
+        if (!('status' in reply) || (reply.status !== 307 && reply.status !== 308)) break;
+      }
+    }
     if ('error' in reply && reply.failure) {
       options.metrics.deliveryAttempts.inc({ destination, result: reply.failure.result });
       return { error: reply.failure.message, retryable: reply.failure.retryable };
@@ -119,7 +137,7 @@ function createHttpAttempts(options: HttpSenderOptions): Sender {
     const { status } = reply;
     options.metrics.deliveryAttempts.inc({ destination, result: status === 429 ? '429' : `${Math.floor(status / 100)}xx` });
     if (isSuccess(status)) return { status, ok: true };
-    if (isRedirect(status)) return { status, error: redirectError(status, reply.location, request), retryable: true, final: true };
+    if (isRedirect(status)) return { status, error: redirectError(status, reply.location, request, hops), retryable: true, final: true };
     const excerpt = reply.body ? errorExcerpt(reply.body, request) : '';
     const unread = reply.bodyTimedOut ? ` (body not read within ${Math.min(BODY_READ_MS, timeoutMs)} ms)` : '';
     return {
@@ -162,11 +180,26 @@ function first(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** 307 and 308 keep the method and body: followed to the same origin (scheme, host, port), at most this often. */
+const MAX_SAME_ORIGIN_REDIRECTS = 2;
+
+/** sameOrigin: the Location as an absolute URL when it stays on the origin of `from`, else undefined. */
+function sameOrigin(location: string | undefined, from: string): string | undefined {
+  if (!location) return undefined;
+  try {
+    const to = new URL(location, from);
+    return to.origin === new URL(from).origin ? to.href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * redirectError: a 3xx is not a delivery (redirects are not followed — a rule's request must not be sent
- * somewhere its document did not name). It names the Location's host only: a path or query may carry tokens.
+ * redirectError: any other 3xx is not a delivery (not followed — a rule's request must not be sent somewhere
+ * its document did not name; 301/302/303 may turn a POST into a GET). It names the Location's host only: a
+ * path or query may carry tokens.
  */
-function redirectError(status: number, location: string | undefined, request: RenderedRequest): string {
+function redirectError(status: number, location: string | undefined, request: RenderedRequest, followed: number): string {
   let target = 'no Location';
   if (location) {
     try {
@@ -176,7 +209,8 @@ function redirectError(status: number, location: string | undefined, request: Re
       target = 'an invalid Location';
     }
   }
-  return `HTTP ${status}: redirect to ${target}, not followed (fix the destination URL)`;
+  const after = followed > 0 ? ` after ${followed} followed on the same origin` : '';
+  return `HTTP ${status}: redirect to ${target}, not followed${after} (fix the destination URL)`;
 }
 
 /** Requests undici refuses before sending (a malformed URL or header): retrying cannot fix them. */

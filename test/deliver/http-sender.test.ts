@@ -140,7 +140,7 @@ describe('http sender (against a real local server)', () => {
     for (const [status, location, target] of [
       [301, 'http://elsewhere.example:8443/hooks/T0/B0/secret-token?x=1', 'elsewhere.example:8443'],
       [302, '/moved', 'the same host'],
-      [307, `${sink.url}/next`, 'the same host'],
+      [307, 'http://elsewhere.example/next', 'elsewhere.example'],
       [308, undefined, 'no Location'],
     ] as const) {
       sink.respond(`/redirect-${status}`, { status, headers: location ? { location } : {} });
@@ -165,7 +165,32 @@ describe('http sender (against a real local server)', () => {
     assert.equal(byOwnTimeout.inconclusive, false);
   });
 
-  it('starts no attempt that is too close to the deadline (queued that long): failed with Retry-After, nothing sent', async () => {
+  it('follows a 307 or 308 to the same origin (method and body kept, at most twice), never elsewhere', async () => {
+    sink.respond('/hop-1', { status: 308, headers: { location: '/hop-2' } });
+    sink.respond('/hop-2', { status: 307, headers: { location: `${sink.url}/landed` } });
+    const followed = await send('/hop-1');
+    assert.deepEqual(followed, { outcome: 'delivered', attempts: 1, status: 200 });
+    const [landed] = sink.received('/landed');
+    assert.equal(landed.method, 'POST');
+    assert.deepEqual(landed.json(), { a: 1 });
+    assert.equal(landed.headers.authorization, 'Bearer t');
+
+    sink.always('/loop', { status: 308, headers: { location: '/loop' } });
+    const looping = await send('/loop');
+    sink.always('/loop', undefined);
+    assert.equal(looping.outcome, 'failed');
+    assert.equal(looping.error, 'HTTP 308: redirect to the same host, not followed after 2 followed on the same origin (fix the destination URL)');
+    assert.equal(sink.received('/loop').length, 3, 'the first request and two redirects');
+
+    const port = sink.url.split(':').pop();
+    sink.respond('/other-port', { status: 307, headers: { location: `http://localhost:${port}/landed` } });
+    const crossOrigin = await send('/other-port');
+    assert.equal(crossOrigin.outcome, 'failed');
+    assert.match(crossOrigin.error!, /^HTTP 307: redirect to localhost:\d+, not followed/);
+    assert.equal(sink.received('/landed').length, 1, 'another host (even the same address by another name) is never followed');
+  });
+
+    it('starts no attempt that is too close to the deadline (queued that long): failed with Retry-After, nothing sent', async () => {
     const result = await sender.send(request('/too-late'), { timeoutMs: 300, deadline: Date.now() + 20, destination: 'd', context });
     assert.equal(result.outcome, 'failed');
     assert.equal(result.inconclusive, true);
