@@ -118,10 +118,15 @@ export type Pipeline = ((normalized: Normalized, ce: CloudEvent<unknown>, deadli
 function inScope(rules: CompiledRule[], input: EventInput): CompiledRule[] {
   if (rules.every((rule) => rule.scope === undefined)) return rules;
   const involved = (input.event.involvedObject as ObjectReference | undefined)?.namespace || undefined;
-  const own = (input.event.metadata as { namespace?: unknown } | undefined)?.namespace ?? input.cloudevent.namespace;
-  const eventNamespace = typeof own === 'string' && own !== '' ? own : undefined;
+  const eventNamespace = ownNamespaceOf(input);
   const namespace = involved && eventNamespace && involved !== eventNamespace ? undefined : (involved ?? eventNamespace);
   return rules.filter((rule) => rule.scope === undefined || rule.scope === namespace);
+}
+
+/** ownNamespaceOf: the namespace the Event is recorded in (its metadata, else the CloudEvent's attribute). */
+function ownNamespaceOf(input: EventInput): string | undefined {
+  const own = (input.event.metadata as { namespace?: unknown } | undefined)?.namespace ?? input.cloudevent.namespace;
+  return typeof own === 'string' && own !== '' ? own : undefined;
 }
 
 /** laneOf: destinations are per document, so the same name in two documents is two bulkhead lanes. */
@@ -191,7 +196,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const configMaps = deps.cluster.configMaps && scopedSecrets(deps.cluster.configMaps, rule.scope);
       const files = rule.scope === undefined;
       const kind = destinationKind(action.destination.kind);
-      const request = await kind.render(action, { input: input.event, bindings, secrets, env, hpaSenderNamespaces, configMaps, files });
+      const request = await kind.render(action, { input: input.event, bindings, secrets, env, hpaSenderNamespaces, configMaps, files, eventNamespace: ownNamespaceOf(input) });
       if (kind.network) tenancy.checkDestination(rule.scope, destination, request.url);
       return request;
     } catch (err) {

@@ -48,6 +48,8 @@ export interface ResolveContext {
   files?: boolean;
   /** hpa-sender destinations may read Secrets of these namespaces besides the HPA's own. */
   hpaSenderNamespaces?: readonly string[];
+  /** The namespace the Event is recorded in (hpa-sender acts only for Events recorded in the HPA's namespace). */
+  eventNamespace?: string;
 }
 
 /** resolveValue gives the string value and whether it is a secret; undefined when an expression gives no value. */

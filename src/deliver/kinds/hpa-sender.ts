@@ -25,7 +25,7 @@ export const hpaSenderKind: DestinationKind = {
   reads: ['object'], // the HPA carries the annotation
   network: true,
   render: (_action, context) =>
-    renderHpaSender(context.bindings.object as Obj | null, context.input as Obj, context.secrets, context.hpaSenderNamespaces ?? []),
+    renderHpaSender(context.bindings.object as Obj | null, context.input as Obj, context.secrets, context.hpaSenderNamespaces ?? [], context.eventNamespace),
   sender: ({ network }) => network,
 };
 
@@ -37,6 +37,7 @@ export async function renderHpaSender(
   event: Obj,
   secrets: SecretReader,
   allowedSecretNamespaces: readonly string[],
+  eventNamespace: string | undefined = (event.metadata as Obj | undefined)?.namespace,
 ): Promise<RenderedRequest> {
   const involved = (event.involvedObject ?? {}) as Obj;
   const where = `HPA ${involved.namespace ?? ''}/${involved.name ?? ''}`;
@@ -48,6 +49,11 @@ export async function renderHpaSender(
     throw new ConfigurationError(`${where}: annotation ${HPA_SENDER_ANNOTATION}="${annotation}" must be <namespace>/<secret>`);
   }
   const hpaNamespace = hpa.metadata?.namespace as string | undefined;
+  // Whoever can create Events in one namespace can name any HPA as the involved object; only the HPA's
+  // own namespace may speak through its webhook (the kubelet and the HPA controller record them there).
+  if (eventNamespace !== hpaNamespace) {
+    throw new ConfigurationError(`${where}: the Event is recorded in namespace ${eventNamespace ?? '(none)'}, not the HPA's; hpa-sender acts only on Events of the HPA's own namespace`);
+  }
   if (namespace !== hpaNamespace && !allowedSecretNamespaces.includes(namespace)) {
     throw new ConfigurationError(
       `${where}: annotation ${HPA_SENDER_ANNOTATION} points at Secret ${namespace}/${name} outside the HPA's namespace; allow it with HPA_SENDER_SECRET_NAMESPACES`,
