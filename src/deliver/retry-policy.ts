@@ -14,9 +14,15 @@ const BASE_DELAY_MS = 100;
 export const MIN_ATTEMPT_MS = 100;
 const MAX_DELAY_MS = 2000;
 
-/** isRetryableStatus: 408, 429 and 5xx may succeed later; other 4xx never will. */
+/**
+ * 4xx statuses HTTP defines as "try again": 408 Request Timeout, 421 Misdirected Request (retry on another
+ * connection), 423 Locked (until the lock is released), 425 Too Early (after the handshake), 429 Too Many Requests.
+ */
+const RETRYABLE_4XX = new Set([408, 421, 423, 425, 429]);
+
+/** isRetryableStatus: the 4xx above and 5xx may succeed later; other 4xx never will. */
 export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
+  return status >= 500 || RETRYABLE_4XX.has(status);
 }
 
 /** backoffMs for the attempt that just failed (1-based): random in [0, min(cap, base·2^(attempt-1))]. */
