@@ -13,6 +13,7 @@
 import { ConfigurationError } from '../errors.js';
 import { destinationKind } from '../deliver/kinds/registry.js';
 import { literalPrefix } from '../render/url-template.js';
+import { forbiddenHeader } from '../render/forbidden-headers.js';
 import type { CompiledDocument, CompiledRule } from './compiled-rule.js';
 import type { RuleDocument, ValueSource } from './document.js';
 
@@ -112,6 +113,10 @@ function transportProblems(document: RuleDocument, scope: string | undefined): s
   const problems: string[] = [];
   for (const [name, destination] of Object.entries(document.destinations ?? {})) {
     const at = `destinations.${name}`;
+    const serverName = destination.tls?.serverName;
+    if (scope !== undefined && serverName !== undefined && serverName.toLowerCase() !== literalHostname(destination.url)) {
+      problems.push(`${at}.tls.serverName: ${JSON.stringify(serverName)} is not the URL's host; in a team's rules the name verified is the host the URL names (a different one would reach another service behind an allowed address)`);
+    }
     if (scope !== undefined && destination.tls?.insecureSkipVerify) {
       problems.push(`${at}.tls.insecureSkipVerify: not allowed in a team's rules (certificate verification stays on; trust a private CA with tls.ca)`);
     }
@@ -124,6 +129,16 @@ function transportProblems(document: RuleDocument, scope: string | undefined): s
     }
   }
   return problems;
+}
+
+/** literalHostname: the host a destination URL names literally (a string, or a template's literal origin). */
+function literalHostname(url: ValueSource | { jsonata: string } | undefined): string | undefined {
+  const text = typeof url === 'string' ? url : undefined;
+  try {
+    return text === undefined ? undefined : new URL(text).hostname.toLowerCase();
+  } catch {
+    return undefined;
+  }
 }
 
 /** A literal scheme and host, then the start of the path, query or fragment: the host cannot change after it. */
@@ -209,6 +224,12 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
         }
       }
       problems.push(...transportProblems(document, scope));
+      for (const [name, destination] of Object.entries(document.destinations ?? {})) {
+        for (const header of Object.keys(destination.headers ?? {})) {
+          const problem = forbiddenHeader(header);
+          if (problem) problems.push(`destinations.${name}.headers.${header}: ${problem}`);
+        }
+      }
       // A destination's own proxy is a host it sends to as well (with the event inside a tunnel to the URL's host).
       for (const [name, destination] of Object.entries(document.destinations ?? {})) {
         const problem = destination.proxy && hostProblem(scope, destination.proxy.url);

@@ -10,6 +10,7 @@ import { ConfigurationError } from '../../errors.js';
 import type { RenderedRequest } from '../../render/rendered-request.js';
 import type { SecretReader } from '../../render/value-source.js';
 import { knownSecrets } from '../../redact.js';
+import { forbiddenHeader } from '../../render/forbidden-headers.js';
 import type { DestinationKind } from './destination-kind.js';
 
 export const HPA_SENDER_ANNOTATION = 'hpa-event';
@@ -91,7 +92,11 @@ export async function renderHpaSender(
     throw new ConfigurationError(`Secret ${namespace}/${name} key body: not valid JSON after substitution${positionOf(err)}`);
   }
   const headers: Record<string, string> = { 'content-type': 'application/json' };
-  for (const [header, value] of Object.entries(headerMap as Record<string, string>)) headers[header.toLowerCase()] = knownSecrets.remember(value, namespace);
+  for (const [header, value] of Object.entries(headerMap as Record<string, string>)) {
+    const forbidden = forbiddenHeader(header);
+    if (forbidden) throw new ConfigurationError(`Secret ${namespace}/${name} key headers: ${forbidden}`);
+    headers[header.toLowerCase()] = knownSecrets.remember(value, namespace);
+  }
   return {
     method: 'POST',
     url,
