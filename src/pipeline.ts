@@ -144,14 +144,39 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const quarantine = new TemplateQuarantine();
   const tenancy = deps.tenancy ?? compileTenancyPolicy(deps.config.tenancy);
 
-  /** deliver: one action of a matched rule — skip if already delivered, render, send, remember. */
+  /** Deliveries running in this process by key: a second claim of the same key (a batch holding one event twice) waits for the first. */
+  const inFlight = new Map<string, Promise<ActionReport>>();
+
+  /** deliver: one action of a matched rule — skip if already delivered or being delivered, render, send, remember. */
   async function deliver(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, dryRun: boolean): Promise<ActionReport> {
+    if (dryRun) return deliverOnce(rule, action, input, facts, deadline, '', true);
+    // A delete is a notification of its own although it carries the occurrence (uid/count) the add or update had.
+    const key = `${input.occurrence}|${input.change === 'delete' ? 'delete|' : ''}${rule.name}|${action.identity}`;
+    const running = inFlight.get(key);
+    if (running) {
+      const first = await running;
+      if (first.outcome === 'failed') {
+        metrics.deliveries.inc({ rule: rule.name, destination: action.destination.name, outcome: 'failed' });
+        return { ...first, error: `the same action of the same occurrence in this request failed: ${first.error ?? ''}`, attempts: 0 };
+      }
+      metrics.deliveries.inc({ rule: rule.name, destination: action.destination.name, outcome: 'skipped_duplicate' });
+      return { rule: rule.name, destination: action.destination.name, outcome: 'skipped_duplicate' };
+    }
+    const delivery = deliverOnce(rule, action, input, facts, deadline, key, false);
+    inFlight.set(key, delivery);
+    try {
+      return await delivery;
+    } finally {
+      inFlight.delete(key);
+    }
+  }
+
+  async function deliverOnce(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, key: string, dryRun: boolean): Promise<ActionReport> {
     const destination = action.destination.name;
     const report = (outcome: ActionReport['outcome'], extra: Partial<ActionReport> = {}): ActionReport => {
       if (outcome !== 'rendered' && outcome !== 'suppressed' && !dryRun) metrics.deliveries.inc({ rule: rule.name, destination, outcome });
       return { rule: rule.name, destination, outcome, ...extra };
     };
-    const key = `${input.occurrence}|${rule.name}|${action.index}`;
     if (!dryRun && (await deps.delivered.has(key))) {
       log.info({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id }, 'already delivered for this occurrence; skipped');
       return report('skipped_duplicate');

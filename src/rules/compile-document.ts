@@ -3,6 +3,7 @@
  * compiles everything an event will need, once. A document with any problem is rejected whole, with
  * every problem named by source, rule and field.
  */
+import { createHash } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
 import { DEFAULT_CHANGES, type Change } from '../normalize/kube-event.js';
 import { compileTemplate, type Template, type TemplateOptions } from '../render/template.js';
@@ -13,7 +14,7 @@ import { PRESETS, presetFieldProblems } from '../render/presets.js';
 import { OPERATORS, buildRule, type EvaluableRule } from './conditions.js';
 import type { ConditionTest } from '../match/condition-fast-path.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
-import type { DestinationSpec, RuleDocument, RuleSpec } from './document.js';
+import type { ActionSpec, DestinationSpec, RuleDocument, RuleSpec } from './document.js';
 import type { CompiledAction, CompiledDestination, CompiledDocument, CompiledRule } from './compiled-rule.js';
 import { DEFAULT_KIND, DESTINATION_KINDS, destinationKind } from '../deliver/kinds/registry.js';
 import schema from './rule-document.schema.json' with { type: 'json' };
@@ -81,6 +82,7 @@ export function* compileDocumentSteps(document: unknown, source: string, options
     const { rule, test, problems: conditionProblems } = buildRule(spec.name, spec.conditions);
     problems.push(...conditionProblems.map((p) => `${where}.${p}`));
     const actions: CompiledAction[] = [];
+    const identities = new Map<string, number>();
     spec.actions.forEach((action, index) => {
       const destination = destinations.get(action.destination);
       if (!destination) {
@@ -103,7 +105,10 @@ export function* compileDocumentSteps(document: unknown, source: string, options
       );
       const uses = new Set([body, ...valueTemplates].flatMap((t) => (t ? [...t.uses] : [])));
       for (const fact of destinationKind(destination.kind).reads) uses.add(fact);
-      actions.push({ index, destination, body, presetHeaders, fields, uses });
+      const hash = actionHash(action);
+      const rank = identities.get(hash) ?? 0;
+      identities.set(hash, rank + 1);
+      actions.push({ index, identity: rank === 0 ? hash : `${hash}.${rank}`, destination, body, presetHeaders, fields, uses });
     });
     const throttle = spec.throttle
       ? attempt(problems, `${where}.throttle`, () => ({
@@ -129,6 +134,12 @@ export function* compileDocumentSteps(document: unknown, source: string, options
     }
   }
   return problems.length > 0 ? { problems } : { compiled: { source, rules }, problems };
+}
+
+/** actionHash: what an action sends where, as a short stable hash (its position in the rule left out). */
+function actionHash(action: ActionSpec): string {
+  const { destination, body, preset, fields } = action;
+  return createHash('sha256').update(JSON.stringify([destination, body ?? null, preset ?? null, fields ?? null])).digest('base64url').slice(0, 16);
 }
 
 function compileDestination(name: string, spec: DestinationSpec, options: TemplateOptions): CompiledDestination {

@@ -22,6 +22,11 @@ export interface CompiledDestination {
 
 export interface CompiledAction {
   index: number;
+  /**
+   * What the delivered memory knows the action by: a hash of its destination name, body, preset and fields
+   * (and its rank among identical actions of the rule), so an edit that moves actions keeps each one's key.
+   */
+  identity: string;
   destination: CompiledDestination;
   body?: Template;
   /** Headers a preset adds (the destination's own headers win). */
