@@ -35,6 +35,8 @@ export interface Config {
   /** Actions (events × matched actions) one request, and all requests at once, may put in flight; beyond → 429. */
   maxActionsPerRequest: number;
   maxActionsInFlight: number;
+  /** Most actions in flight for one team namespace; unset: a tenth of maxActionsInFlight. */
+  teamMaxActionsInFlight?: number;
   /** Per destination: deliveries in flight, waiting, and the circuit breaker. */
   destinations: { maxConcurrent: number; maxQueued: number; failureThreshold: number; openMs: number };
   /** JSONata guard: budget of one template evaluation (in its worker: that worker's own clock). */
@@ -120,6 +122,7 @@ export function loadConfig(env: Env = process.env): Config {
     templateWorkers: integer(env, 'TEMPLATE_WORKERS', 2),
     maxActionsPerRequest: integer(env, 'MAX_ACTIONS_PER_REQUEST', 5000, 1),
     maxActionsInFlight: integer(env, 'MAX_ACTIONS_IN_FLIGHT', 10000, 1),
+    teamMaxActionsInFlight: env.TEAM_MAX_ACTIONS_IN_FLIGHT === undefined ? undefined : integer(env, 'TEAM_MAX_ACTIONS_IN_FLIGHT', 1, 1),
     templateWorkerHeapMb: integer(env, 'TEMPLATE_WORKER_HEAP_MB', 64, 16),
     templateMaxOutputBytes: integer(env, 'TEMPLATE_MAX_OUTPUT_BYTES', 1024 * 1024, 1),
     destinations: {

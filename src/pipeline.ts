@@ -98,6 +98,8 @@ export interface ProcessOptions {
 export interface PreparedEvent {
   /** The matched rules' actions: what running it puts in flight. */
   actions: number;
+  /** Of those, the actions of each team namespace's rules (each namespace has its own share). */
+  teamActions?: ReadonlyMap<string, number>;
   /** run applies throttles, renders and delivers, and reports. */
   run(deadline: number): Promise<EventReport>;
 }
@@ -373,7 +375,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (candidates.some((rule) => rule.shadow)) report.shadow = await runShadows(candidates, ruleSet.rules, new Set(matchedAll), input, facts, dryRun, ce.id);
       return report;
     };
-    return { actions: matched.reduce((sum, rule) => sum + rule.actions.length, 0), run };
+    const teamActions = new Map<string, number>();
+    for (const rule of matched) if (rule.scope !== undefined) teamActions.set(rule.scope, (teamActions.get(rule.scope) ?? 0) + rule.actions.length);
+    return { actions: matched.reduce((sum, rule) => sum + rule.actions.length, 0), teamActions, run };
   }
 
   return Object.assign(

@@ -151,7 +151,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   if (auth.configured) log.info({ auth: auth.description }, 'authentication');
   else log.warn({ auth: auth.description }, 'authentication is off (see AUTH_OIDC_ISSUER, AUTH_TOKEN_FILE, ADMIN_TOKEN_FILE)');
   const isReady = () => store.ready && !draining;
-  const capacity = createActionCapacity({ perRequest: config.maxActionsPerRequest, perProcess: config.maxActionsInFlight });
+  const capacity = createActionCapacity({ perRequest: config.maxActionsPerRequest, perProcess: config.maxActionsInFlight, perTeam: config.teamMaxActionsInFlight });
   metrics.sampleLoad(() => ({ actionsInFlight: capacity.inFlight, templatesQueued: sandbox?.queued ?? 0 }));
   const recent = new RecentEvents(config.playgroundRecentEvents);
   const app = createApp({

@@ -19,7 +19,7 @@ import { typeLabel } from '../metrics.js';
 import { normalize, type Normalized } from '../normalize/normalize.js';
 import type { Classifier, OccurrenceTracker } from '../normalize/occurrence.js';
 import { InvalidEventError } from '../errors.js';
-import type { EventReport, Pipeline } from '../pipeline.js';
+import type { EventReport, Pipeline, PreparedEvent } from '../pipeline.js';
 import { parseCloudEvents } from './parse-cloudevents.js';
 import type { RecentEvents } from '../playground/recent-events.js';
 import type { ActionCapacity } from './action-capacity.js';
@@ -66,7 +66,7 @@ export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isRe
     const normalized = normalizeAll(events, tracker);
     const deadline = Date.now() + config.deliveryDeadlineMs;
     const prepared = await Promise.all(events.map((event, i) => pipeline.prepare(normalized[i], event)));
-    const reservation = capacity.reserve(prepared.reduce((sum, event) => sum + event.actions, 0));
+    const reservation = capacity.reserve(prepared.reduce((sum, event) => sum + event.actions, 0), teamActionsOf(prepared));
     if (!reservation.ok) {
       for (const event of events) metrics.eventsReceived.inc({ type: typeLabel(event.type), outcome: 'over_capacity' });
       ctx.status = 429;
@@ -94,7 +94,7 @@ export function dryRunRoute({ config, pipeline, capacity, tracker }: EventsRoute
     const normalized = normalizeAll(events, view);
     const prepared = await Promise.all(events.map((event, i) => pipeline.prepare(normalized[i], event, { dryRun: true })));
     // Rendering is the work a dry run does: the same caps.
-    const reservation = capacity.reserve(prepared.reduce((sum, event) => sum + event.actions, 0));
+    const reservation = capacity.reserve(prepared.reduce((sum, event) => sum + event.actions, 0), teamActionsOf(prepared));
     if (!reservation.ok) {
       ctx.status = 429;
       ctx.set('Retry-After', String(Math.ceil(reservation.retryAfterMs / 1000)));
@@ -107,6 +107,13 @@ export function dryRunRoute({ config, pipeline, capacity, tracker }: EventsRoute
       reservation.release();
     }
   };
+}
+
+/** teamActionsOf: the actions of each team namespace's rules in a request, summed over its events. */
+function teamActionsOf(prepared: readonly PreparedEvent[]): Map<string, number> {
+  const total = new Map<string, number>();
+  for (const event of prepared) for (const [namespace, count] of event.teamActions ?? []) total.set(namespace, (total.get(namespace) ?? 0) + count);
+  return total;
 }
 
 /** normalizeAll normalizes every event of a request; a 400 names the batch entry it is about. */

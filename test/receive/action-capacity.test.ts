@@ -92,3 +92,20 @@ rules:
     assert.equal(await svc.metric('kube_event_rules_actions_in_flight'), 0);
   });
 });
+
+describe('action capacity per team namespace', () => {
+  it('each namespace has its own share, teams together half the pool; the cluster scope keeps the rest', async () => {
+    const { createActionCapacity } = await import('../../src/receive/action-capacity.js');
+    const capacity = createActionCapacity({ perRequest: 100, perProcess: 100, perTeam: 30 });
+    const a = capacity.reserve(30, new Map([['a', 30]]));
+    assert.ok(a.ok);
+    const again = capacity.reserve(1, new Map([['a', 1]]));
+    assert.ok(!again.ok && /namespace a: 30 .* TEAM_MAX_ACTIONS_IN_FLIGHT \(30\)/.test(again.reason));
+    assert.ok(capacity.reserve(20, new Map([['b', 20]])).ok);
+    const c = capacity.reserve(5, new Map([['c', 5]]));
+    assert.ok(!c.ok && /teams' half of MAX_ACTIONS_IN_FLIGHT \(50\)/.test(c.reason), 'teams together stop at half');
+    assert.ok(capacity.reserve(50).ok, 'cluster rules still have their half');
+    a.release();
+    assert.ok(capacity.reserve(30, new Map([['a', 30]])).ok, 'a released is a namespace with its share back');
+  });
+});
