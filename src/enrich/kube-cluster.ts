@@ -13,7 +13,8 @@ import type { KubeSettings } from '../config.js';
 import { ConfigurationError } from '../errors.js';
 import type { KubeConnection } from '../kube/connect.js';
 import { TokenBucket } from '../kube/token-bucket.js';
-import { TtlCache } from '../kube/ttl-cache.js';
+import { LRUCache } from 'lru-cache';
+import { Uncached, fetchShared } from '../kube/fetch-shared.js';
 import { abortingConfiguration } from '../kube/aborting-configuration.js';
 import { retryAfterMs } from '../kube/retry-after.js';
 import type { Logger } from '../log.js';
@@ -70,7 +71,17 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
   const objects = new ObjectApi(configuration, connection.kc);
   const core = new CoreV1Api(configuration);
   const bucket = new TokenBucket(options.requestsPerSecond, options.burst);
-  const cache = new TtlCache<Lookup>(options.cacheTtlMs, options.cacheSize);
+  // Answers (found, not found) are kept for KUBE_CACHE_SECONDS; a failed lookup is shared by the callers
+  // waiting for it, then forgotten. Concurrent misses of one object make one request.
+  const cache = new LRUCache<string, Lookup, LookupRef>({
+    max: options.cacheSize,
+    ttl: options.cacheTtlMs || undefined,
+    fetchMethod: async (_key, _stale, { context }) => {
+      const lookup = await fetchObject(context);
+      if (options.cacheTtlMs > 0 && (lookup.status === 'found' || lookup.status === 'not_found')) return lookup;
+      throw new Uncached(lookup);
+    },
+  });
   const count = (kind: string, outcome: string) => metrics.kubeRequests.inc({ kind: kindLabel(kind), outcome });
   const lastLogged = new Map<string, { at: number; skipped: number }>();
   /** logSometimes logs a lookup problem once per kind and problem every LOG_EVERY_MS, with how many it left out. */
@@ -209,7 +220,7 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
       const full = admitted.ref;
       if (full.kind === 'Event') return fetchObject(full);
       const key = `${full.apiVersion}/${full.kind}/${full.namespace ?? ''}/${full.name}`;
-      const { value, cached } = await cache.get(key, () => fetchObject(full), (lookup) => lookup.status === 'found' || lookup.status === 'not_found');
+      const { value, cached } = await fetchShared(cache, key, full);
       if (cached) count(full.kind, 'cached');
       return value;
     },

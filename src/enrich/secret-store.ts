@@ -6,7 +6,7 @@
  * no sooner than the API's Retry-After, so a hung API server delays no event but the first.
  * A Secret that is gone (404) or forbidden (403) is never served stale: that is an answer, not an outage.
  */
-import { trimOldest } from '../bounded-map.js';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from '../log.js';
 import type { SecretReader } from '../render/value-source.js';
 import { ConfigurationError } from '../errors.js';
@@ -40,7 +40,7 @@ interface Known {
 
 export function createSecretStore(options: SecretStoreOptions): SecretReader {
   const now = options.now ?? Date.now;
-  const known = new Map<string, Known>();
+  const known = new LRUCache<string, Known>({ max: CAPACITY });
   const loading = new Map<string, Promise<{ data: Record<string, string>; stale: boolean }>>();
 
   const servable = (entry: Known | undefined): entry is Known => entry !== undefined && now() - entry.readAt <= options.ttlMs + options.staleMs;
@@ -53,9 +53,7 @@ export function createSecretStore(options: SecretStoreOptions): SecretReader {
       .load(name, key, namespace)
       .then((data) => {
         if (known.get(id)?.retryAt !== undefined) options.log.info({ secret: id }, 'Secret read again; no longer serving a stale value');
-        known.delete(id);
         known.set(id, { data, readAt: now() });
-        trimOldest(known, CAPACITY);
         return { data, stale: false };
       })
       .catch((err: unknown) => {

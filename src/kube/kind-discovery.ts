@@ -6,7 +6,8 @@
  * asks the API server again for every kind it does not know.
  */
 import { ApiException, KubernetesObjectApi, type Configuration } from '@kubernetes/client-node';
-import { TtlCache } from './ttl-cache.js';
+import { LRUCache } from 'lru-cache';
+import { Uncached, fetchShared } from './fetch-shared.js';
 
 /** `unavailable`: refused by the rate limit, or the request failed with `error` (the caller classifies it). */
 export type KindInfo = { status: 'known'; namespaced: boolean } | { status: 'unknown' } | { status: 'unavailable'; reason: string; rateLimited: boolean; error?: unknown };
@@ -34,16 +35,25 @@ class DiscoveringObjectApi extends KubernetesObjectApi {
 
 export class KindDiscovery {
   private readonly api: DiscoveringObjectApi;
-  private readonly listings: TtlCache<Listing>;
+  private readonly listings: LRUCache<string, Listing>;
 
   /** `admit` is asked before each discovery request (the client-side rate limit); `configuration` aborts requests at their deadline. */
   constructor(configuration: Configuration, ttlMs: number, private readonly admit: () => boolean) {
     this.api = new DiscoveringObjectApi(configuration);
-    this.listings = new TtlCache<Listing>(ttlMs, MAX_API_VERSIONS);
+    // A listing is kept for ttlMs; a failed one is shared by the callers waiting for it, then forgotten.
+    this.listings = new LRUCache<string, Listing>({
+      max: MAX_API_VERSIONS,
+      ttl: ttlMs,
+      fetchMethod: async (apiVersion) => {
+        const listing = await this.list(apiVersion);
+        if (listing.ok) return listing;
+        throw new Uncached(listing);
+      },
+    });
   }
 
   async find(apiVersion: string, kind: string): Promise<KindInfo> {
-    const { value } = await this.listings.get(apiVersion, () => this.list(apiVersion), (listing) => listing.ok);
+    const { value } = await fetchShared(this.listings, apiVersion, undefined);
     if (!value.ok) return { status: 'unavailable', reason: value.reason, rateLimited: value.rateLimited, error: value.error };
     const namespaced = value.kinds.get(kind);
     return namespaced === undefined ? { status: 'unknown' } : { status: 'known', namespaced };

@@ -6,13 +6,12 @@
  * data (class instances do not cross processes).
  */
 import type jsonata from 'jsonata';
-import { trimOldest } from '../bounded-map.js';
+import { LRUCache } from 'lru-cache';
 import { pathToFileURL } from 'node:url';
 import { compileExpression, templateError, toJsonText } from './template.js';
 import { CPU_BUDGET, type SandboxAnswer, type SandboxTask, type WorkerMessage } from './sandbox-protocol.js';
 
-const expressions = new Map<string, jsonata.Expression>();
-const EXPRESSIONS_CAPACITY = 1_000;
+const expressions = new LRUCache<string, jsonata.Expression>({ max: 1_000 });
 
 /** JSONata calls this before every evaluation step (jsonata.js, `evaluate`). */
 const EVALUATE_ENTRY = Symbol.for('jsonata.__evaluate_entry') as unknown as string;
@@ -40,7 +39,6 @@ export async function evaluateTemplate(task: SandboxTask): Promise<SandboxAnswer
       expression = compileExpression(task.source, task.timeoutMs);
       expression.assign(EVALUATE_ENTRY, checkCpu);
       expressions.set(key, expression);
-      trimOldest(expressions, EXPRESSIONS_CAPACITY);
     }
     const { user, system } = process.cpuUsage();
     cpuLimitUs = user + system + task.cpuBudgetMs * 1000;

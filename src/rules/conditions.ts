@@ -14,7 +14,7 @@ import { Engine, OperatorDecorator, Rule, type TopLevelCondition } from 'json-ru
 import { parsePath, resolvePath } from './path-resolver.js';
 import { compileConditionTest, type ConditionTest, type EngineOperator } from '../match/condition-fast-path.js';
 import { RegexSyntaxError, compileLinearRegex, type LinearRegExp } from '../render/linear-regex.js';
-import { trimOldest } from '../bounded-map.js';
+import { LRUCache } from 'lru-cache';
 
 export const FACTS = ['event', 'cloudevent', 'change', 'object', 'owner', 'namespace'] as const;
 
@@ -35,8 +35,7 @@ export const isAbsent = (value: unknown): boolean => value === undefined || valu
  * Regexes are compiled once, when their rule loads; a pattern read from an event (`value: {fact: …}`) is
  * compiled when it arrives, so the cache is bounded.
  */
-const regexes = new Map<string, LinearRegExp>();
-const REGEX_CACHE_CAPACITY = 10_000;
+const regexes = new LRUCache<string, LinearRegExp>({ max: 10_000 });
 
 /**
  * compileRegex accepts `pattern` or `/pattern/flags` and compiles it for RE2 (linear-time matching, see
@@ -52,7 +51,6 @@ export function compileRegex(pattern: string): LinearRegExp {
       throw literal && err instanceof RegexSyntaxError ? err.movedBy(1) : err; // positions count the leading "/"
     }
     regexes.set(pattern, regex);
-    trimOldest(regexes, REGEX_CACHE_CAPACITY);
   }
   return regex;
 }
