@@ -6,6 +6,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { RuleStore } from '../rules/rule-store.js';
+import { SHADOW_LABEL } from '../match/shadow.js';
 
 const RULE_FILE = /\.(ya?ml|json)$/i;
 
@@ -23,7 +24,7 @@ export async function expandPaths(paths: string[]): Promise<string[]> {
 
 interface ConfigMap {
   kind: 'ConfigMap';
-  metadata?: { name?: string; namespace?: string };
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
   data?: Record<string, string>;
 }
 
@@ -44,6 +45,7 @@ export async function loadRuleFiles(store: RuleStore, paths: string[], team?: st
       if (!isConfigMap(doc)) continue;
       const where = `${file}: ConfigMap ${doc.metadata?.namespace ?? 'default'}/${doc.metadata?.name ?? '?'}`;
       for (const [key, value] of Object.entries(doc.data ?? {})) {
+        store.setShadow(`${where} key ${key}`, doc.metadata?.labels?.[SHADOW_LABEL] === 'true');
         store.update(`${where} key ${key}`, value, team);
         sources++;
       }

@@ -8,6 +8,9 @@
  */
 import type { CompiledRule } from '../rules/compiled-rule.js';
 
+/** A ConfigMap with this label set to "true" holds shadow rules only, whatever its documents say. */
+export const SHADOW_LABEL = 'kube-event-rules/shadow';
+
 /** A rendered request as reports print it (secrets already redacted), or why it could not be rendered. */
 export type ShadowRequest = { method: string; url?: string; headers: Record<string, string>; body: unknown } | { error: string };
 

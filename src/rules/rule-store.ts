@@ -78,6 +78,8 @@ export class RuleStore {
   private readonly loading = new Set<Promise<unknown>>();
   /** The text each source was last loaded from (applied, or loading): a relist of an unchanged ConfigMap is not parsed again. */
   private readonly loadedFrom = new Map<string, { text: string; scope?: string }>();
+  /** Sources whose every rule is a shadow rule (a ConfigMap labelled kube-event-rules/shadow=true). */
+  private readonly shadowSources = new Set<string>();
   private ruleSet: RuleSet = { rules: [], index: buildRuleIndex([]) };
   private loadedOnce = false;
   private readonly listeners: ProblemListener[] = [];
@@ -216,7 +218,21 @@ export class RuleStore {
     return generation;
   }
 
-  private apply(source: string, { rules, problems }: Checked, scope?: string): string[] {
+  /**
+   * setShadow marks (or unmarks) every rule of a source as a shadow rule — the ConfigMap label; a rule or
+   * document may also say `shadow: true` itself. A change re-applies the source's last text.
+   */
+  setShadow(source: string, shadow: boolean): void {
+    if (shadow === this.shadowSources.has(source)) return;
+    if (shadow) this.shadowSources.add(source);
+    else this.shadowSources.delete(source);
+    const last = this.loadedFrom.get(source);
+    if (last) this.update(source, last.text, last.scope);
+  }
+
+  private apply(source: string, checked: Checked, scope?: string): string[] {
+    const { problems } = checked;
+    const rules = this.shadowSources.has(source) ? checked.rules.map((rule) => ({ ...rule, shadow: true })) : checked.rules;
     const previous = this.sources.get(source);
     const told = previous?.told ?? '';
     if (problems.length === 0) {
@@ -234,6 +250,7 @@ export class RuleStore {
   }
 
   remove(source: string): void {
+    this.shadowSources.delete(source);
     this.bump(source);
     this.loadedFrom.delete(source);
     if (this.sources.delete(source)) this.rebuild();

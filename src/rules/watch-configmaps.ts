@@ -14,6 +14,7 @@ import type { RuleErrorReporter } from '../kube/warning-events.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { RuleStore } from './rule-store.js';
+import { SHADOW_LABEL } from '../match/shadow.js';
 
 export interface ConfigMapRulesOptions {
   selector: string;
@@ -64,6 +65,7 @@ export function watchRuleConfigMaps(
     const namespace = cm.metadata?.namespace ?? 'default';
     const scope = options.clusterNamespaces.has(namespace) ? undefined : namespace;
     for (const [key, text] of Object.entries(data)) {
+      store.setShadow(`${prefix}${key}`, cm.metadata?.labels?.[SHADOW_LABEL] === 'true');
       // In the background: a large ConfigMap is parsed off the event loop; its problems reach the store's listeners.
       void store.updateInBackground(`${prefix}${key}`, text, scope).then((problems) => {
         if (problems.length === 0) log.info({ source: `${prefix}${key}`, scope: scope ?? 'cluster' }, 'rule document loaded');

@@ -8,7 +8,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
 import { testCommand } from '../../src/cli/test-rules.js';
+import { loadConfig } from '../../src/config.js';
+import { startFakeKubeApi, type FakeKubeApi } from '../support/fake-kube-api.js';
+import { OWN_NAMESPACE, connectionTo, ruleConfigMap, waitUntil } from '../support/kube-fixtures.js';
 import { EXAMPLES_DIR } from '../support/fixtures.js';
 import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
@@ -139,5 +143,55 @@ describe('shadow rules in kube-event-rules test', () => {
     assert.match(text, /✓ rule crash-loops \(shadow, never sends\) matched/);
     assert.match(text, /◐ shadow crash-loops: matched, live rule matched\n {6}≠ action 0 \(hook\): body\.text: "BackOff" instead of "Back-off restarting/);
     assert.equal(text.match(/→ hook/g)?.length, 1, 'one request: the live rule\'s');
+  });
+});
+
+describe('a ConfigMap labelled kube-event-rules/shadow=true holds shadow rules', () => {
+  let fake: FakeKubeApi;
+  let sink: CaptureSink;
+  let svc: RunningService;
+  before(async () => {
+    sink = await startCaptureSink();
+    fake = await startFakeKubeApi();
+    fake.apply(ruleConfigMap(OWN_NAMESPACE, 'live', { 'rules.yaml': live(sink.url) }));
+    // The same document text as the live one but a new body, marked by the label only.
+    fake.apply(ruleConfigMap(OWN_NAMESPACE, 'candidate', { 'rules.yaml': live(sink.url).replace(`'{ "text": message }'`, `'{ "text": reason }'`) }, { 'kube-event-rules/rules': 'true', 'kube-event-rules/shadow': 'true' } as never));
+    svc = await startService({ kube: connectionTo(fake), config: { kube: { ...loadConfig({}).kube, relistAfterMs: 60_000 } } });
+    await waitUntil('both ConfigMaps loaded', async () => ((await (await fetch(`${svc.url}/status`)).json()) as { shadow: ShadowStatus }).shadow.rules.length === 1, 5000);
+  });
+  after(async () => {
+    await svc.stop();
+    await fake.close();
+    await sink.close();
+  });
+
+  it('runs it beside the live rule: one delivery (the live one) and the difference reported', async () => {
+    assert.equal((await svc.post(repeat(11))).status, 204);
+    assert.equal(sink.received('/hook').length, 1);
+    assert.deepEqual(sink.received('/hook')[0].json(), { text: (BACKOFF.body as { message: string }).message });
+    const status = (await (await fetch(`${svc.url}/status`)).json()) as { shadow: ShadowStatus; sources: { errors: string[] }[] };
+    assert.deepEqual(status.sources.flatMap((s) => s.errors), []);
+    assert.match(status.shadow.lastDifferences[0].differences[0], /^action 0 \(hook\): body\.text: "BackOff" instead of "Back-off/);
+  });
+
+  it('removing the label makes it a live rule again (here: a name clash, reported on the later ConfigMap)', async () => {
+    const candidate = fake.get('v1', 'ConfigMap', OWN_NAMESPACE, 'candidate')!;
+    fake.apply({ ...candidate, metadata: { ...candidate.metadata, labels: { 'kube-event-rules/rules': 'true' } } });
+    await waitUntil('the clash is reported', async () => {
+      const status = (await (await fetch(`${svc.url}/status`)).json()) as { sources: { source: string; errors: string[] }[] };
+      return status.sources.some((s) => s.errors.some((e) => /already defined/.test(e)));
+    }, 5000);
+  });
+});
+
+describe('kube-event-rules test with a labelled ConfigMap manifest', () => {
+  it('treats its rules as shadow rules', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ker-shadow-cm-'));
+    const manifests = join(dir, 'configmaps.yaml');
+    const cm = (name: string, text: string, labels: Record<string, string>) => stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'observability', labels }, data: { 'rules.yaml': text } });
+    await writeFile(manifests, `${cm('live', live('https://hooks.example.com'), {})}---\n${cm('candidate', live('https://hooks.example.com').replace(`'{ "text": message }'`, `'{ "text": reason }'`), { 'kube-event-rules/shadow': 'true' })}`);
+    const lines: string[] = [];
+    assert.equal(await testCommand(['--rules', manifests, join(EXAMPLES_DIR, 'pod-backoff-crashloop-resource-update.json')], (l) => lines.push(l), async () => ''), 0, lines.join('\n'));
+    assert.match(lines.join('\n'), /◐ shadow crash-loops: matched, live rule matched\n {6}≠ action 0 \(hook\): body\.text: "BackOff"/);
   });
 });
