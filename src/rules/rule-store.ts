@@ -276,8 +276,10 @@ export class RuleStore {
   private rebuild(): void {
     const before = this.ruleSet.rules;
     const entries = [...this.sources.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    // Shadow rules share their live twin's name by design: names and quotas are the live rules' business.
-    const rejected = this.policy.arbitrate(entries.map(([source, state]) => ({ source, scope: state.scope, rules: state.rules.filter((rule) => !rule.shadow) })));
+    // Shadow rules share their live twin's name by design: names are the live rules' business; the quota counts both.
+    const rejected = this.policy.arbitrate(
+      entries.map(([source, state]) => ({ source, scope: state.scope, rules: state.rules.filter((rule) => !rule.shadow), shadowRules: state.rules.filter((rule) => rule.shadow).length })),
+    );
     const rules: CompiledRule[] = [];
     for (const [source, state] of entries) {
       state.conflicts = rejected.get(source) ?? [];

@@ -53,6 +53,8 @@ export interface SourceRules {
   /** The team namespace; undefined for the cluster scope. */
   scope?: string;
   rules: readonly CompiledRule[];
+  /** Shadow rules of the source: outside name arbitration (they share their twin's name), inside the quota. */
+  shadowRules?: number;
 }
 
 export interface TenancyPolicy {
@@ -255,7 +257,7 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
       const clusterNames = new Map<string, string>();
       const teamNames = new Map<string, Map<string, string>>();
       const teamRules = new Map<string, number>();
-      for (const { source, scope, rules } of [...sources].sort(bySourceOrder)) {
+      for (const { source, scope, rules, shadowRules = 0 } of [...sources].sort(bySourceOrder)) {
         const problems: string[] = [];
         const own = scope === undefined ? clusterNames : (teamNames.get(scope) ?? new Map<string, string>());
         for (const rule of rules) {
@@ -267,9 +269,12 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
           }
         }
         if (scope !== undefined) {
+          // Shadow rules count: each is matched and rendered for every event of the namespace.
           const count = teamRules.get(scope) ?? 0;
-          if (count + rules.length > settings.rulesPerNamespace) {
-            problems.push(`namespace ${scope} would have ${count + rules.length} rules; at most ${settings.rulesPerNamespace} are allowed per team namespace (TEAM_MAX_RULES)`);
+          const total = count + rules.length + shadowRules;
+          if (total > settings.rulesPerNamespace) {
+            const shadows = shadowRules > 0 ? ` (${shadowRules} of this document's shadow rules included)` : '';
+            problems.push(`namespace ${scope} would have ${total} rules${shadows}; at most ${settings.rulesPerNamespace} are allowed per team namespace (TEAM_MAX_RULES)`);
           }
         }
         if (problems.length > 0) {
@@ -279,7 +284,7 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
         for (const rule of rules) own.set(rule.declaredName, source);
         if (scope !== undefined) {
           teamNames.set(scope, own);
-          teamRules.set(scope, (teamRules.get(scope) ?? 0) + rules.length);
+          teamRules.set(scope, (teamRules.get(scope) ?? 0) + rules.length + shadowRules);
         }
       }
       return rejected;
