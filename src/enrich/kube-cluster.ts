@@ -31,6 +31,12 @@ export type KubeClusterOptions = Pick<KubeSettings, 'cacheTtlMs' | 'cacheSize' |
 /** Lookup problems are logged at most once per kind and problem in this interval (an outage is not a line per event). */
 const LOG_EVERY_MS = 10_000;
 
+/**
+ * A 404 is remembered this long only (found objects: KUBE_CACHE_SECONDS): an object deleted and recreated
+ * under its name (a StatefulSet Pod) must not read as absent for a minute.
+ */
+const NOT_FOUND_CACHE_MS = 1000;
+
 /** When the API server answers 429 without a Retry-After, wait this long before asking again. */
 const DEFAULT_RETRY_AFTER_MS = 1000;
 
@@ -76,9 +82,13 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
   const cache = new LRUCache<string, Lookup, LookupRef>({
     max: options.cacheSize,
     ttl: options.cacheTtlMs || undefined,
-    fetchMethod: async (_key, _stale, { context }) => {
+    fetchMethod: async (_key, _stale, { context, options: entry }) => {
       const lookup = await fetchObject(context);
-      if (options.cacheTtlMs > 0 && (lookup.status === 'found' || lookup.status === 'not_found')) return lookup;
+      if (options.cacheTtlMs > 0 && lookup.status === 'found') return lookup;
+      if (options.cacheTtlMs > 0 && lookup.status === 'not_found') {
+        entry.ttl = Math.min(NOT_FOUND_CACHE_MS, options.cacheTtlMs);
+        return lookup;
+      }
       throw new Uncached(lookup);
     },
   });
@@ -110,7 +120,11 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     if (ref.kind === 'Secret' || !wellFormed(ref)) return refused();
     const info = await discovery.find(ref.apiVersion, ref.kind);
     if (info.status === 'unavailable') {
-      const failure = info.rateLimited ? { reason: `discovery of ${ref.apiVersion}: client-side API rate limit reached (KUBE_QPS)`, retryAfterMs: bucket.waitMs() } : classify(ref.kind, `discovery of ${ref.apiVersion}`, info.error);
+      const failure: Failure = info.rateLimited
+        ? { reason: `discovery of ${ref.apiVersion}: client-side API rate limit reached (KUBE_QPS)`, retryAfterMs: bucket.waitMs() }
+        : info.error === undefined
+          ? glitch(ref.kind, info.reason)
+          : classify(ref.kind, `discovery of ${ref.apiVersion}`, info.error);
       if (info.rateLimited) count(ref.kind, 'rate_limited');
       return 'reason' in failure ? { status: 'retry', reason: failure.reason, retryAfterMs: failure.retryAfterMs } : { status: 'not_found' };
     }
@@ -133,6 +147,13 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     } catch (err) {
       return { ok: false, failure: classify(kind, what, err) };
     }
+  }
+
+  /** glitch: a discovery answer that contradicts what the API server served — a failed lookup, not an absent kind. */
+  function glitch(kind: string, reason: string): Failure {
+    count(kind, 'error');
+    logSometimes('warn', 'discovery', { kind, error: reason }, 'API discovery contradicts what it serves; the event will be redelivered');
+    return { reason };
   }
 
   function classify(kind: string, what: string, err: unknown): Failure {
@@ -220,7 +241,12 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
       const full = admitted.ref;
       if (full.kind === 'Event') return fetchObject(full);
       const key = `${full.apiVersion}/${full.kind}/${full.namespace ?? ''}/${full.name}`;
-      const { value, cached } = await fetchShared(cache, key, full);
+      let { value, cached } = await fetchShared(cache, key, full);
+      // The name is reused (a StatefulSet Pod recreated): a cached object of another uid is not the one referenced.
+      if (cached && ref.uid && value.status === 'found' && (value.object.metadata as { uid?: unknown } | undefined)?.uid !== ref.uid) {
+        cache.delete(key);
+        ({ value, cached } = await fetchShared(cache, key, full));
+      }
       if (cached) count(full.kind, 'cached');
       return value;
     },
