@@ -33,7 +33,8 @@ const LOG_EVERY_MS = 10_000;
 
 /**
  * A 404 is remembered this long only (found objects: KUBE_CACHE_SECONDS): an object deleted and recreated
- * under its name (a StatefulSet Pod) must not read as absent for a minute.
+ * under its name (a StatefulSet Pod) must not read as absent for a minute. Also the least age of a cached
+ * object read again because an Event names another uid.
  */
 const NOT_FOUND_CACHE_MS = 1000;
 
@@ -243,7 +244,9 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
       const key = `${full.apiVersion}/${full.kind}/${full.namespace ?? ''}/${full.name}`;
       let { value, cached } = await fetchShared(cache, key, full);
       // The name is reused (a StatefulSet Pod recreated): a cached object of another uid is not the one referenced.
-      if (cached && ref.uid && value.status === 'found' && (value.object.metadata as { uid?: unknown } | undefined)?.uid !== ref.uid) {
+      // Read again, unless it was read within the last second (event data names any uid: no request per event).
+      const age = options.cacheTtlMs - cache.getRemainingTTL(key);
+      if (cached && ref.uid && value.status === 'found' && age >= NOT_FOUND_CACHE_MS && (value.object.metadata as { uid?: unknown } | undefined)?.uid !== ref.uid) {
         cache.delete(key);
         ({ value, cached } = await fetchShared(cache, key, full));
       }

@@ -71,6 +71,7 @@ const podEvent = (pod: string, n: number) =>
   withEvent(loadFixture('pod-backoff-crashloop-resource-update'), (body, headers) => {
     body.metadata.uid = `pod-${pod}-${n}`;
     body.involvedObject.name = pod;
+    body.involvedObject.uid = `${pod}-uid`;
     headers['ce-id'] = `ce-${pod}-${n}`;
   });
 
@@ -87,7 +88,7 @@ describe('Kubernetes enrichment, Reference mode and hpa-sender compatibility', (
     const deployment = fake.get('apps/v1', 'Deployment', 'shop', 'payment')!;
     fake.apply({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'payment-5c7d9b8f6', namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'payment', uid: deployment.metadata.uid, controller: true }] } });
     for (let i = 0; i < 50; i++) {
-      fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `payment-5c7d9b8f6-${i}`, namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'payment-5c7d9b8f6', controller: true }] }, spec: { nodeName: `node-${i % 3}` } });
+      fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `payment-5c7d9b8f6-${i}`, uid: `payment-5c7d9b8f6-${i}-uid`, namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'payment-5c7d9b8f6', controller: true }] }, spec: { nodeName: `node-${i % 3}` } });
     }
     fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'labelled-dev', namespace: 'shop', labels: { env: 'dev' } } });
     fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'labelled-prod', namespace: 'shop', labels: { env: 'prod' } } });

@@ -96,6 +96,9 @@ describe('lookup staleness', () => {
     assert.equal((await svc.post(eventAbout({ name: 'db-0', uid: 'db-old' }))).status, 204);
     assert.equal(fake.count('GET', /\/pods\/db-0$/), reads, 'same uid: served from the cache');
     assert.equal((await svc.post(eventAbout({ name: 'db-0', uid: 'db-new' }))).status, 204);
+    assert.equal(fake.count('GET', /\/pods\/db-0$/), reads, 'read within the last second: not read again (event data names any uid)');
+    await sleep(1100);
+    assert.equal((await svc.post(eventAbout({ name: 'db-0', uid: 'db-new' }))).status, 204);
     assert.deepEqual(delivered('db-0').map((r) => (r.json() as { node: string }).node), ['node-4'], 'the old cached Pod stood in for the new one');
   });
 });
