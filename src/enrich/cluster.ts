@@ -21,7 +21,19 @@ export type Lookup =
 /** A team's reach: objects of its namespace, its Namespace, and these cluster-scoped kinds. */
 export interface LookupLimits {
   namespace: string;
+  /** Group-qualified kinds (groupKindOf): `Node` is core v1 Node only, never a custom resource named Node. */
   clusterKinds: ReadonlySet<string>;
+}
+
+/**
+ * groupKindOf names a kind with its API group, as TEAM_CLUSTER_KINDS lists it: `Node` for the core group
+ * (apiVersion `v1`), `Widget.example.io` for `example.io/v1`. A kind alone would let any group's custom
+ * resource of that name through.
+ */
+export function groupKindOf(apiVersion: string | undefined, kind: string | undefined): string {
+  const slash = (apiVersion ?? '').indexOf('/');
+  const group = slash < 0 ? '' : apiVersion!.slice(0, slash);
+  return group === '' ? (kind ?? '') : `${kind ?? ''}.${group}`;
 }
 
 export interface Cluster {

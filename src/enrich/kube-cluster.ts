@@ -22,7 +22,7 @@ import { kindLabel, type Metrics } from '../metrics.js';
 import { KindDiscovery } from '../kube/kind-discovery.js';
 import type { ObjectReference } from '../normalize/kube-event.js';
 import type { SecretReader } from '../render/value-source.js';
-import type { Cluster, Lookup, LookupLimits } from './cluster.js';
+import { groupKindOf, type Cluster, type Lookup, type LookupLimits } from './cluster.js';
 import { LookupFailedError } from './lookup-failed.js';
 import { createSecretStore } from './secret-store.js';
 
@@ -131,7 +131,8 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     }
     if (info.status === 'unknown') return refused();
     if (!info.namespaced) {
-      const reachable = !limits || limits.clusterKinds.has(ref.kind) || (ref.kind === 'Namespace' && ref.name === limits.namespace);
+      const groupKind = groupKindOf(ref.apiVersion, ref.kind);
+      const reachable = !limits || limits.clusterKinds.has(groupKind) || (groupKind === 'Namespace' && ref.name === limits.namespace);
       return reachable ? { ref: { ...ref, namespace: undefined } } : refused();
     }
     return ref.namespace && (!limits || ref.namespace === limits.namespace) ? { ref } : refused();

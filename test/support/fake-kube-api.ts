@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 
-interface Resource {
+export interface Resource {
   group: string;
   version: string;
   plural: string;
@@ -108,7 +108,9 @@ function matchesSelector(labels: Record<string, string> | undefined, selector: s
   });
 }
 
-export async function startFakeKubeApi(): Promise<FakeKubeApi> {
+/** extraResources: kinds served besides the built-in ones (a custom resource, say). */
+export async function startFakeKubeApi({ extraResources = [] }: { extraResources?: Resource[] } = {}): Promise<FakeKubeApi> {
+  const resources = [...RESOURCES, ...extraResources];
   const objects = new Map<string, KubeObject>();
   const history: { rv: number; type: string; resource: Resource; object: KubeObject }[] = [];
   const watchers = new Set<Watcher>();
@@ -125,7 +127,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   const statusBody = (code: number, reason: string, message: string) => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason, message, code });
 
   const resourceFor = (apiVersion: string, kindOrPlural: string) =>
-    RESOURCES.find((r) => apiVersionOf(r) === apiVersion && (r.kind === kindOrPlural || r.plural === kindOrPlural));
+    resources.find((r) => apiVersionOf(r) === apiVersion && (r.kind === kindOrPlural || r.plural === kindOrPlural));
 
   function notify(type: string, resource: Resource, object: KubeObject): void {
     history.push({ rv: Number(object.metadata.resourceVersion), type, resource, object });
@@ -185,8 +187,8 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     if (path === '/version') return json(res, 200, { major: '1', minor: '34', gitVersion: 'v1.34.0-fake', platform: 'linux/amd64' });
     if (path === '/api') return json(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1' }] });
     if (path === '/apis') {
-      const groups = [...new Set(RESOURCES.filter((r) => r.group).map((r) => r.group))].map((name) => {
-        const version = RESOURCES.find((r) => r.group === name)!.version;
+      const groups = [...new Set(resources.filter((r) => r.group).map((r) => r.group))].map((name) => {
+        const version = resources.find((r) => r.group === name)!.version;
         return { name, versions: [{ groupVersion: `${name}/${version}`, version }], preferredVersion: { groupVersion: `${name}/${version}`, version } };
       });
       return json(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups });
@@ -201,8 +203,8 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
       [plural, name, namespace] = ['namespaces', namespace, undefined];
     }
     if (!plural) {
-      const resources = RESOURCES.filter((r) => apiVersionOf(r) === apiVersion).map((r) => ({ name: r.plural, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }));
-      return json(res, 200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: apiVersion, resources });
+      const listed = resources.filter((r) => apiVersionOf(r) === apiVersion).map((r) => ({ name: r.plural, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }));
+      return json(res, 200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: apiVersion, resources: listed });
     }
     const resource = resourceFor(apiVersion, plural);
     if (!resource) return json(res, 404, statusBody(404, 'NotFound', `the server could not find the requested resource`));
