@@ -5,6 +5,7 @@ import { DEFAULT_TENANCY, type TenancySettings } from './rules/tenancy-policy.js
  * The README's configuration table lists the same variables; keep the two in sync.
  */
 import type { AuthSettings } from './auth/authenticate.js';
+import { DEFAULT_REGEX_LIMITS, type RegexLimits } from './rules/conditions.js';
 
 export interface Config {
   host: string;
@@ -45,6 +46,8 @@ export interface Config {
   templateWorkers: number;
   templateWorkerHeapMb: number;
   templateMaxOutputBytes: number;
+  /** `matches`: largest program of one pattern, instructions of one document's patterns, longest text read. */
+  regex: RegexLimits;
   /** How many Event occurrences the occurrence tracker remembers. */
   occurrenceCacheSize: number;
   /** How long delivered (occurrence, rule, action) triples are remembered to skip redeliveries. */
@@ -125,6 +128,11 @@ export function loadConfig(env: Env = process.env): Config {
     teamMaxActionsInFlight: env.TEAM_MAX_ACTIONS_IN_FLIGHT === undefined ? undefined : integer(env, 'TEAM_MAX_ACTIONS_IN_FLIGHT', 1, 1),
     templateWorkerHeapMb: integer(env, 'TEMPLATE_WORKER_HEAP_MB', 64, 16),
     templateMaxOutputBytes: integer(env, 'TEMPLATE_MAX_OUTPUT_BYTES', 1024 * 1024, 1),
+    regex: {
+      maxProgramSize: integer(env, 'REGEX_MAX_PROGRAM_SIZE', DEFAULT_REGEX_LIMITS.maxProgramSize, 1),
+      programBudget: integer(env, 'REGEX_PROGRAM_BUDGET', DEFAULT_REGEX_LIMITS.programBudget, 1),
+      maxInputBytes: integer(env, 'MATCHES_MAX_INPUT_BYTES', DEFAULT_REGEX_LIMITS.maxInputBytes, 1),
+    },
     destinations: {
       maxConcurrent: integer(env, 'DESTINATION_CONCURRENCY', 32, 1),
       maxQueued: integer(env, 'DESTINATION_QUEUE', 256),

@@ -3,6 +3,7 @@
  * Labels are rule, destination, CloudEvent type and outcome names — never event or object identity.
  */
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
+import { matchesInputsTooLong } from './rules/conditions.js';
 
 const PREFIX = 'kube_event_rules_';
 
@@ -152,6 +153,15 @@ export function createMetrics() {
       help: 'Template (JSONata) evaluation failures per rule: errors, timeouts, guard trips, non-JSON results.',
       labelNames: ['rule'] as const,
       registers,
+    }),
+    matchesInputTooLong: new Counter({
+      name: `${PREFIX}matches_input_too_long_total`,
+      help: '`matches` comparisons on a text longer than MATCHES_MAX_INPUT_BYTES: answered false without reading it.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(matchesInputsTooLong());
+      },
     }),
     rulesLoaded: new Gauge({ name: `${PREFIX}rules_loaded`, help: 'Rules currently in force.', registers }),
     ruleLoadErrors: new Gauge({

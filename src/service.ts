@@ -17,6 +17,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { OccurrenceTracker } from './normalize/occurrence.js';
 import { createPipeline, type Pipeline } from './pipeline.js';
 import { RuleStore } from './rules/rule-store.js';
+import { setRegexLimits } from './rules/conditions.js';
 import { compileTenancyPolicy } from './rules/tenancy-policy.js';
 import { watchRulesDirectory, type DirectoryWatch } from './rules/watch-directory.js';
 import type { KubeConnection } from './kube/connect.js';
@@ -74,6 +75,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     config.templateWorkers > 0
       ? createTemplateSandbox({ workers: config.templateWorkers, budgetMs: config.templateTimeoutMs, heapMb: config.templateWorkerHeapMb, maxOutputBytes: config.templateMaxOutputBytes })
       : undefined;
+  setRegexLimits(config.regex);
   const templates = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, sandbox, maxSourceBytes: config.rulesMaxSourceBytes };
   const store = new RuleStore(templates, metrics, log, tenancy);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);

@@ -11,7 +11,7 @@ import { compileValue, type CompiledValue } from '../render/value-source.js';
 import { compileUrlTemplate } from '../render/url-template.js';
 import { compileTransport, type CompiledTransport } from '../render/transport.js';
 import { PRESETS, presetFieldProblems } from '../render/presets.js';
-import { OPERATORS, buildRule, type EvaluableRule } from './conditions.js';
+import { OPERATORS, RegexBudget, buildRule, type EvaluableRule } from './conditions.js';
 import type { ConditionTest } from '../match/condition-fast-path.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
 import type { ActionSpec, DestinationSpec, RuleDocument, RuleSpec } from './document.js';
@@ -72,6 +72,7 @@ export function* compileDocumentSteps(document: unknown, source: string, options
   }
   const rules: CompiledRule[] = [];
   const names = new Set<string>();
+  const regexBudget = new RegexBudget();
   for (const [i, spec] of doc.rules.entries()) {
     yield;
     const where = `rules[${i}] (${spec.name})`;
@@ -79,7 +80,7 @@ export function* compileDocumentSteps(document: unknown, source: string, options
     const identity = `${spec.shadow ?? doc.shadow ? 'shadow:' : ''}${spec.name}`;
     if (names.has(identity)) problems.push(`${where}.name: another rule of this document has the same name`);
     names.add(identity);
-    const { rule, test, problems: conditionProblems } = buildRule(spec.name, spec.conditions);
+    const { rule, test, problems: conditionProblems } = buildRule(spec.name, spec.conditions, regexBudget);
     problems.push(...conditionProblems.map((p) => `${where}.${p}`));
     const actions: CompiledAction[] = [];
     const identities = new Map<string, number>();

@@ -13,7 +13,8 @@
 import { Engine, OperatorDecorator, Rule, type TopLevelCondition } from 'json-rules-engine';
 import { parsePath, resolvePath } from './path-resolver.js';
 import { compileConditionTest, type ConditionTest, type EngineOperator } from '../match/condition-fast-path.js';
-import { RegexSyntaxError, compileLinearRegex, type LinearRegExp } from '../render/linear-regex.js';
+import { DEFAULT_MAX_PROGRAM_SIZE, RegexSyntaxError, compileLinearRegex, type LinearRegExp } from '../render/linear-regex.js';
+import { trimOldest } from '../bounded-map.js';
 
 export const FACTS = ['event', 'cloudevent', 'change', 'object', 'owner', 'namespace'] as const;
 
@@ -30,37 +31,85 @@ export const OPERATORS = [...BUILT_IN_OPERATORS, ...CUSTOM_OPERATORS, ...PRESENC
 /** isAbsent: nothing there — a path that leads nowhere, or null. */
 export const isAbsent = (value: unknown): boolean => value === undefined || value === null;
 
+/** Limits on `matches` (REGEX_MAX_PROGRAM_SIZE, REGEX_PROGRAM_BUDGET, MATCHES_MAX_INPUT_BYTES). */
+export interface RegexLimits {
+  /** Largest compiled program of one pattern, in RE2 instructions. */
+  maxProgramSize: number;
+  /** Instructions of all distinct patterns of one rule document together. */
+  programBudget: number;
+  /** Longest text a `matches` condition reads, in UTF-8 bytes: longer text does not match. */
+  maxInputBytes: number;
+}
+export const DEFAULT_REGEX_LIMITS: RegexLimits = { maxProgramSize: DEFAULT_MAX_PROGRAM_SIZE, programBudget: 20_000, maxInputBytes: 16 * 1024 };
+let limits = DEFAULT_REGEX_LIMITS;
+
+/** setRegexLimits: the service's settings, set once at start (the CLI keeps the defaults). */
+export function setRegexLimits(settings: RegexLimits): void {
+  limits = settings;
+}
+
+let inputsTooLong = 0;
+/** matchesInputsTooLong: how many `matches` evaluations met a text over maxInputBytes (and answered false). */
+export const matchesInputsTooLong = (): number => inputsTooLong;
+
 /**
- * Regexes are compiled once, when their rule loads; a pattern read from an event (`value: {fact: …}`) is
- * compiled when it arrives, so the cache is bounded: when full, it starts over. Looked up on every `matches`
- * evaluation, so a plain Map rather than lru-cache (whose get measured at about twice a Map's).
+ * Compiled regexes live as long as the rules that hold them: a rule keeps its own strongly (see buildRule),
+ * this index only weakly, so a rule set that leaves force takes its programs with it. Patterns read from
+ * events (`value: {fact: …}`) are compiled when they arrive and the last few are kept.
  */
-const regexes = new Map<string, LinearRegExp>();
-const REGEX_CACHE_CAPACITY = 10_000;
+const regexes = new Map<string, WeakRef<LinearRegExp>>();
+const forgetRegex = new FinalizationRegistry<string>((pattern) => {
+  if (regexes.get(pattern)?.deref() === undefined) regexes.delete(pattern);
+});
+const eventPatterns = new Map<string, LinearRegExp>();
+const EVENT_PATTERN_CACHE_CAPACITY = 64;
 
 /**
  * compileRegex accepts `pattern` or `/pattern/flags` and compiles it for RE2 (linear-time matching, see
- * src/render/linear-regex.ts); throws a RegexSyntaxError naming the position when RE2 cannot run it.
+ * src/render/linear-regex.ts); throws a RegexSyntaxError naming the position when RE2 cannot run it or its
+ * program is too large.
  */
 export function compileRegex(pattern: string): LinearRegExp {
-  let regex = regexes.get(pattern);
+  let regex = regexes.get(pattern)?.deref();
   if (!regex) {
     const literal = /^\/(.*)\/([dgimsuy]*)$/s.exec(pattern);
     try {
-      regex = literal ? compileLinearRegex(literal[1], literal[2].replace('g', '')) : compileLinearRegex(pattern); // stateless: no lastIndex
+      regex = literal
+        ? compileLinearRegex(literal[1], literal[2].replace('g', ''), limits.maxProgramSize) // stateless: no lastIndex
+        : compileLinearRegex(pattern, '', limits.maxProgramSize);
     } catch (err) {
       throw literal && err instanceof RegexSyntaxError ? err.movedBy(1) : err; // positions count the leading "/"
     }
-    if (regexes.size >= REGEX_CACHE_CAPACITY) regexes.clear();
-    regexes.set(pattern, regex);
+    regexes.set(pattern, new WeakRef(regex));
+    forgetRegex.register(regex, pattern);
   }
   return regex;
+}
+
+/** regexFor: the compiled pattern a `matches` comparison needs, kept a while when it came from an event. */
+function regexFor(pattern: string): LinearRegExp {
+  const known = regexes.get(pattern)?.deref();
+  if (known) return known;
+  const regex = compileRegex(pattern);
+  eventPatterns.set(pattern, regex);
+  trimOldest(eventPatterns, EVENT_PATTERN_CACHE_CAPACITY);
+  return regex;
+}
+
+/** withinInputLimit: whether `text` is at most maxInputBytes of UTF-8 (a UTF-16 unit is 1 to 3 bytes). */
+function withinInputLimit(text: string): boolean {
+  if (text.length * 3 <= limits.maxInputBytes) return true;
+  if (text.length > limits.maxInputBytes || Buffer.byteLength(text) > limits.maxInputBytes) {
+    inputsTooLong++;
+    return false;
+  }
+  return true;
 }
 
 function createOperatorEngine(): Engine {
   const engine = new Engine([], { allowUndefinedFacts: true, pathResolver: resolvePath as never });
   const isText = (value: unknown): value is string => typeof value === 'string';
-  engine.addOperator('matches', (fact: unknown, pattern: unknown) => isText(fact) && isText(pattern) && compileRegex(pattern).test(fact));
+  engine.addOperator('matches', (fact: unknown, pattern: unknown) => isText(fact) && isText(pattern) && withinInputLimit(fact) && regexFor(pattern).test(fact));
   engine.addOperator('startsWith', (fact: unknown, prefix: unknown) => isText(fact) && isText(prefix) && fact.startsWith(prefix));
   engine.addOperator('endsWith', (fact: unknown, suffix: unknown) => isText(fact) && isText(suffix) && fact.endsWith(suffix));
   // Every comparison is false when either side is absent; presence is tested only by exists/absent.
@@ -100,15 +149,32 @@ export type EvaluableRule = Rule & {
 };
 
 /**
+ * The regex programs of one rule document: their instructions together may not pass limits.programBudget
+ * (REGEX_PROGRAM_BUDGET), so a document of many moderate patterns cannot fill the heap. A pattern shared
+ * by several rules is counted once, as it is compiled once.
+ */
+export class RegexBudget {
+  used = 0;
+  exceeded = false;
+  readonly counted = new Set<string>();
+}
+
+/** Compiled patterns a rule holds on to: they live while the rule does (see compileRegex). */
+const HELD_REGEXES = Symbol('held regexes');
+
+/**
  * buildRule validates a condition tree and returns a Rule ready for `evaluate`, with a synchronous `test`
  * when its conditions allow one (src/match/condition-fast-path.ts); problems are returned, not thrown.
+ * `budget` is shared by the rules of one document.
  */
-export function buildRule(name: string, conditions: TopLevelCondition): { rule?: EvaluableRule; test?: ConditionTest; problems: string[] } {
+export function buildRule(name: string, conditions: TopLevelCondition, budget = new RegexBudget()): { rule?: EvaluableRule; test?: ConditionTest; problems: string[] } {
   const problems: string[] = [];
-  checkCondition(conditions, 'conditions', problems, true);
+  const held: LinearRegExp[] = [];
+  checkCondition(conditions, 'conditions', problems, { budget, held }, true);
   if (problems.length > 0) return { problems };
   try {
     const rule = new Rule({ name, conditions: withPresenceValues(conditions) as TopLevelCondition, event: { type: name } }) as EvaluableRule;
+    Object.defineProperty(rule, HELD_REGEXES, { value: held });
     (rule as unknown as { setEngine(engine: Engine): void }).setEngine(operatorEngine);
     const parsed = (rule as unknown as { conditions: Parameters<typeof compileConditionTest>[0] }).conditions;
     return { rule, test: compileConditionTest(parsed, engineOperator), problems };
@@ -128,7 +194,13 @@ function withPresenceValues(node: unknown): unknown {
   return copy;
 }
 
-function checkCondition(node: unknown, where: string, problems: string[], top = false): void {
+/** What the checks of one rule collect: its compiled patterns and its document's budget. */
+interface RegexContext {
+  budget: RegexBudget;
+  held: LinearRegExp[];
+}
+
+function checkCondition(node: unknown, where: string, problems: string[], context: RegexContext, top = false): void {
   if (typeof node !== 'object' || node === null || Array.isArray(node)) {
     problems.push(`${where}: must be an object`);
     return;
@@ -138,11 +210,11 @@ function checkCondition(node: unknown, where: string, problems: string[], top = 
     if (group in condition) {
       const items = condition[group];
       if (!Array.isArray(items)) problems.push(`${where}.${group}: must be a list of conditions`);
-      else items.forEach((item, i) => checkCondition(item, `${where}.${group}[${i}]`, problems));
+      else items.forEach((item, i) => checkCondition(item, `${where}.${group}[${i}]`, problems, context));
       return;
     }
   }
-  if ('not' in condition) return checkCondition(condition.not, `${where}.not`, problems);
+  if ('not' in condition) return checkCondition(condition.not, `${where}.not`, problems, context);
   if ('condition' in condition) {
     problems.push(`${where}: shared condition references ({condition: ...}) are not supported; write the condition inline`);
     return;
@@ -151,10 +223,10 @@ function checkCondition(node: unknown, where: string, problems: string[], top = 
     problems.push(`${where}: the top level must be {all: [...]}, {any: [...]} or {not: {...}}`);
     return;
   }
-  checkLeaf(condition, where, problems);
+  checkLeaf(condition, where, problems, context);
 }
 
-function checkLeaf(condition: Record<string, unknown>, where: string, problems: string[]): void {
+function checkLeaf(condition: Record<string, unknown>, where: string, problems: string[], context: RegexContext): void {
   checkFact(condition.fact, condition.path, `${where}`, problems);
   const operator = condition.operator;
   if (typeof operator !== 'string') {
@@ -180,15 +252,35 @@ function checkLeaf(condition: Record<string, unknown>, where: string, problems: 
     const patterns = Array.isArray(value) && parts.some((d) => d.endsWith('Value')) ? value : [value];
     for (const pattern of patterns) {
       if (typeof pattern !== 'string') problems.push(`${where}.value: "matches" needs a regex string, got ${JSON.stringify(pattern)}`);
-      else {
-        try {
-          compileRegex(pattern);
-        } catch (err) {
-          problems.push(`${where}.value: invalid regex ${JSON.stringify(pattern)}: ${(err as Error).message}`);
-        }
-      }
+      else checkPattern(pattern, `${where}.value`, problems, context);
     }
   }
+}
+
+/** checkPattern compiles a `matches` pattern and counts it against its document's budget (once over, the rest go uncompiled). */
+function checkPattern(pattern: string, where: string, problems: string[], { budget, held }: RegexContext): void {
+  if (budget.exceeded) return;
+  try {
+    const regex = compileRegex(pattern);
+    held.push(regex);
+    if (budget.counted.has(pattern)) return;
+    budget.counted.add(pattern);
+    budget.used += regex.programSize;
+    if (budget.used > limits.programBudget) {
+      budget.exceeded = true;
+      problems.push(
+        `${where}: the regexes of this document compile to more than ${limits.programBudget} RE2 instructions together (REGEX_PROGRAM_BUDGET; ${JSON.stringify(shorten(pattern))} brings them to ${budget.used}); use fewer or simpler patterns, or split the document`,
+      );
+    }
+  } catch (err) {
+    // Past one pattern too large, the document is refused anyway: compiling the rest would only cost time.
+    if (err instanceof RegexSyntaxError && err.tooLarge) budget.exceeded = true;
+    problems.push(`${where}: invalid regex ${JSON.stringify(shorten(pattern))}: ${(err as Error).message}`);
+  }
+}
+
+function shorten(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
 }
 
 /** checkPresence: `exists`/`absent` take no decorator (`not:exists` is `absent`) and no value but `true`. */

@@ -131,7 +131,7 @@ describe('linear-time regexes', () => {
 
   it('test answers like the native engine over a stream of texts, repeats included (the last answer is remembered)', () => {
     const texts = ['Back-off', 'back-off', 'Back-off', 'x'.repeat(5_000), 'Back-off', 'x'.repeat(5_000), '', 'OOMKilled', 'OOMKilled', 'Back-off'];
-    for (const pattern of ['^[A-Z]', 'off$', 'x{1000}', '^$', 'OOM|Back']) {
+    for (const pattern of ['^[A-Z]', 'off$', 'x{400}', '^$', 'OOM|Back']) {
       const linear = compileLinearRegex(pattern);
       const native = new RegExp(pattern);
       for (const [i, text] of texts.entries()) assert.equal(linear.test(text), native.test(text), `${pattern} on text ${i}`);
