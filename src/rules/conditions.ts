@@ -40,7 +40,7 @@ export interface RegexLimits {
   /** Longest text a `matches` condition reads, in UTF-8 bytes: longer text does not match. */
   maxInputBytes: number;
 }
-export const DEFAULT_REGEX_LIMITS: RegexLimits = { maxProgramSize: DEFAULT_MAX_PROGRAM_SIZE, programBudget: 20_000, maxInputBytes: 16 * 1024 };
+export const DEFAULT_REGEX_LIMITS: RegexLimits = { maxProgramSize: DEFAULT_MAX_PROGRAM_SIZE, programBudget: 100_000, maxInputBytes: 16 * 1024 };
 let limits = DEFAULT_REGEX_LIMITS;
 
 /** setRegexLimits: the service's settings, set once at start (the CLI keeps the defaults). */
