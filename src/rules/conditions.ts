@@ -14,7 +14,6 @@ import { Engine, OperatorDecorator, Rule, type TopLevelCondition } from 'json-ru
 import { parsePath, resolvePath } from './path-resolver.js';
 import { compileConditionTest, type ConditionTest, type EngineOperator } from '../match/condition-fast-path.js';
 import { DEFAULT_MAX_PROGRAM_SIZE, RegexSyntaxError, compileLinearRegex, type LinearRegExp } from '../render/linear-regex.js';
-import { trimOldest } from '../bounded-map.js';
 
 export const FACTS = ['event', 'cloudevent', 'change', 'object', 'owner', 'namespace'] as const;
 
@@ -55,7 +54,7 @@ export const matchesInputsTooLong = (): number => inputsTooLong;
 /**
  * Compiled regexes live as long as the rules that hold them: a rule keeps its own strongly (see buildRule),
  * this index only weakly, so a rule set that leaves force takes its programs with it. Patterns read from
- * events (`value: {fact: …}`) are compiled when they arrive and the last few are kept.
+ * events (`value: {fact: …}`) are compiled when they arrive and up to 64 are kept (when full, it starts over).
  */
 const regexes = new Map<string, WeakRef<LinearRegExp>>();
 const forgetRegex = new FinalizationRegistry<string>((pattern) => {
@@ -91,8 +90,8 @@ function regexFor(pattern: string): LinearRegExp {
   const known = regexes.get(pattern)?.deref();
   if (known) return known;
   const regex = compileRegex(pattern);
+  if (eventPatterns.size >= EVENT_PATTERN_CACHE_CAPACITY) eventPatterns.clear();
   eventPatterns.set(pattern, regex);
-  trimOldest(eventPatterns, EVENT_PATTERN_CACHE_CAPACITY);
   return regex;
 }
 
