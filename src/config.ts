@@ -44,6 +44,8 @@ export interface Config {
   templateTimeoutMs: number;
   /** Worker threads for templates outside the fast path (0: evaluate on the main thread), their heap cap, and the largest result. */
   templateWorkers: number;
+  /** Most template evaluations waiting for a worker; beyond, refused at once (429 + Retry-After). */
+  templateQueue: number;
   templateWorkerHeapMb: number;
   templateMaxOutputBytes: number;
   /** `matches`: largest program of one pattern, instructions of one document's patterns, longest text read. */
@@ -123,6 +125,7 @@ export function loadConfig(env: Env = process.env): Config {
     retryAfterMaxMs: integer(env, 'RETRY_AFTER_MAX_SECONDS', 5) * 1000,
     templateTimeoutMs: integer(env, 'TEMPLATE_TIMEOUT_MS', 100, 1),
     templateWorkers: integer(env, 'TEMPLATE_WORKERS', 2),
+    templateQueue: integer(env, 'TEMPLATE_QUEUE', 2000, 1),
     maxActionsPerRequest: integer(env, 'MAX_ACTIONS_PER_REQUEST', 5000, 1),
     maxActionsInFlight: integer(env, 'MAX_ACTIONS_IN_FLIGHT', 10000, 1),
     teamMaxActionsInFlight: env.TEAM_MAX_ACTIONS_IN_FLIGHT === undefined ? undefined : integer(env, 'TEAM_MAX_ACTIONS_IN_FLIGHT', 1, 1),

@@ -38,3 +38,18 @@ export function describeError(err: unknown): string {
   if (err && typeof err === 'object' && 'message' in err) return String((err as { message: unknown }).message);
   return String(err);
 }
+
+/**
+ * TemplateQueueError: an evaluation was not started — the template workers' queue was full, or its request's
+ * deadline passed while it waited. Not the template's fault (no quarantine): the action is failed with
+ * Retry-After, so the Broker redelivers later (429 when every failure is such a wait).
+ */
+export class TemplateQueueError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+    this.name = 'TemplateQueueError';
+  }
+}

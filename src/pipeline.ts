@@ -12,7 +12,7 @@ import type { ThrottleStore } from './match/throttle.js';
 import { GUARD_CODES, TemplateQuarantine } from './render/template-quarantine.js';
 import type { Cluster } from './enrich/cluster.js';
 import { LookupFailedError } from './enrich/lookup-failed.js';
-import { ConfigurationError, TemplateError, describeError } from './errors.js';
+import { ConfigurationError, TemplateError, TemplateQueueError, describeError } from './errors.js';
 import { ENRICHMENT_FACTS, type LazyFacts } from './enrich/lazy-facts.js';
 import { factsByScope, matchByScope } from './match/match-by-scope.js';
 import { compileTenancyPolicy, type TenancyPolicy } from './rules/tenancy-policy.js';
@@ -183,7 +183,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       log.info({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id }, 'already delivered for this occurrence; skipped');
       return report('skipped_duplicate');
     }
-    const rendered = await render(rule, action, input, facts, dryRun);
+    const rendered = await render(rule, action, input, facts, dryRun, deadline);
     if ('outcome' in rendered) {
       const { outcome, ...extra } = rendered;
       return report(outcome, extra);
@@ -200,7 +200,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * trip (time, heap, size: they depend on load and on the limits set) or quarantine, so the Broker redelivers
    * and in the end dead-letters the event instead of it being acknowledged unsent.
    */
-  async function render(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, dryRun: boolean): Promise<RenderedRequest | RenderFailure> {
+  async function render(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, dryRun: boolean, deadline?: number): Promise<RenderedRequest | RenderFailure> {
     const destination = action.destination.name;
     const held = quarantine.quarantinedUntil(rule.name);
     if (held !== undefined) {
@@ -223,7 +223,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const configMaps = deps.cluster.configMaps && scopedSecrets(deps.cluster.configMaps, rule.scope);
       const files = rule.scope === undefined;
       const kind = destinationKind(action.destination.kind);
-      const request = await kind.render(action, { input: input.event, bindings, secrets, env, hpaSenderNamespaces, configMaps, files, eventNamespace: ownNamespaceOf(input) });
+      const request = await kind.render(action, { input: input.event, bindings, deadline, secrets, env, hpaSenderNamespaces, configMaps, files, eventNamespace: ownNamespaceOf(input) });
       if (kind.network) tenancy.checkDestination(rule.scope, destination, request.url);
       return request;
     } catch (err) {
@@ -239,7 +239,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         log.error({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, error }, permanent ? 'action not rendered' : 'action not rendered; the Broker will redeliver');
       }
       if (permanent) return { outcome: 'error', error };
-      if (!guard) return { outcome: 'failed', error, retryAfterMs: err instanceof LookupFailedError ? err.retryAfterMs : undefined };
+      if (!guard) return { outcome: 'failed', error, retryAfterMs: err instanceof LookupFailedError || err instanceof TemplateQueueError ? err.retryAfterMs : undefined };
       const held = quarantine.quarantinedUntil(rule.name);
       return { outcome: 'failed', error, retryAfterMs: held === undefined ? GUARD_RETRY_AFTER_MS : held - Date.now(), unavailable: true };
     }

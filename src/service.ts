@@ -73,7 +73,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const tenancy = compileTenancyPolicy(config.tenancy);
   const sandbox =
     config.templateWorkers > 0
-      ? createTemplateSandbox({ workers: config.templateWorkers, budgetMs: config.templateTimeoutMs, heapMb: config.templateWorkerHeapMb, maxOutputBytes: config.templateMaxOutputBytes })
+      ? createTemplateSandbox({ workers: config.templateWorkers, maxQueued: config.templateQueue, budgetMs: config.templateTimeoutMs, heapMb: config.templateWorkerHeapMb, maxOutputBytes: config.templateMaxOutputBytes })
       : undefined;
   setRegexLimits(config.regex);
   const templates = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, sandbox, maxSourceBytes: config.rulesMaxSourceBytes };

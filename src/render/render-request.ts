@@ -59,9 +59,9 @@ function checkHeaderValue(destination: string, header: string, resolved: { value
 /** renderBody: the body template's JSON (one serialization when there are no fields to set). */
 async function renderBody(action: CompiledAction, context: ResolveContext): Promise<{ body: string; secretFields: string[] }> {
   if (action.fields.length === 0) {
-    return { body: action.body ? await action.body.render(context.input, context.bindings) : JSON.stringify(context.input), secretFields: [] };
+    return { body: action.body ? await action.body.render(context.input, context.bindings, context.deadline) : JSON.stringify(context.input), secretFields: [] };
   }
-  const body = action.body ? await action.body.evaluate(context.input, context.bindings) : structuredClone(context.input);
+  const body = action.body ? await action.body.evaluate(context.input, context.bindings, context.deadline) : structuredClone(context.input);
   const secretFields: string[] = [];
   for (const [path, source] of action.fields) {
     const resolved = await resolveField(source, `field ${path}`, context);

@@ -15,7 +15,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { TemplateError, describeError } from '../errors.js';
+import { TemplateError, TemplateQueueError, describeError } from '../errors.js';
 import { CPU_BUDGET, OUT_OF_MEMORY, OVERRUN, type SandboxAnswer, type SandboxTask, type WorkerMessage } from './sandbox-protocol.js';
 
 export interface SandboxOptions {
@@ -25,6 +25,8 @@ export interface SandboxOptions {
   /** Heap cap of each worker (old generation), MB. */
   heapMb: number;
   maxOutputBytes: number;
+  /** Most evaluations waiting for a worker (TEMPLATE_QUEUE); one more is refused at once. */
+  maxQueued?: number;
   /** Wall-clock time after an evaluation was handed to a worker before the worker is killed; default 5 × budget + 500 ms. */
   overrunMs?: number;
   /** The worker's code; default template-worker (next to this file). */
@@ -38,8 +40,11 @@ export interface TemplateSandbox {
   readonly queued: number;
   /** start starts the workers, if not yet running: called at load for a template outside the fast path. */
   start(): void;
-  /** render evaluates the template in a worker and gives its result as JSON text, or throws a TemplateError. */
-  render(source: string, input: unknown, bindings: Record<string, unknown>): Promise<string>;
+  /**
+   * render evaluates the template in a worker and gives its result as JSON text, or throws a TemplateError —
+   * or a TemplateQueueError when the queue is full or `deadline` (ms since the epoch) passes before a worker takes it.
+   */
+  render(source: string, input: unknown, bindings: Record<string, unknown>, deadline?: number): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -51,7 +56,13 @@ const WORKER_FILE = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './t
 interface Job {
   task: SandboxTask;
   settle(answer: SandboxAnswer | Error): void;
+  /** Drops the job from the queue when its request's deadline passes first. */
+  expiry?: NodeJS.Timeout;
 }
+
+/** Retry-After of an evaluation refused by a full queue or dropped at its deadline. */
+const QUEUE_RETRY_AFTER_MS = 1000;
+const DEFAULT_MAX_QUEUED = 2000;
 
 interface Worker {
   child: ChildProcess;
@@ -65,6 +76,7 @@ let sandboxes = 0;
 
 export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox {
   const overrunMs = options.overrunMs ?? 5 * options.budgetMs + 500;
+  const maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
   const workers = new Set<Worker>();
   const queue: Job[] = [];
   let nextId = 0;
@@ -142,6 +154,7 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
       if (queue.length === 0) return;
       if (!worker.ready || worker.job || worker.killed) continue;
       const job = queue.shift()!;
+      clearTimeout(job.expiry);
       worker.job = job;
       worker.timer = setTimeout(() => {
         worker.killed = true;
@@ -172,13 +185,27 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
       return queue.length;
     },
     start,
-    async render(source, input, bindings) {
+    async render(source, input, bindings, deadline) {
       if (closed) throw new Error('template sandbox closed');
       if (workers.size === 0) start();
       if (workers.size === 0) throw new Error('template workers are not running (one failed to start; retrying)');
+      if (queue.length >= maxQueued) throw new TemplateQueueError(`template workers busy: ${queue.length} evaluations already waiting (TEMPLATE_QUEUE)`, QUEUE_RETRY_AFTER_MS);
       const task: SandboxTask = { id: nextId++, source, input, bindings, cpuBudgetMs: options.budgetMs, timeoutMs: 2 * overrunMs, maxOutputBytes: options.maxOutputBytes };
+      const enqueued = Date.now();
       const answer = await new Promise<SandboxAnswer | Error>((settle) => {
-        queue.push({ task, settle });
+        const job: Job = { task, settle };
+        if (deadline !== undefined) {
+          // An evaluation whose request was answered is wasted work and delays the next requests: drop it.
+          job.expiry = setTimeout(() => {
+            const at = queue.indexOf(job);
+            if (at < 0) return;
+            queue.splice(at, 1);
+            settle(new TemplateQueueError(`template not evaluated: waited ${Date.now() - enqueued} ms for a template worker, until its request's deadline`, QUEUE_RETRY_AFTER_MS));
+            holdOpen();
+          }, Math.max(0, deadline - Date.now()));
+          job.expiry.unref();
+        }
+        queue.push(job);
         dispatch();
         holdOpen();
       });
@@ -189,7 +216,10 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
     async close() {
       closed = true;
       holdOpen(); // until they are gone
-      for (const job of queue.splice(0)) job.settle(new Error('template sandbox closed'));
+      for (const job of queue.splice(0)) {
+        clearTimeout(job.expiry);
+        job.settle(new Error('template sandbox closed'));
+      }
       await Promise.all(
         [...workers].map((worker) => {
           const exited = new Promise((resolve) => worker.child.once('exit', resolve));

@@ -45,10 +45,13 @@ export interface Template {
   readonly source: string;
   /** The enrichment bindings it reads (`$object`, `$owner`, `$namespace`), so only those are fetched. */
   readonly uses: ReadonlySet<EnrichmentFact>;
-  /** evaluate returns the result as plain JSON, or throws a TemplateError. */
-  evaluate(input: unknown, bindings: Record<string, unknown>): Promise<unknown>;
+  /**
+   * evaluate returns the result as plain JSON, or throws a TemplateError. `deadline` (ms since the epoch): the
+   * request's; an evaluation still waiting for a template worker then is dropped (TemplateQueueError).
+   */
+  evaluate(input: unknown, bindings: Record<string, unknown>, deadline?: number): Promise<unknown>;
   /** render returns the result serialized as JSON text (one serialization on the hot path). */
-  render(input: unknown, bindings: Record<string, unknown>): Promise<string>;
+  render(input: unknown, bindings: Record<string, unknown>, deadline?: number): Promise<string>;
 }
 
 /**
@@ -88,10 +91,10 @@ function compile(source: string, options: TemplateOptions): Template {
   const maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
   const { sandbox } = options;
   if (!fast) sandbox?.start(); // before the first event needs it
-  const render = async (input: unknown, bindings: Record<string, unknown>) => {
+  const render = async (input: unknown, bindings: Record<string, unknown>, deadline?: number) => {
     let result = fast ? fastResult(fast, input, bindings) : BAIL;
     if (result === BAIL) {
-      if (sandbox) return sandbox.render(source, input, bindings);
+      if (sandbox) return sandbox.render(source, input, bindings, deadline);
       try {
         result = await expression.evaluate(input, bindings);
       } catch (err) {
@@ -104,7 +107,7 @@ function compile(source: string, options: TemplateOptions): Template {
     source,
     uses: new Set(ENRICHMENT_FACTS.filter((fact) => new RegExp(`\\$${fact}\\b`).test(source))),
     render,
-    evaluate: async (input, bindings) => JSON.parse(await render(input, bindings)) as unknown,
+    evaluate: async (input, bindings, deadline) => JSON.parse(await render(input, bindings, deadline)) as unknown,
   };
 }
 

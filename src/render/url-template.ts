@@ -38,7 +38,7 @@ export function literalPrefix(template: Pick<UrlTemplate, 'parts'>): string {
 }
 
 /** resolveUrlTemplate builds the URL of one event; undefined when no part gave a value. */
-export async function resolveUrlTemplate(template: UrlTemplate, what: string, input: unknown, bindings: Record<string, unknown>): Promise<string | undefined> {
+export async function resolveUrlTemplate(template: UrlTemplate, what: string, input: unknown, bindings: Record<string, unknown>, deadline?: number): Promise<string | undefined> {
   let url = '';
   let valued = false;
   for (const [index, part] of template.parts.entries()) {
@@ -49,7 +49,7 @@ export async function resolveUrlTemplate(template: UrlTemplate, what: string, in
     }
     let value: unknown;
     try {
-      value = await part.template.evaluate(input, bindings);
+      value = await part.template.evaluate(input, bindings, deadline);
     } catch (err) {
       if (err instanceof TemplateError && err.code === EMPTY_RESULT) continue; // as JSONata's `&`: nothing adds nothing
       throw err;

@@ -40,6 +40,8 @@ export function compileValue(source: ValueSource, options: TemplateOptions): Com
 export interface ResolveContext {
   input: unknown;
   bindings: Record<string, unknown>;
+  /** The request's deadline (ms since the epoch): template evaluations still waiting for a worker then are dropped. */
+  deadline?: number;
   secrets: SecretReader;
   env: Record<string, string | undefined>;
   /** ConfigMaps for TLS material (configMapKeyRef); a team's: of its namespace. */
@@ -64,7 +66,7 @@ export async function resolveValue(
     case 'template': {
       let result: unknown;
       try {
-        result = await value.template.evaluate(context.input, context.bindings);
+        result = await value.template.evaluate(context.input, context.bindings, context.deadline);
       } catch (err) {
         if (err instanceof TemplateError && err.code === EMPTY_RESULT) return undefined;
         throw err;
@@ -82,7 +84,7 @@ export async function resolveValue(
     case 'secret':
       return { value: value.prefix + knownSecrets.remember(await context.secrets.read(value.name, value.key)).trim(), secret: true };
     case 'url': {
-      const url = await resolveUrlTemplate(value, what, context.input, context.bindings);
+      const url = await resolveUrlTemplate(value, what, context.input, context.bindings, context.deadline);
       return url === undefined ? undefined : { value: url, secret: false };
     }
   }
@@ -93,7 +95,7 @@ export async function resolveField(value: CompiledValue, what: string, context: 
   if (value.kind === 'literal') return { value: value.value, secret: false }; // a number stays a number
   if (value.kind !== 'template') return resolveValue(value, what, context);
   try {
-    return { value: await value.template.evaluate(context.input, context.bindings), secret: false };
+    return { value: await value.template.evaluate(context.input, context.bindings, context.deadline), secret: false };
   } catch (err) {
     if (err instanceof TemplateError && err.code === EMPTY_RESULT) return undefined;
     throw err;

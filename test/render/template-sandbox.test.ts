@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { TemplateError } from '../../src/errors.js';
+import { TemplateError, TemplateQueueError } from '../../src/errors.js';
 import { GUARD_CODES } from '../../src/render/template-quarantine.js';
 import { createTemplateSandbox, CPU_BUDGET, OUT_OF_MEMORY, OVERRUN } from '../../src/render/template-sandbox.js';
 import { compileTemplate, OUTPUT_TOO_LARGE } from '../../src/render/template.js';
@@ -84,5 +84,24 @@ describe('template sandbox (worker processes)', () => {
     const wavefront = compileTemplate(PRESETS['wavefront-event'].body, options);
     const results = await Promise.allSettled(Array.from({ length: 1000 }, () => wavefront.render(event, bindings)));
     assert.deepEqual(results.filter((r) => r.status === 'rejected'), []);
+  });
+
+  it('drops an evaluation still queued at its request\'s deadline, and refuses one past TEMPLATE_QUEUE at once', async () => {
+    const one = createTemplateSandbox({ workers: 1, budgetMs: 60_000, heapMb: 64, maxOutputBytes: 1024, maxQueued: 3 });
+    try {
+      const slow = compileTemplate('$count([1..90000].$string($))', { timeoutMs: 60_000, sandbox: one });
+      const quick = compileTemplate('$join([reason, "x"], ",")', { timeoutMs: 60_000, sandbox: one });
+      await quick.render(event, bindings); // the worker is up
+      const busy = slow.render(event, bindings); // holds the only worker for a few hundred ms of CPU
+      const waiting = [1, 2].map(() => quick.render(event, bindings, Date.now() + 50));
+      const kept = quick.render(event, bindings); // no deadline: waits its turn
+      await assert.rejects(quick.render(event, bindings), (err: unknown) => err instanceof TemplateQueueError && /3 evaluations already waiting/.test(err.message) && err.retryAfterMs > 0);
+      for (const dropped of waiting) await assert.rejects(dropped, (err: unknown) => err instanceof TemplateQueueError && /deadline/.test(err.message));
+      assert.equal(await busy, '90000');
+      assert.equal(await kept, '"BackOff,x"');
+      assert.equal(one.queued, 0);
+    } finally {
+      await one.close();
+    }
   });
 });
