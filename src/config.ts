@@ -22,6 +22,8 @@ export interface Config {
   logLevel: string;
   /** Largest request body accepted on POST / (bytes); larger → 413. */
   maxBodyBytes: number;
+  /** Request body bytes all requests in flight may hold together; a request beyond → 429 before its body is read. */
+  maxBodyBytesInFlight: number;
   /** Slow senders: time to receive the request headers, and the whole request. */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
@@ -117,6 +119,7 @@ export function loadConfig(env: Env = process.env): Config {
     rulesRetryMs: integer(env, 'RULES_RETRY_MS', 5_000, 10),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1024 * 1024, 1),
+    maxBodyBytesInFlight: integer(env, 'MAX_BODY_BYTES_IN_FLIGHT', 32 * 1024 * 1024, 1),
     headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_SECONDS', 10, 0.001) * 1000,
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_SECONDS', 30, 0.001) * 1000,
     deliveryAttempts: integer(env, 'DELIVERY_ATTEMPTS', 3, 1),

@@ -28,6 +28,7 @@ import { createTemplateSandbox } from './render/template-sandbox.js';
 import { RecentEvents } from './playground/recent-events.js';
 import { ShadowLedger } from './match/shadow.js';
 import { createActionCapacity } from './receive/action-capacity.js';
+import { createBodyBytesInFlight } from './receive/body-bytes-in-flight.js';
 import type { RedisStores } from './store/redis-stores.js';
 
 export interface ServiceOptions {
@@ -155,6 +156,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const isReady = () => store.ready && !draining;
   const capacity = createActionCapacity({ perRequest: config.maxActionsPerRequest, perProcess: config.maxActionsInFlight, perTeam: config.teamMaxActionsInFlight });
   metrics.sampleLoad(() => ({ actionsInFlight: capacity.inFlight, templatesQueued: sandbox?.queued ?? 0 }));
+  const bodyBytes = createBodyBytesInFlight(config.maxBodyBytesInFlight);
   const recent = new RecentEvents(config.playgroundRecentEvents);
   const app = createApp({
     auth,
@@ -173,6 +175,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     config,
     pipeline,
     capacity,
+    bodyBytes,
     tracker,
     metrics,
     log,

@@ -6,6 +6,7 @@
  *   destination queue, an open breaker) — the Broker should redeliver after it;
  * - 429 + Retry-After: the request would put more actions in flight than allowed (per request, or for the
  *   whole process: MAX_ACTIONS_PER_REQUEST, MAX_ACTIONS_IN_FLIGHT) — refused before any action started;
+ *   or its body would take the request bytes in flight past MAX_BODY_BYTES_IN_FLIGHT — refused unread;
  * - 503 + Retry-After: an action may succeed later (the destination failed, a template hit a guard, its rule is
  *   quarantined, the service is not ready) — the Broker redelivers and in the end dead-letters;
  * - 4xx + {error, detail}: the request itself is wrong; the Broker does not retry it.
@@ -23,6 +24,7 @@ import type { EventReport, Pipeline, PreparedEvent } from '../pipeline.js';
 import { parseCloudEvents } from './parse-cloudevents.js';
 import type { RecentEvents } from '../playground/recent-events.js';
 import type { ActionCapacity } from './action-capacity.js';
+import { bytesToReserve, type BodyBytesInFlight } from './body-bytes-in-flight.js';
 
 export interface EventsRouteDeps {
   config: Config;
@@ -35,6 +37,30 @@ export interface EventsRouteDeps {
   isReady: () => boolean;
   /** The last events received, for the playground (redacted, bounded). */
   recent?: RecentEvents;
+  /** Request bytes held by requests in flight (MAX_BODY_BYTES_IN_FLIGHT); without it, unbounded. */
+  bodyBytes?: BodyBytesInFlight;
+}
+
+/** How long the Broker should wait before redelivering a request refused for the bytes in flight. */
+const BODY_BYTES_RETRY_AFTER_SECONDS = 1;
+
+/**
+ * reserveBodyBytes takes room for the request's body before it is read, or answers 429 + Retry-After
+ * (counted) and returns undefined. The release is to be called once the request is answered.
+ */
+function reserveBodyBytes(ctx: Parameters<Middleware>[0], config: Config, bodyBytes: BodyBytesInFlight | undefined, metrics?: Metrics): (() => void) | undefined {
+  if (!bodyBytes) return () => {};
+  const bytes = bytesToReserve(ctx.get('content-length'), config.maxBodyBytes);
+  const release = bodyBytes.reserve(bytes);
+  if (release) return release;
+  metrics?.eventsReceived.inc({ type: typeLabel(ctx.get('ce-type') || undefined), outcome: 'over_capacity' });
+  ctx.status = 429;
+  ctx.set('Retry-After', String(BODY_BYTES_RETRY_AFTER_SECONDS));
+  ctx.body = {
+    error: 'over capacity',
+    detail: `requests in flight hold ${bodyBytes.inFlight} bytes of body; this one (${bytes} bytes) would pass MAX_BODY_BYTES_IN_FLIGHT (${config.maxBodyBytesInFlight}); retry`,
+  };
+  return undefined;
 }
 
 /** readEvents reads the body (bounded) and parses every CloudEvent of the request, or throws a 4xx. */
@@ -47,7 +73,7 @@ async function readEvents(ctx: Parameters<Middleware>[0], config: Config): Promi
   return parseCloudEvents(ctx.headers, body);
 }
 
-export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isReady, recent }: EventsRouteDeps): Middleware {
+export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isReady, recent, bodyBytes }: EventsRouteDeps): Middleware {
   return async function receiveEvents(ctx) {
     if (!isReady()) {
       // Before the rules are loaded every event would look unmatched and be acknowledged — lost.
@@ -57,6 +83,16 @@ export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isRe
       ctx.body = { error: 'not ready', detail: 'rules are not loaded yet, or the service is shutting down; retry' };
       return;
     }
+    const releaseBody = reserveBodyBytes(ctx, config, bodyBytes, metrics);
+    if (!releaseBody) return;
+    try {
+      await receive(ctx);
+    } finally {
+      releaseBody();
+    }
+  };
+
+  async function receive(ctx: Parameters<Middleware>[0]): Promise<void> {
     const events = await readEvents(ctx, config);
     recent?.record(events);
     // A batch is checked whole before anything is remembered: a bad entry must not leave earlier ones in
@@ -79,7 +115,7 @@ export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isRe
     } finally {
       reservation.release();
     }
-  };
+  }
 }
 
 /**
@@ -87,8 +123,18 @@ export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isRe
  * evaluated and the conditions that decided, and each rendered request (secrets redacted). Sends
  * nothing and changes no state: no delivery, no dedup or occurrence memory, no metrics.
  */
-export function dryRunRoute({ config, pipeline, capacity, tracker }: EventsRouteDeps): Middleware {
+export function dryRunRoute({ config, pipeline, capacity, tracker, bodyBytes }: EventsRouteDeps): Middleware {
   return async function dryRun(ctx) {
+    const releaseBody = reserveBodyBytes(ctx, config, bodyBytes);
+    if (!releaseBody) return;
+    try {
+      await dryRunEvents(ctx);
+    } finally {
+      releaseBody();
+    }
+  };
+
+  async function dryRunEvents(ctx: Parameters<Middleware>[0]): Promise<void> {
     const events = await readEvents(ctx, config);
     const view = tracker.readOnly();
     const normalized = normalizeAll(events, view);
@@ -106,7 +152,7 @@ export function dryRunRoute({ config, pipeline, capacity, tracker }: EventsRoute
     } finally {
       reservation.release();
     }
-  };
+  }
 }
 
 /** teamActionsOf: the actions of each team namespace's rules in a request, summed over its events. */
