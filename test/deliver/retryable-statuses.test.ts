@@ -4,10 +4,9 @@
  * Broker redelivers, never a 204 for an action that was not delivered.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { describe, it } from 'node:test';
 import { loadFixture, withEvent } from '../support/fixtures.js';
-import { startService, type RunningService } from '../support/running-service.js';
+import { serviceBehindSink } from '../support/service-behind-sink.js';
 import { isRetryableStatus } from '../../src/deliver/retry-policy.js';
 
 const event = (id: string) =>
@@ -18,37 +17,25 @@ const event = (id: string) =>
   });
 
 describe('retryable 4xx statuses', () => {
-  let sink: CaptureSink;
-  let svc: RunningService;
-  before(async () => {
-    sink = await startCaptureSink();
-    svc = await startService({
-      rules: {
-        'r.yaml': `
+  const t = serviceBehindSink((sinkUrl) => ({
+    'r.yaml': `
 destinations:
-  d: { url: "${sink.url}/d" }
+  d: { url: "${sinkUrl}/d" }
 rules:
   - name: r
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: BackOff } ] }
     actions: [ { destination: d, body: '{ "uid": metadata.uid }' } ]
 `,
-      },
-      config: { deliveryAttempts: 1 },
-    });
-  });
-  after(async () => {
-    await svc.stop();
-    await sink.close();
-  });
+  }), { deliveryAttempts: 1 });
 
   for (const status of [421, 423, 425]) {
     it(`${status} once, then the destination is fine: answered 503, delivered on the redelivery`, async () => {
-      sink.respond('/d', status);
-      const first = await svc.post(event(`s${status}`));
+      t.sink.respond('/d', status);
+      const first = await t.svc.post(event(`s${status}`));
       assert.equal(first.status, 503, `${status} answered ${first.status}: the action was never delivered`);
-      const again = await svc.post(event(`s${status}`)); // the Broker's redelivery
+      const again = await t.svc.post(event(`s${status}`)); // the Broker's redelivery
       assert.equal(again.status, 204, again.text);
-      assert.equal(sink.received('/d').filter((r) => (r.json() as { uid: string }).uid === `uid-s${status}`).length, 2);
+      assert.equal(t.sink.received('/d').filter((r) => (r.json() as { uid: string }).uid === `uid-s${status}`).length, 2);
     });
   }
 

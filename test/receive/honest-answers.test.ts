@@ -4,10 +4,9 @@
  * Retry-After); a deterministic template error does not. Every answer is counted.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { describe, it } from 'node:test';
 import { loadFixture, withEvent } from '../support/fixtures.js';
-import { startService, type RunningService } from '../support/running-service.js';
+import { serviceBehindSink } from '../support/service-behind-sink.js';
 
 const event = (reason: string, n: number) =>
   withEvent(loadFixture('pod-backoff-crashloop-resource-update'), (body, headers) => {
@@ -18,16 +17,11 @@ const event = (reason: string, n: number) =>
   });
 
 describe('honest answers', () => {
-  let sink: CaptureSink;
-  let svc: RunningService;
-  before(async () => {
-    sink = await startCaptureSink();
-    svc = await startService({
-      rules: {
-        'r.yaml': `
+  const t = serviceBehindSink((sinkUrl) => ({
+    'r.yaml': `
 destinations:
-  good: { url: "${sink.url}/good" }
-  other: { url: "${sink.url}/other" }
+  good: { url: "${sinkUrl}/good" }
+  other: { url: "${sinkUrl}/other" }
 rules:
   - name: good
     conditions: { any: [ { fact: event, path: $.reason, operator: in, value: [Huge, TypeError] } ] }
@@ -39,49 +33,42 @@ rules:
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: TypeError } ] }
     actions: [ { destination: other, body: '{ "n": reason + 1 }' } ]
 `,
-      },
-      config: { deliveryAttempts: 1 },
-    });
-  });
-  after(async () => {
-    await svc.stop();
-    await sink.close();
-  });
+  }), { deliveryAttempts: 1 });
 
   it('a guard trip asks for a redelivery (503 + Retry-After); the good rule beside it is delivered', async () => {
-    const response = await svc.post(event('Huge', 1));
+    const response = await t.svc.post(event('Huge', 1));
     assert.equal(response.status, 503, response.text);
     assert.ok(Number(response.headers.get('retry-after')) >= 1);
     assert.match(response.text, /huge-sequence → destination other: .*D2015/);
-    assert.equal(sink.received('/good').length, 1);
-    assert.equal(sink.received('/other').length, 0);
-    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'huge-sequence', outcome: 'failed' }), 1);
-    assert.equal(await svc.metric('kube_event_rules_events_received_total', { outcome: 'retry' }), 1);
+    assert.equal(t.sink.received('/good').length, 1);
+    assert.equal(t.sink.received('/other').length, 0);
+    assert.equal(await t.svc.metric('kube_event_rules_deliveries_total', { rule: 'huge-sequence', outcome: 'failed' }), 1);
+    assert.equal(await t.svc.metric('kube_event_rules_events_received_total', { outcome: 'retry' }), 1);
   });
 
   it('a quarantined rule asks for a redelivery after the quarantine, not 204', async () => {
-    assert.equal((await svc.post(event('Huge', 2))).status, 503, 'second trip: quarantined');
-    const held = await svc.post(event('Huge', 3));
+    assert.equal((await t.svc.post(event('Huge', 2))).status, 503, 'second trip: quarantined');
+    const held = await t.svc.post(event('Huge', 3));
     assert.equal(held.status, 503);
     assert.match(held.text, /quarantined until/);
     const wait = Number(held.headers.get('retry-after'));
     assert.ok(wait > 30 && wait <= 60, `Retry-After ${wait} s: the rest of the quarantine`);
-    assert.equal(sink.received('/good').length, 3, 'the good rule kept delivering');
-    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'huge-sequence', outcome: 'failed' }), 3);
+    assert.equal(t.sink.received('/good').length, 3, 'the good rule kept delivering');
+    assert.equal(await t.svc.metric('kube_event_rules_deliveries_total', { rule: 'huge-sequence', outcome: 'failed' }), 3);
   });
 
   it('a deterministic template error is permanent: counted, answered 204', async () => {
-    const response = await svc.post(event('TypeError', 1));
+    const response = await t.svc.post(event('TypeError', 1));
     assert.equal(response.status, 204);
-    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'type-error', outcome: 'error' }), 1);
-    assert.equal(await svc.metric('kube_event_rules_template_errors_total', { rule: 'type-error' }), 1);
+    assert.equal(await t.svc.metric('kube_event_rules_deliveries_total', { rule: 'type-error', outcome: 'error' }), 1);
+    assert.equal(await t.svc.metric('kube_event_rules_template_errors_total', { rule: 'type-error' }), 1);
   });
 
   it('not ready: 503 + Retry-After, and counted', async () => {
-    svc.service.drain();
-    const response = await svc.post(event('TypeError', 2));
+    t.svc.service.drain();
+    const response = await t.svc.post(event('TypeError', 2));
     assert.equal(response.status, 503);
     assert.equal(response.headers.get('retry-after'), '1');
-    assert.equal(await svc.metric('kube_event_rules_events_received_total', { outcome: 'not_ready' }), 1);
+    assert.equal(await t.svc.metric('kube_event_rules_events_received_total', { outcome: 'not_ready' }), 1);
   });
 });

@@ -4,10 +4,9 @@
  * answered are dropped, not run for nobody. Those dropped are failed with Retry-After (429), redelivered.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { describe, it } from 'node:test';
 import { loadFixture, withEvent } from '../support/fixtures.js';
-import { startService, type RunningService } from '../support/running-service.js';
+import { serviceBehindSink } from '../support/service-behind-sink.js';
 
 const event = (reason: string, id: string) =>
   withEvent(loadFixture('pod-backoff-crashloop-resource-update'), (body, headers) => {
@@ -18,16 +17,11 @@ const event = (reason: string, id: string) =>
   });
 
 describe('template evaluations past their deadline', () => {
-  let sink: CaptureSink;
-  let svc: RunningService;
-  before(async () => {
-    sink = await startCaptureSink();
-    svc = await startService({
-      rules: {
-        'r.yaml': `
+  const t = serviceBehindSink((sinkUrl) => ({
+    'r.yaml': `
 destinations:
-  slow: { url: "${sink.url}/slow" }
-  good: { url: "${sink.url}/good" }
+  slow: { url: "${sinkUrl}/slow" }
+  good: { url: "${sinkUrl}/good" }
 rules:
   - name: slow
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Slow } ] }
@@ -36,25 +30,18 @@ rules:
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Good } ] }
     actions: [ { destination: good, body: '{ "r": $join([reason, "x"], ",") }' } ]
 `,
-      },
-      config: { templateTimeoutMs: 1000, deliveryDeadlineMs: 3000 },
-    });
-  });
-  after(async () => {
-    await svc.stop();
-    await sink.close();
-  });
+  }), { templateTimeoutMs: 1000, deliveryDeadlineMs: 3000 });
 
   it('a good event is answered by its deadline while slow templates are queued; queued work of answered requests is dropped', async () => {
-    assert.equal((await svc.post(event('Slow', 'warm'))).status, 204); // workers started
+    assert.equal((await t.svc.post(event('Slow', 'warm'))).status, 204); // workers started
     const batch = Array.from({ length: 60 }, (_, i) => ({
       specversion: '1.0', id: `slow-${i}`, source: 'test', type: 'dev.knative.apiserver.resource.add', datacontenttype: 'application/json',
       data: { ...(event('Slow', `slow-${i}`).body as object) },
     }));
-    const slow = svc.postRaw({ 'content-type': 'application/cloudevents-batch+json' }, JSON.stringify(batch));
+    const slow = t.svc.postRaw({ 'content-type': 'application/cloudevents-batch+json' }, JSON.stringify(batch));
     await new Promise((r) => setTimeout(r, 200));
     const started = performance.now();
-    const good = await svc.post(event('Good', 'good-1'));
+    const good = await t.svc.post(event('Good', 'good-1'));
     const waited = performance.now() - started;
     const answered = await slow;
     // Before: 204 after ≈ 9 s (60 × 0.3 s of CPU on 2 workers), every evaluation run. A wide margin: a loaded box is slow.
@@ -63,6 +50,6 @@ rules:
     assert.equal(answered.status, 429, answered.text);
     assert.match(answered.text, /waited \d+ ms for a template worker/);
     await new Promise((r) => setTimeout(r, 500));
-    assert.ok(sink.received('/slow').length < 60, `${sink.received('/slow').length} slow evaluations delivered: queued work was not dropped`);
+    assert.ok(t.sink.received('/slow').length < 60, `${t.sink.received('/slow').length} slow evaluations delivered: queued work was not dropped`);
   });
 });
