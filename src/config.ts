@@ -166,6 +166,7 @@ export function loadConfig(env: Env = process.env): Config {
     tenancy: {
       rulesPerNamespace: integer(env, 'TEAM_MAX_RULES', DEFAULT_TENANCY.rulesPerNamespace, 0),
       documentBytes: integer(env, 'TEAM_MAX_DOCUMENT_BYTES', DEFAULT_TENANCY.documentBytes, 1),
+      documentsPerNamespace: integer(env, 'TEAM_MAX_DOCUMENTS', DEFAULT_TENANCY.documentsPerNamespace!, 1),
       actionsPerRule: integer(env, 'TEAM_MAX_ACTIONS_PER_RULE', DEFAULT_TENANCY.actionsPerRule, 1),
       templateBytes: integer(env, 'TEAM_MAX_TEMPLATE_BYTES', DEFAULT_TENANCY.templateBytes, 1),
       envAllowlist: list(env.TEAM_ENV_ALLOWLIST),

@@ -70,7 +70,9 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const metrics = createMetrics();
   const connection = options.kube;
   const kube = connection ? await import('./kube/cluster-runtime.js') : undefined;
-  const cluster = options.cluster ?? (kube && connection ? kube.createKubeCluster(connection, config.kube, metrics, log) : NO_CLUSTER);
+  // One client-side rate limit (KUBE_QPS) for every API request the service makes: lookups and Warning Events.
+  const apiBucket = kube ? new kube.TokenBucket(config.kube.requestsPerSecond, config.kube.burst) : undefined;
+  const cluster = options.cluster ?? (kube && connection ? kube.createKubeCluster(connection, { ...config.kube, bucket: apiBucket }, metrics, log) : NO_CLUSTER);
   const tenancy = compileTenancyPolicy(config.tenancy);
   const sandbox =
     config.templateWorkers > 0
@@ -117,13 +119,14 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       ? kube.watchRuleConfigMaps(
           connection,
           store,
-          kube.createRuleErrorReporter(connection.kc, log),
+          kube.createRuleErrorReporter(connection.kc, log, apiBucket),
           {
             selector: config.kube.rulesSelector,
             namespaces: config.kube.watchNamespaces,
             clusterNamespaces: new Set(config.kube.clusterNamespaces.length > 0 ? config.kube.clusterNamespaces : [connection.namespace]),
             relistAfterMs: config.kube.relistAfterMs,
             requestTimeoutMs: config.kube.timeoutMs,
+            teamMaxDocuments: config.tenancy.documentsPerNamespace,
           },
           log,
           metrics,

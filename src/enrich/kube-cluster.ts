@@ -26,7 +26,10 @@ import { groupKindOf, type Cluster, type Lookup, type LookupLimits } from './clu
 import { LookupFailedError } from './lookup-failed.js';
 import { createSecretStore } from './secret-store.js';
 
-export type KubeClusterOptions = Pick<KubeSettings, 'cacheTtlMs' | 'cacheSize' | 'secretTtlMs' | 'secretStaleMs' | 'requestsPerSecond' | 'burst' | 'timeoutMs'>;
+export type KubeClusterOptions = Pick<KubeSettings, 'cacheTtlMs' | 'cacheSize' | 'secretTtlMs' | 'secretStaleMs' | 'requestsPerSecond' | 'burst' | 'timeoutMs'> & {
+  /** The rate limit shared with the service's other API requests (default: one of its own). */
+  bucket?: TokenBucket;
+};
 
 /** Lookup problems are logged at most once per kind and problem in this interval (an outage is not a line per event). */
 const LOG_EVERY_MS = 10_000;
@@ -77,7 +80,7 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
   const configuration = abortingConfiguration(connection.kc, options.timeoutMs);
   const objects = new ObjectApi(configuration, connection.kc);
   const core = new CoreV1Api(configuration);
-  const bucket = new TokenBucket(options.requestsPerSecond, options.burst);
+  const bucket = options.bucket ?? new TokenBucket(options.requestsPerSecond, options.burst);
   // Answers (found, not found) are kept for KUBE_CACHE_SECONDS; a failed lookup is shared by the callers
   // waiting for it, then forgotten. Concurrent misses of one object make one request.
   const cache = new LRUCache<string, Lookup, LookupRef>({

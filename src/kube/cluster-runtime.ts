@@ -7,3 +7,4 @@ export { createKubeCluster } from '../enrich/kube-cluster.js';
 export { watchRuleConfigMaps } from '../rules/watch-configmaps.js';
 export { createRuleErrorReporter } from './warning-events.js';
 export { watchEvents } from '../receive/watch-events.js';
+export { TokenBucket } from './token-bucket.js';

@@ -22,6 +22,8 @@ export interface TenancySettings {
   rulesPerNamespace: number;
   /** Largest team rule document (one ConfigMap key), in bytes; checked before it is parsed. */
   documentBytes: number;
+  /** Most rule documents (ConfigMap keys) per team namespace; keys beyond are not loaded. */
+  documentsPerNamespace?: number;
   /** Most actions per rule of a team. */
   actionsPerRule: number;
   /** Largest JSONata expression of a team (body, field, URL, header, throttle key), in bytes. */
@@ -37,6 +39,7 @@ export interface TenancySettings {
 export const DEFAULT_TENANCY: TenancySettings = {
   rulesPerNamespace: 100,
   documentBytes: 64 * 1024,
+  documentsPerNamespace: 20,
   actionsPerRule: 5,
   templateBytes: 4096,
   envAllowlist: [],

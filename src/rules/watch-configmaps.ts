@@ -25,6 +25,8 @@ export interface ConfigMapRulesOptions {
   relistAfterMs: number;
   /** The list request's deadline (KUBE_TIMEOUT_SECONDS). */
   requestTimeoutMs: number;
+  /** Most rule documents (data keys, all its ConfigMaps together) of one team namespace (TEAM_MAX_DOCUMENTS). */
+  teamMaxDocuments?: number;
 }
 
 export interface ConfigMapRules {
@@ -64,13 +66,34 @@ export function watchRuleConfigMaps(
     }
     const namespace = cm.metadata?.namespace ?? 'default';
     const scope = options.clusterNamespaces.has(namespace) ? undefined : namespace;
-    for (const [key, text] of Object.entries(data)) {
+    for (const [key, text] of withinDocumentQuota(cm, prefix, data, scope)) {
       store.setShadow(`${prefix}${key}`, cm.metadata?.labels?.[SHADOW_LABEL] === 'true');
       // In the background: a large ConfigMap is parsed off the event loop; its problems reach the store's listeners.
       void store.updateInBackground(`${prefix}${key}`, text, scope).then((problems) => {
         if (problems.length === 0) log.info({ source: `${prefix}${key}`, scope: scope ?? 'cluster' }, 'rule document loaded');
       });
     }
+  }
+
+  /**
+   * withinDocumentQuota: a team namespace's data keys up to TEAM_MAX_DOCUMENTS (its other ConfigMaps'
+   * documents first, then this one's in key order). The keys beyond are never loaded — no source, no
+   * metric series — and the ConfigMap gets one Warning Event that says so, not one per key.
+   */
+  function withinDocumentQuota(cm: V1ConfigMap, prefix: string, data: Record<string, string>, scope: string | undefined): [string, string][] {
+    const entries = Object.entries(data).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const limit = options.teamMaxDocuments;
+    if (scope === undefined || limit === undefined) return entries;
+    const namespacePrefix = `configmap:${scope}/`;
+    const others = store.sourceNames().filter((s) => s.startsWith(namespacePrefix) && !s.startsWith(prefix)).length;
+    const room = Math.max(0, limit - others);
+    if (entries.length <= room) return entries;
+    const dropped = entries.slice(room).map(([key]) => key);
+    for (const key of dropped) if (store.sourceNames().includes(`${prefix}${key}`)) store.remove(`${prefix}${key}`);
+    const problem = `namespace ${scope} would have ${others + entries.length} rule documents; at most ${limit} are allowed per team namespace (TEAM_MAX_DOCUMENTS): ${dropped.length} key(s) not loaded (${dropped.slice(0, 5).join(', ')}${dropped.length > 5 ? ', …' : ''})`;
+    log.error({ configMap: prefix, problem }, 'rule documents over the namespace quota not loaded');
+    reporter.report(cm, dropped[0], [problem]);
+    return entries.slice(0, room);
   }
 
   const watches =
