@@ -214,6 +214,7 @@ function authSettings(env: Env): AuthSettings {
           subjects: list(env.AUTH_OIDC_SUBJECTS),
           caFile: env.AUTH_OIDC_CA_FILE ?? '',
           fetchTokenFile: env.AUTH_OIDC_FETCH_TOKEN_FILE ?? '',
+          anySubject: env.AUTH_OIDC_ANY_SUBJECT === 'true',
         }
       : undefined,
   };

@@ -47,6 +47,12 @@ export function createAuthenticators(settings: AuthSettings, metrics: Metrics, l
   for (const [name, file] of [['AUTH_TOKEN_FILE', staticToken], ['ADMIN_TOKEN_FILE', adminToken]] as const) {
     if (file && !file.present()) log.warn({ setting: name }, 'the token file is missing or empty: no request is accepted with it until it has a token');
   }
+  if (settings.oidc && settings.oidc.subjects.length === 0 && !settings.oidc.anySubject) {
+    log.error(
+      { setting: 'AUTH_OIDC_SUBJECTS' },
+      'AUTH_OIDC_SUBJECTS is empty: POST / accepts a token of ANY ServiceAccount that can request the audience, not only the Trigger; set AUTH_OIDC_SUBJECTS to the Trigger identity (or AUTH_OIDC_ANY_SUBJECT=true to accept this on purpose)',
+    );
+  }
   const sendersAuthenticated = staticToken !== undefined || oidc !== undefined;
   // Once senders must authenticate, the admin endpoints never stay open: without an admin token they refuse everyone.
   const adminGuarded = adminToken !== undefined || sendersAuthenticated;

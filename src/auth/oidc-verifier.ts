@@ -20,6 +20,8 @@ export interface OidcSettings {
   caFile: string;
   /** A token sent with the discovery and JWKS requests (the API server serves them to service accounts only). */
   fetchTokenFile: string;
+  /** AUTH_OIDC_ANY_SUBJECT: the operator accepts any subject on purpose (else an empty `subjects` is warned about). */
+  anySubject?: boolean;
 }
 
 /** The token is wrong: answered 401. */
@@ -119,9 +121,20 @@ export function createOidcVerifier(settings: OidcSettings): OidcVerifier {
 /** keyFetch: undici's fetch with the configured CA and token (read per request: projected tokens rotate). */
 function keyFetch(settings: OidcSettings): FetchImplementation {
   const dispatcher = settings.caFile ? new Agent({ connect: { ca: readFileSync(settings.caFile, 'utf8') } }) : undefined;
+  // The service's own token goes only where the operator pointed: the issuer, or AUTH_OIDC_JWKS_URL — never
+  // to a jwks_uri on another host that a discovery document names.
+  const trusted = new Set([settings.issuer, settings.jwksUrl].filter(Boolean).map((url) => originOf(url)));
   return (async (url, options) => {
     const headers = Object.fromEntries(new Headers(options.headers));
-    if (settings.fetchTokenFile) headers.authorization = `Bearer ${readFileSync(settings.fetchTokenFile, 'utf8').trim()}`;
+    if (settings.fetchTokenFile && trusted.has(originOf(String(url)))) headers.authorization = `Bearer ${readFileSync(settings.fetchTokenFile, 'utf8').trim()}`;
     return undiciFetch(url, { ...options, headers, dispatcher });
   }) as FetchImplementation;
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
 }
