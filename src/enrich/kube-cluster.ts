@@ -44,7 +44,7 @@ const NOT_FOUND_CACHE_MS = 1000;
 /** When the API server answers 429 without a Retry-After, wait this long before asking again. */
 const DEFAULT_RETRY_AFTER_MS = 1000;
 
-/** Timestamps come back as Date objects from client-node; JSONata and rules need plain JSON (libraries.md §4.3). */
+/** Timestamps come back as Date objects from client-node; JSONata and rules need plain JSON (a Date breaks $toMillis). */
 const plain = (value: unknown) => JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
 
 /** withTimeout bounds the whole lookup (discovery + read); each request is also aborted at the same deadline. */

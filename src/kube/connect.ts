@@ -1,7 +1,7 @@
 /**
  * connectKube finds the cluster the service runs against: in-cluster service account, else KUBECONFIG
  * or ~/.kube/config. Without any of these there is no cluster (the embedded default), instead of
- * client-node's silent fallback to http://localhost:8080 (libraries.md §1.2).
+ * client-node's silent fallback to http://localhost:8080.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';

@@ -1,5 +1,5 @@
 /**
- * A client-node 1.4 informer made safe to run for months (libraries.md §1.3):
+ * A client-node 1.4 informer made safe to run for months:
  * - it stops for good on any error but 410 → we restart it with exponential backoff, capped at a few
  *   seconds and jittered: a failing watch keeps probing the API, so readiness and rule edits follow an API
  *   recovery within seconds (a 60 s cap made them lag a minute), and replicas do not retry in step;

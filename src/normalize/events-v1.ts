@@ -1,6 +1,6 @@
 /**
  * toCoreV1 maps an Event of either API (core/v1 or events.k8s.io/v1) onto core/v1 field names
- * (mapping table: apiserversource-and-hpa-sender.md §3.2) and fills the fields later stages rely on.
+ * (the README's "normalized Event" lists the mapping) and fills the fields later stages rely on.
  */
 import type { KubeEvent, ObjectReference } from './kube-event.js';
 

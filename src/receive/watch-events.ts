@@ -143,7 +143,7 @@ export function watchEvents(
       metrics,
       relistAfterMs: options.relistAfterMs,
       onChange(type, object) {
-        const event = JSON.parse(JSON.stringify(object)) as Raw; // listed objects carry Dates (libraries.md §1.3)
+        const event = JSON.parse(JSON.stringify(object)) as Raw; // client-node's listed objects carry Dates; rules and JSONata need plain JSON
         const rev = revision(event.metadata?.resourceVersion);
         if (type === 'add' && saved !== undefined && rev !== undefined && rev <= saved) return position.seen(rev); // handled before the restart
         if (type === 'add' && (saved === undefined || rev === undefined) && Date.now() - lastSeen(event) > options.maxAgeMs) {

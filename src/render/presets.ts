@@ -1,7 +1,7 @@
 /**
  * Destination presets: the request shape of well-known receivers, built from the normalized Event so a
  * rule only names the preset (`preset: slack`) and, where it wants, overrides fields. Each body follows
- * the contract in destinations.md (test/render/presets.test.ts checks every one).
+ * the receiver's documented API contract (test/render/presets.test.ts checks every one).
  * Bodies and header values are JSONata over the normalized Event with the usual bindings.
  */
 export interface Preset {

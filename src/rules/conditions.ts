@@ -2,8 +2,7 @@
  * Conditions are json-rules-engine syntax verbatim. This module checks them at load (facts, paths,
  * operators, regexes) and turns them into json-rules-engine Rules bound to one shared engine that only
  * supplies operators: events are evaluated with `rule.evaluate(almanac)` and a fresh Almanac per event,
- * never with `engine.run()`, whose engine-wide status makes overlapping runs silently drop rules
- * (libraries.md §3.4).
+ * never with `engine.run()`, whose engine-wide status makes overlapping runs silently drop rules.
  *
  * Absent facts: a path that leads nowhere, a null value, an enrichment fact that is not there (no cluster,
  * the object is gone) — every operator and decorator on an absent value is false, `notEqual`, `notIn` and

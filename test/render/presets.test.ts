@@ -1,5 +1,5 @@
 /**
- * Every preset renders a request that satisfies its receiver's contract (destinations.md Part A).
+ * Every preset renders a request that satisfies its receiver's documented contract.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

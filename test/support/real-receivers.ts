@@ -1,6 +1,6 @@
 /**
  * Real receivers from Debian's packages, started on 127.0.0.1 with their state in a temporary folder:
- * Prometheus Alertmanager, Prometheus, graphite-web (destinations.md Part B). Readiness is polled,
+ * Prometheus Alertmanager, Prometheus, graphite-web. Readiness is polled,
  * never slept for; each is stopped by its PID.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
