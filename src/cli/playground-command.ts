@@ -5,6 +5,7 @@
  * objects for the object/owner/namespace facts are pasted into the page; --cluster looks the rest up
  * read-only through the kubeconfig.
  */
+import { parseArgs } from 'node:util';
 import Router from '@koa/router';
 import Koa from 'koa';
 import { createServer, type Server } from 'node:http';
@@ -29,31 +30,25 @@ interface PlaygroundOptions {
   cluster: boolean;
 }
 
-function parseArgs(args: string[]): PlaygroundOptions {
-  const options: PlaygroundOptions = { port: 8090, secrets: [], cluster: false };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const value = () => {
-      const next = args[++i];
-      if (next === undefined) throw new Error(`${arg} needs a value`);
-      return next;
-    };
-    if (arg === '--port') {
-      const raw = value();
-      options.port = Number(raw);
-      if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) throw new Error(`--port ${raw}: not a port number`);
-    } else if (arg === '--secrets') options.secrets.push(value());
-    else if (arg === '--cluster') options.cluster = true;
-    else if (arg.startsWith('--')) throw new Error(`unknown option ${arg}`);
-    else if (options.rulesDir === undefined) options.rulesDir = arg;
-    else throw new Error(`one RULES_DIR only (got ${options.rulesDir} and ${arg})`);
-  }
-  return options;
+function parsePlaygroundArgs(args: string[]): PlaygroundOptions {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      port: { type: 'string', default: '8090' },
+      secrets: { type: 'string', multiple: true, default: [] },
+      cluster: { type: 'boolean', default: false },
+    },
+  });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port ${values.port}: not a port number`);
+  if (positionals.length > 1) throw new Error(`one RULES_DIR only (got ${positionals.join(' and ')})`);
+  return { rulesDir: positionals[0], port, secrets: values.secrets, cluster: values.cluster };
 }
 
 /** startPlayground listens on 127.0.0.1 and returns the server and the page's URL. */
 export async function startPlayground(args: string[]): Promise<{ server: Server; url: string }> {
-  const options = parseArgs(args);
+  const options = parsePlaygroundArgs(args);
   if (options.rulesDir !== undefined && !(await stat(options.rulesDir).catch(() => undefined))?.isDirectory()) {
     throw new Error(`${options.rulesDir}: not a directory of rule files`);
   }

@@ -6,6 +6,7 @@
  * rules that matched, the conditions that decided, and each rendered request (secrets redacted).
  * With --expect the JSON report is compared with a golden file (exit 1 and a diff when it differs).
  */
+import { parseArgs } from 'node:util';
 import { readFile, writeFile } from 'node:fs/promises';
 import { loadConfig } from '../config.js';
 import { NO_CLUSTER, type Cluster } from '../enrich/cluster.js';
@@ -42,26 +43,30 @@ export interface TestOptions {
 export type TestResult = ({ source: string } & EventReport) | { source: string; status: number; error: string; detail: string };
 
 export function parseTestArgs(args: string[]): TestOptions {
-  const options: TestOptions = { rules: [], secrets: [], objects: [], cluster: false, events: [], json: false, updateExpect: false };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const value = () => {
-      const next = args[++i];
-      if (next === undefined) throw new Error(`${arg} needs a value`);
-      return next;
-    };
-    if (arg === '--rules') options.rules.push(value());
-    else if (arg === '--secrets') options.secrets.push(value());
-    else if (arg === '--objects') options.objects!.push(value());
-    else if (arg === '--cluster') options.cluster = true;
-    else if (arg === '--expect') options.expect = value();
-    else if (arg === '--update-expect') options.updateExpect = true;
-    else if (arg === '--json') options.json = true;
-    else if (arg.startsWith('--') ) throw new Error(`unknown option ${arg}`);
-    else options.events.push(arg);
-  }
-  if (options.rules.length === 0) throw new Error('--rules <file|dir> is required');
-  return options;
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      rules: { type: 'string', multiple: true, default: [] },
+      secrets: { type: 'string', multiple: true, default: [] },
+      objects: { type: 'string', multiple: true, default: [] },
+      cluster: { type: 'boolean', default: false },
+      expect: { type: 'string' },
+      'update-expect': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if (values.rules.length === 0) throw new Error('--rules <file|dir> is required');
+  return {
+    rules: values.rules,
+    secrets: values.secrets,
+    objects: values.objects,
+    cluster: values.cluster,
+    expect: values.expect,
+    updateExpect: values['update-expect'],
+    json: values.json,
+    events: positionals,
+  };
 }
 
 /** runTests evaluates the events and returns one result per event (no printing). */
