@@ -5,7 +5,7 @@
  * objects for the object/owner/namespace facts are pasted into the page; --cluster looks the rest up
  * read-only through the kubeconfig.
  */
-import { parseArgs } from 'node:util';
+import { parseOptions } from './parse-options.js';
 import Router from '@koa/router';
 import Koa from 'koa';
 import { createServer, type Server } from 'node:http';
@@ -31,7 +31,7 @@ interface PlaygroundOptions {
 }
 
 function parsePlaygroundArgs(args: string[]): PlaygroundOptions {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseOptions({
     args,
     allowPositionals: true,
     options: {

@@ -6,7 +6,7 @@
  * rules that matched, the conditions that decided, and each rendered request (secrets redacted).
  * With --expect the JSON report is compared with a golden file (exit 1 and a diff when it differs).
  */
-import { parseArgs } from 'node:util';
+import { parseOptions } from './parse-options.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { loadConfig } from '../config.js';
 import { NO_CLUSTER, type Cluster } from '../enrich/cluster.js';
@@ -43,7 +43,7 @@ export interface TestOptions {
 export type TestResult = ({ source: string } & EventReport) | { source: string; status: number; error: string; detail: string };
 
 export function parseTestArgs(args: string[]): TestOptions {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseOptions({
     args,
     allowPositionals: true,
     options: {
