@@ -94,7 +94,7 @@ export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isRe
 
   async function receive(ctx: Parameters<Middleware>[0]): Promise<void> {
     const events = await readEvents(ctx, config);
-    recent?.record(events);
+    recent?.record(events, ctx.request.length);
     // A batch is checked whole before anything is remembered: a bad entry must not leave earlier ones in
     // the occurrence memory (their redelivery would then look like a repeat). One event needs no dry pass:
     // normalize throws before it remembers.
