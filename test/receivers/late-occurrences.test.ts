@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
+import { needs } from '../support/needs.js';
 import { startRedis } from '../support/real-receivers.js';
 import { startService } from '../support/running-service.js';
 
@@ -26,7 +27,7 @@ const occurrence = (count: number) =>
     headers['ce-id'] = `ce-${count}`;
   });
 
-describe('late occurrences across replicas', () => {
+describe('late occurrences across replicas', { skip: needs('redis-server') }, () => {
   let redis: Awaited<ReturnType<typeof startRedis>>;
   let sink: CaptureSink;
   before(async () => {

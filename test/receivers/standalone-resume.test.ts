@@ -9,6 +9,7 @@ import { loadConfig } from '../../src/config.js';
 import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { startFakeKubeApi, type FakeKubeApi, type KubeObject } from '../support/fake-kube-api.js';
 import { connectionTo, waitUntil } from '../support/kube-fixtures.js';
+import { needs } from '../support/needs.js';
 import { startRedis } from '../support/real-receivers.js';
 import { startService } from '../support/running-service.js';
 
@@ -38,7 +39,7 @@ function schedulerEvent(name: string, count?: number): KubeObject {
   };
 }
 
-describe('standalone restart', () => {
+describe('standalone restart', { skip: needs('redis-server') }, () => {
   let redis: Awaited<ReturnType<typeof startRedis>>;
   let fake: FakeKubeApi;
   let sink: CaptureSink;
