@@ -7,7 +7,6 @@ import type { CompiledAction } from '../rules/compiled-rule.js';
 import { ConfigurationError } from '../errors.js';
 import { resolveField, resolveValue, type ResolveContext } from './value-source.js';
 import { REDACTED, knownSecrets } from '../redact.js';
-import { forbiddenHeader } from './forbidden-headers.js';
 import { NO_CLUSTER_CONFIGMAPS, resolveTransport } from './transport.js';
 import type { RenderedRequest } from './rendered-request.js';
 
@@ -22,8 +21,6 @@ export async function renderRequest(action: CompiledAction, context: ResolveCont
   for (const [name, source] of [...action.presetHeaders, ...destination.headers]) {
     const resolved = await resolveValue(source, `destination ${destination.name} header ${name}`, context);
     if (!resolved) continue; // an expression with no value for this event leaves the header out
-    const forbidden = forbiddenHeader(name);
-    if (forbidden) throw new ConfigurationError(`destination ${destination.name}: ${forbidden}`);
     checkHeaderValue(destination.name, name, resolved);
     headers[name.toLowerCase()] = resolved.value;
     if (resolved.secret) secretHeaders.push(name.toLowerCase());
