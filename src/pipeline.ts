@@ -7,7 +7,7 @@ import type { CloudEvent } from 'cloudevents';
 import type { Config } from './config.js';
 import type { DeliveryResult } from './deliver/destination.js';
 import type { DeliveredStore } from './deliver/delivered-store.js';
-import { destinationKind, type Senders } from './deliver/kinds/registry.js';
+import type { Senders } from './deliver/kinds/registry.js';
 import type { ThrottleStore } from './match/throttle.js';
 import { GUARD_CODES, TemplateQuarantine } from './render/template-quarantine.js';
 import type { Cluster } from './enrich/cluster.js';
@@ -16,7 +16,7 @@ import { ConfigurationError, TemplateError, TemplateQueueError, describeError } 
 import { ENRICHMENT_FACTS, type LazyFacts } from './enrich/lazy-facts.js';
 import { factsByScope, matchByScope } from './match/match-by-scope.js';
 import { compileTenancyPolicy, type TenancyPolicy } from './rules/tenancy-policy.js';
-import type { SecretReader } from './render/value-source.js';
+import { renderAction } from './render/render-action.js';
 import type { Logger } from './log.js';
 import type { DeliveryOutcome, Metrics } from './metrics.js';
 import type { EventInput, ObjectReference } from './normalize/kube-event.js';
@@ -136,15 +136,11 @@ function laneOf(rule: CompiledRule, action: CompiledAction): string {
   return `${rule.source}#${action.destination.name}`;
 }
 
-/** scopedSecrets: a team's rules read Secrets of their own namespace only. */
-function scopedSecrets(secrets: SecretReader, scope: string | undefined): SecretReader {
-  return scope === undefined ? secrets : { read: (name, key) => secrets.read(name, key, scope) };
-}
-
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { metrics, log } = deps;
   const quarantine = new TemplateQuarantine();
   const tenancy = deps.tenancy ?? compileTenancyPolicy(deps.config.tenancy);
+  const renderDeps = { config: deps.config, cluster: deps.cluster, tenancy, env: deps.env };
 
   /** Deliveries running in this process by key: a second claim of the same key (a batch holding one event twice) waits for the first. */
   const inFlight = new Map<string, Promise<ActionReport>>();
@@ -215,17 +211,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         change: input.change,
       };
       for (const fact of ENRICHMENT_FACTS) bindings[fact] = action.uses.has(fact) ? await facts[fact]() : null;
-      const secrets = scopedSecrets(deps.cluster.secrets, rule.scope);
-      // A team's rules: only allowlisted variables, and hpa-sender Secrets of the HPA's (= the team's) namespace.
-      const env = tenancy.envFor(rule.scope, deps.env);
-      const hpaSenderNamespaces = rule.scope === undefined ? deps.config.hpaSenderSecretNamespaces : [];
-      // TLS material: a team's from ConfigMaps of its namespace too, never from the service's files.
-      const configMaps = deps.cluster.configMaps && scopedSecrets(deps.cluster.configMaps, rule.scope);
-      const files = rule.scope === undefined;
-      const kind = destinationKind(action.destination.kind);
-      const request = await kind.render(action, { input: input.event, bindings, deadline, secrets, env, hpaSenderNamespaces, configMaps, files, eventNamespace: ownNamespaceOf(input) });
-      if (kind.network) tenancy.checkDestination(rule.scope, destination, request.url);
-      return request;
+      return await renderAction(renderDeps, rule, action, input.event, bindings, ownNamespaceOf(input), deadline);
     } catch (err) {
       const error = knownSecrets.redact(`${err instanceof TemplateError ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`);
       const guard = err instanceof TemplateError && GUARD_CODES.has(err.code ?? '');
