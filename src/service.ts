@@ -11,6 +11,7 @@ import { createMemoryThrottleStore } from './match/throttle.js';
 import { createBulkheads, withBulkhead } from './deliver/bulkhead.js';
 import { createHttpSender } from './deliver/http-sender.js';
 import { createSenders } from './deliver/kinds/registry.js';
+import { createBackgroundDelivery, type BackgroundDelivery } from './deliver/background-delivery.js';
 import { NO_CLUSTER, type Cluster } from './enrich/cluster.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -56,6 +57,8 @@ export interface Service {
   standalone?: EventWatch;
   /** The Redis stores, with REDIS_URL. */
   redis?: RedisStores;
+  /** Delivers an action outside any request (scheduled work), through the same senders and delivered memory. */
+  background: BackgroundDelivery;
   /** Stop reporting ready (first step of a graceful shutdown). */
   drain(): void;
   /**
@@ -91,24 +94,29 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     : undefined;
   const writeLine = options.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
   const shadow = new ShadowLedger();
+  const senders = createSenders({
+    network: withBulkhead(
+      createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics, env: config.proxyEnv }),
+      createBulkheads(config.destinations, metrics),
+    ),
+    writeLine,
+  });
+  const delivered = redis?.delivered ?? createMemoryDeliveredStore(config.dedupWindowMs, config.dedupCacheSize);
+  const env = options.env ?? process.env;
+  // Deliveries outside any request (digest flushes) share the senders, their policies and the delivered memory.
+  const background = createBackgroundDelivery({ config, cluster, tenancy, env, senders, delivered, metrics, log });
   const pipeline = createPipeline({
     shadow,
     config,
     rules: () => store.current,
     tracker,
     cluster,
-    senders: createSenders({
-      network: withBulkhead(
-        createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics, env: config.proxyEnv }),
-        createBulkheads(config.destinations, metrics),
-      ),
-      writeLine,
-    }),
-    delivered: redis?.delivered ?? createMemoryDeliveredStore(config.dedupWindowMs, config.dedupCacheSize),
+    senders,
+    delivered,
     throttle: redis?.throttle ?? createMemoryThrottleStore(),
     metrics,
     log,
-    env: options.env ?? process.env,
+    env,
     tenancy,
   });
   const inFlight = trackInFlight(pipeline);
@@ -202,6 +210,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     cluster,
     standalone,
     redis,
+    background,
     drain: () => {
       draining = true;
     },
