@@ -165,7 +165,8 @@ const view = new EditorView({
       syntaxHighlighting(defaultHighlightStyle),
       EditorView.lineWrapping,
       yamlLanguage.data.of({ autocomplete: yamlCompletion() }),
-      stateExtensions(schema as Parameters<typeof stateExtensions>[0]),
+      // The imported JSON is typed with plain strings (type: string), wider than JSONSchema7's literals.
+      stateExtensions(schema as unknown as Parameters<typeof stateExtensions>[0]),
       autocompletion(),
       lintGutter(),
       keymap.of([...completionKeymap, ...defaultKeymap, ...historyKeymap]),
