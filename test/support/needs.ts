@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 const PACKAGES: Record<string, string> = {
   'redis-server': 'redis-server',
   prometheus: 'prometheus',
+  promtool: 'prometheus',
   'prometheus-alertmanager': 'prometheus-alertmanager',
   kubectl: 'kubernetes-client',
   setpriv: 'util-linux',

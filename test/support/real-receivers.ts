@@ -54,11 +54,26 @@ export async function startAlertmanager(): Promise<Receiver> {
   return run('prometheus-alertmanager', [`--config.file=${dir}/alertmanager.yml`, `--storage.path=${dir}/data`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address='], '/-/ready', port, dir);
 }
 
-export async function startPrometheus(target: string): Promise<Receiver> {
+export interface PrometheusOptions {
+  /** Labels every scraped series gets (as a PodMonitor adds namespace, pod …). */
+  labels?: Record<string, string>;
+  /** A rules file's text: loaded, and evaluated every second. */
+  rules?: string;
+  /** More command-line flags. */
+  flags?: string[];
+}
+
+export async function startPrometheus(target: string, options: PrometheusOptions = {}): Promise<Receiver> {
   const dir = mkdtempSync(join(tmpdir(), 'prometheus-'));
-  writeFileSync(join(dir, 'prometheus.yml'), `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: kube-event-rules\n    static_configs:\n      - targets: ["${target}"]\n`);
+  const labels = options.labels ? `\n        labels: ${JSON.stringify(options.labels)}` : '';
+  const rules = options.rules === undefined ? '' : 'rule_files: ["rules.yml"]\n';
+  if (options.rules !== undefined) writeFileSync(join(dir, 'rules.yml'), options.rules);
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n${rules}scrape_configs:\n  - job_name: kube-event-rules\n    static_configs:\n      - targets: ["${target}"]${labels}\n`,
+  );
   const port = await closedPort();
-  return run('prometheus', [`--config.file=${dir}/prometheus.yml`, `--storage.tsdb.path=${dir}/data`, `--web.listen-address=127.0.0.1:${port}`], '/-/ready', port, dir);
+  return run('prometheus', [`--config.file=${dir}/prometheus.yml`, `--storage.tsdb.path=${dir}/data`, `--web.listen-address=127.0.0.1:${port}`, ...(options.flags ?? [])], '/-/ready', port, dir);
 }
 
 /** graphite-web under Django's development server, with a settings module and SQLite in the folder. */
