@@ -154,6 +154,12 @@ export function createMetrics() {
       labelNames: ['rule'] as const,
       registers,
     }),
+    templateQuarantines: new Counter({
+      name: `${PREFIX}template_quarantines_total`,
+      help: 'Times a rule was quarantined after repeated template guard trips (its actions are answered 503 for 60 s).',
+      labelNames: ['rule'] as const,
+      registers,
+    }),
     matchesInputTooLong: new Counter({
       name: `${PREFIX}matches_input_too_long_total`,
       help: '`matches` comparisons on a text longer than MATCHES_MAX_INPUT_BYTES: answered false without reading it.',
@@ -238,6 +244,7 @@ export function forgetRule(metrics: Metrics, rule: string, destinations: Iterabl
   metrics.shadowMatches.remove({ rule });
   for (const kind of ['only_shadow', 'only_live', 'request']) metrics.shadowDifferences.remove({ rule, kind });
   metrics.templateErrors.remove({ rule });
+  metrics.templateQuarantines.remove({ rule });
   metrics.suppressed.remove({ rule });
   for (const destination of destinations) {
     for (const outcome of DELIVERY_OUTCOMES) metrics.deliveries.remove({ rule, destination, outcome });

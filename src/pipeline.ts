@@ -220,6 +220,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (!dryRun) {
         if (err instanceof TemplateError) metrics.templateErrors.inc({ rule: rule.name });
         if (guard && quarantine.trip(rule.name)) {
+          metrics.templateQuarantines.inc({ rule: rule.name });
           log.error({ rule: rule.name }, 'template keeps hitting its guards; rule quarantined for 60 s so other events keep their latency');
         }
         log.error({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, error }, permanent ? 'action not rendered' : 'action not rendered; the Broker will redeliver');

@@ -3,7 +3,7 @@
  * driven with ApiServerSource CloudEvents until it has produced every series the Grafana dashboard and the
  * PrometheusRule read: deliveries that succeed, fail and are rejected by a capture sink, Broker redeliveries
  * (duplicates), throttled, shadowed, unmatched, unresolved, malformed, unauthenticated and over-capacity
- * events, a template error, a rejected rule document, lookups and a watch restart against the fake
+ * events, a template error, a template quarantined after its guard tripped twice, a rejected rule document, lookups and a watch restart against the fake
  * Kubernetes API, Redis going away. Prometheus scrapes it and evaluates the alerting rules; every panel
  * query, with the dashboard's variables substituted, returns a number, and each alert is proven as
  * ALERT_PROOFS says.
@@ -61,6 +61,9 @@ rules:
   - name: broken-template
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: FailedGetResourceMetric } ] }
     actions: [ { destination: ok, body: '$error("no metric for " & involvedObject.name)' } ]
+  - name: huge-output
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Huge } ] }
+    actions: [ { destination: ok, body: '{ "text": $pad("", 1100000) }' } ]
   - name: long-messages
     conditions: { all: [ { fact: event, path: $.message, operator: matches, value: "^never" } ] }
     actions: [ { destination: ok } ]
@@ -137,6 +140,7 @@ describe('the Grafana dashboard and the alerts against the real Prometheus', { s
         }),
       );
       assert.ok([status].flat().includes(response.status), `${what}: ${response.status} ${response.text}`);
+      return response.text;
     };
     /** 503 while failing's breaker is closed, 429 once it opened (5 consecutive failures). */
     const redelivered = [503, 429];
@@ -148,13 +152,21 @@ describe('the Grafana dashboard and the alerts against the real Prometheus', { s
     };
     // Matched: delivered to ok ($object found, then not found), failed at failing, rejected by rejecting: 503.
     await post(backoff, redelivered, 'a failed delivery is redelivered');
-    if (round === 1) await redis.stop(); // Redis goes away once the first deliveries were recorded in it
     await post(backoff, redelivered, "the Broker's redelivery: ok and rejecting are skipped as duplicates, failing fails again");
+    if (round === 1) await redis.stop(); // Redis goes away: the memory stores stand in, and every command is counted
     await post(backoff, redelivered, 'the involved object is gone', gone);
     // Throttled: the second rescale of the HPA within the window is suppressed; the shadow twin differs.
     await post(loadFixture('hpa-successful-rescale-up-resource-add'), 204, 'a rescale');
     await post(loadFixture('hpa-successful-rescale-down-resource-add'), 204, 'a throttled rescale');
     await post(loadFixture('hpa-failed-get-resource-metric-warning-resource-add'), 204, 'a template error is permanent');
+    // A template over TEMPLATE_MAX_OUTPUT_BYTES trips its guard (503); the second trip within a minute quarantines its rule.
+    const huge = (n: number) => (body: Record<string, any>, headers: Record<string, string>) => {
+      body.reason = 'Huge';
+      body.metadata.uid = `huge-${round}-${n}`;
+      headers['ce-id'] = `huge-${round}-${n}`;
+    };
+    if (round === 1) for (const n of [1, 2]) await post(backoff, 503, 'a guard trip', huge(n));
+    assert.match(await post(backoff, 503, 'quarantined', huge(3)), /templates quarantined until/);
     await post(loadFixture('deployment-scaling-replica-set-resource-add'), 204, 'no rule matches');
     await post(loadFixture('hpa-successful-rescale-up-reference-add'), 204, 'Reference mode: the Event is gone');
     await post(loadFixture('malformed-missing-ce-type'), 400, 'malformed');

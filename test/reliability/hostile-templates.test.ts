@@ -102,6 +102,7 @@ rules:
     assert.equal(held.status, 503);
     assert.match(held.text, /quarantined until/);
     assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'pad', outcome: 'failed' }), 3);
+    assert.equal(await svc.metric('kube_event_rules_template_quarantines_total', { rule: 'pad' }), 1, 'quarantined once, counted once');
     assert.equal(sink.received('/good').length, 5, 'every good action delivered');
   });
 
