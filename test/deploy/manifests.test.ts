@@ -205,13 +205,13 @@ describe('deploy/ manifests', { skip: needs('kubectl') }, () => {
     assert.deepEqual(blocking, [], 'a PDB with minAvailable: 1 on one replica blocks every drain');
   });
 
-  it('the monitoring example adds a PodMonitor on the metrics port and alerts on failures, load errors, refused events and a stuck informer', () => {
+  it('the monitoring example adds a PodMonitor on the metrics port and alerts on failures, load errors, refused events, a stuck informer, 429s and Redis errors', () => {
     const objects = rendered.get('deploy/examples/knative-with-monitoring')!;
     const monitor = objects.find((o) => o.kind === 'PodMonitor')!;
     assert.equal(monitor.spec.podMetricsEndpoints[0].path, '/metrics');
     const rules = objects.find((o) => o.kind === 'PrometheusRule')!.spec.groups[0].rules as Obj[];
     const text = JSON.stringify(rules);
-    for (const metric of ['kube_event_rules_deliveries_total', 'kube_event_rules_rule_load_errors', 'kube_event_rules_informer_last_sync_timestamp_seconds', 'kube_event_rules_requests_refused_total']) assert.match(text, new RegExp(metric));
+    for (const metric of ['kube_event_rules_deliveries_total', 'kube_event_rules_rule_load_errors', 'kube_event_rules_informer_last_sync_timestamp_seconds', 'kube_event_rules_requests_refused_total', 'kube_event_rules_store_errors_total', 'over_capacity']) assert.match(text, new RegExp(metric));
   });
 
   it('the probe paths exist in the app, and every env var the Deployment sets is a documented setting', async () => {

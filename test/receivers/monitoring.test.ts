@@ -40,6 +40,8 @@ const ALERT_PROOFS: Record<string, 'driven' | 'stale-sync'> = {
   KubeEventRulesRuleLoadErrors: 'driven', // broken.yaml
   KubeEventRulesRefusingEvents: 'driven', // POST / without the Broker's token
   KubeEventRulesInformerStuck: 'stale-sync',
+  KubeEventRulesOverCapacity: 'driven', // a batch over MAX_ACTIONS_PER_REQUEST
+  KubeEventRulesRedisUnavailable: 'driven', // redis-server stopped
 };
 
 const eventRules = (sinkUrl: string) => `
