@@ -4,6 +4,7 @@
  */
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
 import { matchesInputsTooLong } from './rules/conditions.js';
+import { UserMetrics } from './deliver/user-metrics.js';
 
 const PREFIX = 'kube_event_rules_';
 
@@ -48,7 +49,7 @@ export interface LoadSample {
 }
 
 /** createMetrics registers all metrics on a fresh Registry (one per service instance, so tests stay independent). */
-export function createMetrics() {
+export function createMetrics(options: { maxSeriesPerMetric?: number } = {}) {
   const registry = new Registry();
   // Unprefixed on purpose: the standard Node.js dashboards and alerts look for process_* and nodejs_*.
   collectDefaultMetrics({ register: registry });
@@ -69,6 +70,8 @@ export function createMetrics() {
   const worstState = (a: number, b: number) => (a === 1 || b === 1 ? 1 : Math.max(a, b));
   return {
     registry,
+    /** The metrics rule documents declare (destination kind `metric`), bounded to maxSeriesPerMetric series each. */
+    userMetrics: new UserMetrics(registry, options.maxSeriesPerMetric ?? 1000),
     /** sampleLanes tells the destination gauges where to read the lanes from. */
     sampleLanes(read: () => LaneSample[]) {
       lanes = read;

@@ -70,7 +70,7 @@ export interface Service {
 
 export async function createService(options: ServiceOptions): Promise<Service> {
   const { config, log } = options;
-  const metrics = createMetrics();
+  const metrics = createMetrics({ maxSeriesPerMetric: config.metricMaxSeriesPerMetric });
   const connection = options.kube;
   const kube = connection ? await import('./kube/cluster-runtime.js') : undefined;
   // One client-side rate limit (KUBE_QPS) for every API request the service makes: lookups and Warning Events.
@@ -100,6 +100,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       createBulkheads(config.destinations, metrics),
     ),
     writeLine,
+    userMetrics: metrics.userMetrics,
   });
   const delivered = redis?.delivered ?? createMemoryDeliveredStore(config.dedupWindowMs, config.dedupCacheSize);
   const env = options.env ?? process.env;

@@ -29,15 +29,16 @@ export function createDryRunPipeline(
 ): { pipeline: Pipeline; tracker: OccurrenceTracker } {
   const tracker = new OccurrenceTracker(options.occurrences ?? 100_000);
   const config = loadConfig({});
+  const metrics = createMetrics();
   const pipeline = createPipeline({
     config,
     rules,
     tracker,
     cluster,
-    senders: createSenders({ network: SENDS_NOTHING, writeLine: () => undefined }),
+    senders: createSenders({ network: SENDS_NOTHING, writeLine: () => undefined, userMetrics: metrics.userMetrics }),
     delivered: createMemoryDeliveredStore(0),
     throttle: createMemoryThrottleStore(),
-    metrics: createMetrics(),
+    metrics,
     log: createLogger('silent'),
     env: options.env ?? process.env,
   });

@@ -92,6 +92,8 @@ export function* compileDocumentSteps(document: unknown, source: string, options
         return;
       }
       const at = `${where}.actions[${index}]`;
+      const actionProblem = destinationKind(destination.kind).checkAction?.(action);
+      if (actionProblem) problems.push(`${at}: ${actionProblem}`);
       const preset = action.preset === undefined ? undefined : PRESETS[action.preset];
       if (action.preset !== undefined) problems.push(...presetFieldProblems(action.preset, Object.keys(action.fields ?? {})).map((p) => `${at}.${p}`));
       const bodySource = preset?.body ?? action.body;
@@ -104,7 +106,8 @@ export function* compileDocumentSteps(document: unknown, source: string, options
       const valueTemplates = [destination.url, ...destination.headers.map(([, v]) => v), ...presetHeaders.map(([, v]) => v), ...fields.map(([, v]) => v)].flatMap((v) =>
         v?.kind === 'template' ? [v.template] : v?.kind === 'url' ? v.parts.flatMap((part) => ('template' in part ? [part.template] : [])) : [],
       );
-      const uses = new Set([body, ...valueTemplates].flatMap((t) => (t ? [...t.uses] : [])));
+      const metricTemplates = destination.metric ? [...destination.metric.labels.map(([, t]) => t), destination.metric.value] : [];
+      const uses = new Set([body, ...valueTemplates, ...metricTemplates].flatMap((t) => (t ? [...t.uses] : [])));
       for (const fact of destinationKind(destination.kind).reads) uses.add(fact);
       const hash = actionHash(action);
       const rank = identities.get(hash) ?? 0;
@@ -153,6 +156,7 @@ function compileDestination(name: string, spec: DestinationSpec, options: Templa
   const problem = destinationKind(kind).check(spec);
   if (problem) throw new Error(problem);
   return {
+    ...destinationKind(kind).compile?.(spec, options),
     name,
     kind,
     transport: compileTransport(spec),

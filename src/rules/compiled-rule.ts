@@ -18,6 +18,23 @@ export interface CompiledDestination {
   timeoutMs?: number;
   /** TLS material and proxy, when the destination sets them. */
   transport?: CompiledTransport;
+  /** The team namespace of the document that declares it (set with the team's rules); undefined for the cluster scope. */
+  scope?: string;
+  /** What a `metric` destination records (src/deliver/kinds/metric.ts). */
+  metric?: CompiledMetric;
+}
+
+/** A metric a rule document declares: a counter or histogram on the service's /metrics. */
+export interface CompiledMetric {
+  /** The name on /metrics: the declared name after the user-metric prefix. */
+  name: string;
+  type: 'counter' | 'histogram';
+  help: string;
+  /** Label name → the JSONata expression of its value, in the declared order (a team's `namespace` is added). */
+  labels: [string, Template][];
+  /** Histograms: the bucket upper bounds, increasing, and the observed value. */
+  buckets?: number[];
+  value?: Template;
 }
 
 export interface CompiledAction {

@@ -42,6 +42,18 @@ export interface DestinationSpec {
   timeoutSeconds?: number;
   tls?: TlsSpec;
   proxy?: ProxySpec;
+  /** kind `metric`: the metric it records. */
+  metric?: MetricSpec;
+}
+
+/** A counter or histogram a `metric` destination records; label values and the observed value are JSONata expressions. */
+export interface MetricSpec {
+  name: string;
+  type: 'counter' | 'histogram';
+  help: string;
+  labels?: Record<string, string>;
+  buckets?: number[];
+  value?: string;
 }
 
 export interface ActionSpec {

@@ -65,7 +65,7 @@ function asTeamRule(rule: CompiledRule, scope: string): CompiledRule {
   const copies = new Map<CompiledDestination, CompiledDestination>();
   const qualified = (destination: CompiledDestination) => {
     let copy = copies.get(destination);
-    if (!copy) copies.set(destination, (copy = { ...destination, name: qualifiedName(scope, destination.name) }));
+    if (!copy) copies.set(destination, (copy = { ...destination, name: qualifiedName(scope, destination.name), scope }));
     return copy;
   };
   return { ...rule, scope, name: qualifiedName(scope, rule.declaredName), actions: rule.actions.map((action) => ({ ...action, destination: qualified(action.destination) })) };
@@ -288,6 +288,7 @@ export class RuleStore {
     }
     this.ruleSet = { rules, index: buildRuleIndex(rules) };
     this.metrics.rulesLoaded.set(rules.length);
+    this.metrics.userMetrics.declare(rules);
     this.metrics.ruleReloads.inc({ result: [...this.sources.values()].some((s) => s.errors.length + s.conflicts.length > 0) ? 'error' : 'ok' });
     const inForce = new Set(rules.map((rule) => rule.name));
     for (const old of before) {

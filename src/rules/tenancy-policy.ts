@@ -14,6 +14,7 @@ import { ConfigurationError } from '../errors.js';
 import { destinationKind } from '../deliver/kinds/registry.js';
 import { literalPrefix } from '../render/url-template.js';
 import { forbiddenHeader } from '../render/forbidden-headers.js';
+import { TEAM_LABEL, definitionOf, describeDefinition, sameDefinition, type MetricDefinition } from '../deliver/user-metrics.js';
 import type { CompiledDocument, CompiledRule } from './compiled-rule.js';
 import type { RuleDocument, ValueSource } from './document.js';
 
@@ -159,6 +160,10 @@ function hostMatches(pattern: string, url: URL): boolean {
 /** templates lists every JSONata expression a document writes, with where it is. */
 function templates(document: RuleDocument): [string, string][] {
   const found: [string, string][] = valueSources(document).flatMap(([where, value]) => (typeof value === 'object' && 'jsonata' in value ? [[where, value.jsonata] as [string, string]] : []));
+  for (const [name, destination] of Object.entries(document.destinations ?? {})) {
+    for (const [label, expression] of Object.entries(destination.metric?.labels ?? {})) found.push([`destinations.${name}.metric.labels.${label}`, expression]);
+    if (destination.metric?.value !== undefined) found.push([`destinations.${name}.metric.value`, destination.metric.value]);
+  }
   document.rules.forEach((rule, i) => {
     const at = `rules[${i}] (${rule.name})`;
     rule.actions.forEach((action, j) => action.body !== undefined && found.push([`${at}.actions[${j}].body`, action.body]));
@@ -205,6 +210,11 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
             problems.push(`rules[${i}] (${rule.name}).actions: ${rule.actions.length} actions; a team's rule may have at most ${settings.actionsPerRule} (TEAM_MAX_ACTIONS_PER_RULE)`);
           }
         });
+        for (const [name, destination] of Object.entries(document.destinations ?? {})) {
+          if (destination.metric?.labels && Object.hasOwn(destination.metric.labels, TEAM_LABEL)) {
+            problems.push(`destinations.${name}.metric.labels.${TEAM_LABEL}: a team's metrics always carry ${TEAM_LABEL}="${scope}" (their own namespace); it cannot be declared: remove it`);
+          }
+        }
         for (const [where, source] of templates(document)) {
           const bytes = Buffer.byteLength(source);
           if (bytes > settings.templateBytes) problems.push(`${where}: the expression has ${bytes} bytes; a team's may have at most ${settings.templateBytes} (TEAM_MAX_TEMPLATE_BYTES)`);
@@ -260,8 +270,9 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
       const clusterNames = new Map<string, string>();
       const teamNames = new Map<string, Map<string, string>>();
       const teamRules = new Map<string, number>();
+      const metrics = new Map<string, MetricClaim>();
       for (const { source, scope, rules, shadowRules = 0 } of [...sources].sort(bySourceOrder)) {
-        const problems: string[] = [];
+        const problems: string[] = metricClashes(metrics, source, scope, rules);
         const own = scope === undefined ? clusterNames : (teamNames.get(scope) ?? new Map<string, string>());
         for (const rule of rules) {
           const cluster = clusterNames.get(rule.declaredName);
@@ -285,6 +296,7 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
           continue;
         }
         for (const rule of rules) own.set(rule.declaredName, source);
+        claimMetrics(metrics, source, scope, rules);
         if (scope !== undefined) {
           teamNames.set(scope, own);
           teamRules.set(scope, (teamRules.get(scope) ?? 0) + rules.length + shadowRules);
@@ -293,4 +305,48 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
       return rejected;
     },
   };
+}
+
+/** Who declared a metric first (in source order): later sources must declare it the same way, or not at all. */
+interface MetricClaim {
+  definition: MetricDefinition;
+  source: string;
+  scope?: string;
+}
+
+function* metricsOf(rules: readonly CompiledRule[]): Generator<MetricDefinition> {
+  for (const rule of rules) for (const action of rule.actions) {
+    const definition = definitionOf(action.destination);
+    if (definition) yield definition;
+  }
+}
+
+/**
+ * metricClashes: the metrics of a source that another source in force (or the source itself) declares
+ * differently. The cluster scope owns its metric names; teams share a name only with the same definition
+ * (each team's series carry its namespace).
+ */
+function metricClashes(claims: ReadonlyMap<string, MetricClaim>, source: string, scope: string | undefined, rules: readonly CompiledRule[]): string[] {
+  const problems: string[] = [];
+  const own = new Map<string, MetricDefinition>();
+  for (const definition of metricsOf(rules)) {
+    const mine = own.get(definition.name);
+    if (mine && !sameDefinition(mine, definition)) {
+      problems.push(`metric ${definition.name} is declared twice with different definitions (${describeDefinition(mine)}; ${describeDefinition(definition)})`);
+    }
+    own.set(definition.name, definition);
+    const claim = claims.get(definition.name);
+    if (!claim || mine) continue;
+    if (scope !== undefined && claim.scope === undefined) {
+      problems.push(`metric ${definition.name} is declared by a cluster rule document (${claim.source}); a team's metric cannot share its name: rename it`);
+    } else if (!sameDefinition(claim.definition, definition)) {
+      const where = claim.scope === scope ? claim.source : `another namespace's rules`;
+      problems.push(`metric ${definition.name} is already declared by ${where} as ${describeDefinition(claim.definition)}, which comes first; this document declares ${describeDefinition(definition)}: declare it the same way, or use another name`);
+    }
+  }
+  return problems;
+}
+
+function claimMetrics(claims: Map<string, MetricClaim>, source: string, scope: string | undefined, rules: readonly CompiledRule[]): void {
+  for (const definition of metricsOf(rules)) if (!claims.has(definition.name)) claims.set(definition.name, { definition, source, scope });
 }

@@ -37,8 +37,8 @@ interface KindCase {
   secrets?: (sinkUrl: string) => Record<string, string>;
   /** What every action of the kind reads besides its templates. */
   reads?: string[];
-  /** Where the sent request arrives: the sink's path, or the log stream. */
-  arrives: { path: string } | 'log';
+  /** Where the sent request arrives: the sink's path, the log stream, or the service's metrics (the series it records). */
+  arrives: { path: string } | 'log' | { series: string };
 }
 
 const cases: Record<string, KindCase> = {
@@ -60,6 +60,11 @@ const cases: Record<string, KindCase> = {
     secrets: (sink) => ({ 'shop/hook/url': `${sink}/hpa\n`, 'shop/hook/headers': '{"X-Token":"t0k3n"}', 'shop/hook/body': '{"text":"_message_","at":"_time_"}' }),
     arrives: { path: '/hpa' },
   },
+  metric: {
+    valid: () => ({ kind: 'metric', metric: { name: 'contract_scaling_total', type: 'counter', help: 'HPAs at their limit.', labels: { hpa: 'involvedObject.name', reason: 'reason' } } }),
+    invalid: { spec: { kind: 'metric', metric: { name: 'limits_total', type: 'counter', help: 'h', labels: { __name__: 'reason' } } }, message: /metric\.labels\.__name__: label names starting with __ are reserved by Prometheus/ },
+    arrives: { series: 'kube_event_rules_user_contract_scaling_total{hpa="web",reason="ScalingLimited"} 1' },
+  },
 };
 
 const documentWith = (destination: DestinationSpec) => ({
@@ -71,13 +76,14 @@ const compile = (destination: DestinationSpec) => compileDocument(documentWith(d
 describe('destination kinds: the contract every registered kind keeps', () => {
   let sink: CaptureSink;
   let senders: Senders;
+  let metrics: ReturnType<typeof createMetrics>;
   const lines: string[] = [];
 
   before(async () => {
     sink = await startCaptureSink();
-    const metrics = createMetrics();
+    metrics = createMetrics();
     const bulkheads = createBulkheads({ maxConcurrent: 4, maxQueued: 4, failureThreshold: 5, openMs: 1000 }, metrics);
-    senders = createSenders({ network: withBulkhead(createHttpSender({ attempts: 2, retryAfterMaxMs: 1000, metrics }), bulkheads), writeLine: (line) => lines.push(line) });
+    senders = createSenders({ network: withBulkhead(createHttpSender({ attempts: 2, retryAfterMaxMs: 1000, metrics }), bulkheads), writeLine: (line) => lines.push(line), userMetrics: metrics.userMetrics });
   });
   after(() => sink.close());
 
@@ -90,8 +96,8 @@ describe('destination kinds: the contract every registered kind keeps', () => {
   it('an unknown kind is refused at load, naming the known ones', () => {
     // The schema refuses it first; the registry check guards documents compiled without it.
     const { problems } = compile({ kind: 'pager' } as unknown as DestinationSpec);
-    assert.ok(problems.some((p) => /destinations\.out\.kind: "pager" must be one of "http", "log", "hpa-sender"/.test(p)), problems.join('\n'));
-    assert.throws(() => destinationKind('pager'), /unknown destination kind "pager" \(known: http, log, hpa-sender\)/);
+    assert.ok(problems.some((p) => /destinations\.out\.kind: "pager" must be one of "http", "log", "hpa-sender", "metric"/.test(p)), problems.join('\n'));
+    assert.throws(() => destinationKind('pager'), /unknown destination kind "pager" \(known: http, log, hpa-sender, metric\)/);
   });
 
   for (const [name, kindCase] of Object.entries(cases)) {
@@ -111,7 +117,9 @@ describe('destination kinds: the contract every registered kind keeps', () => {
       });
 
       it('renders an action for an event and delivers it, reporting the outcome', async () => {
-        const action: CompiledAction = compile(kindCase.valid(sink.url)).compiled!.rules[0].actions[0];
+        const { rules } = compile(kindCase.valid(sink.url)).compiled!;
+        const action: CompiledAction = rules[0].actions[0];
+        metrics.userMetrics.declare(rules); // what the rule store does with the rules in force
         const secrets = kindCase.secrets?.(sink.url) ?? {};
         const reader: SecretReader = {
           async read(secret, key, namespace) {
@@ -124,7 +132,7 @@ describe('destination kinds: the contract every registered kind keeps', () => {
         const kind = destinationKind(name);
         const request = await kind.render(action, context);
         assert.equal(typeof request.body, 'string');
-        assert.equal(kind.network, kindCase.arrives !== 'log');
+        assert.equal(kind.network, typeof kindCase.arrives === 'object' && 'path' in kindCase.arrives);
 
         const before = lines.length;
         const result: DeliveryResult = await senders[name].send(request, {
@@ -142,6 +150,8 @@ describe('destination kinds: the contract every registered kind keeps', () => {
           assert.equal(line.destination, 'out');
           assert.equal(line.rule, 'r');
           assert.deepEqual(line.request.body, event);
+        } else if ('series' in kindCase.arrives) {
+          assert.ok((await metrics.registry.metrics()).split('\n').includes(kindCase.arrives.series), await metrics.registry.metrics());
         } else {
           const [arrived] = sink.received(kindCase.arrives.path);
           assert.ok(arrived, `a request arrived at ${kindCase.arrives.path}`);
@@ -153,6 +163,15 @@ describe('destination kinds: the contract every registered kind keeps', () => {
       it('reports a refusal of the destination as its outcome', async () => {
         if (kindCase.arrives === 'log') return; // nothing outside the process can refuse a log line
         const action = compile(kindCase.valid(sink.url)).compiled!.rules[0].actions[0];
+        if ('series' in kindCase.arrives) {
+          // The metrics refuse an observation of a metric no rule in force declares (its document was removed meanwhile).
+          const request = await destinationKind(name).render(action, { input: event, bindings: {}, secrets: { read: async () => '' }, env: {} });
+          metrics.userMetrics.declare([]);
+          const result = await senders[name].send(request, { timeoutMs: 2000, deadline: Date.now() + 5000, destination: 'out', context: { rule: 'r', ceId: 'ce-2', occurrence: 'o-2' } });
+          assert.equal(result.outcome, 'rejected');
+          assert.match(result.error ?? '', /metric kube_event_rules_user_contract_scaling_total is no longer declared by any rule in force/);
+          return;
+        }
         const secrets = kindCase.secrets?.(sink.url) ?? {};
         const reader: SecretReader = { read: async (secret, key, namespace) => secrets[`${namespace}/${secret}/${key}`] ?? '{}' };
         const request = await destinationKind(name).render(action, { input: event, bindings: { object: kindCase.object?.(sink.url) ?? null }, secrets: reader, env: {} });

@@ -7,11 +7,13 @@ import type { DestinationKind, SenderDeps } from './destination-kind.js';
 import { hpaSenderKind } from './hpa-sender.js';
 import { httpKind } from './http.js';
 import { logKind } from './log.js';
+import { metricKind } from './metric.js';
 
 export const DESTINATION_KINDS: Readonly<Record<string, DestinationKind>> = Object.freeze({
   [httpKind.name]: httpKind,
   [logKind.name]: logKind,
   [hpaSenderKind.name]: hpaSenderKind,
+  [metricKind.name]: metricKind,
 });
 
 export const DEFAULT_KIND = httpKind.name;
