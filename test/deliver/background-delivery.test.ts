@@ -49,6 +49,7 @@ describe('background delivery', () => {
       senders: createSenders({
         network: withBulkhead(createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: 1000, metrics }), createBulkheads(config.destinations, metrics)),
         writeLine: () => undefined,
+        userMetrics: metrics.userMetrics,
       }),
       delivered: createMemoryDeliveredStore(60_000),
       metrics,
