@@ -43,7 +43,12 @@ export function definitionOf(destination: CompiledDestination): MetricDefinition
 
 /** sameDefinition: two declarations may share the metric (help aside: the first one's is shown). */
 export function sameDefinition(a: MetricDefinition, b: MetricDefinition): boolean {
-  return a.type === b.type && a.team === b.team && a.labelNames.join() === b.labelNames.join() && (a.buckets ?? []).join() === (b.buckets ?? []).join();
+  return (
+    a.type === b.type &&
+    a.team === b.team &&
+    a.labelNames.join() === b.labelNames.join() &&
+    (a.buckets ?? []).join() === (b.buckets ?? []).join()
+  );
 }
 
 /** describeDefinition: "a counter with labels namespace, reason" — for load errors. */
@@ -105,7 +110,12 @@ export class UserMetrics {
     for (const [name, registered] of this.registered) {
       const definition = wanted.get(name);
       // A new help text starts the metric over too (prom-client fixes it at registration): a counter reset, which rate() handles.
-      if (definition && sameDefinition(definition, registered.definition) && definition.help === registered.definition.help) continue;
+      if (
+        definition &&
+        sameDefinition(definition, registered.definition) &&
+        definition.help === registered.definition.help
+      )
+        continue;
       this.registry.removeSingleMetric(name);
       this.overflow.remove({ metric: name });
       this.registered.delete(name);
@@ -113,7 +123,8 @@ export class UserMetrics {
     for (const [name, definition] of wanted) {
       if (this.registered.has(name)) continue;
       const common = { name, help: definition.help, labelNames: definition.labelNames, registers: [this.registry] };
-      const metric = definition.type === 'counter' ? new Counter(common) : new Histogram({ ...common, buckets: definition.buckets });
+      const metric =
+        definition.type === 'counter' ? new Counter(common) : new Histogram({ ...common, buckets: definition.buckets });
       this.registered.set(name, { definition, metric, series: new Map() });
     }
   }
@@ -130,9 +141,13 @@ export class UserMetrics {
     const { definition, metric, series } = registered;
     const names = Object.keys(observation.labels).sort();
     if (observation.type !== definition.type || names.join() !== definition.labelNames.join()) {
-      return { error: `metric ${observation.metric} was declared again (${describeDefinition(definition)}) while this event was processed`, retry: true };
+      return {
+        error: `metric ${observation.metric} was declared again (${describeDefinition(definition)}) while this event was processed`,
+        retry: true,
+      };
     }
-    if (definition.type === 'histogram' && !Number.isFinite(observation.value)) return { error: `metric ${observation.metric}: the observed value is not a number` };
+    if (definition.type === 'histogram' && !Number.isFinite(observation.value))
+      return { error: `metric ${observation.metric}: the observed value is not a number` };
     const bound = definition.team ? observation.labels[TEAM_LABEL] : '';
     let seen = series.get(bound);
     if (!seen) series.set(bound, (seen = new Set()));
@@ -142,7 +157,9 @@ export class UserMetrics {
       if (seen.size < this.maxSeries) {
         seen.add(key);
       } else {
-        labels = Object.fromEntries(names.map((name) => [name, definition.team && name === TEAM_LABEL ? labels[name] : OVERFLOW_VALUE]));
+        labels = Object.fromEntries(
+          names.map((name) => [name, definition.team && name === TEAM_LABEL ? labels[name] : OVERFLOW_VALUE]),
+        );
         this.overflow.inc({ metric: observation.metric });
       }
     }

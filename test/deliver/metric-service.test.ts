@@ -52,22 +52,30 @@ const kubeletEvent = (id: string, edit: (body: Record<string, any>) => void): Ev
     body.count = 1;
     edit(body);
   });
-const started = kubeletEvent('started', (body) => Object.assign(body, { reason: 'Started', type: 'Normal', message: 'Started container payment' }));
+const started = kubeletEvent('started', (body) =>
+  Object.assign(body, { reason: 'Started', type: 'Normal', message: 'Started container payment' }),
+);
 const pullFailed = (id: string, image: string) =>
   kubeletEvent(id, (body) =>
-    Object.assign(body, { reason: 'Failed', message: `Failed to pull image "${image}": rpc error: code = NotFound desc = failed to pull and unpack image "${image}": not found` }),
+    Object.assign(body, {
+      reason: 'Failed',
+      message: `Failed to pull image "${image}": rpc error: code = NotFound desc = failed to pull and unpack image "${image}": not found`,
+    }),
   );
-const failedScheduling = withEvent(loadFixture('events-k8s-io-v1-hpa-successful-rescale-resource-add'), (body, headers) => {
-  headers['ce-id'] = 'ce-scheduling';
-  Object.assign(body, {
-    reason: 'FailedScheduling',
-    type: 'Warning',
-    reportingController: 'default-scheduler',
-    regarding: { kind: 'Pod', namespace: 'shop', name: 'checkout-7d9f5-x2x9k', uid: 'pod-2', apiVersion: 'v1' },
-    note: '0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 2 Insufficient memory. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.',
-  });
-  body.metadata.uid = 'uid-scheduling';
-});
+const failedScheduling = withEvent(
+  loadFixture('events-k8s-io-v1-hpa-successful-rescale-resource-add'),
+  (body, headers) => {
+    headers['ce-id'] = 'ce-scheduling';
+    Object.assign(body, {
+      reason: 'FailedScheduling',
+      type: 'Warning',
+      reportingController: 'default-scheduler',
+      regarding: { kind: 'Pod', namespace: 'shop', name: 'checkout-7d9f5-x2x9k', uid: 'pod-2', apiVersion: 'v1' },
+      note: '0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 2 Insufficient memory. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.',
+    });
+    body.metadata.uid = 'uid-scheduling';
+  },
+);
 const rescale = loadFixture('hpa-successful-rescale-up-resource-add'); // "New size: 4" in namespace shop
 
 describe('metric destinations in the running service', () => {
@@ -83,16 +91,38 @@ describe('metric destinations in the running service', () => {
   after(() => running.stop());
 
   it('the guide shows the example file whole, and it loads', () => {
-    assert.ok(GUIDE.includes(EXAMPLE.trimEnd()), 'docs/rule-authoring.md includes docs/examples/event-metrics.yaml verbatim');
-    assert.deepEqual(running.service.store.status().flatMap((s) => s.errors), []);
+    assert.ok(
+      GUIDE.includes(EXAMPLE.trimEnd()),
+      'docs/rule-authoring.md includes docs/examples/event-metrics.yaml verbatim',
+    );
+    assert.deepEqual(
+      running.service.store.status().flatMap((s) => s.errors),
+      [],
+    );
   });
 
   it('each documented example counts its sample events, as /metrics shows them', async () => {
-    assert.match(await metricsText(), /^# TYPE kube_event_rules_user_container_oom_kills_total counter$/m, 'declared at load, before any event');
-    for (const fixture of [started, failedScheduling, pullFailed('pull-1', 'registry.example.com:5000/shop/payment:1.4.2'), pullFailed('pull-2', 'nginx:1.27'), pullFailed('pull-3', 'registry.example.com:5000/shop/cart:2.0'), rescale]) await post(fixture);
+    assert.match(
+      await metricsText(),
+      /^# TYPE kube_event_rules_user_container_oom_kills_total counter$/m,
+      'declared at load, before any event',
+    );
+    for (const fixture of [
+      started,
+      failedScheduling,
+      pullFailed('pull-1', 'registry.example.com:5000/shop/payment:1.4.2'),
+      pullFailed('pull-2', 'nginx:1.27'),
+      pullFailed('pull-3', 'registry.example.com:5000/shop/cart:2.0'),
+      rescale,
+    ])
+      await post(fixture);
     const text = await metricsText();
-    assert.deepEqual(samples(text, `${USER}container_oom_kills_total`), [{ labels: { namespace: 'shop', workload: 'Deployment/payment' }, value: 1 }]);
-    assert.deepEqual(samples(text, `${USER}scheduling_failures_total`), [{ labels: { namespace: 'shop', reason: 'insufficient_memory' }, value: 1 }]);
+    assert.deepEqual(samples(text, `${USER}container_oom_kills_total`), [
+      { labels: { namespace: 'shop', workload: 'Deployment/payment' }, value: 1 },
+    ]);
+    assert.deepEqual(samples(text, `${USER}scheduling_failures_total`), [
+      { labels: { namespace: 'shop', reason: 'insufficient_memory' }, value: 1 },
+    ]);
     assert.deepEqual(samples(text, `${USER}image_pull_failures_total`), [
       { labels: { namespace: 'shop', registry: 'registry.example.com:5000' }, value: 2 },
       { labels: { namespace: 'shop', registry: 'default' }, value: 1 },
@@ -101,27 +131,68 @@ describe('metric destinations in the running service', () => {
     assert.equal(sample(text, `${USER}hpa_rescale_replicas_bucket`, { namespace: 'shop', le: '5' }), 1);
     assert.equal(sample(text, `${USER}hpa_rescale_replicas_sum`, { namespace: 'shop' }), 4);
     assert.equal(sample(text, `${USER}hpa_rescale_replicas_count`, { namespace: 'shop' }), 1);
-    assert.equal(sample(text, 'kube_event_rules_deliveries_total', { rule: 'count-oom-kills', destination: 'oom-kills', outcome: 'delivered' }), 1);
+    assert.equal(
+      sample(text, 'kube_event_rules_deliveries_total', {
+        rule: 'count-oom-kills',
+        destination: 'oom-kills',
+        outcome: 'delivered',
+      }),
+      1,
+    );
   });
 
   it('a Broker redelivery of a counted occurrence does not count it again', async () => {
     await post(started);
     const text = await metricsText();
-    assert.equal(sample(text, `${USER}container_oom_kills_total`, { namespace: 'shop', workload: 'Deployment/payment' }), 1);
-    assert.equal(sample(text, 'kube_event_rules_deliveries_total', { rule: 'count-oom-kills', destination: 'oom-kills', outcome: 'skipped_duplicate' }), 1);
+    assert.equal(
+      sample(text, `${USER}container_oom_kills_total`, { namespace: 'shop', workload: 'Deployment/payment' }),
+      1,
+    );
+    assert.equal(
+      sample(text, 'kube_event_rules_deliveries_total', {
+        rule: 'count-oom-kills',
+        destination: 'oom-kills',
+        outcome: 'skipped_duplicate',
+      }),
+      1,
+    );
   });
 
   it('a dry run shows the observation and changes no metric', async () => {
     const before = await metricsText();
     const fixture = pullFailed('pull-dry', 'quay.example.org/team/x:1');
-    const response = await fetch(`${running.url}/dry-run`, { method: 'POST', headers: fixture.headers, body: JSON.stringify(fixture.body) });
+    const response = await fetch(`${running.url}/dry-run`, {
+      method: 'POST',
+      headers: fixture.headers,
+      body: JSON.stringify(fixture.body),
+    });
     assert.equal(response.status, 200);
-    const { events } = (await response.json()) as { events: { actions: { outcome: string; request: { method: string; url: string; body: unknown } }[] }[] };
-    assert.deepEqual(events[0].actions.map((a) => [a.outcome, a.request]), [
-      ['rendered', { method: 'INC', url: `${USER}image_pull_failures_total`, headers: {}, body: { metric: `${USER}image_pull_failures_total`, type: 'counter', labels: { namespace: 'shop', registry: 'quay.example.org' } } }],
-    ]);
+    const { events } = (await response.json()) as {
+      events: { actions: { outcome: string; request: { method: string; url: string; body: unknown } }[] }[];
+    };
+    assert.deepEqual(
+      events[0].actions.map((a) => [a.outcome, a.request]),
+      [
+        [
+          'rendered',
+          {
+            method: 'INC',
+            url: `${USER}image_pull_failures_total`,
+            headers: {},
+            body: {
+              metric: `${USER}image_pull_failures_total`,
+              type: 'counter',
+              labels: { namespace: 'shop', registry: 'quay.example.org' },
+            },
+          },
+        ],
+      ],
+    );
     const after = await metricsText();
-    assert.deepEqual(samples(after, `${USER}image_pull_failures_total`), samples(before, `${USER}image_pull_failures_total`));
+    assert.deepEqual(
+      samples(after, `${USER}image_pull_failures_total`),
+      samples(before, `${USER}image_pull_failures_total`),
+    );
   });
 
   it("a team's metric always carries the team's namespace, and the team cannot declare it", async () => {
@@ -136,7 +207,10 @@ rules:
 `;
     assert.deepEqual(running.service.store.update('configmap:team-a/rules/metrics.yaml', team, 'team-a'), []);
     const forged = team.replace('labels: { reason: reason }', `labels: { reason: reason, namespace: '"kube-system"' }`);
-    assert.match(running.service.store.update('configmap:team-b/rules/metrics.yaml', forged, 'team-b').join('\n'), /destinations\.warnings\.metric\.labels\.namespace: a team's metrics always carry namespace="team-b"/);
+    assert.match(
+      running.service.store.update('configmap:team-b/rules/metrics.yaml', forged, 'team-b').join('\n'),
+      /destinations\.warnings\.metric\.labels\.namespace: a team's metrics always carry namespace="team-b"/,
+    );
     const inTeamA = (id: string) =>
       withEvent(podEvent, (body, headers) => {
         headers['ce-id'] = `ce-${id}`;
@@ -145,7 +219,9 @@ rules:
       });
     await post(inTeamA('team-1'));
     await post(podEvent); // a Warning in shop: not the team's
-    assert.deepEqual(samples(await metricsText(), `${USER}team_warnings_total`), [{ labels: { reason: 'BackOff', namespace: 'team-a' }, value: 1 }]);
+    assert.deepEqual(samples(await metricsText(), `${USER}team_warnings_total`), [
+      { labels: { reason: 'BackOff', namespace: 'team-a' }, value: 1 },
+    ]);
     running.service.store.remove('configmap:team-a/rules/metrics.yaml');
     running.service.store.remove('configmap:team-b/rules/metrics.yaml');
   });

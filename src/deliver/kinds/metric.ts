@@ -6,6 +6,7 @@
  * shadow rule or the playground never changes a metric.
  */
 import { ConfigurationError, TemplateError } from '../../errors.js';
+import { knownSecrets } from '../../redact.js';
 import { EMPTY_RESULT, compileTemplate, type Template, type TemplateOptions } from '../../render/template.js';
 import type { CompiledMetric } from '../../rules/compiled-rule.js';
 import type { MetricSpec } from '../../rules/document.js';
@@ -32,12 +33,15 @@ export const metricKind: DestinationKind = {
   description: "increments a counter or observes a histogram on the service's /metrics",
   check(spec) {
     const foreign = NETWORK_FIELDS.filter((field) => spec[field] !== undefined);
-    if (foreign.length > 0) return `${foreign.join(', ')}: not for a metric destination (it records on the service's own /metrics, nothing is sent)`;
+    if (foreign.length > 0)
+      return `${foreign.join(', ')}: not for a metric destination (it records on the service's own /metrics, nothing is sent)`;
     return spec.metric ? undefined : 'a metric destination needs metric: { name, type, help, labels }';
   },
   checkAction(action) {
     const extra = (['body', 'preset', 'fields'] as const).filter((field) => action[field] !== undefined);
-    return extra.length > 0 ? `${extra.join(', ')}: an action of a metric destination takes none (its labels and value are declared with the metric)` : undefined;
+    return extra.length > 0
+      ? `${extra.join(', ')}: an action of a metric destination takes none (its labels and value are declared with the metric)`
+      : undefined;
   },
   compile: (spec, options) => ({ metric: compileMetric(spec.metric!, options) }),
   reads: [],
@@ -48,17 +52,33 @@ export const metricKind: DestinationKind = {
     const observation: Observation = { metric: metric.name, type: metric.type, labels: {} };
     for (const [label, template] of metric.labels) {
       const value = await evaluate(template, context, `destination ${destination.name} metric label ${label}`);
-      if (typeof value !== 'string' && typeof value !== 'number') throw new ConfigurationError(`destination ${destination.name} metric label ${label}: the expression must give a string or number, got ${shown(value)}`);
-      observation.labels[label] = Array.from(String(value)).slice(0, MAX_LABEL_VALUE_LENGTH).join('');
+      if (typeof value !== 'string' && typeof value !== 'number')
+        throw new ConfigurationError(
+          `destination ${destination.name} metric label ${label}: the expression must give a string or number, got ${shown(value)}`,
+        );
+      // /metrics is an output like any other: a Secret's value copied into an Event never shows there.
+      observation.labels[label] = Array.from(knownSecrets.redact(String(value)))
+        .slice(0, MAX_LABEL_VALUE_LENGTH)
+        .join('');
     }
     // A team's series always say whose they are; the team cannot declare this label (tenancy policy).
     if (destination.scope !== undefined) observation.labels[TEAM_LABEL] = destination.scope;
     if (metric.value) {
       const value = await evaluate(metric.value, context, `destination ${destination.name} metric value`);
-      if (typeof value !== 'number') throw new ConfigurationError(`destination ${destination.name} metric value: the expression must give a number, got ${shown(value)}`);
+      if (typeof value !== 'number')
+        throw new ConfigurationError(
+          `destination ${destination.name} metric value: the expression must give a number, got ${shown(value)}`,
+        );
       observation.value = value;
     }
-    return { method: metric.type === 'counter' ? 'INC' : 'OBSERVE', url: metric.name, headers: {}, body: JSON.stringify(observation), secretHeaders: [], secretUrl: false };
+    return {
+      method: metric.type === 'counter' ? 'INC' : 'OBSERVE',
+      url: metric.name,
+      headers: {},
+      body: JSON.stringify(observation),
+      secretHeaders: [],
+      secretUrl: false,
+    };
   },
   sender: ({ userMetrics }) => ({
     async send(request) {
@@ -73,7 +93,8 @@ async function evaluate(template: Template, context: ResolveContext, what: strin
   try {
     return await template.evaluate(context.input, context.bindings, context.deadline);
   } catch (err) {
-    if (err instanceof TemplateError && err.code === EMPTY_RESULT) throw new ConfigurationError(`${what}: the expression gave no value for this event`);
+    if (err instanceof TemplateError && err.code === EMPTY_RESULT)
+      throw new ConfigurationError(`${what}: the expression gave no value for this event`);
     throw err;
   }
 }
@@ -86,17 +107,29 @@ const shown = (value: unknown) => {
 /** compileMetric checks a declaration (throws naming the field) and compiles its expressions. */
 export function compileMetric(spec: MetricSpec, options: TemplateOptions): CompiledMetric {
   const { name, type } = spec;
-  if (!NAME.test(name) || name.length > MAX_NAME_LENGTH) throw new Error(`metric.name: ${JSON.stringify(name)} is not a metric name (letters, digits and _, not starting with a digit, at most ${MAX_NAME_LENGTH} characters)`);
-  if (name.startsWith('__')) throw new Error(`metric.name: ${JSON.stringify(name)}: names starting with __ are reserved by Prometheus`);
-  if (type === 'counter' && !name.endsWith('_total')) throw new Error(`metric.name: a counter's name ends in _total (${name}_total)`);
-  if (type === 'histogram' && /_(total|bucket|sum|count)$/.test(name)) throw new Error(`metric.name: a histogram's name may not end in _total, _bucket, _sum or _count (Prometheus adds _bucket, _sum and _count)`);
-  if (spec.help.length > MAX_HELP_LENGTH) throw new Error(`metric.help: ${spec.help.length} characters; at most ${MAX_HELP_LENGTH}`);
+  if (!NAME.test(name) || name.length > MAX_NAME_LENGTH)
+    throw new Error(
+      `metric.name: ${JSON.stringify(name)} is not a metric name (letters, digits and _, not starting with a digit, at most ${MAX_NAME_LENGTH} characters)`,
+    );
+  if (name.startsWith('__'))
+    throw new Error(`metric.name: ${JSON.stringify(name)}: names starting with __ are reserved by Prometheus`);
+  if (type === 'counter' && !name.endsWith('_total'))
+    throw new Error(`metric.name: a counter's name ends in _total (${name}_total)`);
+  if (type === 'histogram' && /_(total|bucket|sum|count)$/.test(name))
+    throw new Error(
+      `metric.name: a histogram's name may not end in _total, _bucket, _sum or _count (Prometheus adds _bucket, _sum and _count)`,
+    );
+  if (spec.help.length > MAX_HELP_LENGTH)
+    throw new Error(`metric.help: ${spec.help.length} characters; at most ${MAX_HELP_LENGTH}`);
   const declared = Object.entries(spec.labels ?? {});
   if (declared.length > MAX_LABELS) throw new Error(`metric.labels: ${declared.length} labels; at most ${MAX_LABELS}`);
   const labels = declared.map(([label, expression]): [string, Template] => {
-    if (!NAME.test(label)) throw new Error(`metric.labels.${label}: not a label name (letters, digits and _, not starting with a digit)`);
-    if (label.startsWith('__')) throw new Error(`metric.labels.${label}: label names starting with __ are reserved by Prometheus`);
-    if (label === 'le' && type === 'histogram') throw new Error('metric.labels.le: a histogram sets le itself (the bucket bound)');
+    if (!NAME.test(label))
+      throw new Error(`metric.labels.${label}: not a label name (letters, digits and _, not starting with a digit)`);
+    if (label.startsWith('__'))
+      throw new Error(`metric.labels.${label}: label names starting with __ are reserved by Prometheus`);
+    if (label === 'le' && type === 'histogram')
+      throw new Error('metric.labels.le: a histogram sets le itself (the bucket bound)');
     try {
       return [label, compileTemplate(expression, options)];
     } catch (err) {
@@ -105,15 +138,22 @@ export function compileMetric(spec: MetricSpec, options: TemplateOptions): Compi
   });
   if (type === 'counter') {
     if (spec.buckets !== undefined) throw new Error('metric.buckets: only a histogram has buckets');
-    if (spec.value !== undefined) throw new Error('metric.value: a counter counts 1 per action; only a histogram observes a value');
+    if (spec.value !== undefined)
+      throw new Error('metric.value: a counter counts 1 per action; only a histogram observes a value');
     return { name: `${USER_METRIC_PREFIX}${name}`, type, help: spec.help, labels };
   }
   const { buckets } = spec;
-  if (buckets === undefined) throw new Error('metric.buckets: a histogram needs its bucket upper bounds, e.g. [1, 5, 10, 50]');
-  if (buckets.length > MAX_BUCKETS) throw new Error(`metric.buckets: ${buckets.length} buckets; at most ${MAX_BUCKETS}`);
+  if (buckets === undefined)
+    throw new Error('metric.buckets: a histogram needs its bucket upper bounds, e.g. [1, 5, 10, 50]');
+  if (buckets.length > MAX_BUCKETS)
+    throw new Error(`metric.buckets: ${buckets.length} buckets; at most ${MAX_BUCKETS}`);
   const unordered = buckets.findIndex((bound, i) => !Number.isFinite(bound) || (i > 0 && bound <= buckets[i - 1]));
-  if (unordered >= 0) throw new Error(`metric.buckets[${unordered}]: ${buckets[unordered]} — the bounds must be finite numbers, each larger than the one before`);
-  if (spec.value === undefined) throw new Error('metric.value: a histogram needs the JSONata expression of the value it observes');
+  if (unordered >= 0)
+    throw new Error(
+      `metric.buckets[${unordered}]: ${buckets[unordered]} — the bounds must be finite numbers, each larger than the one before`,
+    );
+  if (spec.value === undefined)
+    throw new Error('metric.value: a histogram needs the JSONata expression of the value it observes');
   let value: Template;
   try {
     value = compileTemplate(spec.value, options);
