@@ -76,6 +76,8 @@ export interface Config {
   playgroundRecentEvents: number;
   /** What a team's rule documents may be, read and send (src/rules/tenancy-policy.ts). */
   tenancy: TenancySettings;
+  /** Span export (src/trace): the OTLP/HTTP traces URL, empty when spans are not exported. */
+  tracing: { tracesUrl: string };
 }
 
 /** Settings that matter only when a cluster is configured. */
@@ -166,6 +168,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     playgroundRecentEvents: integer(env, 'PLAYGROUND_RECENT_EVENTS', 50, 0),
     metricMaxSeriesPerMetric: integer(env, 'METRIC_MAX_SERIES_PER_METRIC', 1000, 1),
+    tracing: { tracesUrl: tracesUrl(env) },
     tenancy: {
       rulesPerNamespace: integer(env, 'TEAM_MAX_RULES', DEFAULT_TENANCY.rulesPerNamespace, 0),
       documentBytes: integer(env, 'TEAM_MAX_DOCUMENT_BYTES', DEFAULT_TENANCY.documentBytes, 1),
@@ -229,6 +232,24 @@ function hosts(env: Env, name: string): string[] {
   const wrong = entries.find((entry) => !/^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?$/i.test(entry) && !/^\[[0-9a-f:.]+\](:\d{1,5})?$/i.test(entry));
   if (wrong !== undefined) throw new Error(`config: ${name} entry ${JSON.stringify(wrong)} is not a host (host, host:port or *.domain; no scheme or path)`);
   return entries;
+}
+
+/**
+ * tracesUrl: where spans go, from the standard OpenTelemetry variables — the traces endpoint as given, or
+ * the general endpoint with `/v1/traces` appended; empty (no export) when neither is set or the SDK is
+ * disabled. The URL is never printed: it may carry credentials.
+ */
+function tracesUrl(env: Env): string {
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return '';
+  const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() || 'otlp';
+  if (exporter === 'none') return '';
+  if (exporter !== 'otlp') throw new Error(`config: OTEL_TRACES_EXPORTER=${JSON.stringify(env.OTEL_TRACES_EXPORTER)}: only otlp (OTLP/HTTP) or none is supported`);
+  const specific = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+  const general = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  const name = specific ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT';
+  const url = specific || (general ? `${general.replace(/\/+$/, '')}/v1/traces` : '');
+  if (url && !/^https?:\/\/[^/]/.test(url)) throw new Error(`config: ${name} is not an http(s) URL (e.g. http://otel-collector:4318)`);
+  return url;
 }
 
 function list(raw: string | undefined): string[] {

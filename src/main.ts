@@ -44,7 +44,7 @@ function version(): string {
 /** serve starts the HTTP server and installs the graceful shutdown. */
 export async function serve(config: Config, log: Logger): Promise<Server> {
   const kube = await connectKube(process.env);
-  const service = await createService({ config, log, kube });
+  const service = await createService({ config, log, kube, version: version() });
   // Node checks the header and request timeouts only every connectionsCheckingInterval (30 s by default).
   const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs / 2) }, service.app.callback());
   // Slow senders must not hold sockets forever; keep-alive above common proxy idle timeouts (60 s).

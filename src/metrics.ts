@@ -151,6 +151,12 @@ export function createMetrics(options: { maxSeriesPerMetric?: number } = {}) {
       labelNames: ['rule'] as const,
       registers,
     }),
+    traceContextInvalid: new Counter({
+      name: `${PREFIX}trace_context_invalid_total`,
+      help: 'Malformed W3C trace context received (ignored): field traceparent or tracestate, from the request header or the CloudEvent extension.',
+      labelNames: ['field', 'from'] as const,
+      registers,
+    }),
     templateErrors: new Counter({
       name: `${PREFIX}template_errors_total`,
       help: 'Template (JSONata) evaluation failures per rule: errors, timeouts, guard trips, non-JSON results.',

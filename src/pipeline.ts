@@ -29,6 +29,7 @@ import { knownSecrets } from './redact.js';
 import { explainConditions, type ConditionOutcome } from './match/explain.js';
 import type { CompiledAction, CompiledRule } from './rules/compiled-rule.js';
 import type { RuleSet } from './rules/rule-store.js';
+import { NO_TRACE, type EventTrace } from './trace/event-trace.js';
 
 export interface ActionReport {
   rule: string;
@@ -92,6 +93,8 @@ export interface PipelineDeps {
 export interface ProcessOptions {
   /** Render and report, but send nothing and change no state (no metrics, no dedup memory). */
   dryRun?: boolean;
+  /** The event's trace: spans per stage, and the traceparent its deliveries carry (default: none). */
+  trace?: EventTrace;
 }
 
 /** An event resolved and matched, not yet throttled, rendered or delivered. */
@@ -146,8 +149,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const inFlight = new Map<string, Promise<ActionReport>>();
 
   /** deliver: one action of a matched rule — skip if already delivered or being delivered, render, send, remember. */
-  async function deliver(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, dryRun: boolean): Promise<ActionReport> {
-    if (dryRun) return deliverOnce(rule, action, input, facts, deadline, '', true);
+  async function deliver(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, dryRun: boolean, trace: EventTrace): Promise<ActionReport> {
+    if (dryRun) return deliverOnce(rule, action, input, facts, deadline, '', true, trace);
     // A delete is a notification of its own although it carries the occurrence (uid/count) the add or update had.
     const key = `${input.occurrence}|${input.change === 'delete' ? 'delete|' : ''}${rule.name}|${action.identity}`;
     const running = inFlight.get(key);
@@ -160,7 +163,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       metrics.deliveries.inc({ rule: rule.name, destination: action.destination.name, outcome: 'skipped_duplicate' });
       return { rule: rule.name, destination: action.destination.name, outcome: 'skipped_duplicate' };
     }
-    const delivery = deliverOnce(rule, action, input, facts, deadline, key, false);
+    const delivery = deliverOnce(rule, action, input, facts, deadline, key, false, trace);
     inFlight.set(key, delivery);
     try {
       return await delivery;
@@ -169,7 +172,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
   }
 
-  async function deliverOnce(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, key: string, dryRun: boolean): Promise<ActionReport> {
+  async function deliverOnce(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, key: string, dryRun: boolean, trace: EventTrace): Promise<ActionReport> {
     const destination = action.destination.name;
     const report = (outcome: ActionReport['outcome'], extra: Partial<ActionReport> = {}): ActionReport => {
       if (outcome !== 'rendered' && outcome !== 'suppressed' && !dryRun) metrics.deliveries.inc({ rule: rule.name, destination, outcome });
@@ -179,13 +182,15 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       log.info({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id }, 'already delivered for this occurrence; skipped');
       return report('skipped_duplicate');
     }
+    const rendering = trace.render(rule.name, destination);
     const rendered = await render(rule, action, input, facts, dryRun, deadline);
+    rendering.end('outcome' in rendered ? rendered.outcome : undefined);
     if ('outcome' in rendered) {
       const { outcome, ...extra } = rendered;
       return report(outcome, extra);
     }
     if (dryRun) return report('rendered', { request: redacted(rendered) });
-    const result = await send(rule, action, input, rendered, deadline);
+    const result = await send(rule, action, input, rendered, deadline, trace);
     if (result.outcome !== 'failed') await deps.delivered.add(key);
     return report(result.outcome, { status: result.status, attempts: result.attempts, error: result.error, retryAfterMs: result.retryAfterMs });
   }
@@ -261,16 +266,19 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   /** send delivers with the destination kind's sender (its policies may refuse at once: lane full, breaker open). */
-  async function send(rule: CompiledRule, action: CompiledAction, input: EventInput, request: RenderedRequest, deadline: number): Promise<DeliveryResult> {
+  async function send(rule: CompiledRule, action: CompiledAction, input: EventInput, request: RenderedRequest, deadline: number, trace: EventTrace): Promise<DeliveryResult> {
     const destination = action.destination.name;
     const started = performance.now();
+    const delivering = trace.deliver(rule.name, destination);
     let result = await deps.senders[action.destination.kind].send(request, {
       timeoutMs: action.destination.timeoutMs ?? deps.config.deliveryTimeoutMs,
       deadline,
       destination,
       lane: laneOf(rule, action),
       context: { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence },
+      trace: delivering.headers,
     });
+    delivering.end(result);
     // A destination may echo what it was sent (the Authorization header, a secret URL path) in its error body.
     if (result.error) result = { ...result, error: knownSecrets.redact(hideOwnSecrets(result.error, request)) };
     metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
@@ -321,7 +329,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     };
   }
 
-  async function prepare(normalized: Normalized, ce: CloudEvent<unknown>, { dryRun = false }: ProcessOptions = {}): Promise<PreparedEvent> {
+  async function prepare(normalized: Normalized, ce: CloudEvent<unknown>, { dryRun = false, trace = NO_TRACE }: ProcessOptions = {}): Promise<PreparedEvent> {
     const base = { id: ce.id, type: ce.type, matched: [] as string[], actions: [] as ActionReport[] };
     const input = await resolve(normalized, ce);
     if ('retry' in input) {
@@ -337,8 +345,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const facts = factsByScope(deps.cluster, input, tenancy.teamClusterKinds);
     const ruleSet = deps.rules();
     const candidates = inScope(ruleSet.index.candidates(input), input);
+    const matching = trace.match();
     const { matched: matchedAll, failed, evaluated } = await matchByScope(candidates, input, facts, { explain: dryRun });
     const matched = matchedAll.filter((rule) => !rule.shadow); // shadow rules never send
+    matching.end(matched);
     for (const { rule, error, cause } of failed) {
       if (cause instanceof LookupFailedError) log.warn({ rule: rule.name, ceId: ce.id, error }, 'rule not decided: a lookup it needs failed; the Broker will redeliver');
       else log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
@@ -351,7 +361,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
             if (rule.throttle && !(await admitted(rule, rule.throttle, input, dryRun))) {
               return rule.actions.map((action): ActionReport => ({ rule: rule.name, destination: action.destination.name, outcome: 'suppressed' }));
             }
-            return Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts(rule.scope), deadline, dryRun)));
+            return Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts(rule.scope), deadline, dryRun, trace)));
           }),
         )
       ).flat();

@@ -31,6 +31,8 @@ import { ShadowLedger } from './match/shadow.js';
 import { createActionCapacity } from './receive/action-capacity.js';
 import { createBodyBytesInFlight } from './receive/body-bytes-in-flight.js';
 import type { RedisStores } from './store/redis-stores.js';
+import { createTracing } from './trace/tracing.js';
+import { withTraceHeaders } from './trace/trace-headers.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -41,6 +43,8 @@ export interface ServiceOptions {
   writeLine?: (line: string) => void;
   /** The cluster connection, when there is one (main.ts: connectKube). */
   kube?: KubeConnection;
+  /** The service's version, for the spans' resource (default: 0.0.0). */
+  version?: string;
 }
 
 export interface Service {
@@ -93,10 +97,11 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       )
     : undefined;
   const writeLine = options.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const tracing = await createTracing(config.tracing, { metrics, log, version: options.version ?? '0.0.0', shutdownTimeoutMs: config.shutdownTimeoutMs });
   const shadow = new ShadowLedger();
   const senders = createSenders({
     network: withBulkhead(
-      createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics, env: config.proxyEnv }),
+      withTraceHeaders(createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics, env: config.proxyEnv })),
       createBulkheads(config.destinations, metrics),
     ),
     writeLine,
@@ -188,6 +193,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     pipeline,
     capacity,
     bodyBytes,
+    tracing,
     tracker,
     metrics,
     log,
@@ -221,7 +227,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       rules.close();
       await Promise.all([configMaps?.stop(), standalone?.stop()]);
       if (!(await inFlight.settled(config.shutdownTimeoutMs))) log.warn({ inFlight: inFlight.count() }, 'shutdown: events still in flight after SHUTDOWN_TIMEOUT_SECONDS; closing anyway');
-      await Promise.all([redis?.close(), sandbox?.close()]);
+      await Promise.all([redis?.close(), sandbox?.close(), tracing.close()]);
     },
   };
 }

@@ -7,6 +7,7 @@
  * a Sender: retry-policy.ts, bulkhead.ts.
  */
 import type { RenderedRequest } from '../render/rendered-request.js';
+import type { TraceHeaders } from '../trace/event-trace.js';
 
 export interface DeliveryResult {
   outcome: 'delivered' | 'rejected' | 'failed';
@@ -39,6 +40,8 @@ export interface SendOptions {
   lane?: string;
   /** What the request is for, for output that names it. */
   context: { rule: string; ceId: string; occurrence: string };
+  /** The W3C trace context this delivery continues (network senders add it to the request). */
+  trace?: TraceHeaders;
 }
 
 export interface Sender {

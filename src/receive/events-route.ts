@@ -25,6 +25,7 @@ import { parseCloudEvents } from './parse-cloudevents.js';
 import type { RecentEvents } from '../playground/recent-events.js';
 import type { ActionCapacity } from './action-capacity.js';
 import { bytesToReserve, type BodyBytesInFlight } from './body-bytes-in-flight.js';
+import { NO_TRACING, type Tracing } from '../trace/tracing.js';
 
 export interface EventsRouteDeps {
   config: Config;
@@ -39,6 +40,8 @@ export interface EventsRouteDeps {
   recent?: RecentEvents;
   /** Request bytes held by requests in flight (MAX_BODY_BYTES_IN_FLIGHT); without it, unbounded. */
   bodyBytes?: BodyBytesInFlight;
+  /** Continues each event's W3C trace into its deliveries, and records spans when exporting (default: none). */
+  tracing?: Tracing;
 }
 
 /** How long the Broker should wait before redelivering a request refused for the bytes in flight. */
@@ -73,7 +76,7 @@ async function readEvents(ctx: Parameters<Middleware>[0], config: Config): Promi
   return parseCloudEvents(ctx.headers, body);
 }
 
-export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isReady, recent, bodyBytes }: EventsRouteDeps): Middleware {
+export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isReady, recent, bodyBytes, tracing = NO_TRACING }: EventsRouteDeps): Middleware {
   return async function receiveEvents(ctx) {
     if (!isReady()) {
       // Before the rules are loaded every event would look unmatched and be acknowledged — lost.
@@ -100,20 +103,23 @@ export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isRe
     // normalize throws before it remembers.
     if (events.length > 1) normalizeAll(events, tracker.readOnly());
     const normalized = normalizeAll(events, tracker);
+    const traces = events.map((event) => tracing.begin(ctx.headers, event));
     const deadline = Date.now() + config.deliveryDeadlineMs;
-    const prepared = await Promise.all(events.map((event, i) => pipeline.prepare(normalized[i], event)));
+    const prepared = await Promise.all(events.map((event, i) => pipeline.prepare(normalized[i], event, { trace: traces[i] })));
     const reservation = capacity.reserve(prepared.reduce((sum, event) => sum + event.actions, 0), teamActionsOf(prepared));
     if (!reservation.ok) {
       for (const event of events) metrics.eventsReceived.inc({ type: typeLabel(event.type), outcome: 'over_capacity' });
       ctx.status = 429;
       ctx.set('Retry-After', String(Math.ceil(reservation.retryAfterMs / 1000)));
       ctx.body = { error: 'over capacity', detail: reservation.reason };
+      for (const trace of traces) trace.end(429);
       return;
     }
     try {
       answer(ctx, await Promise.all(prepared.map((event) => event.run(deadline))), metrics);
     } finally {
       reservation.release();
+      for (const trace of traces) trace.end(ctx.status);
     }
   }
 }
