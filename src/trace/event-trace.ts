@@ -44,4 +44,3 @@ export const NO_TRACE: EventTrace = {
   deliver: () => NO_SPAN,
   end() {},
 };
-

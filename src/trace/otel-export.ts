@@ -9,7 +9,17 @@
  * headers, timeout, compression, certificates, resource attributes); the tracer is not registered
  * globally, and nothing else in the process is instrumented.
  */
-import { diag, DiagLogLevel, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import {
+  diag,
+  DiagLogLevel,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
@@ -42,8 +52,13 @@ export function startExport({ url, version, log }: { url: string; version: strin
     { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
   );
   // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over our defaults, as the specification asks.
-  const resource = resourceFromAttributes({ 'service.name': SERVICE_NAME, 'service.version': version }).merge(detectResources({ detectors: [envDetector] }));
-  const provider = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url }))] });
+  const resource = resourceFromAttributes({ 'service.name': SERVICE_NAME, 'service.version': version }).merge(
+    detectResources({ detectors: [envDetector] }),
+  );
+  const provider = new BasicTracerProvider({
+    resource,
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url }))],
+  });
   const tracer = provider.getTracer(SERVICE_NAME, version);
   return {
     start(parent, event) {
@@ -58,7 +73,14 @@ export function startExport({ url, version, log }: { url: string; version: strin
         : ROOT_CONTEXT;
       const root = tracer.startSpan(
         'receive',
-        { kind: SpanKind.SERVER, attributes: { 'cloudevents.event_id': event.id, 'cloudevents.event_type': event.type, 'cloudevents.event_spec_version': event.specversion } },
+        {
+          kind: SpanKind.SERVER,
+          attributes: {
+            'cloudevents.event_id': event.id,
+            'cloudevents.event_type': event.type,
+            'cloudevents.event_spec_version': event.specversion,
+          },
+        },
         parentContext,
       );
       return new RecordedTrace(tracer, root, trace.setSpan(ROOT_CONTEXT, root));
@@ -79,14 +101,22 @@ class RecordedTrace implements EventTrace {
     return {
       end(matched) {
         span.setAttribute('kube_event_rules.rules_matched', matched.length);
-        if (matched.length > 0) span.setAttribute('kube_event_rules.rule_names', matched.slice(0, MAX_NAMES).map((rule) => rule.name));
+        if (matched.length > 0)
+          span.setAttribute(
+            'kube_event_rules.rule_names',
+            matched.slice(0, MAX_NAMES).map((rule) => rule.name),
+          );
         span.end();
       },
     };
   }
 
   render(rule: string, destination: string): RenderSpan {
-    const span = this.tracer.startSpan('render', { attributes: { 'kube_event_rules.rule': rule, 'kube_event_rules.destination': destination } }, this.context);
+    const span = this.tracer.startSpan(
+      'render',
+      { attributes: { 'kube_event_rules.rule': rule, 'kube_event_rules.destination': destination } },
+      this.context,
+    );
     return {
       end(failure) {
         if (failure !== undefined) {
@@ -99,9 +129,18 @@ class RecordedTrace implements EventTrace {
   }
 
   deliver(rule: string, destination: string): DeliverSpan {
-    const span = this.tracer.startSpan('deliver', { kind: SpanKind.CLIENT, attributes: { 'kube_event_rules.rule': rule, 'kube_event_rules.destination': destination } }, this.context);
+    const span = this.tracer.startSpan(
+      'deliver',
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { 'kube_event_rules.rule': rule, 'kube_event_rules.destination': destination },
+      },
+      this.context,
+    );
     const context = span.spanContext();
-    const headers: TraceHeaders = { traceparent: traceparentOf(context.traceId, context.spanId, (context.traceFlags & 1) === 1) };
+    const headers: TraceHeaders = {
+      traceparent: traceparentOf(context.traceId, context.spanId, (context.traceFlags & 1) === 1),
+    };
     const tracestate = context.traceState?.serialize();
     if (tracestate) headers.tracestate = tracestate;
     return {

@@ -59,7 +59,11 @@ export function readContext(
     malformed({ field: 'traceparent', from, reason: reasonOf(traceparent) }, ceId);
     return undefined;
   }
-  const context: IncomingContext = { traceId: parsed.traceId, spanId: parsed.spanId, sampled: (parsed.flags & 1) === 1 };
+  const context: IncomingContext = {
+    traceId: parsed.traceId,
+    spanId: parsed.spanId,
+    sampled: (parsed.flags & 1) === 1,
+  };
   if (tracestate === undefined || tracestate === '') return context;
   const state = typeof tracestate === 'string' ? parseTracestate(tracestate) : { invalid: 'repeated or not text' };
   if (typeof state === 'string') context.tracestate = state;
@@ -80,23 +84,31 @@ export function parseTracestate(raw: string): string | undefined | { invalid: st
     if (member === '') continue;
     const at = member.indexOf('=');
     const key = member.slice(0, at);
-    if (at === -1 || !TRACESTATE_KEY.test(key) || !TRACESTATE_VALUE.test(member.slice(at + 1)) || /[,=]/.test(member.slice(at + 1))) {
+    if (
+      at === -1 ||
+      !TRACESTATE_KEY.test(key) ||
+      !TRACESTATE_VALUE.test(member.slice(at + 1)) ||
+      /[,=]/.test(member.slice(at + 1))
+    ) {
       return { invalid: `list member ${members.length + 1} is not key=value as W3C Trace Context defines them` };
     }
     if (keys.has(key)) return { invalid: `key ${JSON.stringify(key)} is repeated` };
     keys.add(key);
     members.push(member);
   }
-  if (members.length > MAX_TRACESTATE_MEMBERS) return { invalid: `${members.length} list members; at most ${MAX_TRACESTATE_MEMBERS}` };
+  if (members.length > MAX_TRACESTATE_MEMBERS)
+    return { invalid: `${members.length} list members; at most ${MAX_TRACESTATE_MEMBERS}` };
   const list = members.join(',');
-  if (list.length > MAX_TRACESTATE_CHARS) return { invalid: `${list.length} characters; at most ${MAX_TRACESTATE_CHARS}` };
+  if (list.length > MAX_TRACESTATE_CHARS)
+    return { invalid: `${list.length} characters; at most ${MAX_TRACESTATE_CHARS}` };
   return list === '' ? undefined : list;
 }
 
 /** reasonOf says what is wrong with a traceparent without quoting it at length (it is sender-controlled). */
 function reasonOf(value: unknown): string {
   if (typeof value !== 'string') return 'repeated or not text';
-  const shown = value.length > 64 ? `${JSON.stringify(value.slice(0, 64))}… (${value.length} characters)` : JSON.stringify(value);
+  const shown =
+    value.length > 64 ? `${JSON.stringify(value.slice(0, 64))}… (${value.length} characters)` : JSON.stringify(value);
   return `${shown} is not version-traceid-parentid-flags (lower-case hex 2-32-16-2, ids not all zero, version not ff)`;
 }
 
@@ -111,6 +123,6 @@ export function traceparentOf(traceId: string, spanId: string, sampled: boolean)
  */
 export function newSpanId(): string {
   const high = (Math.random() * 0x1_0000_0000) >>> 0;
-  const low = ((Math.random() * 0x1_0000_0000) >>> 0) || 1;
+  const low = (Math.random() * 0x1_0000_0000) >>> 0 || 1;
   return high.toString(16).padStart(8, '0') + low.toString(16).padStart(8, '0');
 }

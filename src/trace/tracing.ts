@@ -10,7 +10,14 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { newSpanId, readContext, traceparentOf, type IncomingContext, type MalformedContext } from './trace-context.js';
-import { NO_SPAN, NO_TRACE, type DeliverSpan, type EventTrace, type MatchSpan, type RenderSpan } from './event-trace.js';
+import {
+  NO_SPAN,
+  NO_TRACE,
+  type DeliverSpan,
+  type EventTrace,
+  type MatchSpan,
+  type RenderSpan,
+} from './event-trace.js';
 
 export { NO_TRACE, type EventTrace } from './event-trace.js';
 
@@ -56,13 +63,22 @@ class PropagatedTrace implements EventTrace {
 /** How long shutdown waits for the last spans to be exported. */
 const FLUSH_MS = 5000;
 
-export async function createTracing(settings: TracingSettings, deps: { metrics: Metrics; log: Logger; version: string; shutdownTimeoutMs: number }): Promise<Tracing> {
+export async function createTracing(
+  settings: TracingSettings,
+  deps: { metrics: Metrics; log: Logger; version: string; shutdownTimeoutMs: number },
+): Promise<Tracing> {
   const { metrics, log } = deps;
   const malformed = (problem: MalformedContext, ceId: string) => {
     metrics.traceContextInvalid.inc({ field: problem.field, from: problem.from });
-    log.warn({ ceId, field: problem.field, from: problem.from, reason: problem.reason }, `malformed ${problem.field} ${problem.from === 'header' ? 'header' : 'extension'} ignored`);
+    log.warn(
+      { ceId, field: problem.field, from: problem.from, reason: problem.reason },
+      `malformed ${problem.field} ${problem.from === 'header' ? 'header' : 'extension'} ignored`,
+    );
   };
-  const incoming = (headers: IncomingHttpHeaders | undefined, event: CloudEvent<unknown>): IncomingContext | undefined =>
+  const incoming = (
+    headers: IncomingHttpHeaders | undefined,
+    event: CloudEvent<unknown>,
+  ): IncomingContext | undefined =>
     (headers && readContext(headers.traceparent, headers.tracestate, 'header', event.id, malformed)) ||
     readContext(event.traceparent, event.tracestate, 'extension', event.id, malformed);
 
@@ -92,11 +108,15 @@ export async function createTracing(settings: TracingSettings, deps: { metrics: 
         const stopped = exporter.shutdown().then(
           () => false,
           (err: unknown) => {
-            log.warn({ error: err instanceof Error ? err.message : String(err) }, 'tracing: the last spans could not be exported');
+            log.warn(
+              { error: err instanceof Error ? err.message : String(err) },
+              'tracing: the last spans could not be exported',
+            );
             return false;
           },
         );
-        if (await Promise.race([stopped, timedOut])) log.warn({ limitMs }, 'tracing: the last spans were not exported within the shutdown limit');
+        if (await Promise.race([stopped, timedOut]))
+          log.warn({ limitMs }, 'tracing: the last spans were not exported within the shutdown limit');
       } finally {
         clearTimeout(timer);
       }

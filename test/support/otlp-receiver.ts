@@ -31,7 +31,13 @@ export interface OtlpReceiver {
   close(): Promise<void>;
 }
 
-type OtlpValue = { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number; arrayValue?: { values?: OtlpValue[] } };
+type OtlpValue = {
+  stringValue?: string;
+  intValue?: string | number;
+  boolValue?: boolean;
+  doubleValue?: number;
+  arrayValue?: { values?: OtlpValue[] };
+};
 type OtlpAttribute = { key: string; value: OtlpValue };
 
 /** valueOf: an OTLP AnyValue as a plain value. */
@@ -44,7 +50,8 @@ function valueOf(value: OtlpValue): unknown {
   return undefined;
 }
 
-const attributesOf = (list: OtlpAttribute[] | undefined) => Object.fromEntries((list ?? []).map((a) => [a.key, valueOf(a.value)]));
+const attributesOf = (list: OtlpAttribute[] | undefined) =>
+  Object.fromEntries((list ?? []).map((a) => [a.key, valueOf(a.value)]));
 
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
@@ -64,7 +71,10 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       let body = Buffer.concat(chunks);
       if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
       const request = JSON.parse(body.toString('utf8')) as {
-        resourceSpans?: { resource?: { attributes?: OtlpAttribute[] }; scopeSpans?: { spans?: Record<string, any>[] }[] }[];
+        resourceSpans?: {
+          resource?: { attributes?: OtlpAttribute[] };
+          scopeSpans?: { spans?: Record<string, any>[] }[];
+        }[];
       };
       for (const resourceSpans of request.resourceSpans ?? []) {
         const resource = attributesOf(resourceSpans.resource?.attributes);

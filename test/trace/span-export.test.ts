@@ -56,7 +56,11 @@ describe('span export over OTLP/HTTP', () => {
   });
 
   it('the span tree of one event: receive (child of the Broker span) → match, render ×2, deliver ×2', async () => {
-    const svc = await startService({ rules: rules(sink.url), env: env(), config: { tracing: { tracesUrl: otlp.url } } });
+    const svc = await startService({
+      rules: rules(sink.url),
+      env: env(),
+      config: { tracing: { tracesUrl: otlp.url } },
+    });
     let status: number;
     try {
       status = (await svc.post(event('export-1', `00-${BROKER_TRACE}-${BROKER_SPAN}-01`))).status;
@@ -66,14 +70,22 @@ describe('span export over OTLP/HTTP', () => {
     assert.equal(status, 204);
     assert.deepEqual(otlp.refused, []);
     const spans = otlp.spans.filter((span) => span.traceId === BROKER_TRACE);
-    assert.deepEqual(spans.map((span) => span.name).sort(), ['deliver', 'deliver', 'match', 'receive', 'render', 'render']);
+    assert.deepEqual(spans.map((span) => span.name).sort(), [
+      'deliver',
+      'deliver',
+      'match',
+      'receive',
+      'render',
+      'render',
+    ]);
 
     const root = spans.find((span) => span.name === 'receive')!;
     assert.equal(root.parentSpanId, BROKER_SPAN, "the root's parent is the Broker's span");
     assert.equal(root.kind, 2, 'SERVER');
     assert.equal(root.attributes['cloudevents.event_id'], 'export-1');
     assert.equal(root.attributes['http.response.status_code'], 204);
-    for (const child of spans.filter((span) => span !== root)) assert.equal(child.parentSpanId, root.spanId, `${child.name} is a child of receive`);
+    for (const child of spans.filter((span) => span !== root))
+      assert.equal(child.parentSpanId, root.spanId, `${child.name} is a child of receive`);
 
     const match = spans.find((span) => span.name === 'match')!;
     assert.equal(match.attributes['kube_event_rules.rules_matched'], 1);
@@ -81,7 +93,10 @@ describe('span export over OTLP/HTTP', () => {
 
     // Each delivery's traceparent names its deliver span.
     const delivers = spans.filter((span) => span.name === 'deliver');
-    for (const [path, destination] of [[`/hook/${TOKEN}`, 'hook'], ['/second', 'second']]) {
+    for (const [path, destination] of [
+      [`/hook/${TOKEN}`, 'hook'],
+      ['/second', 'second'],
+    ]) {
       const [request] = sink.received(path);
       const span = delivers.find((s) => s.attributes['kube_event_rules.destination'] === destination)!;
       assert.equal(request.headers.traceparent, `00-${BROKER_TRACE}-${span.spanId}-01`, destination);
@@ -96,13 +111,18 @@ describe('span export over OTLP/HTTP', () => {
 
     // Nothing secret, and no URL, header or body, in any attribute.
     const exported = JSON.stringify(spans.map((span) => span.attributes));
-    for (const forbidden of [TOKEN, sink.url, '127.0.0.1', 'Bearer', '"uid"']) assert.ok(!exported.includes(forbidden), `${forbidden} in ${exported}`);
+    for (const forbidden of [TOKEN, sink.url, '127.0.0.1', 'Bearer', '"uid"'])
+      assert.ok(!exported.includes(forbidden), `${forbidden} in ${exported}`);
   });
 
   it('an event without trace context starts a trace of its own, and its deliveries continue it', async () => {
     sink.requests.length = 0;
     const before = otlp.spans.length;
-    const svc = await startService({ rules: rules(sink.url), env: env(), config: { tracing: { tracesUrl: otlp.url } } });
+    const svc = await startService({
+      rules: rules(sink.url),
+      env: env(),
+      config: { tracing: { tracesUrl: otlp.url } },
+    });
     try {
       assert.equal((await svc.post(event('export-2'))).status, 204);
     } finally {
@@ -111,42 +131,69 @@ describe('span export over OTLP/HTTP', () => {
     const spans = otlp.spans.slice(before);
     const root = spans.find((span) => span.name === 'receive')!;
     assert.equal(root.parentSpanId, '');
-    const deliver = spans.find((span) => span.name === 'deliver' && span.attributes['kube_event_rules.destination'] === 'second')!;
+    const deliver = spans.find(
+      (span) => span.name === 'deliver' && span.attributes['kube_event_rules.destination'] === 'second',
+    )!;
     assert.equal(sink.received('/second')[0].headers.traceparent, `00-${root.traceId}-${deliver.spanId}-01`);
   });
 
   it('shutdown gives up on a collector that does not answer, after its limit', async () => {
     const hung = await startOtlpReceiver();
     hung.hang();
-    const svc = await startService({ rules: rules(sink.url), env: env(), config: { tracing: { tracesUrl: hung.url }, shutdownTimeoutMs: 300 } });
+    const svc = await startService({
+      rules: rules(sink.url),
+      env: env(),
+      config: { tracing: { tracesUrl: hung.url }, shutdownTimeoutMs: 300 },
+    });
     try {
       assert.equal((await svc.post(event('export-3', `00-${BROKER_TRACE}-${BROKER_SPAN}-01`))).status, 204);
     } finally {
       await svc.stop(); // resolves: the limit is 300 ms, the exporter's own timeout 10 s
       await hung.close();
     }
-    assert.ok(svc.logs.some((line) => line.msg === 'tracing: the last spans were not exported within the shutdown limit'));
+    assert.ok(
+      svc.logs.some((line) => line.msg === 'tracing: the last spans were not exported within the shutdown limit'),
+    );
   });
 });
 
 describe('tracing settings', () => {
   it('OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/traces; the traces endpoint is taken as is and wins', () => {
     assert.equal(loadConfig({}).tracing.tracesUrl, '');
-    assert.equal(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing.tracesUrl, 'http://collector:4318/v1/traces');
-    assert.equal(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://collector:4318/otlp/' }).tracing.tracesUrl, 'https://collector:4318/otlp/v1/traces');
     assert.equal(
-      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/custom' }).tracing.tracesUrl,
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing.tracesUrl,
+      'http://collector:4318/v1/traces',
+    );
+    assert.equal(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://collector:4318/otlp/' }).tracing.tracesUrl,
+      'https://collector:4318/otlp/v1/traces',
+    );
+    assert.equal(
+      loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/custom',
+      }).tracing.tracesUrl,
       'http://b:4318/custom',
     );
   });
 
   it('OTEL_SDK_DISABLED=true and OTEL_TRACES_EXPORTER=none turn export off; another exporter or a URL that is not http(s) is refused without printing it', () => {
-    assert.equal(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_SDK_DISABLED: 'true' }).tracing.tracesUrl, '');
-    assert.equal(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'none' }).tracing.tracesUrl, '');
-    assert.throws(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'zipkin' }), /OTEL_TRACES_EXPORTER="zipkin": only otlp/);
+    assert.equal(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_SDK_DISABLED: 'true' }).tracing.tracesUrl,
+      '',
+    );
+    assert.equal(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'none' }).tracing.tracesUrl,
+      '',
+    );
+    assert.throws(
+      () => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'zipkin' }),
+      /OTEL_TRACES_EXPORTER="zipkin": only otlp/,
+    );
     assert.throws(
       () => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318?token=s3cr3t' }),
-      (err: Error) => /OTEL_EXPORTER_OTLP_ENDPOINT is not an http\(s\) URL/.test(err.message) && !err.message.includes('s3cr3t'),
+      (err: Error) =>
+        /OTEL_EXPORTER_OTLP_ENDPOINT is not an http\(s\) URL/.test(err.message) && !err.message.includes('s3cr3t'),
     );
   });
 });

@@ -105,8 +105,17 @@ rules:
 
   it('structured mode: the traceparent attribute is continued', async () => {
     const fixture = event();
-    const attributes = Object.fromEntries(Object.entries(fixture.headers).filter(([name]) => name.startsWith('ce-')).map(([name, value]) => [name.slice(3), value]));
-    const structured = JSON.stringify({ ...attributes, datacontenttype: 'application/json', traceparent: EXTENSION_PARENT, data: fixture.body });
+    const attributes = Object.fromEntries(
+      Object.entries(fixture.headers)
+        .filter(([name]) => name.startsWith('ce-'))
+        .map(([name, value]) => [name.slice(3), value]),
+    );
+    const structured = JSON.stringify({
+      ...attributes,
+      datacontenttype: 'application/json',
+      traceparent: EXTENSION_PARENT,
+      data: fixture.body,
+    });
     assert.equal((await t.svc.postRaw({ 'content-type': 'application/cloudevents+json' }, structured)).status, 204);
     for (const request of await delivered()) assert.equal(traceOf(request)?.traceId, EXTENSION_TRACE);
   });
@@ -129,13 +138,19 @@ rules:
   ];
   for (const [what, value] of malformed) {
     it(`a traceparent header with ${what} is ignored, counted and logged; the event is still delivered`, async () => {
-      const before = await t.svc.metric('kube_event_rules_trace_context_invalid_total', { field: 'traceparent', from: 'header' });
+      const before = await t.svc.metric('kube_event_rules_trace_context_invalid_total', {
+        field: 'traceparent',
+        from: 'header',
+      });
       const response = await t.svc.post(event({ traceparent: value }));
       assert.equal(response.status, 204, response.text);
       const [a, b] = await delivered();
       assert.equal(a.headers.traceparent, undefined, 'nothing valid to continue');
       assert.equal(b.headers.traceparent, RULE_TRACEPARENT, "the rule's own header stays");
-      assert.equal(await t.svc.metric('kube_event_rules_trace_context_invalid_total', { field: 'traceparent', from: 'header' }), before + 1);
+      assert.equal(
+        await t.svc.metric('kube_event_rules_trace_context_invalid_total', { field: 'traceparent', from: 'header' }),
+        before + 1,
+      );
       const line = t.svc.logs.findLast((l) => l.msg === 'malformed traceparent header ignored');
       assert.ok(line, 'logged');
       assert.equal(line.ceId, `trace-${n}`);
@@ -149,23 +164,36 @@ rules:
   });
 
   it('a malformed extension is counted as such', async () => {
-    const before = await t.svc.metric('kube_event_rules_trace_context_invalid_total', { field: 'traceparent', from: 'extension' });
+    const before = await t.svc.metric('kube_event_rules_trace_context_invalid_total', {
+      field: 'traceparent',
+      from: 'extension',
+    });
     assert.equal((await t.svc.post(event({ 'ce-traceparent': '00-abc-def-01' }))).status, 204);
     const [a] = await delivered();
     assert.equal(a.headers.traceparent, undefined);
-    assert.equal(await t.svc.metric('kube_event_rules_trace_context_invalid_total', { field: 'traceparent', from: 'extension' }), before + 1);
+    assert.equal(
+      await t.svc.metric('kube_event_rules_trace_context_invalid_total', { field: 'traceparent', from: 'extension' }),
+      before + 1,
+    );
   });
 
   it('a malformed tracestate is dropped whole (counted); the traceparent is still continued', async () => {
     const huge = Array.from({ length: 40 }, (_, i) => `k${i}=v`).join(',');
     for (const tracestate of ['ok=1,Bad Key=2', 'a=1,a=2', huge, 'x'.repeat(600)]) {
-      const before = await t.svc.metric('kube_event_rules_trace_context_invalid_total', { field: 'tracestate', from: 'header' });
+      const before = await t.svc.metric('kube_event_rules_trace_context_invalid_total', {
+        field: 'tracestate',
+        from: 'header',
+      });
       assert.equal((await t.svc.post(event({ traceparent: BROKER_PARENT, tracestate }))).status, 204);
       for (const request of await delivered()) {
         assert.equal(traceOf(request)?.traceId, BROKER_TRACE);
         assert.equal(request.headers.tracestate, undefined, tracestate);
       }
-      assert.equal(await t.svc.metric('kube_event_rules_trace_context_invalid_total', { field: 'tracestate', from: 'header' }), before + 1, tracestate);
+      assert.equal(
+        await t.svc.metric('kube_event_rules_trace_context_invalid_total', { field: 'tracestate', from: 'header' }),
+        before + 1,
+        tracestate,
+      );
     }
   });
 });
