@@ -72,6 +72,8 @@ export interface Config {
   standalone: { enabled: boolean; maxAgeMs: number; retries: number };
   /** Most series of one rule-declared metric (a team's: per namespace); beyond, the label values become `other`. */
   metricMaxSeriesPerMetric: number;
+  /** Most series of one team namespace's rule-declared metrics together. */
+  teamMaxMetricSeries: number;
   /** How many received events the playground offers (redacted, each at most 64 KiB); 0 = none kept. */
   playgroundRecentEvents: number;
   /** What a team's rule documents may be, read and send (src/rules/tenancy-policy.ts). */
@@ -169,6 +171,7 @@ export function loadConfig(env: Env = process.env): Config {
     playgroundRecentEvents: integer(env, 'PLAYGROUND_RECENT_EVENTS', 50, 0),
     metricMaxSeriesPerMetric: integer(env, 'METRIC_MAX_SERIES_PER_METRIC', 1000, 1),
     tracing: { tracesUrl: tracesUrl(env) },
+    teamMaxMetricSeries: integer(env, 'TEAM_MAX_METRIC_SERIES', 1000, 1),
     tenancy: {
       rulesPerNamespace: integer(env, 'TEAM_MAX_RULES', DEFAULT_TENANCY.rulesPerNamespace, 0),
       documentBytes: integer(env, 'TEAM_MAX_DOCUMENT_BYTES', DEFAULT_TENANCY.documentBytes, 1),

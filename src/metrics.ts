@@ -49,7 +49,7 @@ export interface LoadSample {
 }
 
 /** createMetrics registers all metrics on a fresh Registry (one per service instance, so tests stay independent). */
-export function createMetrics(options: { maxSeriesPerMetric?: number } = {}) {
+export function createMetrics(options: { maxSeriesPerMetric?: number; teamMaxSeries?: number } = {}) {
   const registry = new Registry();
   // Unprefixed on purpose: the standard Node.js dashboards and alerts look for process_* and nodejs_*.
   collectDefaultMetrics({ register: registry });
@@ -70,8 +70,8 @@ export function createMetrics(options: { maxSeriesPerMetric?: number } = {}) {
   const worstState = (a: number, b: number) => (a === 1 || b === 1 ? 1 : Math.max(a, b));
   return {
     registry,
-    /** The metrics rule documents declare (destination kind `metric`), bounded to maxSeriesPerMetric series each. */
-    userMetrics: new UserMetrics(registry, options.maxSeriesPerMetric ?? 1000),
+    /** The metrics rule documents declare (destination kind `metric`): at most maxSeriesPerMetric series each, teamMaxSeries per team namespace. */
+    userMetrics: new UserMetrics(registry, options.maxSeriesPerMetric ?? 1000, options.teamMaxSeries ?? 1000),
     /** sampleLanes tells the destination gauges where to read the lanes from. */
     sampleLanes(read: () => LaneSample[]) {
       lanes = read;

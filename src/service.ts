@@ -74,7 +74,7 @@ export interface Service {
 
 export async function createService(options: ServiceOptions): Promise<Service> {
   const { config, log } = options;
-  const metrics = createMetrics({ maxSeriesPerMetric: config.metricMaxSeriesPerMetric });
+  const metrics = createMetrics({ maxSeriesPerMetric: config.metricMaxSeriesPerMetric, teamMaxSeries: config.teamMaxMetricSeries });
   const connection = options.kube;
   const kube = connection ? await import('./kube/cluster-runtime.js') : undefined;
   // One client-side rate limit (KUBE_QPS) for every API request the service makes: lookups and Warning Events.

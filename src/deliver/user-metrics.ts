@@ -86,15 +86,19 @@ export interface RecordProblem {
 export class UserMetrics {
   private readonly registered = new Map<string, Registered>();
   private readonly overflow: Counter<'metric'>;
+  /** Label sets recorded by each team namespace, all its metrics together. */
+  private readonly teamSeries = new Map<string, number>();
 
   constructor(
     private readonly registry: Registry,
     /** Most label sets per metric (per metric and namespace for a team's); beyond, the `other` series. */
     private readonly maxSeries: number,
+    /** Most label sets of one team namespace's metrics together (a team may declare many metrics). */
+    private readonly teamMaxSeries: number = maxSeries,
   ) {
     this.overflow = new Counter({
       name: 'kube_event_rules_metric_series_overflow_total',
-      help: `Observations of a rule-declared metric recorded with label values "${OVERFLOW_VALUE}" because the metric (a team's: in that namespace) already had METRIC_MAX_SERIES_PER_METRIC series.`,
+      help: `Observations of a rule-declared metric recorded with label values "${OVERFLOW_VALUE}" because the metric (a team's: in that namespace) already had METRIC_MAX_SERIES_PER_METRIC series, or the team's metrics TEAM_MAX_METRIC_SERIES.`,
       labelNames: ['metric'] as const,
       registers: [registry],
     });
@@ -118,6 +122,10 @@ export class UserMetrics {
         continue;
       this.registry.removeSingleMetric(name);
       this.overflow.remove({ metric: name });
+      if (registered.definition.team) {
+        for (const [namespace, seen] of registered.series)
+          this.teamSeries.set(namespace, (this.teamSeries.get(namespace) ?? 0) - seen.size);
+      }
       this.registered.delete(name);
     }
     for (const [name, definition] of wanted) {
@@ -134,7 +142,10 @@ export class UserMetrics {
     return [...this.registered.keys()];
   }
 
-  /** record counts or observes; past the metric's series bound every label value becomes `other` (counted). */
+  /**
+   * record counts or observes; past the metric's series bound (a team's: or its namespace's, all its metrics
+   * together) every label value becomes `other` (counted).
+   */
   record(observation: Observation): RecordProblem | undefined {
     const registered = this.registered.get(observation.metric);
     if (!registered) return { error: `metric ${observation.metric} is no longer declared by any rule in force` };
@@ -154,8 +165,10 @@ export class UserMetrics {
     let labels = observation.labels;
     const key = JSON.stringify(names.map((name) => labels[name]));
     if (!seen.has(key)) {
-      if (seen.size < this.maxSeries) {
+      const teamFull = definition.team && (this.teamSeries.get(bound) ?? 0) >= this.teamMaxSeries;
+      if (seen.size < this.maxSeries && !teamFull) {
         seen.add(key);
+        if (definition.team) this.teamSeries.set(bound, (this.teamSeries.get(bound) ?? 0) + 1);
       } else {
         labels = Object.fromEntries(
           names.map((name) => [name, definition.team && name === TEAM_LABEL ? labels[name] : OVERFLOW_VALUE]),

@@ -288,6 +288,41 @@ describe('metric destinations: bounded series', () => {
     ]);
   });
 
+  it("a team's metrics together record at most TEAM_MAX_METRIC_SERIES series in its namespace; a removed metric frees its share", async () => {
+    const metrics = createMetrics({ maxSeriesPerMetric: 10, teamMaxSeries: 2 });
+    const store = new RuleStore({ timeoutMs: 100 }, metrics, createLogger('silent'));
+    const teamDocument = (name: string) =>
+      counter('reason: reason', `${name}_total`).replace('failed-scheduling', name);
+    assert.deepEqual(store.update('configmap:team-a/rules/one.yaml', teamDocument('one'), 'team-a'), []);
+    assert.deepEqual(store.update('configmap:team-a/rules/two.yaml', teamDocument('two'), 'team-a'), []);
+    const record = (name: string, reason: string, namespace = 'team-a') =>
+      metrics.userMetrics.record({
+        metric: `kube_event_rules_user_${name}_total`,
+        type: 'counter',
+        labels: { reason, namespace },
+      });
+    record('one', 'a');
+    record('one', 'b');
+    record('two', 'a'); // a third series of team-a: over its share
+    record('two', 'a', 'team-b'); // team-b's share is its own
+    const reasons = (text: string, name: string) =>
+      samples(text, `kube_event_rules_user_${name}_total`).map((s) => `${s.labels.namespace}:${s.labels.reason}`);
+    let text = await metrics.registry.metrics();
+    assert.deepEqual(reasons(text, 'two'), ['team-a:other', 'team-b:a']);
+    assert.equal(
+      sample(text, 'kube_event_rules_metric_series_overflow_total', { metric: 'kube_event_rules_user_two_total' }),
+      1,
+    );
+    store.remove('configmap:team-a/rules/one.yaml');
+    record('two', 'c');
+    text = await metrics.registry.metrics();
+    assert.deepEqual(
+      reasons(text, 'two'),
+      ['team-a:other', 'team-b:a', 'team-a:c'],
+      'the removed metric gave its series back',
+    );
+  });
+
   it('refuses an observation that does not fit the declaration (declared again meanwhile): the Broker may redeliver', () => {
     const { userMetrics } = declared(10);
     assert.deepEqual(userMetrics.record(observation({ host: 'a' })), {
