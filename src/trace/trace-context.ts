@@ -10,6 +10,8 @@
  * spans are exported; test/trace/w3c-parsing.test.ts holds the two to the same answers.
  */
 
+import { randomFillSync } from 'node:crypto';
+
 /** A parent we continue: the sender's trace and span, its sampled flag, and its tracestate when valid. */
 export interface IncomingContext {
   traceId: string;
@@ -118,11 +120,18 @@ export function traceparentOf(traceId: string, spanId: string, sampled: boolean)
 }
 
 /**
- * newSpanId: 8 random bytes as 16 hex digits, never all zero. Span ids need to be unique, not secret
- * (OpenTelemetry's own generator uses Math.random too); two 32-bit halves avoid building a buffer.
+ * Random bytes for span ids, refilled 512 ids at a time: an id is one 8-byte hex slice (≈ 0.15 µs; formatting
+ * two Math.random numbers in hex took ten times as long).
  */
+const SPAN_ID_POOL = Buffer.allocUnsafe(8 * 512);
+let nextSpanId = SPAN_ID_POOL.length;
+
+/** newSpanId: 8 random bytes as 16 lower-case hex digits, never all zero. */
 export function newSpanId(): string {
-  const high = (Math.random() * 0x1_0000_0000) >>> 0;
-  const low = (Math.random() * 0x1_0000_0000) >>> 0 || 1;
-  return high.toString(16).padStart(8, '0') + low.toString(16).padStart(8, '0');
+  if (nextSpanId === SPAN_ID_POOL.length) {
+    randomFillSync(SPAN_ID_POOL);
+    nextSpanId = 0;
+  }
+  const id = SPAN_ID_POOL.toString('hex', nextSpanId, (nextSpanId += 8));
+  return id === '0000000000000000' ? newSpanId() : id;
 }

@@ -33,6 +33,18 @@ const event = (headers: Record<string, string | null> = {}) =>
 /** A traceparent a rule sets itself on destination b. */
 const RULE_TRACEPARENT = '00-11111111111111111111111111111111-2222222222222222-01';
 
+/** The same event in structured (and batch) mode, its attributes in the JSON with this traceparent. */
+function structuredEvent(traceparent: string): Record<string, unknown> {
+  const fixture = event();
+  const attributes = Object.entries(fixture.headers).filter(([name]) => name.startsWith('ce-'));
+  return {
+    ...Object.fromEntries(attributes.map(([name, value]) => [name.slice(3), value])),
+    datacontenttype: 'application/json',
+    traceparent,
+    data: fixture.body,
+  };
+}
+
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])$/;
 
 function traceOf(request: Captured): { traceId: string; spanId: string; flags: string } | undefined {
@@ -104,20 +116,22 @@ rules:
   });
 
   it('structured mode: the traceparent attribute is continued', async () => {
-    const fixture = event();
-    const attributes = Object.fromEntries(
-      Object.entries(fixture.headers)
-        .filter(([name]) => name.startsWith('ce-'))
-        .map(([name, value]) => [name.slice(3), value]),
-    );
-    const structured = JSON.stringify({
-      ...attributes,
-      datacontenttype: 'application/json',
-      traceparent: EXTENSION_PARENT,
-      data: fixture.body,
-    });
+    const structured = JSON.stringify(structuredEvent(EXTENSION_PARENT));
     assert.equal((await t.svc.postRaw({ 'content-type': 'application/cloudevents+json' }, structured)).status, 204);
     for (const request of await delivered()) assert.equal(traceOf(request)?.traceId, EXTENSION_TRACE);
+  });
+
+  it('batch mode: each entry continues its own traceparent attribute', async () => {
+    const entries = [EXTENSION_PARENT, BROKER_PARENT].map(structuredEvent);
+    const response = await t.svc.postRaw(
+      { 'content-type': 'application/cloudevents-batch+json' },
+      JSON.stringify(entries),
+    );
+    assert.equal(response.status, 204, response.text);
+    const [a] = await Promise.all([t.sink.waitFor('/a', 2), t.sink.waitFor('/b', 2)]);
+    t.sink.requests.length = 0;
+    const traces = a.map((request) => traceOf(request)?.traceId).sort();
+    assert.deepEqual(traces, [EXTENSION_TRACE, BROKER_TRACE].sort());
   });
 
   it('no trace context: deliveries carry none (nothing would record a span of ours); the rule’s own header stays', async () => {
