@@ -195,6 +195,35 @@ describe('metric destinations in the running service', () => {
     );
   });
 
+  it('the playground evaluates a draft with metrics and changes no metric of the service', async () => {
+    const before = await metricsText();
+    const fixture = pullFailed('pull-playground', 'registry.example.com:5000/shop/payment:1.4.2');
+    const draft = EXAMPLE.replace(/name: image_pull_failures_total/, 'name: draft_pull_failures_total');
+    const response = await fetch(`${running.url}/playground/api/evaluate`, {
+      method: 'POST',
+      body: JSON.stringify({
+        document: draft,
+        event: JSON.stringify({ headers: fixture.headers, body: fixture.body }),
+      }),
+    });
+    assert.equal(response.status, 200);
+    const { problems, results } = (await response.json()) as {
+      problems: unknown[];
+      results: { actions: { outcome: string; request: { method: string; url: string } }[] }[];
+    };
+    assert.deepEqual(problems, []);
+    assert.deepEqual(
+      results[0].actions.map((a) => [a.outcome, a.request.method, a.request.url]),
+      [['rendered', 'INC', `${USER}draft_pull_failures_total`]],
+    );
+    const after = await metricsText();
+    assert.doesNotMatch(after, /draft_pull_failures_total/, "a draft's metrics are never registered on the service");
+    assert.deepEqual(
+      samples(after, `${USER}image_pull_failures_total`),
+      samples(before, `${USER}image_pull_failures_total`),
+    );
+  });
+
   it("a team's metric always carries the team's namespace, and the team cannot declare it", async () => {
     const team = `destinations:
   warnings:
