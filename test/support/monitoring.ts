@@ -27,7 +27,12 @@ export interface PanelQuery {
 }
 
 export function dashboardQueries(dashboard = readDashboard()): PanelQuery[] {
-  return panelsOf(dashboard).flatMap((panel) => ((panel.targets as Obj[] | undefined) ?? []).map((target) => ({ name: `${panel.title} / ${target.refId}`, expr: target.expr as string })));
+  return panelsOf(dashboard).flatMap((panel) =>
+    ((panel.targets as Obj[] | undefined) ?? []).map((target) => ({
+      name: `${panel.title} / ${target.refId}`,
+      expr: target.expr as string,
+    })),
+  );
 }
 
 export interface AlertingRule {
@@ -51,20 +56,30 @@ export function alertingRules(): AlertingRule[] {
  * withVariables substitutes the dashboard's template variables as Grafana does for one selected value of
  * each, and Grafana's $__rate_interval with a fixed window.
  */
-export function withVariables(expr: string, values: { namespace: string; instance: string; rateInterval: string }): string {
+export function withVariables(
+  expr: string,
+  values: { namespace: string; instance: string; rateInterval: string },
+): string {
   return expr
     .replaceAll('$__rate_interval', values.rateInterval)
     .replaceAll('$namespace', values.namespace)
     .replaceAll('$instance', values.instance.replace(/[.*+?^${}()|[\]\\]/g, '\\\\$&'));
 }
 
+/** unquoted: the expression with every string literal emptied (label values are not names). */
+export function unquotedExpr(expr: string): string {
+  return expr.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+}
+
 /**
- * metricNames: the metric names an expression selects — identifiers before a `{` label selector, and every
- * identifier with the service's prefixes (a selector without braces). Quoted label values are skipped.
+ * metricNames: the metric names an expression selects — identifiers before a `{` label selector, every
+ * identifier with the service's prefixes (a selector without braces), and `__name__` matchers (as written,
+ * a regex for `=~`). Quoted label values are skipped.
  */
 export function metricNames(expr: string): string[] {
-  const unquoted = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""');
   const names = new Set<string>();
+  for (const m of expr.matchAll(/__name__\s*=~?\s*"([^"]*)"/g)) names.add(m[1]);
+  const unquoted = unquotedExpr(expr);
   for (const m of unquoted.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{/g)) names.add(m[1]);
   for (const m of unquoted.matchAll(/\b((?:kube_event_rules|process|nodejs)_[a-zA-Z0-9_]+)\b/g)) names.add(m[1]);
   return [...names];
