@@ -61,6 +61,8 @@ export interface Config {
   redisUrl: string;
   /** Per-command Redis timeout; the first timeout makes the service skip Redis until it answers again. */
   redisTimeoutMs: number;
+  /** Most change regions open at once (a start recorded, its end or timeout not delivered yet); beyond, a start is refused (429). */
+  regionMaxOpen: number;
   /** SIGTERM: how long in-flight requests may take before the process exits anyway. */
   shutdownTimeoutMs: number;
   kube: KubeSettings;
@@ -156,6 +158,7 @@ export function loadConfig(env: Env = process.env): Config {
     dedupCacheSize: integer(env, 'DEDUP_CACHE_SIZE', 100_000, 1),
     redisUrl: env.REDIS_URL ?? '',
     redisTimeoutMs: integer(env, 'REDIS_TIMEOUT_MS', 500, 1),
+    regionMaxOpen: integer(env, 'REGION_MAX_OPEN', 10_000, 1),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,
     hpaSenderSecretNamespaces: list(env.HPA_SENDER_SECRET_NAMESPACES),
     proxyEnv: {

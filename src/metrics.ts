@@ -67,6 +67,7 @@ export function createMetrics(options: { maxSeriesPerMetric?: number; teamMaxSer
     };
   const add = (a: number, b: number) => a + b;
   let load: () => LoadSample = () => ({ actionsInFlight: 0, templatesQueued: 0 });
+  let openRegions: () => Promise<number> = async () => 0;
   const worstState = (a: number, b: number) => (a === 1 || b === 1 ? 1 : Math.max(a, b));
   return {
     registry,
@@ -75,6 +76,10 @@ export function createMetrics(options: { maxSeriesPerMetric?: number; teamMaxSer
     /** sampleLanes tells the destination gauges where to read the lanes from. */
     sampleLanes(read: () => LaneSample[]) {
       lanes = read;
+    },
+    /** sampleRegions tells the regions gauge where to count the open regions. */
+    sampleRegions(read: () => Promise<number>) {
+      openRegions = read;
     },
     /** sampleLoad tells the load gauges where to read the actions in flight and the template queue from. */
     sampleLoad(read: () => LoadSample) {
@@ -235,6 +240,26 @@ export function createMetrics(options: { maxSeriesPerMetric?: number; teamMaxSer
       help: 'Standalone: Events sent on start without a saved watch position (possible duplicates of what was sent before the restart).',
       registers,
     }),
+    regionsOpen: new Gauge({
+      name: `${PREFIX}regions_open`,
+      help: 'Change regions open: a start recorded, its end (or timeout) not delivered yet (all replicas, with Redis).',
+      registers,
+      async collect(this: Gauge) {
+        this.set(await openRegions().catch(() => 0));
+      },
+    }),
+    regionsClosed: new Counter({
+      name: `${PREFIX}regions_closed_total`,
+      help: 'Change regions closed, by how (end: delivered at its end occurrence; timeout: delivered at the rule\'s timeout; dropped: the timeout\'s delivery kept failing).',
+      labelNames: ['rule', 'how'] as const,
+      registers,
+    }),
+    regionUnmatchedEnds: new Counter({
+      name: `${PREFIX}region_unmatched_ends_total`,
+      help: 'End occurrences of a region rule with no open region for their key (or before its start): not sent.',
+      labelNames: ['rule'] as const,
+      registers,
+    }),
     storeErrors: new Counter({
       name: `${PREFIX}store_errors_total`,
       help: 'Redis store operations that failed (the service then fails open: sends, admits).',
@@ -255,6 +280,8 @@ export function forgetRule(metrics: Metrics, rule: string, destinations: Iterabl
   metrics.templateErrors.remove({ rule });
   metrics.templateQuarantines.remove({ rule });
   metrics.suppressed.remove({ rule });
+  metrics.regionUnmatchedEnds.remove({ rule });
+  for (const how of ['end', 'timeout', 'dropped']) metrics.regionsClosed.remove({ rule, how });
   for (const destination of destinations) {
     for (const outcome of DELIVERY_OUTCOMES) metrics.deliveries.remove({ rule, destination, outcome });
   }

@@ -30,12 +30,14 @@ import { explainConditions, type ConditionOutcome } from './match/explain.js';
 import type { CompiledAction, CompiledRule } from './rules/compiled-rule.js';
 import type { RuleSet } from './rules/rule-store.js';
 import { NO_TRACE, type EventTrace } from './trace/event-trace.js';
+import { createRegionPairing, type RegionOutcome } from './match/region-pairing.js';
+import { createMemoryRegionStore, type RegionStore } from './store/region-store.js';
 
 export interface ActionReport {
   rule: string;
   destination: string;
-  /** `rendered`: a dry run built the request and sent nothing; `suppressed`: the rule's throttle held it back. */
-  outcome: DeliveryOutcome | 'rendered' | 'suppressed';
+  /** `rendered`: a dry run built the request and sent nothing; `suppressed`: the rule's throttle held it back; region_*: src/match/region-pairing.ts. */
+  outcome: DeliveryOutcome | 'rendered' | 'suppressed' | RegionOutcome;
   /** Dry runs: the request that would be sent, secrets redacted. */
   request?: ReturnType<typeof redacted>;
   status?: number;
@@ -66,6 +68,9 @@ export interface EventReport {
   shadow?: ShadowOutcome[];
 }
 
+/** Template bindings beside the usual ones (a region's `$region`). */
+type Bindings = Record<string, unknown>;
+
 /** Why an action could not be rendered (see render). */
 type RenderFailure = { outcome: 'error' | 'failed'; error: string; retryAfterMs?: number; unavailable?: boolean };
 
@@ -88,6 +93,8 @@ export interface PipelineDeps {
   tenancy?: TenancyPolicy;
   /** Where shadow rules' differences are kept for /status (none in dry-run pipelines). */
   shadow?: ShadowLedger;
+  /** Open change regions (default: in memory). */
+  regions?: RegionStore;
 }
 
 export interface ProcessOptions {
@@ -144,13 +151,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const quarantine = new TemplateQuarantine();
   const tenancy = deps.tenancy ?? compileTenancyPolicy(deps.config.tenancy);
   const renderDeps = { config: deps.config, cluster: deps.cluster, tenancy, env: deps.env };
+  const regions = createRegionPairing(deps.regions ?? createMemoryRegionStore(deps.config.regionMaxOpen), metrics, log);
 
   /** Deliveries running in this process by key: a second claim of the same key (a batch holding one event twice) waits for the first. */
   const inFlight = new Map<string, Promise<ActionReport>>();
 
   /** deliver: one action of a matched rule — skip if already delivered or being delivered, render, send, remember. */
-  async function deliver(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, dryRun: boolean, trace: EventTrace): Promise<ActionReport> {
-    if (dryRun) return deliverOnce(rule, action, input, facts, deadline, '', true, trace);
+  async function deliver(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, dryRun: boolean, trace: EventTrace, extra?: Bindings): Promise<ActionReport> {
+    if (dryRun) return deliverOnce(rule, action, input, facts, deadline, '', true, trace, extra);
     // A delete is a notification of its own although it carries the occurrence (uid/count) the add or update had.
     const key = `${input.occurrence}|${input.change === 'delete' ? 'delete|' : ''}${rule.name}|${action.identity}`;
     const running = inFlight.get(key);
@@ -163,7 +171,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       metrics.deliveries.inc({ rule: rule.name, destination: action.destination.name, outcome: 'skipped_duplicate' });
       return { rule: rule.name, destination: action.destination.name, outcome: 'skipped_duplicate' };
     }
-    const delivery = deliverOnce(rule, action, input, facts, deadline, key, false, trace);
+    const delivery = deliverOnce(rule, action, input, facts, deadline, key, false, trace, extra);
     inFlight.set(key, delivery);
     try {
       return await delivery;
@@ -172,7 +180,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
   }
 
-  async function deliverOnce(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, key: string, dryRun: boolean, trace: EventTrace): Promise<ActionReport> {
+  async function deliverOnce(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, key: string, dryRun: boolean, trace: EventTrace, extra?: Bindings): Promise<ActionReport> {
     const destination = action.destination.name;
     const report = (outcome: ActionReport['outcome'], extra: Partial<ActionReport> = {}): ActionReport => {
       if (outcome !== 'rendered' && outcome !== 'suppressed' && !dryRun) metrics.deliveries.inc({ rule: rule.name, destination, outcome });
@@ -183,7 +191,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return report('skipped_duplicate');
     }
     const rendering = trace.render(rule.name, destination);
-    const rendered = await render(rule, action, input, facts, dryRun, deadline);
+    const rendered = await render(rule, action, input, facts, dryRun, deadline, extra);
     rendering.end('outcome' in rendered ? rendered.outcome : undefined);
     if ('outcome' in rendered) {
       const { outcome, ...extra } = rendered;
@@ -201,7 +209,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * trip (time, heap, size: they depend on load and on the limits set) or quarantine, so the Broker redelivers
    * and in the end dead-letters the event instead of it being acknowledged unsent.
    */
-  async function render(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, dryRun: boolean, deadline?: number): Promise<RenderedRequest | RenderFailure> {
+  async function render(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, dryRun: boolean, deadline?: number, extra?: Bindings): Promise<RenderedRequest | RenderFailure> {
     const destination = action.destination.name;
     const held = quarantine.quarantinedUntil(rule.name);
     if (held !== undefined) {
@@ -215,6 +223,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         occurrence: input.occurrence,
         change: input.change,
       };
+      if (extra) Object.assign(bindings, extra);
       for (const fact of ENRICHMENT_FACTS) bindings[fact] = action.uses.has(fact) ? await facts[fact]() : null;
       return await renderAction(renderDeps, rule, action, input.event, bindings, ownNamespaceOf(input), deadline);
     } catch (err) {
@@ -358,6 +367,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const actions = (
         await Promise.all(
           matched.map(async (rule) => {
+            if (rule.region)
+              return regions.occurrence(rule, input, facts(rule.scope), deadline, dryRun, (region) =>
+                Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts(rule.scope), deadline, dryRun, trace, { region }))),
+              );
             if (rule.throttle && !(await admitted(rule, rule.throttle, input, dryRun))) {
               return rule.actions.map((action): ActionReport => ({ rule: rule.name, destination: action.destination.name, outcome: 'suppressed' }));
             }

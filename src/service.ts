@@ -33,6 +33,8 @@ import { createBodyBytesInFlight } from './receive/body-bytes-in-flight.js';
 import type { RedisStores } from './store/redis-stores.js';
 import { createTracing } from './trace/tracing.js';
 import { withTraceHeaders } from './trace/trace-headers.js';
+import { createMemoryRegionStore } from './store/region-store.js';
+import { startRegionTimeouts, type RegionTimeouts } from './deliver/region-timeouts.js';
 
 export interface ServiceOptions {
   config: Config;
@@ -91,7 +93,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const redis = config.redisUrl
     ? (await import('./store/redis-stores.js')).createRedisStores(
-        { url: config.redisUrl, windowMs: config.dedupWindowMs, timeoutMs: config.redisTimeoutMs, fallbackCacheSize: config.dedupCacheSize },
+        { url: config.redisUrl, windowMs: config.dedupWindowMs, timeoutMs: config.redisTimeoutMs, fallbackCacheSize: config.dedupCacheSize, regionMaxOpen: config.regionMaxOpen },
         metrics,
         log,
       )
@@ -111,6 +113,8 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const env = options.env ?? process.env;
   // Deliveries outside any request (digest flushes) share the senders, their policies and the delivered memory.
   const background = createBackgroundDelivery({ config, cluster, tenancy, env, senders, delivered, metrics, log });
+  const regions = redis?.regions ?? createMemoryRegionStore(config.regionMaxOpen);
+  metrics.sampleRegions(() => regions.size());
   const pipeline = createPipeline({
     shadow,
     config,
@@ -124,6 +128,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     log,
     env,
     tenancy,
+    regions,
   });
   const inFlight = trackInFlight(pipeline);
   // RULES_DIR="" turns the directory off (rules from ConfigMaps only); a directory that is set must be readable.
@@ -151,6 +156,15 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     compactHeap();
     store.markLoaded();
   });
+  // Regions time out once the rules are loaded (before, every region's rule would look removed).
+  let regionTimeouts: RegionTimeouts | undefined;
+  let closing = false;
+  ready.then(
+    () => {
+      if (!closing) regionTimeouts = startRegionTimeouts({ store: regions, rules: () => store.current, background, deadlineMs: config.deliveryDeadlineMs, metrics, log });
+    },
+    () => undefined, // reported where ready is awaited
+  );
   const standalone =
     kube && connection && config.standalone.enabled
       ? kube.watchEvents(
@@ -227,6 +241,8 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       rules.close();
       await Promise.all([configMaps?.stop(), standalone?.stop()]);
       if (!(await inFlight.settled(config.shutdownTimeoutMs))) log.warn({ inFlight: inFlight.count() }, 'shutdown: events still in flight after SHUTDOWN_TIMEOUT_SECONDS; closing anyway');
+      closing = true;
+      await regionTimeouts?.stop();
       await Promise.all([redis?.close(), sandbox?.close(), tracing.close()]);
     },
   };

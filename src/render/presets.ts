@@ -16,16 +16,34 @@ export interface Preset {
   fields: string[];
   /** Fields the receiver cannot do without, with what to put there: checked at load. */
   required?: Record<string, string>;
+  /**
+   * The body for a region rule (`$region` bound: start and end, README: Regions), for receivers that show a
+   * span of time; a region rule with a preset without one gets `body`.
+   */
+  regionBody?: string;
 }
 
 /** A short human title used by several presets. */
 const TITLE = `reason & " " & involvedObject.kind & " " & (involvedObject.namespace ? involvedObject.namespace & "/" : "") & involvedObject.name`;
 const SEVERITY = `(type = "Warning" ? "warning" : "info")`;
 
+/**
+ * Regions: what the two region bodies share, in a block that binds `$s` (the start's Event), `$e` (the end's,
+ * null after a timeout), `$subject` (the involved object, e.g. "Deployment shop/web") and `$what` ("ScalingReplicaSet
+ * → ScalingReplicaSet", or "NodeNotReady → no end within the timeout").
+ */
+const REGION_BINDINGS = `
+      $s := $region.start.event;
+      $e := $region.end.event;
+      $subject := $s.involvedObject.kind & " " & ($s.involvedObject.namespace ? $s.involvedObject.namespace & "/" : "") & $s.involvedObject.name;
+      $what := $s.reason & " → " & ($region.endedBy = "end" ? $e.reason : "no end within the timeout");
+      $details := $region.endedBy = "end" ? $e.message : $s.message;
+      $tags := ["k8s", "region", "ended-by:" & $region.endedBy, $s.reason, $s.involvedObject.kind] ~> $append($s.involvedObject.namespace ? [$s.involvedObject.namespace] : []);`;
+
 export const PRESETS: Record<string, Preset> = {
   'wavefront-event': {
     fields: ['name', 'annotations.*', 'startTime', 'endTime', 'tags', 'hosts', 'isEphemeral'],
-    description: 'Wavefront / Operations for Applications event (POST /api/v2/event): name, annotations, startTime/endTime in ms',
+    description: 'Wavefront / Operations for Applications event (POST /api/v2/event): name, annotations, startTime/endTime in ms (a region rule: the start and end times)',
     body: `(
       $t := $toMillis(lastTimestamp);
       {
@@ -36,16 +54,35 @@ export const PRESETS: Record<string, Preset> = {
         "tags": ["k8s", "reason:" & reason, "kind:" & involvedObject.kind] ~> $append(involvedObject.namespace ? ["namespace:" & involvedObject.namespace] : [])
       }
     )`,
+    // One event spanning the region; Wavefront reads endTime = startTime + 1 as an instant.
+    regionBody: `(${REGION_BINDINGS}
+      {
+        "name": $subject & ": " & $what,
+        "annotations": { "severity": $region.endedBy = "timeout" or $s.type = "Warning" ? "warn" : "info", "type": $s.reason, "details": $details, "endedBy": $region.endedBy },
+        "startTime": $region.start.time,
+        "endTime": $region.end.time > $region.start.time ? $region.end.time : $region.start.time + 1,
+        "tags": $tags
+      }
+    )`,
   },
   'grafana-annotation': {
     fields: ['time', 'timeEnd', 'text', 'tags', 'dashboardUID', 'dashboardId', 'panelId'],
-    description: 'Grafana annotation (POST /api/annotations): text, time/timeEnd in ms, tags; set dashboardUID/panelId with fields',
+    description: 'Grafana annotation (POST /api/annotations): text, time/timeEnd in ms, tags (a region rule: a region from start to end); set dashboardUID/panelId with fields',
     body: `{
       "time": $toMillis(firstTimestamp),
       "timeEnd": $toMillis(lastTimestamp),
       "text": ${TITLE} & ": " & message,
       "tags": ["k8s", reason, involvedObject.kind] ~> $append(involvedObject.namespace ? [involvedObject.namespace] : [])
     }`,
+    // A region annotation: time and timeEnd are the start's and the end's (or start + timeout).
+    regionBody: `(${REGION_BINDINGS}
+      {
+        "time": $region.start.time,
+        "timeEnd": $region.end.time,
+        "text": $subject & ": " & $what & ($details ? ": " & $details : ""),
+        "tags": $tags
+      }
+    )`,
   },
   'graphite-event': {
     fields: ['what', 'tags', 'when', 'data'],

@@ -14,6 +14,7 @@ import { PRESETS, presetFieldProblems } from '../render/presets.js';
 import { OPERATORS, RegexBudget, buildRule, type EvaluableRule } from './conditions.js';
 import type { ConditionTest } from '../match/condition-fast-path.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
+import { compileRegion } from './compile-region.js';
 import type { ActionSpec, DestinationSpec, RuleDocument, RuleSpec } from './document.js';
 import type { CompiledAction, CompiledDestination, CompiledDocument, CompiledRule } from './compiled-rule.js';
 import { DEFAULT_KIND, DESTINATION_KINDS, destinationKind } from '../deliver/kinds/registry.js';
@@ -80,8 +81,11 @@ export function* compileDocumentSteps(document: unknown, source: string, options
     const identity = `${spec.shadow ?? doc.shadow ? 'shadow:' : ''}${spec.name}`;
     if (names.has(identity)) problems.push(`${where}.name: another rule of this document has the same name`);
     names.add(identity);
-    const { rule, test, problems: conditionProblems } = buildRule(spec.name, spec.conditions, regexBudget);
-    problems.push(...conditionProblems.map((p) => `${where}.${p}`));
+    const shadow = (spec.shadow ?? doc.shadow) === true;
+    const { region, conditions } = compileRegion(spec, shadow, where, regexBudget, options, problems);
+    const { rule, test, problems: conditionProblems } = conditions ? buildRule(spec.name, conditions, regexBudget) : { problems: [] };
+    // A region's sides were checked where they are written (region.start, region.end).
+    if (!spec.region) problems.push(...conditionProblems.map((p) => `${where}.${p}`));
     const actions: CompiledAction[] = [];
     const identities = new Map<string, number>();
     spec.actions.forEach((action, index) => {
@@ -96,7 +100,7 @@ export function* compileDocumentSteps(document: unknown, source: string, options
       if (actionProblem) problems.push(`${at}: ${actionProblem}`);
       const preset = action.preset === undefined ? undefined : PRESETS[action.preset];
       if (action.preset !== undefined) problems.push(...presetFieldProblems(action.preset, Object.keys(action.fields ?? {})).map((p) => `${at}.${p}`));
-      const bodySource = preset?.body ?? action.body;
+      const bodySource = (spec.region ? preset?.regionBody : undefined) ?? preset?.body ?? action.body;
       const body = bodySource === undefined ? undefined : attempt(problems, `${at}.${preset ? `preset ${action.preset}` : 'body'}`, () => compileTemplate(bodySource, options));
       const presetHeaders = Object.entries(preset?.headers ?? {}).map(([name, expression]): [string, CompiledValue] => [name, { kind: 'template', template: compileTemplate(expression, options) }]);
       const fields = Object.entries(action.fields ?? {}).flatMap(([path, value]): [string, CompiledValue][] => {
@@ -126,14 +130,15 @@ export function* compileDocumentSteps(document: unknown, source: string, options
         throttle,
         name: spec.name,
         declaredName: spec.name,
-        ...((spec.shadow ?? doc.shadow) ? { shadow: true } : {}),
+        ...(shadow ? { shadow: true } : {}),
         description: spec.description ?? '',
         source,
         on: new Set(spec.on ?? DEFAULT_CHANGES),
-        conditions: spec.conditions,
+        conditions: conditions!,
         rule,
         test,
         actions,
+        ...(region ? { region } : {}),
       });
     }
   }

@@ -5,7 +5,7 @@ import type { CompiledValue } from '../render/value-source.js';
 import type { CompiledTransport } from '../render/transport.js';
 import type { EvaluableRule } from './conditions.js';
 import type { ConditionTest } from '../match/condition-fast-path.js';
-import type { RuleSpec } from './document.js';
+import type { TopLevelCondition } from 'json-rules-engine';
 import type { EnrichmentFact } from '../enrich/enrichment-facts.js';
 
 export interface CompiledDestination {
@@ -66,12 +66,28 @@ export interface CompiledRule {
   /** Set for a team's rules (a ConfigMap outside the cluster namespaces): they only see events of this namespace. */
   scope?: string;
   on: ReadonlySet<Change>;
-  conditions: RuleSpec['conditions'];
+  /** The conditions the rule is matched by (a region rule: its conditions and either side of the region). */
+  conditions: TopLevelCondition;
   rule: EvaluableRule;
   /** The conditions as a synchronous test, when they allow one (src/match/condition-fast-path.ts). */
   test?: ConditionTest;
   actions: CompiledAction[];
   throttle?: { key: Template; windowMs: number; max: number };
+  /** A change region: its actions are sent once per start/end pair (src/match/region-pairing.ts). */
+  region?: CompiledRegion;
+}
+
+/** One side of a region: its conditions, evaluated like a rule's. */
+export interface RegionSide {
+  rule: EvaluableRule;
+  test?: ConditionTest;
+}
+
+export interface CompiledRegion {
+  key: Template;
+  start: RegionSide;
+  end: RegionSide;
+  timeoutMs: number;
 }
 
 export interface CompiledDocument {

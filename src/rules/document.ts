@@ -69,9 +69,20 @@ export interface RuleSpec {
   shadow?: boolean;
   description?: string;
   on?: Change[];
-  conditions: TopLevelCondition;
+  /** Required unless the rule has a region (then they narrow it further). */
+  conditions?: TopLevelCondition;
   actions: ActionSpec[];
   throttle?: { key?: string; window: string | number; max?: number };
+  region?: RegionSpec;
+}
+
+/** A change region: a start occurrence paired with its end by key; the end (or the timeout) sends both times. */
+export interface RegionSpec {
+  /** JSONata over the normalized Event; default: the involved object. */
+  key?: string;
+  start: TopLevelCondition;
+  end: TopLevelCondition;
+  timeout: string | number;
 }
 
 export interface RuleDocument {

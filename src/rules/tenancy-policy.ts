@@ -27,7 +27,7 @@ export interface TenancySettings {
   documentsPerNamespace?: number;
   /** Most actions per rule of a team. */
   actionsPerRule: number;
-  /** Largest JSONata expression of a team (body, field, URL, header, throttle key), in bytes. */
+  /** Largest JSONata expression of a team (body, field, URL, header, throttle or region key), in bytes. */
   templateBytes: number;
   /** Environment variables a team's `{ env }` values may read (none by default). */
   envAllowlist: string[];
@@ -168,6 +168,7 @@ function templates(document: RuleDocument): [string, string][] {
     const at = `rules[${i}] (${rule.name})`;
     rule.actions.forEach((action, j) => action.body !== undefined && found.push([`${at}.actions[${j}].body`, action.body]));
     if (rule.throttle?.key !== undefined) found.push([`${at}.throttle.key`, rule.throttle.key]);
+    if (rule.region?.key !== undefined) found.push([`${at}.region.key`, rule.region.key]);
   });
   return found;
 }

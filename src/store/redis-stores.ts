@@ -1,5 +1,5 @@
 /**
- * Redis-backed stores (REDIS_URL): delivered actions and throttle windows shared by every replica and
+ * Redis-backed stores (REDIS_URL): delivered actions, throttle windows and open change regions shared by every replica and
  * kept across restarts. Redis is a helper, never a bottleneck:
  * - every command has a short timeout (`REDIS_TIMEOUT_MS`) and goes out at once, in parallel with the
  *   others (not auto-pipelined: ioredis holds an auto-pipeline back until the previous one is answered,
@@ -19,6 +19,8 @@ import type { Logger } from '../log.js';
 import { createMemoryThrottleStore, type ThrottleStore } from '../match/throttle.js';
 import type { Metrics } from '../metrics.js';
 import type { PositionStore } from '../receive/watch-position.js';
+import type { RegionStore } from './region-store.js';
+import { createRedisRegionStore } from './redis-region-store.js';
 
 const PREFIX = 'kube-event-rules:';
 /** How long start-up waits for the first Redis connection before serving anyway (on the memory stores). */
@@ -51,6 +53,8 @@ export interface RedisStoreOptions {
   timeoutMs: number;
   /** Size of the memory delivered store that stands in while Redis is unavailable. */
   fallbackCacheSize: number;
+  /** Most change regions open at once (REGION_MAX_OPEN). */
+  regionMaxOpen: number;
 }
 
 export interface RedisStores {
@@ -58,6 +62,8 @@ export interface RedisStores {
   throttle: ThrottleStore;
   /** Standalone mode's watch position, so a restart resumes instead of resending. */
   position: PositionStore;
+  /** Open change regions (no memory stand-in: a region must be seen by every replica). */
+  regions: RegionStore;
   /**
    * Resolves once connected, or after `CONNECT_WAIT_MS` with a warning: events taken before the first
    * connection would all use the per-replica memory stores.
@@ -205,6 +211,7 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
           async () => undefined,
         ),
     },
+    regions: createRedisRegionStore(redis, (command) => run('region', command, () => Promise.reject(new Error('Redis is unavailable'))), options.regionMaxOpen),
     async close() {
       closing = true;
       clearInterval(probe);
