@@ -63,6 +63,8 @@ export interface Config {
   redisTimeoutMs: number;
   /** Most change regions open at once (a start recorded, its end or timeout not delivered yet); beyond, a start is refused (429). */
   regionMaxOpen: number;
+  /** Digest rules: most open groups per rule (beyond, a new key is answered 429), and failed flushes of a group before it is dropped. */
+  digest: { maxGroups: number; flushAttempts: number };
   /** SIGTERM: how long in-flight requests may take before the process exits anyway. */
   shutdownTimeoutMs: number;
   kube: KubeSettings;
@@ -159,6 +161,10 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl: env.REDIS_URL ?? '',
     redisTimeoutMs: integer(env, 'REDIS_TIMEOUT_MS', 500, 1),
     regionMaxOpen: integer(env, 'REGION_MAX_OPEN', 10_000, 1),
+    digest: {
+      maxGroups: integer(env, 'DIGEST_MAX_GROUPS', 1000, 1),
+      flushAttempts: integer(env, 'DIGEST_FLUSH_ATTEMPTS', 10, 1),
+    },
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,
     hpaSenderSecretNamespaces: list(env.HPA_SENDER_SECRET_NAMESPACES),
     proxyEnv: {

@@ -68,6 +68,7 @@ export function createMetrics(options: { maxSeriesPerMetric?: number; teamMaxSer
   const add = (a: number, b: number) => a + b;
   let load: () => LoadSample = () => ({ actionsInFlight: 0, templatesQueued: 0 });
   let openRegions: () => Promise<number> = async () => 0;
+  let digestGroups: () => Promise<number> = async () => 0;
   const worstState = (a: number, b: number) => (a === 1 || b === 1 ? 1 : Math.max(a, b));
   return {
     registry,
@@ -260,6 +261,30 @@ export function createMetrics(options: { maxSeriesPerMetric?: number; teamMaxSer
       labelNames: ['rule'] as const,
       registers,
     }),
+    digestGroups: new Gauge({
+      name: `${PREFIX}digest_groups_open`,
+      help: 'Digest groups recorded and not yet flushed (with Redis: of every replica).',
+      registers,
+      async collect(this: Gauge) {
+        this.set(await digestGroups());
+      },
+    }),
+    digestOccurrences: new Counter({
+      name: `${PREFIX}digest_occurrences_total`,
+      help: 'Occurrences a digest rule matched, by outcome (recorded, duplicate: recorded before; failed: the store could not record it, answered 503; over_capacity: DIGEST_MAX_GROUPS, answered 429).',
+      labelNames: ['rule', 'outcome'] as const,
+      registers,
+    }),
+    digestFlushes: new Counter({
+      name: `${PREFIX}digest_flushes_total`,
+      help: 'Digest group flushes by outcome (delivered; rejected: a destination refused it or it could not be rendered; retry: failed, tried again later; dropped: given up after DIGEST_FLUSH_ATTEMPTS; lost: still held in memory at shutdown).',
+      labelNames: ['rule', 'outcome'] as const,
+      registers,
+    }),
+    /** sampleDigestGroups tells the open-groups gauge where to count them. */
+    sampleDigestGroups(read: () => Promise<number>) {
+      digestGroups = read;
+    },
     storeErrors: new Counter({
       name: `${PREFIX}store_errors_total`,
       help: 'Redis store operations that failed (the service then fails open: sends, admits).',
@@ -282,6 +307,7 @@ export function forgetRule(metrics: Metrics, rule: string, destinations: Iterabl
   metrics.suppressed.remove({ rule });
   metrics.regionUnmatchedEnds.remove({ rule });
   for (const how of ['end', 'timeout', 'dropped']) metrics.regionsClosed.remove({ rule, how });
+  for (const outcome of ['recorded', 'duplicate', 'failed', 'over_capacity']) metrics.digestOccurrences.remove({ rule, outcome });
   for (const destination of destinations) {
     for (const outcome of DELIVERY_OUTCOMES) metrics.deliveries.remove({ rule, destination, outcome });
   }

@@ -32,12 +32,16 @@ import type { RuleSet } from './rules/rule-store.js';
 import { NO_TRACE, type EventTrace } from './trace/event-trace.js';
 import { createRegionPairing, type RegionOutcome } from './match/region-pairing.js';
 import { createMemoryRegionStore, type RegionStore } from './store/region-store.js';
+import { createDigestRecorder, type DigestReport } from './match/digest-recorder.js';
+import { createMemoryDigestStore, type DigestStore } from './match/digest-store.js';
 
 export interface ActionReport {
   rule: string;
   destination: string;
-  /** `rendered`: a dry run built the request and sent nothing; `suppressed`: the rule's throttle held it back; region_*: src/match/region-pairing.ts. */
-  outcome: DeliveryOutcome | 'rendered' | 'suppressed' | RegionOutcome;
+  /** `rendered`: a dry run built the request and sent nothing; `suppressed`: the rule's throttle held it back; region_*: src/match/region-pairing.ts; `grouped`: recorded in its digest group. */
+  outcome: DeliveryOutcome | 'rendered' | 'suppressed' | RegionOutcome | 'grouped';
+  /** A digest rule's action: the group the occurrence joined (dry runs: would join). */
+  digest?: DigestReport;
   /** Dry runs: the request that would be sent, secrets redacted. */
   request?: ReturnType<typeof redacted>;
   status?: number;
@@ -95,6 +99,8 @@ export interface PipelineDeps {
   shadow?: ShadowLedger;
   /** Open change regions (default: in memory). */
   regions?: RegionStore;
+  /** Where digest rules record their occurrences (default: in memory). */
+  digests?: DigestStore;
 }
 
 export interface ProcessOptions {
@@ -152,6 +158,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const tenancy = deps.tenancy ?? compileTenancyPolicy(deps.config.tenancy);
   const renderDeps = { config: deps.config, cluster: deps.cluster, tenancy, env: deps.env };
   const regions = createRegionPairing(deps.regions ?? createMemoryRegionStore(deps.config.regionMaxOpen), metrics, log);
+  const digests = createDigestRecorder({ store: deps.digests ?? createMemoryDigestStore(deps.config.dedupWindowMs), render: renderDeps, metrics, log, maxGroups: deps.config.digest.maxGroups });
 
   /** Deliveries running in this process by key: a second claim of the same key (a batch holding one event twice) waits for the first. */
   const inFlight = new Map<string, Promise<ActionReport>>();
@@ -371,6 +378,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
               return regions.occurrence(rule, input, facts(rule.scope), deadline, dryRun, (region) =>
                 Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts(rule.scope), deadline, dryRun, trace, { region }))),
               );
+            if (rule.digest) return digests.record(rule, rule.digest, input, facts(rule.scope), dryRun);
             if (rule.throttle && !(await admitted(rule, rule.throttle, input, dryRun))) {
               return rule.actions.map((action): ActionReport => ({ rule: rule.name, destination: action.destination.name, outcome: 'suppressed' }));
             }

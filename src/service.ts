@@ -12,6 +12,8 @@ import { createBulkheads, withBulkhead } from './deliver/bulkhead.js';
 import { createHttpSender } from './deliver/http-sender.js';
 import { createSenders } from './deliver/kinds/registry.js';
 import { createBackgroundDelivery, type BackgroundDelivery } from './deliver/background-delivery.js';
+import { createDigestFlusher, type DigestFlusher } from './deliver/digest-flusher.js';
+import { createMemoryDigestStore } from './match/digest-store.js';
 import { NO_CLUSTER, type Cluster } from './enrich/cluster.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -65,6 +67,8 @@ export interface Service {
   redis?: RedisStores;
   /** Delivers an action outside any request (scheduled work), through the same senders and delivered memory. */
   background: BackgroundDelivery;
+  /** Flushes digest groups in the background (started once ready). */
+  digests: DigestFlusher;
   /** Stop reporting ready (first step of a graceful shutdown). */
   drain(): void;
   /**
@@ -115,6 +119,10 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const background = createBackgroundDelivery({ config, cluster, tenancy, env, senders, delivered, metrics, log });
   const regions = redis?.regions ?? createMemoryRegionStore(config.regionMaxOpen);
   metrics.sampleRegions(() => regions.size());
+  const digestStore = redis?.digests ?? createMemoryDigestStore(config.dedupWindowMs, config.dedupCacheSize);
+  metrics.sampleDigestGroups(() => digestStore.groups());
+  // A claim outlasts a flush: each action runs at most to its delivery deadline.
+  const digests = createDigestFlusher({ store: digestStore, rules: () => store.current, background, metrics, log, maxAttempts: config.digest.flushAttempts, leaseMs: config.deliveryDeadlineMs + 5000 });
   const pipeline = createPipeline({
     shadow,
     config,
@@ -129,6 +137,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     env,
     tenancy,
     regions,
+    digests: digestStore,
   });
   const inFlight = trackInFlight(pipeline);
   // RULES_DIR="" turns the directory off (rules from ConfigMaps only); a directory that is set must be readable.
@@ -165,6 +174,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     },
     () => undefined, // reported where ready is awaited
   );
+  void ready.then(() => digests.start(), () => undefined); // flushing needs the rules the groups were recorded for
   const standalone =
     kube && connection && config.standalone.enabled
       ? kube.watchEvents(
@@ -232,6 +242,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     standalone,
     redis,
     background,
+    digests,
     drain: () => {
       draining = true;
     },
@@ -243,6 +254,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       if (!(await inFlight.settled(config.shutdownTimeoutMs))) log.warn({ inFlight: inFlight.count() }, 'shutdown: events still in flight after SHUTDOWN_TIMEOUT_SECONDS; closing anyway');
       closing = true;
       await regionTimeouts?.stop();
+      await digests.close(config.shutdownTimeoutMs);
       await Promise.all([redis?.close(), sandbox?.close(), tracing.close()]);
     },
   };

@@ -199,6 +199,8 @@ export function describe(result: TestResult): string {
       continue;
     }
     const request = action.request!;
+    const { digest } = action;
+    if (digest) lines.push(`    ⧉ digest ${show(digest.key)}: ${digest.group === 'open' ? 'joins the open group' : 'opens a new group'}, ${digest.count} with this event; when sent:`);
     lines.push(`    → ${action.destination} (rule ${action.rule}): ${request.url ? `${request.method} ${request.url}` : 'log'}`);
     for (const [name, value] of Object.entries(request.headers)) lines.push(`        ${name}: ${value}`);
     lines.push(...JSON.stringify(request.body, null, 2).split('\n').map((l) => `        ${l}`));

@@ -73,6 +73,11 @@ export function retryDelayMs(failures: number, retryAfterMs = 0): number {
 
 const NO_ENRICHMENT = Object.fromEntries(ENRICHMENT_FACTS.map((fact) => [fact, null]));
 
+/** The template variables of a background delivery: `$rule`, `$occurrence` = its id, the job's own; the per-event ones null. */
+export function backgroundBindings(rule: CompiledRule, id: string, bindings: Record<string, unknown>): Record<string, unknown> {
+  return { ...NO_ENRICHMENT, cloudevent: null, change: null, occurrence: id, ...bindings, rule: { name: rule.declaredName, description: rule.description } };
+}
+
 export function createBackgroundDelivery(deps: BackgroundDeliveryDeps): BackgroundDelivery {
   const { metrics, log } = deps;
   /** Keys being delivered in this process: a second delivery of one waits for the first's outcome. */
@@ -90,8 +95,7 @@ export function createBackgroundDelivery(deps: BackgroundDeliveryDeps): Backgrou
     const deadline = Date.now() + deps.config.deliveryDeadlineMs;
     let request;
     try {
-      const bindings = { ...NO_ENRICHMENT, cloudevent: null, change: null, occurrence: job.id, ...job.bindings, rule: { name: rule.declaredName, description: rule.description } };
-      request = await renderAction(deps, rule, action, job.input, bindings, job.namespace, deadline);
+      request = await renderAction(deps, rule, action, job.input, backgroundBindings(rule, job.id, job.bindings), job.namespace, deadline);
     } catch (err) {
       const error = knownSecrets.redact(describeError(err));
       const permanent = (err instanceof TemplateError && !GUARD_CODES.has(err.code ?? '')) || err instanceof ConfigurationError;

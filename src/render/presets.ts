@@ -21,6 +21,11 @@ export interface Preset {
    * span of time; a region rule with a preset without one gets `body`.
    */
   regionBody?: string;
+  /**
+   * The body for a digest rule (`$digest`: key, count, first, last, start, end; `$` is the group's latest
+   * occurrence). A preset without one cannot serve a digest rule (refused at load).
+   */
+  digestBody?: string;
 }
 
 /** A short human title used by several presets. */
@@ -39,6 +44,14 @@ const REGION_BINDINGS = `
       $what := $s.reason & " → " & ($region.endedBy = "end" ? $e.reason : "no end within the timeout");
       $details := $region.endedBy = "end" ? $e.message : $s.message;
       $tags := ["k8s", "region", "ended-by:" & $region.endedBy, $s.reason, $s.involvedObject.kind] ~> $append($s.involvedObject.namespace ? [$s.involvedObject.namespace] : []);`;
+/** A digest's title: how many occurrences of what, for which key. */
+const DIGEST_TITLE = `$string($digest.count) & " × " & reason & ($digest.key != null ? " — " & ($type($digest.key) = "string" ? $digest.key : $string($digest.key)) : "")`;
+/** One line per kept occurrence, "…and N more" between the first and the last few. */
+const DIGEST_LINES = `(
+  $line := function($o) { $o.lastTimestamp & "  " & $o.involvedObject.kind & " " & ($o.involvedObject.namespace ? $o.involvedObject.namespace & "/" : "") & $o.involvedObject.name & ": " & $substring($o.message, 0, 300) };
+  $more := $digest.count - $count($digest.first) - $count($digest.last);
+  $append($append([$digest.first.$line($)], $more > 0 ? ["… and " & $more & " more …"] : []), [$digest.last.$line($)])
+)`;
 
 export const PRESETS: Record<string, Preset> = {
   'wavefront-event': {
@@ -83,6 +96,12 @@ export const PRESETS: Record<string, Preset> = {
         "tags": $tags
       }
     )`,
+    digestBody: `{
+      "time": $toMillis($digest.start),
+      "timeEnd": $toMillis($digest.end),
+      "text": ${DIGEST_TITLE} & "\n" & $join(${DIGEST_LINES}, "\n"),
+      "tags": ["k8s", "digest", reason, involvedObject.kind] ~> $append(involvedObject.namespace ? [involvedObject.namespace] : [])
+    }`,
   },
   'graphite-event': {
     fields: ['what', 'tags', 'when', 'data'],
@@ -105,6 +124,18 @@ export const PRESETS: Record<string, Preset> = {
           { "type": "section", "text": { "type": "mrkdwn", "text": (type = "Warning" ? ":warning: " : "") & "*" & $title & "*" } },
           { "type": "section", "text": { "type": "plain_text", "text": $substring(message, 0, 2900) } },
           { "type": "context", "elements": [ { "type": "mrkdwn", "text": "source: " & (source.component ? source.component : "?") & " · last seen " & lastTimestamp } ] }
+        ]
+      }
+    )`,
+    digestBody: `(
+      $title := ${DIGEST_TITLE};
+      $lines := ${DIGEST_LINES};
+      {
+        "text": $title & " (" & $digest.start & " – " & $digest.end & ")",
+        "blocks": [
+          { "type": "section", "text": { "type": "mrkdwn", "text": (type = "Warning" ? ":warning: " : "") & "*" & $title & "*" } },
+          { "type": "section", "text": { "type": "plain_text", "text": $substring($join($lines, "\n"), 0, 2900) } },
+          { "type": "context", "elements": [ { "type": "mrkdwn", "text": "first " & $digest.start & " · last " & $digest.end & " · rule " & $rule.name } ] }
         ]
       }
     )`,
@@ -133,6 +164,31 @@ export const PRESETS: Record<string, Preset> = {
         }
       }]
     }`,
+    digestBody: `(
+      $lines := ${DIGEST_LINES};
+      {
+        "type": "message",
+        "attachments": [{
+          "contentType": "application/vnd.microsoft.card.adaptive",
+          "contentUrl": null,
+          "content": {
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard",
+            "version": "1.4",
+            "body": $append([
+              { "type": "TextBlock", "text": ${DIGEST_TITLE}, "weight": "Bolder", "wrap": true }
+            ], $append($lines.{ "type": "TextBlock", "text": $, "wrap": true, "spacing": "None" }, [
+              { "type": "FactSet", "facts": [
+                { "title": "Type", "value": type },
+                { "title": "Count", "value": $string($digest.count) },
+                { "title": "First seen", "value": $digest.start },
+                { "title": "Last seen", "value": $digest.end }
+              ] }
+            ]))
+          }
+        }]
+      }
+    )`,
   },
   pagerduty: {
     fields: ['routing_key', 'event_action', 'dedup_key', 'payload.summary', 'payload.source', 'payload.severity', 'payload.timestamp', 'payload.component', 'payload.group', 'payload.class', 'payload.custom_details', 'payload.custom_details.*', 'client', 'client_url', 'links', 'images'],

@@ -15,6 +15,7 @@ import { OPERATORS, RegexBudget, buildRule, type EvaluableRule } from './conditi
 import type { ConditionTest } from '../match/condition-fast-path.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
 import { compileRegion } from './compile-region.js';
+import { compileDigest } from '../match/digest-rule.js';
 import type { ActionSpec, DestinationSpec, RuleDocument, RuleSpec } from './document.js';
 import type { CompiledAction, CompiledDestination, CompiledDocument, CompiledRule } from './compiled-rule.js';
 import { DEFAULT_KIND, DESTINATION_KINDS, destinationKind } from '../deliver/kinds/registry.js';
@@ -100,7 +101,10 @@ export function* compileDocumentSteps(document: unknown, source: string, options
       if (actionProblem) problems.push(`${at}: ${actionProblem}`);
       const preset = action.preset === undefined ? undefined : PRESETS[action.preset];
       if (action.preset !== undefined) problems.push(...presetFieldProblems(action.preset, Object.keys(action.fields ?? {})).map((p) => `${at}.${p}`));
-      const bodySource = (spec.region ? preset?.regionBody : undefined) ?? preset?.body ?? action.body;
+      // A digest rule's preset sends its digest form (refused at load where the preset has none).
+      if (preset && spec.digest && !preset.digestBody) problems.push(`${at}.preset: preset ${action.preset} has no digest form (presets with one: ${Object.keys(PRESETS).filter((n) => PRESETS[n].digestBody).join(', ')}); write a body over $digest`);
+      const presetBody = spec.digest ? preset?.digestBody : ((spec.region ? preset?.regionBody : undefined) ?? preset?.body);
+      const bodySource = presetBody ?? action.body;
       const body = bodySource === undefined ? undefined : attempt(problems, `${at}.${preset ? `preset ${action.preset}` : 'body'}`, () => compileTemplate(bodySource, options));
       const presetHeaders = Object.entries(preset?.headers ?? {}).map(([name, expression]): [string, CompiledValue] => [name, { kind: 'template', template: compileTemplate(expression, options) }]);
       const fields = Object.entries(action.fields ?? {}).flatMap(([path, value]): [string, CompiledValue][] => {
@@ -125,9 +129,12 @@ export function* compileDocumentSteps(document: unknown, source: string, options
           max: spec.throttle!.max ?? 1,
         }))
       : undefined;
+    const digest = spec.digest ? compileDigest(spec, Boolean(spec.shadow ?? doc.shadow), actions, options) : undefined;
+    if (digest) problems.push(...digest.problems.map((p) => `${where}.${p}`));
     if (rule) {
       rules.push({
         throttle,
+        ...(digest?.digest ? { digest: digest.digest } : {}),
         name: spec.name,
         declaredName: spec.name,
         ...(shadow ? { shadow: true } : {}),

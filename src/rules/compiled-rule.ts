@@ -54,6 +54,16 @@ export interface CompiledAction {
   uses: ReadonlySet<EnrichmentFact>;
 }
 
+/** A rule's digest (src/match/digest-rule.ts checks and compiles it). */
+export interface CompiledDigest {
+  key: Template;
+  windowMs: number;
+  /** Flush as soon as the group holds this many occurrences. */
+  maxEvents?: number;
+  /** How many of the first, and of the last, occurrences the group keeps. */
+  keep: number;
+}
+
 export interface CompiledRule {
   /** Unique in the rule set: the declared name for cluster rules, `namespace/name` for a team's (metrics, logs, reports). */
   name: string;
@@ -73,6 +83,8 @@ export interface CompiledRule {
   test?: ConditionTest;
   actions: CompiledAction[];
   throttle?: { key: Template; windowMs: number; max: number };
+  /** Matches are grouped and sent once per key and window (src/match/digest-rule.ts). */
+  digest?: CompiledDigest;
   /** A change region: its actions are sent once per start/end pair (src/match/region-pairing.ts). */
   region?: CompiledRegion;
 }

@@ -73,6 +73,7 @@ export interface RuleSpec {
   conditions?: TopLevelCondition;
   actions: ActionSpec[];
   throttle?: { key?: string; window: string | number; max?: number };
+  digest?: { key?: string; window: string | number; maxEvents?: number; keep?: number };
   region?: RegionSpec;
 }
 

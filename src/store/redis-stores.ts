@@ -21,6 +21,8 @@ import type { Metrics } from '../metrics.js';
 import type { PositionStore } from '../receive/watch-position.js';
 import type { RegionStore } from './region-store.js';
 import { createRedisRegionStore } from './redis-region-store.js';
+import type { DigestStore } from '../match/digest-store.js';
+import { createRedisDigestStore } from './redis-digest-store.js';
 
 const PREFIX = 'kube-event-rules:';
 /** How long start-up waits for the first Redis connection before serving anyway (on the memory stores). */
@@ -64,6 +66,8 @@ export interface RedisStores {
   position: PositionStore;
   /** Open change regions (no memory stand-in: a region must be seen by every replica). */
   regions: RegionStore;
+  /** Digest groups, shared by every replica (src/store/redis-digest-store.ts). */
+  digests: DigestStore;
   /**
    * Resolves once connected, or after `CONNECT_WAIT_MS` with a warning: events taken before the first
    * connection would all use the per-replica memory stores.
@@ -212,6 +216,7 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
         ),
     },
     regions: createRedisRegionStore(redis, (command) => run('region', command, () => Promise.reject(new Error('Redis is unavailable'))), options.regionMaxOpen),
+    digests: createRedisDigestStore(redis, run, PREFIX, options.windowMs),
     async close() {
       closing = true;
       clearInterval(probe);

@@ -56,6 +56,7 @@ interface Action {
   outcome: string;
   error?: string;
   request?: { method: string; url: string; headers: Record<string, string>; body: unknown };
+  digest?: { key: unknown; group: 'new' | 'open'; count: number };
 }
 interface ShadowOutcome {
   rule: string;
@@ -379,6 +380,10 @@ function renderReport(report: Report): HTMLElement {
     const block = el('section', undefined, 'request');
     block.append(el('h3', `→ ${action.destination} (rule ${action.rule})${request ? '' : ` · ${action.outcome}`}`));
     if (action.error) block.append(el('p', action.error, 'error'));
+    if (action.digest) {
+      const { key, group, count } = action.digest;
+      block.append(el('p', `digest ${JSON.stringify(key)}: ${group === 'open' ? 'joins the open group' : 'opens a new group'}, ${count} with this event (a dry run records nothing); when the group is sent:`));
+    }
     if (request) {
       block.append(el('p', request.url ? `${request.method} ${request.url}` : 'written to the service log', 'mono'));
       const headers = el('dl', undefined, 'headers');
