@@ -66,16 +66,27 @@ export interface BackgroundDelivery {
   deliver(job: BackgroundAction): Promise<BackgroundResult>;
 }
 
-/** When to try a failed background delivery again: 1 s, doubling to at most 60 s, or the destination's Retry-After if longer. */
+/** When to try a failed background delivery again: 1 s, doubling to 60 s, or the destination's longer Retry-After. */
 export function retryDelayMs(failures: number, retryAfterMs = 0): number {
   return Math.max(retryAfterMs, Math.min(60_000, 1000 * 2 ** Math.max(0, failures - 1)));
 }
 
 const NO_ENRICHMENT = Object.fromEntries(ENRICHMENT_FACTS.map((fact) => [fact, null]));
 
-/** The template variables of a background delivery: `$rule`, `$occurrence` = its id, the job's own; the per-event ones null. */
-export function backgroundBindings(rule: CompiledRule, id: string, bindings: Record<string, unknown>): Record<string, unknown> {
-  return { ...NO_ENRICHMENT, cloudevent: null, change: null, occurrence: id, ...bindings, rule: { name: rule.declaredName, description: rule.description } };
+/** A background delivery's template variables: `$rule`, `$occurrence` = its id, the job's own; per-event ones null. */
+export function backgroundBindings(
+  rule: CompiledRule,
+  id: string,
+  bindings: Record<string, unknown>,
+): Record<string, unknown> {
+  return {
+    ...NO_ENRICHMENT,
+    cloudevent: null,
+    change: null,
+    occurrence: id,
+    ...bindings,
+    rule: { name: rule.declaredName, description: rule.description },
+  };
 }
 
 export function createBackgroundDelivery(deps: BackgroundDeliveryDeps): BackgroundDelivery {
@@ -95,12 +106,24 @@ export function createBackgroundDelivery(deps: BackgroundDeliveryDeps): Backgrou
     const deadline = Date.now() + deps.config.deliveryDeadlineMs;
     let request;
     try {
-      request = await renderAction(deps, rule, action, job.input, backgroundBindings(rule, job.id, job.bindings), job.namespace, deadline);
+      request = await renderAction(
+        deps,
+        rule,
+        action,
+        job.input,
+        backgroundBindings(rule, job.id, job.bindings),
+        job.namespace,
+        deadline,
+      );
     } catch (err) {
       const error = knownSecrets.redact(describeError(err));
-      const permanent = (err instanceof TemplateError && !GUARD_CODES.has(err.code ?? '')) || err instanceof ConfigurationError;
+      const permanent =
+        (err instanceof TemplateError && !GUARD_CODES.has(err.code ?? '')) || err instanceof ConfigurationError;
       if (err instanceof TemplateError) metrics.templateErrors.inc({ rule: rule.name });
-      log.error({ ...fields, error }, permanent ? `${job.what} not rendered; not retried` : `${job.what} not rendered; tried again later`);
+      log.error(
+        { ...fields, error },
+        permanent ? `${job.what} not rendered; not retried` : `${job.what} not rendered; tried again later`,
+      );
       return done({ outcome: permanent ? 'error' : 'failed', error });
     }
     const started = performance.now();
@@ -113,10 +136,20 @@ export function createBackgroundDelivery(deps: BackgroundDeliveryDeps): Backgrou
     });
     metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
     const error = sent.error && knownSecrets.redact(hideOwnSecrets(sent.error, request));
-    const result: BackgroundResult = { outcome: sent.outcome, status: sent.status, error, retryAfterMs: sent.retryAfterMs };
+    const result: BackgroundResult = {
+      outcome: sent.outcome,
+      status: sent.status,
+      error,
+      retryAfterMs: sent.retryAfterMs,
+    };
     if (sent.outcome !== 'failed') await deps.delivered.add(job.key);
-    if (sent.outcome === 'failed') log.warn({ ...fields, status: sent.status, attempts: sent.attempts, error }, `${job.what} delivery failed; tried again later`);
-    else if (sent.outcome === 'rejected') log.error({ ...fields, status: sent.status, error }, `${job.what} rejected by the destination; not retried`);
+    if (sent.outcome === 'failed')
+      log.warn(
+        { ...fields, status: sent.status, attempts: sent.attempts, error },
+        `${job.what} delivery failed; tried again later`,
+      );
+    else if (sent.outcome === 'rejected')
+      log.error({ ...fields, status: sent.status, error }, `${job.what} rejected by the destination; not retried`);
     else log.info({ ...fields, status: sent.status, attempts: sent.attempts }, `${job.what} delivered`);
     return done(result);
   }

@@ -68,15 +68,32 @@ export function createDigestFlusher(options: DigestFlusherOptions): DigestFlushe
       const input = group.last.at(-1) ?? group.first.at(-1) ?? {};
       const bindings = { digest: digestBinding(group) };
       results = await Promise.all(
-        rule.actions.map((action) => options.background.deliver({ rule, action, input, bindings, key: `digest|${group.id}|${action.identity}`, what: 'digest', id: group.id, namespace: rule.scope })),
+        rule.actions.map((action) =>
+          options.background.deliver({
+            rule,
+            action,
+            input,
+            bindings,
+            key: `digest|${group.id}|${action.identity}`,
+            what: 'digest',
+            id: group.id,
+            namespace: rule.scope,
+          }),
+        ),
       );
     }
     const failed = results.filter((r) => r.outcome === 'failed');
     if (failed.length === 0) {
-      const outcome = results.every((r) => r.outcome === 'delivered' || r.outcome === 'skipped_duplicate') ? 'delivered' : 'rejected';
+      const outcome = results.every((r) => r.outcome === 'delivered' || r.outcome === 'skipped_duplicate')
+        ? 'delivered'
+        : 'rejected';
       await store.complete(claim);
       metrics.digestFlushes.inc({ rule: group.rule, outcome });
-      if (outcome === 'rejected') log.error({ ...fields, errors: results.map((r) => r.error).filter(Boolean) }, 'digest not delivered: refused or not renderable; not retried');
+      if (outcome === 'rejected')
+        log.error(
+          { ...fields, errors: results.map((r) => r.error).filter(Boolean) },
+          'digest not delivered: refused or not renderable; not retried',
+        );
       return;
     }
     const failures = group.failures + 1;
@@ -84,7 +101,10 @@ export function createDigestFlusher(options: DigestFlusherOptions): DigestFlushe
     if (failures >= options.maxAttempts) {
       await store.complete(claim);
       metrics.digestFlushes.inc({ rule: group.rule, outcome: 'dropped' });
-      log.error({ ...fields, failures, reason }, `digest dropped after ${failures} failed flushes (DIGEST_FLUSH_ATTEMPTS)`);
+      log.error(
+        { ...fields, failures, reason },
+        `digest dropped after ${failures} failed flushes (DIGEST_FLUSH_ATTEMPTS)`,
+      );
       return;
     }
     const delay = retryDelayMs(failures, Math.max(0, ...failed.map((r) => r.retryAfterMs ?? 0)));
@@ -96,7 +116,14 @@ export function createDigestFlusher(options: DigestFlusherOptions): DigestFlushe
   async function look(): Promise<void> {
     const claims = await store.claimDue(options.leaseMs, CLAIM_LIMIT);
     await Promise.all(
-      claims.map((claim) => flush(claim).catch((err: unknown) => log.error({ rule: claim.group.rule, digest: claim.group.id, err: (err as Error).message }, 'digest flush failed unexpectedly; the group is due again when its claim ends'))),
+      claims.map((claim) =>
+        flush(claim).catch((err: unknown) =>
+          log.error(
+            { rule: claim.group.rule, digest: claim.group.id, err: (err as Error).message },
+            'digest flush failed unexpectedly; the group is due again when its claim ends',
+          ),
+        ),
+      ),
     );
   }
 
@@ -120,14 +147,20 @@ export function createDigestFlusher(options: DigestFlusherOptions): DigestFlushe
       if (store.shared) return; // the groups stay in Redis: another replica, or this one restarted, flushes them
       await store.dueNow();
       while ((await store.groups()) > 0 && Date.now() < end) {
-        await Promise.race([flushDue(), new Promise((resolve) => setTimeout(resolve, Math.max(0, end - Date.now())).unref())]);
+        await Promise.race([
+          flushDue(),
+          new Promise((resolve) => setTimeout(resolve, Math.max(0, end - Date.now())).unref()),
+        ]);
         if ((await store.groups()) > 0) await new Promise((resolve) => setTimeout(resolve, 50));
         await store.dueNow();
       }
       const lost = await store.groups();
       if (lost > 0) {
         metrics.digestFlushes.inc({ rule: '', outcome: 'lost' }, lost);
-        log.error({ groups: lost }, 'shutdown: digest groups held in memory could not be flushed in time and are lost (use REDIS_URL to keep them)');
+        log.error(
+          { groups: lost },
+          'shutdown: digest groups held in memory could not be flushed in time and are lost (use REDIS_URL to keep them)',
+        );
       }
     },
   };

@@ -43,7 +43,14 @@ export interface DigestActionReport {
 
 /** `$digest` as an action's templates see it. */
 export function digestBinding(group: Pick<DigestGroup, 'key' | 'count' | 'first' | 'last' | 'start' | 'end'>) {
-  return { key: JSON.parse(group.key) as unknown, count: group.count, first: group.first, last: group.last, start: new Date(group.start).toISOString(), end: new Date(group.end).toISOString() };
+  return {
+    key: JSON.parse(group.key) as unknown,
+    count: group.count,
+    first: group.first,
+    last: group.last,
+    start: new Date(group.start).toISOString(),
+    end: new Date(group.end).toISOString(),
+  };
 }
 
 /** While the group store cannot record, ask the Broker to try again after this long. */
@@ -58,21 +65,37 @@ export interface DigestRecorderDeps {
 }
 
 export interface DigestRecorder {
-  record(rule: CompiledRule, digest: CompiledDigest, input: EventInput, facts: LazyFacts, dryRun: boolean): Promise<DigestActionReport[]>;
+  record(
+    rule: CompiledRule,
+    digest: CompiledDigest,
+    input: EventInput,
+    facts: LazyFacts,
+    dryRun: boolean,
+  ): Promise<DigestActionReport[]>;
 }
 
 export function createDigestRecorder(deps: DigestRecorderDeps): DigestRecorder {
   const { metrics, log } = deps;
   return {
     async record(rule, digest, input, facts, dryRun) {
-      const each = (report: Omit<DigestActionReport, 'rule' | 'destination'>) => rule.actions.map((action): DigestActionReport => ({ rule: rule.name, destination: action.destination.name, ...report }));
+      const each = (report: Omit<DigestActionReport, 'rule' | 'destination'>) =>
+        rule.actions.map((action): DigestActionReport => ({
+          rule: rule.name,
+          destination: action.destination.name,
+          ...report,
+        }));
       const fields = { rule: rule.name, occurrence: input.occurrence, ceId: input.cloudevent.id };
       let key: string;
       try {
-        const bindings: Record<string, unknown> = { cloudevent: input.cloudevent, occurrence: input.occurrence, change: input.change };
+        const bindings: Record<string, unknown> = {
+          cloudevent: input.cloudevent,
+          occurrence: input.occurrence,
+          change: input.change,
+        };
         for (const fact of ENRICHMENT_FACTS) bindings[fact] = digest.key.uses.has(fact) ? await facts[fact]() : null;
         key = JSON.stringify((await digest.key.evaluate(input.event, bindings)) ?? null);
-        if (key.length > MAX_KEY_CHARS) throw new Error(`the key is ${key.length} characters as JSON; at most ${MAX_KEY_CHARS}`);
+        if (key.length > MAX_KEY_CHARS)
+          throw new Error(`the key is ${key.length} characters as JSON; at most ${MAX_KEY_CHARS}`);
       } catch (err) {
         const error = knownSecrets.redact(`digest key: ${describeError(err)}`);
         if (err instanceof LookupFailedError) return each({ outcome: 'failed', error, retryAfterMs: err.retryAfterMs });
@@ -83,12 +106,17 @@ export function createDigestRecorder(deps: DigestRecorderDeps): DigestRecorder {
         return each({ outcome: 'error', error });
       }
       const view = occurrenceView(input.event);
-      if (dryRun) return preview(rule, digest, key, view, input);
+      if (dryRun) return preview(rule, key, view);
       // A delete is a notification of its own although it carries the occurrence (uid/count) of the add or update.
       const id = input.change === 'delete' ? `${input.occurrence}|delete` : input.occurrence;
       let outcome;
       try {
-        outcome = await deps.store.record(rule.name, key, id, view, { windowMs: digest.windowMs, maxEvents: digest.maxEvents, keep: digest.keep, maxGroups: deps.maxGroups });
+        outcome = await deps.store.record(rule.name, key, id, view, {
+          windowMs: digest.windowMs,
+          maxEvents: digest.maxEvents,
+          keep: digest.keep,
+          maxGroups: deps.maxGroups,
+        });
       } catch (err) {
         metrics.digestOccurrences.inc({ rule: rule.name, outcome: 'failed' });
         const error = `the digest group store could not record the occurrence: ${describeError(err)}`;
@@ -106,7 +134,7 @@ export function createDigestRecorder(deps: DigestRecorderDeps): DigestRecorder {
     },
   };
 
-  async function preview(rule: CompiledRule, digest: CompiledDigest, key: string, view: DigestOccurrence, input: EventInput): Promise<DigestActionReport[]> {
+  async function preview(rule: CompiledRule, key: string, view: DigestOccurrence): Promise<DigestActionReport[]> {
     const open = await deps.store.peek(rule.name, key);
     const count = (open ?? 0) + 1;
     const report: DigestReport = { key: JSON.parse(key) as unknown, group: open === undefined ? 'new' : 'open', count };
@@ -116,7 +144,14 @@ export function createDigestRecorder(deps: DigestRecorderDeps): DigestRecorder {
       rule.actions.map(async (action): Promise<DigestActionReport> => {
         const base = { rule: rule.name, destination: action.destination.name, digest: report };
         try {
-          const request = await renderAction(deps.render, rule, action, view, backgroundBindings(rule, 'dry-run', { digest: binding }), rule.scope);
+          const request = await renderAction(
+            deps.render,
+            rule,
+            action,
+            view,
+            backgroundBindings(rule, 'dry-run', { digest: binding }),
+            rule.scope,
+          );
           return { ...base, outcome: 'rendered', request: redacted(request) };
         } catch (err) {
           return { ...base, outcome: 'error', error: knownSecrets.redact(describeError(err)) };

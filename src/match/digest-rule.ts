@@ -25,24 +25,43 @@ const MAX_MESSAGE_CHARS = 1024;
  * with the field it is about, after "digest"): the window's bounds, the key's JSONata, and what a digest
  * cannot combine with — a throttle, a shadow rule, templates that read one event's cluster objects.
  */
-export function compileDigest(spec: RuleSpec, shadow: boolean, actions: CompiledAction[], options: TemplateOptions): { digest?: CompiledDigest; problems: string[] } {
+export function compileDigest(
+  spec: RuleSpec,
+  shadow: boolean,
+  actions: CompiledAction[],
+  options: TemplateOptions,
+): { digest?: CompiledDigest; problems: string[] } {
   const digest = spec.digest!;
   const problems: string[] = [];
   const windowMs = parseDuration(digest.window);
-  if (windowMs < MIN_WINDOW_MS || windowMs > MAX_WINDOW_MS) problems.push(`digest.window: ${JSON.stringify(digest.window)} is outside 1s to 1d (a group stays open that long after its first occurrence)`);
+  if (windowMs < MIN_WINDOW_MS || windowMs > MAX_WINDOW_MS)
+    problems.push(
+      `digest.window: ${JSON.stringify(digest.window)} is outside 1s to 1d (a group stays open that long after its first occurrence)`,
+    );
   let key: Template | undefined;
   try {
     key = compileTemplate(digest.key ?? DEFAULT_THROTTLE_KEY, options);
   } catch (err) {
     problems.push(`digest.key: ${(err as Error).message}`);
   }
-  if (spec.throttle) problems.push('digest: a rule cannot have both digest and throttle (a digest already sends one delivery per key and window); drop throttle');
-  if (spec.region) problems.push('digest: a rule cannot have both digest and region (a region already sends one delivery per start and end); keep one');
-  if (shadow) problems.push('digest: a shadow rule cannot have a digest (shadow rules are compared event by event); try the digest on a live rule with a log destination');
+  if (spec.throttle)
+    problems.push(
+      'digest: a rule cannot have both digest and throttle (a digest already sends one delivery per key and window); drop throttle',
+    );
+  if (spec.region)
+    problems.push(
+      'digest: a rule cannot have both digest and region (a region already sends one delivery per start and end); keep one',
+    );
+  if (shadow)
+    problems.push(
+      'digest: a shadow rule cannot have a digest (shadow rules are compared event by event); try the digest on a live rule with a log destination',
+    );
   for (const action of actions) {
     const kind = destinationKind(action.destination.kind);
     if (kind.reads.length > 0) {
-      problems.push(`actions[${action.index}].destination: a ${kind.name} destination reads the event's ${kind.reads.join(', ')} and cannot send a digest`);
+      problems.push(
+        `actions[${action.index}].destination: a ${kind.name} destination reads the event's ${kind.reads.join(', ')} and cannot send a digest`,
+      );
     } else if (action.uses.size > 0) {
       problems.push(
         `actions[${action.index}]: a digest's templates cannot read ${[...action.uses].map((f) => `$${f}`).join(', ')} (a digest is sent after its window, for many events); read them in digest.key or in the conditions`,
@@ -56,13 +75,24 @@ export function compileDigest(spec: RuleSpec, shadow: boolean, actions: Compiled
 /** One occurrence as a digest keeps it: the Event's fields templates read, the message cut at 1,024 characters. */
 export type DigestOccurrence = Record<string, unknown>;
 
-const KEPT_FIELDS = ['involvedObject', 'reason', 'type', 'source', 'firstTimestamp', 'lastTimestamp', 'count', 'reportingComponent'] as const;
+const KEPT_FIELDS = [
+  'involvedObject',
+  'reason',
+  'type',
+  'source',
+  'firstTimestamp',
+  'lastTimestamp',
+  'count',
+  'reportingComponent',
+] as const;
 
 export function occurrenceView(event: Record<string, unknown>): DigestOccurrence {
   const view: DigestOccurrence = {};
   const metadata = event.metadata as { name?: unknown; namespace?: unknown; uid?: unknown } | undefined;
   if (metadata) view.metadata = { name: metadata.name, namespace: metadata.namespace, uid: metadata.uid };
   for (const field of KEPT_FIELDS) if (event[field] !== undefined) view[field] = event[field];
-  if (typeof event.message === 'string') view.message = event.message.length > MAX_MESSAGE_CHARS ? `${event.message.slice(0, MAX_MESSAGE_CHARS)}…` : event.message;
+  if (typeof event.message === 'string')
+    view.message =
+      event.message.length > MAX_MESSAGE_CHARS ? `${event.message.slice(0, MAX_MESSAGE_CHARS)}…` : event.message;
   return view;
 }

@@ -49,7 +49,7 @@ export type RecordOutcome = 'recorded' | 'duplicate' | 'over_capacity';
 export interface DigestStore {
   /** Shared by replicas and kept when this process dies (Redis), or this process's own (memory). */
   readonly shared: boolean;
-  /** record adds the occurrence `id` to the open group of (rule, key), opening one if needed; throws if it cannot be recorded. */
+  /** record adds occurrence `id` to the open group of (rule, key), opening one if needed; throws if it cannot. */
   record(rule: string, key: string, id: string, view: DigestOccurrence, options: RecordOptions): Promise<RecordOutcome>;
   /** peek: the open group's count (dry runs), changing nothing. */
   peek(rule: string, key: string): Promise<number | undefined>;
@@ -71,7 +71,11 @@ interface MemoryGroup extends DigestGroup {
 }
 
 /** The in-memory store; `seenWindowMs`: how long a recorded occurrence is remembered (DEDUP_WINDOW_SECONDS). */
-export function createMemoryDigestStore(seenWindowMs: number, seenCapacity = 100_000, now: () => number = Date.now): DigestStore {
+export function createMemoryDigestStore(
+  seenWindowMs: number,
+  seenCapacity = 100_000,
+  now: () => number = Date.now,
+): DigestStore {
   const groups = new Map<string, MemoryGroup>();
   const open = new Map<string, string>();
   const perRule = new Map<string, number>();
@@ -96,7 +100,19 @@ export function createMemoryDigestStore(seenWindowMs: number, seenCapacity = 100
       const at = now();
       if (!group) {
         if ((perRule.get(rule) ?? 0) >= options.maxGroups) return 'over_capacity';
-        group = { id: randomUUID(), rule, key, count: 0, start: at, end: at, first: [], last: [], failures: 0, due: at + options.windowMs, openKey };
+        group = {
+          id: randomUUID(),
+          rule,
+          key,
+          count: 0,
+          start: at,
+          end: at,
+          first: [],
+          last: [],
+          failures: 0,
+          due: at + options.windowMs,
+          openKey,
+        };
         groups.set(group.id, group);
         open.set(openKey, group.id);
         perRule.set(rule, (perRule.get(rule) ?? 0) + 1);
@@ -127,8 +143,11 @@ export function createMemoryDigestStore(seenWindowMs: number, seenCapacity = 100
         close(group);
         group.due = at + leaseMs;
         group.token = randomUUID();
-        const { due: _due, openKey: _openKey, token, ...snapshot } = group;
-        claims.push({ group: { ...snapshot, first: [...group.first], last: [...group.last] }, token });
+        const { id, rule, key, count, start, end, failures, token } = group;
+        claims.push({
+          group: { id, rule, key, count, start, end, failures, first: [...group.first], last: [...group.last] },
+          token,
+        });
       }
       return claims;
     },

@@ -44,7 +44,17 @@ export async function renderAction(
   const configMaps = deps.cluster.configMaps && scopedSecrets(deps.cluster.configMaps, rule.scope);
   const files = rule.scope === undefined;
   const kind = destinationKind(action.destination.kind);
-  const request = await kind.render(action, { input, bindings, deadline, secrets, env, hpaSenderNamespaces, configMaps, files, eventNamespace });
+  const request = await kind.render(action, {
+    input,
+    bindings,
+    deadline,
+    secrets,
+    env,
+    hpaSenderNamespaces,
+    configMaps,
+    files,
+    eventNamespace,
+  });
   if (kind.network) deps.tenancy.checkDestination(rule.scope, action.destination.name, request.url);
   return request;
 }

@@ -83,16 +83,32 @@ type Script = (...args: (string | number)[]) => Promise<unknown>;
 
 const hashed = (...parts: string[]) => createHash('sha256').update(parts.join('\n')).digest('base64url').slice(0, 32);
 
-export function createRedisDigestStore(redis: Redis, run: GuardedRun, prefix: string, seenWindowMs: number): DigestStore {
-  const scripts = { digestRecord: [4, RECORD], digestClaim: [1, CLAIM], digestComplete: [2, COMPLETE], digestRetryLater: [1, RETRY_LATER] } as const;
+export function createRedisDigestStore(
+  redis: Redis,
+  run: GuardedRun,
+  prefix: string,
+  seenWindowMs: number,
+): DigestStore {
+  const scripts = {
+    digestRecord: [4, RECORD],
+    digestClaim: [1, CLAIM],
+    digestComplete: [2, COMPLETE],
+    digestRetryLater: [1, RETRY_LATER],
+  } as const;
   for (const [name, [numberOfKeys, lua]] of Object.entries(scripts)) redis.defineCommand(name, { numberOfKeys, lua });
   const call = (name: keyof typeof scripts) => (redis as unknown as Record<string, Script>)[name].bind(redis);
-  const [record, claim, complete, retryLater] = [call('digestRecord'), call('digestClaim'), call('digestComplete'), call('digestRetryLater')];
+  const [record, claim, complete, retryLater] = [
+    call('digestRecord'),
+    call('digestClaim'),
+    call('digestComplete'),
+    call('digestRetryLater'),
+  ];
   const groupPrefix = `${prefix}digest:group:`;
   const due = `${prefix}digest:due`;
   const perRule = `${prefix}digest:groups-per-rule`;
   const openKey = (rule: string, key: string) => `${prefix}digest:open:${hashed(rule, key)}`;
-  const unrecorded = (): Promise<never> => Promise.reject(new Error('Redis is unavailable: the occurrence is not recorded'));
+  const unrecorded = (): Promise<never> =>
+    Promise.reject(new Error('Redis is unavailable: the occurrence is not recorded'));
   /** The instance's part of every claim token: the claim itself adds the group's id. */
   const instance = randomUUID();
 
@@ -103,8 +119,21 @@ export function createRedisDigestStore(redis: Redis, run: GuardedRun, prefix: st
         'digest_record',
         async () =>
           (await record(
-            `${prefix}digest:seen:${hashed(rule, id)}`, openKey(rule, key), due, perRule,
-            groupPrefix, randomUUID(), Date.now(), Math.round(options.windowMs), options.maxEvents ?? 0, options.keep, JSON.stringify(view), Math.max(1, seenWindowMs), options.maxGroups, rule, key,
+            `${prefix}digest:seen:${hashed(rule, id)}`,
+            openKey(rule, key),
+            due,
+            perRule,
+            groupPrefix,
+            randomUUID(),
+            Date.now(),
+            Math.round(options.windowMs),
+            options.maxEvents ?? 0,
+            options.keep,
+            JSON.stringify(view),
+            Math.max(1, seenWindowMs),
+            options.maxGroups,
+            rule,
+            key,
           )) as 'recorded' | 'duplicate' | 'over_capacity',
         unrecorded,
       ),
@@ -122,14 +151,38 @@ export function createRedisDigestStore(redis: Redis, run: GuardedRun, prefix: st
       run(
         'digest_claim',
         async () => {
-          const rows = (await claim(due, groupPrefix, Date.now(), Math.round(leaseMs), limit, instance)) as [string, string, string[], string[], string[]][];
-          return rows.map(([id, token, fields, first, last]): DigestClaim => ({ group: groupOf(id, fields, first, last), token }));
+          const rows = (await claim(due, groupPrefix, Date.now(), Math.round(leaseMs), limit, instance)) as [
+            string,
+            string,
+            string[],
+            string[],
+            string[],
+          ][];
+          return rows.map(([id, token, fields, first, last]): DigestClaim => ({
+            group: groupOf(id, fields, first, last),
+            token,
+          }));
         },
         async () => [],
       ),
-    complete: (c) => run('digest_complete', async () => void (await complete(due, perRule, groupPrefix, c.group.id, c.token)), async () => undefined),
-    retryLater: (c, at) => run('digest_retry', async () => void (await retryLater(due, groupPrefix, c.group.id, c.token, Math.round(at))), async () => undefined),
-    groups: () => run('digest_groups', () => redis.zcard(due), async () => 0),
+    complete: (c) =>
+      run(
+        'digest_complete',
+        async () => void (await complete(due, perRule, groupPrefix, c.group.id, c.token)),
+        async () => undefined,
+      ),
+    retryLater: (c, at) =>
+      run(
+        'digest_retry',
+        async () => void (await retryLater(due, groupPrefix, c.group.id, c.token, Math.round(at))),
+        async () => undefined,
+      ),
+    groups: () =>
+      run(
+        'digest_groups',
+        () => redis.zcard(due),
+        async () => 0,
+      ),
     // Groups in Redis outlive this process: another replica (or this one, restarted) flushes them when due.
     dueNow: async () => undefined,
   };

@@ -12,13 +12,17 @@ import { PER_DEPLOYMENT, crashLoop, digestRules, waitUntil } from '../support/di
 import { bodyOf } from '../support/fixtures.js';
 import { readFileSync } from 'node:fs';
 
-const names = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `payment-5c7d9b8f6-p${String(from + i).padStart(3, '0')}`);
+const names = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => `payment-5c7d9b8f6-p${String(from + i).padStart(3, '0')}`);
 
 describe('digests (memory store)', () => {
   let sink: CaptureSink;
   let svc: RunningService;
   const start = async (digest: string) => {
-    svc = await startService({ rules: { 'digest.yaml': digestRules(sink.url, digest) }, config: { deliveryAttempts: 1, deliveryDeadlineMs: 2000 } });
+    svc = await startService({
+      rules: { 'digest.yaml': digestRules(sink.url, digest) },
+      config: { deliveryAttempts: 1, deliveryDeadlineMs: 2000 },
+    });
   };
   before(async () => {
     sink = await startCaptureSink();
@@ -29,10 +33,14 @@ describe('digests (memory store)', () => {
     sink.requests.length = 0;
     await start(`{ key: ${PER_DEPLOYMENT}, window: 3s, keep: 3 }`);
     try {
-      const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => svc.post(crashLoop(i + 1)).then((r) => r.status)));
+      const statuses = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => svc.post(crashLoop(i + 1)).then((r) => r.status)),
+      );
       assert.deepEqual(new Set(statuses), new Set([204]), 'each answered once its occurrence is recorded');
       // The Broker redelivers ten of them (a lost 2xx): already recorded, they count once.
-      const again = await Promise.all(Array.from({ length: 10 }, (_, i) => svc.post(crashLoop(i + 1)).then((r) => r.status)));
+      const again = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => svc.post(crashLoop(i + 1)).then((r) => r.status)),
+      );
       assert.deepEqual(new Set(again), new Set([204]));
       assert.equal(await svc.metric('kube_event_rules_digest_groups_open'), 1);
       assert.equal(sink.received('/digest').length, 0, 'nothing sent before the window ends');
@@ -44,7 +52,10 @@ describe('digests (memory store)', () => {
       // Posted at once, they are recorded in any order: six different pods of the fifty are kept.
       assert.equal(new Set([...body.first, ...body.last].filter((n: string) => names(1, 50).includes(n))).size, 6);
       assert.ok(Date.parse(body.end) >= Date.parse(body.start));
-      await waitUntil('the group to be completed', async () => (await svc.metric('kube_event_rules_digest_groups_open')) === 0);
+      await waitUntil(
+        'the group to be completed',
+        async () => (await svc.metric('kube_event_rules_digest_groups_open')) === 0,
+      );
       assert.equal(sink.received('/digest').length, 1, 'one delivery');
       assert.equal(await svc.metric('kube_event_rules_digest_occurrences_total', { outcome: 'recorded' }), 50);
       assert.equal(await svc.metric('kube_event_rules_digest_occurrences_total', { outcome: 'duplicate' }), 10);
@@ -61,13 +72,26 @@ describe('digests (memory store)', () => {
       for (let i = 1; i <= 5; i++) assert.equal((await svc.post(crashLoop(i, 'cart'))).status, 204);
       assert.equal((await svc.post(crashLoop(1, 'search'))).status, 204);
       const [delivery] = await sink.waitFor('/digest', 1);
-      assert.deepEqual({ key: (delivery.json() as any).key, count: (delivery.json() as any).count }, { key: 'shop/cart', count: 5 });
-      assert.equal(await svc.metric('kube_event_rules_digest_groups_open'), 1, 'the other Deployment still open (its window is an hour)');
+      assert.deepEqual(
+        { key: (delivery.json() as any).key, count: (delivery.json() as any).count },
+        { key: 'shop/cart', count: 5 },
+      );
+      assert.equal(
+        await svc.metric('kube_event_rules_digest_groups_open'),
+        1,
+        'the other Deployment still open (its window is an hour)',
+      );
     } finally {
       await svc.stop(); // graceful: the open group is flushed now
     }
     const flushed = sink.received('/digest').map((r) => r.json() as any);
-    assert.deepEqual(flushed.map((b) => [b.key, b.count]), [['shop/cart', 5], ['shop/search', 1]]);
+    assert.deepEqual(
+      flushed.map((b) => [b.key, b.count]),
+      [
+        ['shop/cart', 5],
+        ['shop/search', 1],
+      ],
+    );
   });
 
   it('a destination failing at flush time is tried again later, then delivered once', async () => {
@@ -77,8 +101,15 @@ describe('digests (memory store)', () => {
     try {
       for (let i = 1; i <= 4; i++) assert.equal((await svc.post(crashLoop(i))).status, 204);
       const requests = await sink.waitFor('/digest', 3, 20_000);
-      assert.deepEqual(requests.map((r) => (r.json() as any).count), [4, 4, 4], 'the same digest each time');
-      await waitUntil('the group to be completed', async () => (await svc.metric('kube_event_rules_digest_groups_open')) === 0);
+      assert.deepEqual(
+        requests.map((r) => (r.json() as any).count),
+        [4, 4, 4],
+        'the same digest each time',
+      );
+      await waitUntil(
+        'the group to be completed',
+        async () => (await svc.metric('kube_event_rules_digest_groups_open')) === 0,
+      );
       assert.equal(await svc.metric('kube_event_rules_digest_flushes_total', { outcome: 'retry' }), 2);
       assert.equal(await svc.metric('kube_event_rules_digest_flushes_total', { outcome: 'delivered' }), 1);
       assert.equal(sink.received('/digest').length, 3, 'two failures, one delivery, nothing after');
@@ -93,13 +124,21 @@ describe('digests (memory store)', () => {
     try {
       assert.equal((await svc.post(crashLoop(1))).status, 204);
       const fixture = crashLoop(2);
-      const response = await fetch(`${svc.url}/dry-run`, { method: 'POST', headers: fixture.headers, body: bodyOf(fixture) });
+      const response = await fetch(`${svc.url}/dry-run`, {
+        method: 'POST',
+        headers: fixture.headers,
+        body: bodyOf(fixture),
+      });
       assert.equal(response.status, 200);
       const [action] = ((await response.json()) as { events: { actions: Record<string, any>[] }[] }).events[0].actions;
       assert.equal(action.outcome, 'rendered');
       assert.deepEqual(action.digest, { key: 'shop/payment', group: 'open', count: 2 });
       assert.equal(action.request.body.count, 2);
-      assert.equal(await svc.metric('kube_event_rules_digest_occurrences_total', { outcome: 'recorded' }), 1, 'the dry run recorded nothing');
+      assert.equal(
+        await svc.metric('kube_event_rules_digest_occurrences_total', { outcome: 'recorded' }),
+        1,
+        'the dry run recorded nothing',
+      );
     } finally {
       await svc.stop();
     }
@@ -109,12 +148,19 @@ describe('digests (memory store)', () => {
   it("the guide's example: 50 crash-looping pods of a Deployment are one Slack message (flushed at a graceful shutdown)", async () => {
     sink.requests.length = 0;
     const guide = readFileSync(new URL('../../docs/examples/crashloop-digest.yaml', import.meta.url), 'utf8');
-    svc = await startService({ rules: { 'crashloop-digest.yaml': guide }, env: { SLACK_WEBHOOK_URL: `${sink.url}/slack` } });
-    const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => svc.post(crashLoop(i + 1)).then((r) => r.status)));
+    svc = await startService({
+      rules: { 'crashloop-digest.yaml': guide },
+      env: { SLACK_WEBHOOK_URL: `${sink.url}/slack` },
+    });
+    const statuses = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => svc.post(crashLoop(i + 1)).then((r) => r.status)),
+    );
     assert.deepEqual(new Set(statuses), new Set([204]));
     assert.equal(sink.received('/slack').length, 0, 'the window is 5 minutes');
     await svc.stop(); // the memory store's groups are flushed at a graceful shutdown
-    const messages = sink.received('/slack').map((r) => r.json() as { text: string; blocks: { text?: { text: string } }[] });
+    const messages = sink
+      .received('/slack')
+      .map((r) => r.json() as { text: string; blocks: { text?: { text: string } }[] });
     assert.equal(messages.length, 1);
     assert.match(messages[0].text, /^50 × BackOff — shop\/payment \(/);
     const lines = messages[0].blocks[1].text!.text.split('\n');

@@ -20,14 +20,37 @@ import { startRedis } from '../support/real-receivers.js';
 import { startService, type RunningService } from '../support/running-service.js';
 
 /** A replica as its own process (`serve`), so it can be killed with SIGKILL. */
-async function startReplicaProcess(rulesDir: string, redisUrl: string, env: Record<string, string> = {}): Promise<{ url: string; child: ChildProcess; post(f: EventFixture): Promise<number>; kill(): Promise<void> }> {
+async function startReplicaProcess(
+  rulesDir: string,
+  redisUrl: string,
+  env: Record<string, string> = {},
+): Promise<{ url: string; child: ChildProcess; post(f: EventFixture): Promise<number>; kill(): Promise<void> }> {
   const port = await closedPort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', RULES_DIR: rulesDir, REDIS_URL: redisUrl, LOG_LEVEL: process.env.REPLICA_LOG ?? 'warn', DELIVERY_ATTEMPTS: '1', DELIVERY_DEADLINE_SECONDS: '1', DELIVERY_TIMEOUT_SECONDS: '0.5', ...env },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      RULES_DIR: rulesDir,
+      REDIS_URL: redisUrl,
+      LOG_LEVEL: process.env.REPLICA_LOG ?? 'warn',
+      DELIVERY_ATTEMPTS: '1',
+      DELIVERY_DEADLINE_SECONDS: '1',
+      DELIVERY_TIMEOUT_SECONDS: '0.5',
+      ...env,
+    },
     stdio: ['ignore', process.env.REPLICA_LOG ? 'inherit' : 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil('the replica to be ready', () => fetch(`${url}/readyz`).then((r) => r.ok, () => false), 30_000);
+  await waitUntil(
+    'the replica to be ready',
+    () =>
+      fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    30_000,
+  );
   return {
     url,
     child,
@@ -54,78 +77,111 @@ describe('digests shared through Redis', { skip: needs('redis-server') }, () => 
   });
 
   const replica = (digest: string) =>
-    startService({ rules: { 'digest.yaml': digestRules(sink.url, digest) }, config: { redisUrl: redis.url, deliveryAttempts: 1, deliveryDeadlineMs: 1000, deliveryTimeoutMs: 500 } });
+    startService({
+      rules: { 'digest.yaml': digestRules(sink.url, digest) },
+      config: { redisUrl: redis.url, deliveryAttempts: 1, deliveryDeadlineMs: 1000, deliveryTimeoutMs: 500 },
+    });
   const openGroups = (svc: RunningService) => svc.metric('kube_event_rules_digest_groups_open');
 
   it('50 events spread over two replicas are one delivery with count 50, flushed by one replica', async () => {
     sink.requests.length = 0;
-    const replicas = [await replica(`{ key: ${PER_DEPLOYMENT}, window: 3s }`), await replica(`{ key: ${PER_DEPLOYMENT}, window: 3s }`)];
+    const replicas = [
+      await replica(`{ key: ${PER_DEPLOYMENT}, window: 3s }`),
+      await replica(`{ key: ${PER_DEPLOYMENT}, window: 3s }`),
+    ];
     try {
-      const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => replicas[i % 2].post(crashLoop(i + 1)).then((r) => r.status)));
+      const statuses = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => replicas[i % 2].post(crashLoop(i + 1)).then((r) => r.status)),
+      );
       assert.deepEqual(new Set(statuses), new Set([204]));
       // Redeliveries of five of them, each to the other replica: recorded already, counted once.
-      const again = await Promise.all(Array.from({ length: 5 }, (_, i) => replicas[(i + 1) % 2].post(crashLoop(i + 1)).then((r) => r.status)));
+      const again = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => replicas[(i + 1) % 2].post(crashLoop(i + 1)).then((r) => r.status)),
+      );
       assert.deepEqual(new Set(again), new Set([204]));
       assert.equal(await openGroups(replicas[0]), 1, 'one group, seen by both replicas');
       const [delivery] = await sink.waitFor('/digest', 1, 15_000);
       assert.equal((delivery.json() as any).count, 50);
-      await waitUntil('the group to be completed', async () => (await openGroups(replicas[0])) === 0 && (await openGroups(replicas[1])) === 0);
+      await waitUntil(
+        'the group to be completed',
+        async () => (await openGroups(replicas[0])) === 0 && (await openGroups(replicas[1])) === 0,
+      );
       assert.equal(sink.received('/digest').length, 1, 'exactly one replica flushed it');
-      const flushed = await Promise.all(replicas.map((r) => r.metric('kube_event_rules_digest_flushes_total', { outcome: 'delivered' })));
+      const flushed = await Promise.all(
+        replicas.map((r) => r.metric('kube_event_rules_digest_flushes_total', { outcome: 'delivered' })),
+      );
       assert.deepEqual(flushed.sort(), [0, 1]);
-      const duplicates = await Promise.all(replicas.map((r) => r.metric('kube_event_rules_digest_occurrences_total', { outcome: 'duplicate' })));
+      const duplicates = await Promise.all(
+        replicas.map((r) => r.metric('kube_event_rules_digest_occurrences_total', { outcome: 'duplicate' })),
+      );
       assert.equal(duplicates[0] + duplicates[1], 5);
     } finally {
       for (const r of replicas) await r.stop();
     }
   });
 
-  it('kill -9 of the replica that recorded an open group loses nothing: the other replica flushes it', { timeout: 90_000 }, async () => {
-    sink.requests.length = 0;
-    const rulesDir = mkdtempSync(join(tmpdir(), 'digest-kill-'));
-    writeFileSync(join(rulesDir, 'digest.yaml'), digestRules(sink.url, `{ key: ${PER_DEPLOYMENT}, window: 3s }`));
-    const survivor = await replica(`{ key: ${PER_DEPLOYMENT}, window: 3s }`);
-    const doomed = await startReplicaProcess(rulesDir, redis.url);
-    try {
-      const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 5 === 0 ? survivor.post(crashLoop(i + 1, 'orders')).then((r) => r.status) : doomed.post(crashLoop(i + 1, 'orders')))));
-      assert.deepEqual(new Set(statuses), new Set([204]));
-      await doomed.kill(); // the group is open: its window has seconds to run
-      assert.equal(sink.received('/digest').length, 0);
-      const [delivery] = await sink.waitFor('/digest', 1, 15_000);
-      assert.equal((delivery.json() as any).count, 50);
-      await waitUntil('the group to be completed', async () => (await openGroups(survivor)) === 0);
-      assert.equal(sink.received('/digest').length, 1);
-    } finally {
-      await survivor.stop();
-      await doomed.kill();
-      rmSync(rulesDir, { recursive: true, force: true });
-    }
-  });
+  it(
+    'kill -9 of the replica that recorded an open group loses nothing: the other replica flushes it',
+    { timeout: 90_000 },
+    async () => {
+      sink.requests.length = 0;
+      const rulesDir = mkdtempSync(join(tmpdir(), 'digest-kill-'));
+      writeFileSync(join(rulesDir, 'digest.yaml'), digestRules(sink.url, `{ key: ${PER_DEPLOYMENT}, window: 3s }`));
+      const survivor = await replica(`{ key: ${PER_DEPLOYMENT}, window: 3s }`);
+      const doomed = await startReplicaProcess(rulesDir, redis.url);
+      try {
+        const statuses = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            i % 5 === 0
+              ? survivor.post(crashLoop(i + 1, 'orders')).then((r) => r.status)
+              : doomed.post(crashLoop(i + 1, 'orders')),
+          ),
+        );
+        assert.deepEqual(new Set(statuses), new Set([204]));
+        await doomed.kill(); // the group is open: its window has seconds to run
+        assert.equal(sink.received('/digest').length, 0);
+        const [delivery] = await sink.waitFor('/digest', 1, 15_000);
+        assert.equal((delivery.json() as any).count, 50);
+        await waitUntil('the group to be completed', async () => (await openGroups(survivor)) === 0);
+        assert.equal(sink.received('/digest').length, 1);
+      } finally {
+        await survivor.stop();
+        await doomed.kill();
+        rmSync(rulesDir, { recursive: true, force: true });
+      }
+    },
+  );
 
-  it('kill -9 in the middle of a flush loses nothing: the restarted replica flushes the group when the claim ends, once', { timeout: 90_000 }, async () => {
-    sink.requests.length = 0;
-    const rulesDir = mkdtempSync(join(tmpdir(), 'digest-kill-'));
-    writeFileSync(join(rulesDir, 'digest.yaml'), digestRules(sink.url, `{ key: ${PER_DEPLOYMENT}, window: 1s }`));
-    // Attempts of 3 s: the kill comes while the flush waits for the destination, holding its claim (3 + 5 s).
-    const slow = { DELIVERY_TIMEOUT_SECONDS: '3', DELIVERY_DEADLINE_SECONDS: '3' };
-    let replicaProcess = await startReplicaProcess(rulesDir, redis.url, slow);
-    try {
-      sink.respond('/digest', 'hang'); // the flush reaches the destination, which does not answer
-      const statuses = await Promise.all(Array.from({ length: 50 }, (_, i) => replicaProcess.post(crashLoop(i + 1, 'billing'))));
-      assert.deepEqual(new Set(statuses), new Set([204]));
-      await sink.waitFor('/digest', 1, 15_000);
-      await replicaProcess.kill(); // holding the claim, mid-delivery
-      sink.release('/digest', 503); // the hung request gets an answer nobody reads
-      replicaProcess = await startReplicaProcess(rulesDir, redis.url, slow);
-      const requests = await sink.waitFor('/digest', 2, 30_000);
-      assert.equal((requests[1].json() as any).count, 50);
-      await waitUntil('the group to be completed', async () => (await sampleGroups(replicaProcess.url)) === 0);
-      assert.equal(sink.received('/digest').length, 2, 'the first, unanswered, attempt and one delivery');
-    } finally {
-      await replicaProcess.kill();
-      rmSync(rulesDir, { recursive: true, force: true });
-    }
-  });
+  it(
+    'kill -9 in the middle of a flush loses nothing: the restarted replica flushes the group when the claim ends, once',
+    { timeout: 90_000 },
+    async () => {
+      sink.requests.length = 0;
+      const rulesDir = mkdtempSync(join(tmpdir(), 'digest-kill-'));
+      writeFileSync(join(rulesDir, 'digest.yaml'), digestRules(sink.url, `{ key: ${PER_DEPLOYMENT}, window: 1s }`));
+      // Attempts of 3 s: the kill comes while the flush waits for the destination, holding its claim (3 + 5 s).
+      const slow = { DELIVERY_TIMEOUT_SECONDS: '3', DELIVERY_DEADLINE_SECONDS: '3' };
+      let replicaProcess = await startReplicaProcess(rulesDir, redis.url, slow);
+      try {
+        sink.respond('/digest', 'hang'); // the flush reaches the destination, which does not answer
+        const statuses = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => replicaProcess.post(crashLoop(i + 1, 'billing'))),
+        );
+        assert.deepEqual(new Set(statuses), new Set([204]));
+        await sink.waitFor('/digest', 1, 15_000);
+        await replicaProcess.kill(); // holding the claim, mid-delivery
+        sink.release('/digest', 503); // the hung request gets an answer nobody reads
+        replicaProcess = await startReplicaProcess(rulesDir, redis.url, slow);
+        const requests = await sink.waitFor('/digest', 2, 30_000);
+        assert.equal((requests[1].json() as any).count, 50);
+        await waitUntil('the group to be completed', async () => (await sampleGroups(replicaProcess.url)) === 0);
+        assert.equal(sink.received('/digest').length, 2, 'the first, unanswered, attempt and one delivery');
+      } finally {
+        await replicaProcess.kill();
+        rmSync(rulesDir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 async function sampleGroups(url: string): Promise<number> {

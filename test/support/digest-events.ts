@@ -1,4 +1,4 @@
-/** Crash-loop Events of one Deployment's pods, for the digest suites: each its own occurrence (uid) and CloudEvent id. */
+/** Crash-loop Events of one Deployment's pods for the digest suites: each its own occurrence and CloudEvent id. */
 import { loadFixture, withEvent, type EventFixture } from './fixtures.js';
 
 const template = loadFixture('pod-backoff-crashloop-resource-update');
@@ -35,7 +35,11 @@ rules:
 export const PER_DEPLOYMENT = `'involvedObject.namespace & "/" & $replace(involvedObject.name, /-[a-z0-9]+-[a-z0-9]+$/, "")'`;
 
 /** waitUntil polls `condition` until it holds (bounded): tests wait on what happened, never on a fixed sleep. */
-export async function waitUntil(what: string, condition: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
+export async function waitUntil(
+  what: string,
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs = 15_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > end) throw new Error(`waited ${timeoutMs} ms for ${what}`);
