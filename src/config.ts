@@ -6,6 +6,7 @@ import { DEFAULT_TENANCY, type TenancySettings } from './rules/tenancy-policy.js
  */
 import type { AuthSettings } from './auth/authenticate.js';
 import { DEFAULT_REGEX_LIMITS, type RegexLimits } from './rules/conditions.js';
+import type { RegionLimits } from './store/region-store.js';
 
 export interface Config {
   host: string;
@@ -61,8 +62,8 @@ export interface Config {
   redisUrl: string;
   /** Per-command Redis timeout; the first timeout makes the service skip Redis until it answers again. */
   redisTimeoutMs: number;
-  /** Most change regions open at once (a start recorded, its end or timeout not delivered yet); beyond, a start is refused (429). */
-  regionMaxOpen: number;
+  /** Most change regions open at once (a start recorded, its end or timeout not delivered yet), and per team namespace; beyond, a start is refused (429). */
+  regions: RegionLimits;
   /** Digest rules: most open groups per rule (beyond, a new key is answered 429), and failed flushes of a group before it is dropped. */
   digest: { maxGroups: number; flushAttempts: number };
   /** SIGTERM: how long in-flight requests may take before the process exits anyway. */
@@ -160,7 +161,7 @@ export function loadConfig(env: Env = process.env): Config {
     dedupCacheSize: integer(env, 'DEDUP_CACHE_SIZE', 100_000, 1),
     redisUrl: env.REDIS_URL ?? '',
     redisTimeoutMs: integer(env, 'REDIS_TIMEOUT_MS', 500, 1),
-    regionMaxOpen: integer(env, 'REGION_MAX_OPEN', 10_000, 1),
+    regions: regionLimits(env),
     digest: {
       maxGroups: integer(env, 'DIGEST_MAX_GROUPS', 1000, 1),
       flushAttempts: integer(env, 'DIGEST_FLUSH_ATTEMPTS', 10, 1),
@@ -205,6 +206,11 @@ export function loadConfig(env: Env = process.env): Config {
       timeoutMs: integer(env, 'KUBE_TIMEOUT_SECONDS', 5, 0.1) * 1000,
     },
   };
+}
+
+function regionLimits(env: Env): RegionLimits {
+  const maxOpen = integer(env, 'REGION_MAX_OPEN', 10_000, 1);
+  return { maxOpen, maxOpenPerTeam: integer(env, 'TEAM_MAX_OPEN_REGIONS', Math.max(1, Math.floor(maxOpen / 10)), 1) };
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

@@ -97,7 +97,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const redis = config.redisUrl
     ? (await import('./store/redis-stores.js')).createRedisStores(
-        { url: config.redisUrl, windowMs: config.dedupWindowMs, timeoutMs: config.redisTimeoutMs, fallbackCacheSize: config.dedupCacheSize, regionMaxOpen: config.regionMaxOpen },
+        { url: config.redisUrl, windowMs: config.dedupWindowMs, timeoutMs: config.redisTimeoutMs, fallbackCacheSize: config.dedupCacheSize, regionLimits: config.regions },
         metrics,
         log,
       )
@@ -117,7 +117,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const env = options.env ?? process.env;
   // Deliveries outside any request (digest flushes) share the senders, their policies and the delivered memory.
   const background = createBackgroundDelivery({ config, cluster, tenancy, env, senders, delivered, metrics, log });
-  const regions = redis?.regions ?? createMemoryRegionStore(config.regionMaxOpen);
+  const regions = redis?.regions ?? createMemoryRegionStore(config.regions);
   metrics.sampleRegions(() => regions.size());
   const digestStore = redis?.digests ?? createMemoryDigestStore(config.dedupWindowMs, config.dedupCacheSize);
   metrics.sampleDigestGroups(() => digestStore.groups());

@@ -59,7 +59,7 @@ export function startRegionTimeouts(options: RegionTimeoutOptions): RegionTimeou
     const rule = options.rules().rules.find((r) => r.name === start.rule && r.region !== undefined && !r.shadow);
     if (!rule) {
       log.warn(context, 'region timed out, but its rule is no longer loaded (or no longer has a region): dropped');
-      await store.clear(id, token);
+      await store.clear(id, token, start.scope);
       return;
     }
     const region = timeoutBinding(start);
@@ -94,7 +94,7 @@ export function startRegionTimeouts(options: RegionTimeoutOptions): RegionTimeou
       log.info({ ...context, startedAt: new Date(start.time).toISOString() }, 'region closed by its timeout');
     }
     failures.delete(id);
-    await store.clear(id, token);
+    await store.clear(id, token, start.scope);
   }
 
   async function sweep(): Promise<void> {

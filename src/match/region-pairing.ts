@@ -169,6 +169,7 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
         if (dryRun) return reports('region_started');
         const start: RegionStart = {
           rule: rule.name,
+          ...(rule.scope === undefined ? {} : { scope: rule.scope }),
           key,
           time,
           expiresAt: time + region.timeoutMs,
@@ -178,9 +179,10 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
         };
         try {
           const opened = await store.open(id, start);
-          if (opened === 'full') {
-            log.warn(context, 'region start not recorded: REGION_MAX_OPEN regions are open; the Broker will redeliver');
-            return reports('failed', { error: 'REGION_MAX_OPEN regions are open; start not recorded', retryAfterMs: CLAIMED_RETRY_MS * 5 });
+          if (opened === 'full' || opened === 'team_full') {
+            const error = opened === 'full' ? 'REGION_MAX_OPEN regions are open' : `namespace ${rule.scope}'s rules hold TEAM_MAX_OPEN_REGIONS open regions`;
+            log.warn({ ...context, error }, 'region start not recorded; the Broker will redeliver');
+            return reports('failed', { error: `${error}; start not recorded`, retryAfterMs: CLAIMED_RETRY_MS * 5 });
           }
           log.info({ ...context, key, opened: opened === 'opened' }, opened === 'opened' ? 'region opened' : 'region already open; the first start stands');
           return reports('region_started');
@@ -228,7 +230,7 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
           return delivered;
         }
         try {
-          await store.clear(id, token);
+          await store.clear(id, token, start.scope);
         } catch (err) {
           // Delivered, but the region is still there: the redelivery finds it delivered (dedup) and clears it.
           return [...delivered, ...reports('failed', { error: `region delivered but not cleared: ${describeError(err)}` }).slice(0, 1)];

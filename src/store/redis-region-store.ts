@@ -9,16 +9,23 @@
  * claim, is answered 503 and the Broker redelivers it.
  */
 import type { Redis } from 'ioredis';
-import type { RegionStart, RegionStore } from './region-store.js';
+import type { RegionLimits, RegionStart, RegionStore } from './region-store.js';
 
 const PREFIX = 'kube-event-rules:region:';
 const DUE = 'kube-event-rules:regions-due';
+/** Per team namespace: its open regions, scored by when their hash expires (so one that expired unswept stops counting). */
+const TEAM = 'kube-event-rules:regions-team:';
 /** A region's hash outlives its timeout by this much, so one whose sweep never ran (every replica down) is not kept forever. */
 const KEEP_PAST_TIMEOUT_MS = 24 * 3_600_000;
 
 const OPEN = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end
+if ARGV[6] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[7])
+  if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[6]) then return -2 end
+  redis.call('ZADD', KEYS[3], tonumber(ARGV[7]) + tonumber(ARGV[5]), ARGV[3])
+end
 redis.call('HSET', KEYS[1], 'start', ARGV[1], 'claimedUntil', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
@@ -41,6 +48,7 @@ const CLEAR = `
 if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
 return 1`;
 
 const RELEASE = `
@@ -56,25 +64,27 @@ return 1`;
 export type RegionCommand = <T>(command: () => Promise<T>) => Promise<T>;
 
 interface Scripts {
-  regionOpen(hash: string, due: string, start: string, at: number, id: string, maxOpen: number, keepMs: number): Promise<number>;
+  regionOpen(hash: string, due: string, team: string, start: string, at: number, id: string, maxOpen: number, keepMs: number, teamMax: string, now: number): Promise<number>;
   regionClaim(hash: string, due: string, token: string, now: number, holdMs: number, id: string): Promise<[number, string?]>;
-  regionClear(hash: string, due: string, token: string, id: string): Promise<number>;
+  regionClear(hash: string, due: string, team: string, token: string, id: string): Promise<number>;
   regionRelease(hash: string, due: string, token: string, id: string, retryAt: string): Promise<number>;
 }
 
-export function createRedisRegionStore(redis: Redis, command: RegionCommand, maxOpen: number, now: () => number = Date.now): RegionStore {
-  redis.defineCommand('regionOpen', { numberOfKeys: 2, lua: OPEN });
+export function createRedisRegionStore(redis: Redis, command: RegionCommand, limits: RegionLimits, now: () => number = Date.now): RegionStore {
+  redis.defineCommand('regionOpen', { numberOfKeys: 3, lua: OPEN });
   redis.defineCommand('regionClaim', { numberOfKeys: 2, lua: CLAIM });
-  redis.defineCommand('regionClear', { numberOfKeys: 2, lua: CLEAR });
+  redis.defineCommand('regionClear', { numberOfKeys: 3, lua: CLEAR });
   redis.defineCommand('regionRelease', { numberOfKeys: 2, lua: RELEASE });
   const scripts = redis as unknown as Scripts;
   const hash = (id: string) => `${PREFIX}${id}`;
+  const team = (scope: string | undefined) => `${TEAM}${scope ?? ''}`;
   return {
     open: (id, start) =>
       command(async () => {
         const keepMs = Math.max(1, start.expiresAt - now()) + KEEP_PAST_TIMEOUT_MS;
-        const opened = await scripts.regionOpen(hash(id), DUE, JSON.stringify(start), start.expiresAt, id, maxOpen, keepMs);
-        return opened === 1 ? 'opened' : opened === 0 ? 'open' : 'full';
+        const teamMax = start.scope === undefined ? '' : String(limits.maxOpenPerTeam);
+        const opened = await scripts.regionOpen(hash(id), DUE, team(start.scope), JSON.stringify(start), start.expiresAt, id, limits.maxOpen, keepMs, teamMax, now());
+        return opened === 1 ? 'opened' : opened === 0 ? 'open' : opened === -1 ? 'full' : 'team_full';
       }),
     peek: (id) =>
       command(async () => {
@@ -88,7 +98,7 @@ export function createRedisRegionStore(redis: Redis, command: RegionCommand, max
         if (status === 1) return { status: 'claimed' } as const;
         return { status: 'taken', start: JSON.parse(start!) as RegionStart } as const;
       }),
-    clear: (id, token) => command(async () => void (await scripts.regionClear(hash(id), DUE, token, id))),
+    clear: (id, token, scope) => command(async () => void (await scripts.regionClear(hash(id), DUE, team(scope), token, id))),
     release: (id, token, retryAt) => command(async () => void (await scripts.regionRelease(hash(id), DUE, token, id, retryAt === undefined ? '' : String(retryAt)))),
     due: (at, limit) => command(() => redis.zrangebyscore(DUE, '-inf', at, 'LIMIT', 0, limit)),
     size: () => command(() => redis.zcard(DUE)),

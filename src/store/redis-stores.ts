@@ -19,7 +19,7 @@ import type { Logger } from '../log.js';
 import { createMemoryThrottleStore, type ThrottleStore } from '../match/throttle.js';
 import type { Metrics } from '../metrics.js';
 import type { PositionStore } from '../receive/watch-position.js';
-import type { RegionStore } from './region-store.js';
+import type { RegionLimits, RegionStore } from './region-store.js';
 import { createRedisRegionStore } from './redis-region-store.js';
 import type { DigestStore } from '../match/digest-store.js';
 import { createRedisDigestStore } from './redis-digest-store.js';
@@ -55,8 +55,8 @@ export interface RedisStoreOptions {
   timeoutMs: number;
   /** Size of the memory delivered store that stands in while Redis is unavailable. */
   fallbackCacheSize: number;
-  /** Most change regions open at once (REGION_MAX_OPEN). */
-  regionMaxOpen: number;
+  /** Most change regions open at once, and per team namespace. */
+  regionLimits: RegionLimits;
 }
 
 export interface RedisStores {
@@ -215,7 +215,7 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
           async () => undefined,
         ),
     },
-    regions: createRedisRegionStore(redis, (command) => run('region', command, () => Promise.reject(new Error('Redis is unavailable'))), options.regionMaxOpen),
+    regions: createRedisRegionStore(redis, (command) => run('region', command, () => Promise.reject(new Error('Redis is unavailable'))), options.regionLimits),
     digests: createRedisDigestStore(redis, run, PREFIX, options.windowMs),
     async close() {
       closing = true;

@@ -16,6 +16,8 @@ export interface EventView {
 export interface RegionStart {
   /** The rule's unique name (a team's: namespace/name). */
   rule: string;
+  /** The team namespace of the rule, if it is a team's: its regions count against its own share. */
+  scope?: string;
   /** The region key's value, as JSON text. */
   key: string;
   /** When the start happened (its Event's lastTimestamp), ms since the epoch. */
@@ -30,16 +32,22 @@ export interface RegionStart {
 
 export type RegionClaim = { status: 'none' } | { status: 'claimed' } | { status: 'taken'; start: RegionStart };
 
+/** REGION_MAX_OPEN, and TEAM_MAX_OPEN_REGIONS: a team's rules may hold only their share, so one team cannot take every region. */
+export interface RegionLimits {
+  maxOpen: number;
+  maxOpenPerTeam: number;
+}
+
 export interface RegionStore {
-  /** Records a start unless one is open for the id (the first start wins); `full` at REGION_MAX_OPEN. */
-  open(id: string, start: RegionStart): Promise<'opened' | 'open' | 'full'>;
+  /** Records a start unless one is open for the id (the first start wins); `full` at REGION_MAX_OPEN, `team_full` at the team's share. */
+  open(id: string, start: RegionStart): Promise<'opened' | 'open' | 'full' | 'team_full'>;
   /** The open start, without claiming it (dry runs). */
   peek(id: string): Promise<RegionStart | undefined>;
   /** Claims the region for `holdMs`: `none` when no start is open, `claimed` while another closing holds it. */
   claim(id: string, token: string, holdMs: number): Promise<RegionClaim>;
-  /** Removes the region if `token` still holds it. */
-  clear(id: string, token: string): Promise<void>;
-  /** Gives the claim up; with `retryAt`, the timeout sweep looks at it again then. */
+  /** Removes the region if `token` still holds it (`scope`: the start's). */
+  clear(id: string, token: string, scope: string | undefined): Promise<void>;
+  /** Gives the claim up; the timeout sweep looks at it again at `retryAt`, or else at its timeout. */
   release(id: string, token: string, retryAt?: number): Promise<void>;
   /** Ids of regions past their timeout (or retry time) and not claimed, at most `limit`. */
   due(now: number, limit: number): Promise<string[]>;
@@ -55,12 +63,18 @@ interface Entry {
   claimedUntil: number;
 }
 
-export function createMemoryRegionStore(maxOpen: number, now: () => number = Date.now): RegionStore {
+export function createMemoryRegionStore(limits: RegionLimits, now: () => number = Date.now): RegionStore {
   const entries = new Map<string, Entry>();
+  const perTeam = new Map<string, number>();
   return {
     async open(id, start) {
       if (entries.has(id)) return 'open';
-      if (entries.size >= maxOpen) return 'full';
+      if (entries.size >= limits.maxOpen) return 'full';
+      if (start.scope !== undefined) {
+        const held = perTeam.get(start.scope) ?? 0;
+        if (held >= limits.maxOpenPerTeam) return 'team_full';
+        perTeam.set(start.scope, held + 1);
+      }
       entries.set(id, { start, due: start.expiresAt, claimedUntil: 0 });
       return 'opened';
     },
@@ -76,14 +90,21 @@ export function createMemoryRegionStore(maxOpen: number, now: () => number = Dat
       return { status: 'taken', start: entry.start };
     },
     async clear(id, token) {
-      if (entries.get(id)?.claim === token) entries.delete(id);
+      const entry = entries.get(id);
+      if (entry?.claim !== token) return;
+      entries.delete(id);
+      const scope = entry.start.scope;
+      if (scope === undefined) return;
+      const held = (perTeam.get(scope) ?? 1) - 1;
+      if (held > 0) perTeam.set(scope, held);
+      else perTeam.delete(scope);
     },
     async release(id, token, retryAt) {
       const entry = entries.get(id);
       if (entry?.claim !== token) return;
       entry.claim = undefined;
       entry.claimedUntil = 0;
-      if (retryAt !== undefined) entry.due = retryAt;
+      entry.due = retryAt ?? entry.start.expiresAt;
     },
     async due(at, limit) {
       const ids: string[] = [];
