@@ -229,6 +229,9 @@ describe('region rules at load', () => {
     assert.deepEqual(problems(`${base}    region: { ${sides}, timeout: 10m, key: "involvedObject.(" }\n`).length, 1);
     assert.match(problems(`${base}    region: { ${sides}, timeout: 10m, key: "involvedObject.(" }\n`)[0], /^rules\[0\] \(r\)\.region\.key: /);
     assert.deepEqual(problems(`${base}    throttle: { window: 1m }\n    region: { ${sides}, timeout: 10m }\n`), ['rules[0] (r).throttle: a region rule sends once per start and end already; remove throttle (or the region)']);
+    assert.deepEqual(problems(`${base}    digest: { window: 10m }\n    region: { ${sides}, timeout: 10m }\n`), [
+      'rules[0] (r).digest: a rule cannot have both digest and region (a region already sends one delivery per start and end); keep one',
+    ]);
     assert.deepEqual(problems(`${base}    shadow: true\n    region: { ${sides}, timeout: 10m }\n`), ['rules[0] (r).region: a shadow rule cannot have a region (a shadow rule records nothing, so it could never pair a start with its end)']);
     assert.deepEqual(problems(`${base}    region: { ${sides}, timeout: 10m }\n`), []);
   });
