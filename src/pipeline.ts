@@ -99,6 +99,8 @@ export interface PipelineDeps {
   shadow?: ShadowLedger;
   /** Open change regions (default: in memory). */
   regions?: RegionStore;
+  /** The CLI's and the playground's dry runs: where their starts are recorded, so a start and its end in one run pair. */
+  dryRunRegions?: RegionStore;
   /** Where digest rules record their occurrences (default: in memory). */
   digests?: DigestStore;
 }
@@ -157,7 +159,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const quarantine = new TemplateQuarantine();
   const tenancy = deps.tenancy ?? compileTenancyPolicy(deps.config.tenancy);
   const renderDeps = { config: deps.config, cluster: deps.cluster, tenancy, env: deps.env };
-  const regions = createRegionPairing(deps.regions ?? createMemoryRegionStore(deps.config.regions), metrics, log);
+  const regions = createRegionPairing(deps.regions ?? createMemoryRegionStore(deps.config.regions), metrics, log, deps.dryRunRegions);
   const digests = createDigestRecorder({ store: deps.digests ?? createMemoryDigestStore(deps.config.dedupWindowMs), render: renderDeps, metrics, log, maxGroups: deps.config.digest.maxGroups });
 
   /** Deliveries running in this process by key: a second claim of the same key (a batch holding one event twice) waits for the first. */

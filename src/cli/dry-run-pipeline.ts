@@ -1,7 +1,8 @@
 /**
  * createDryRunPipeline: the service's pipeline with nothing behind it that could send or remember —
  * for `kube-event-rules test` and the playground. Events go through it with `{ dryRun: true }`, as on
- * POST /dry-run, so what they report is what the service would do.
+ * POST /dry-run, so what they report is what the service would do. Region starts are kept for the run, so a
+ * start and its end among its events show the region the end would send.
  */
 import { loadConfig } from '../config.js';
 import { createMemoryDeliveredStore } from '../deliver/delivered-store.js';
@@ -13,6 +14,7 @@ import { createMemoryThrottleStore } from '../match/throttle.js';
 import { createMetrics } from '../metrics.js';
 import { OccurrenceTracker } from '../normalize/occurrence.js';
 import { createPipeline, type Pipeline } from '../pipeline.js';
+import { createMemoryRegionStore } from '../store/region-store.js';
 import type { RuleSet } from '../rules/rule-store.js';
 
 /** Nothing behind a dry run reaches the network, even if an event were processed without `dryRun`. */
@@ -41,6 +43,7 @@ export function createDryRunPipeline(
     metrics,
     log: createLogger('silent'),
     env: options.env ?? process.env,
+    dryRunRegions: createMemoryRegionStore(config.regions),
   });
   return { pipeline, tracker };
 }

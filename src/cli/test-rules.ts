@@ -198,6 +198,14 @@ export function describe(result: TestResult): string {
       lines.push(`    → ${action.destination}: ✗ ${action.error}`);
       continue;
     }
+    if (action.outcome === 'region_started') {
+      lines.push(`    ◧ ${action.destination} (rule ${action.rule}): a region starts — sent at its end or timeout (an end among these events shows it)`);
+      continue;
+    }
+    if (action.outcome === 'region_unmatched') {
+      lines.push(`    ◧ ${action.destination} (rule ${action.rule}): a region's end, not sent: ${action.error}`);
+      continue;
+    }
     const request = action.request!;
     const { digest } = action;
     if (digest) lines.push(`    ⧉ digest ${show(digest.key)}: ${digest.group === 'open' ? 'joins the open group' : 'opens a new group'}, ${digest.count} with this event; when sent:`);

@@ -129,7 +129,11 @@ export interface RegionPairing {
   ): Promise<(R | RegionReport)[]>;
 }
 
-export function createRegionPairing(store: RegionStore, metrics: Metrics, log: Logger): RegionPairing {
+/**
+ * createRegionPairing: `scratch`, for the dry runs of the CLI's `test` and the playground, records the starts
+ * of dry runs so a start and its end among one run's events pair (the service's dry runs record nothing).
+ */
+export function createRegionPairing(store: RegionStore, metrics: Metrics, log: Logger, scratch?: RegionStore): RegionPairing {
   /** Ends of one region in this process close one after the other (a batch holding the end twice). */
   const closing = new Map<string, Promise<unknown>>();
 
@@ -166,7 +170,6 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
       const time = eventTime(input.event);
 
       if (!isEnd) {
-        if (dryRun) return reports('region_started');
         const start: RegionStart = {
           rule: rule.name,
           ...(rule.scope === undefined ? {} : { scope: rule.scope }),
@@ -177,6 +180,10 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
           cloudevent: { id: input.cloudevent.id, type: input.cloudevent.type, source: input.cloudevent.source },
           event: eventView(input.event),
         };
+        if (dryRun) {
+          await scratch?.open(id, start);
+          return reports('region_started');
+        }
         try {
           const opened = await store.open(id, start);
           if (opened === 'full' || opened === 'team_full') {
@@ -201,8 +208,14 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
         return reports('region_unmatched', { error: why });
       };
       if (dryRun) {
-        const start = await store.peek(id).catch(() => undefined);
+        const recorded = await scratch?.peek(id);
+        const start = recorded ?? (await store.peek(id).catch(() => undefined));
         if (!start || start.time > time) return unmatched('no open region for its key');
+        if (recorded && scratch) {
+          const token = randomUUID();
+          await scratch.claim(id, token, 0);
+          await scratch.clear(id, token, recorded.scope);
+        }
         return deliverAll({ key: JSON.parse(key), start: { time: start.time, event: start.event }, end, endedBy: 'end' });
       }
 

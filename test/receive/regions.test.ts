@@ -5,12 +5,15 @@
  * region rule may not be (at load).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { bodyOf, loadFixture, type EventFixture } from '../support/fixtures.js';
 import { startService, type RunningService } from '../support/running-service.js';
 import { newStore } from '../../src/cli/validate.js';
+import { describe as describeResult, runTests } from '../../src/cli/test-rules.js';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const GUIDE = readFileSync(new URL('../../docs/examples/regions.yaml', import.meta.url), 'utf8');
 
@@ -190,15 +193,22 @@ describe('change regions', () => {
     assert.equal(sink.received('/region').length, 1);
   });
 
-  it('a region timeout whose delivery fails is tried again by the sweep', async () => {
-    sink.respond('/region', 503);
-    const at = second(Date.now());
-    assert.equal((await svc.post(event('Pod', 'api-2', 'BackOff', 'Back-off restarting failed container api', at))).status, 204);
+  it('a region timeout whose delivery fails is tried again by a later sweep', async () => {
+    const closed = () => svc.metric('kube_event_rules_regions_closed_total', { rule: 'backoff-region', how: 'timeout' });
+    const before = await closed();
     const received = () => sink.received('/region').filter((r) => (r.json() as any).region.key === 'shop/api-2');
-    await waitUntil('the timeout delivered after a failure', () => received().length >= 2, 20_000);
+    sink.always('/region', 503);
+    const at = second(Date.now());
+    try {
+      assert.equal((await svc.post(event('Pod', 'api-2', 'BackOff', 'Back-off restarting failed container api', at))).status, 204);
+      await waitUntil('one sweep\'s failed delivery (its in-request attempts)', () => received().length >= 3, 20_000);
+      assert.equal(await closed(), before, 'not closed while it fails');
+    } finally {
+      sink.always('/region', undefined);
+    }
+    await waitUntil('the timeout delivered by a later sweep', async () => (await closed()) === before + 1, 20_000);
     const last = received().at(-1)!.json() as any;
-    assert.equal(last.region.end.time, at + 1000);
-    assert.equal(last.region.endedBy, 'timeout');
+    assert.deepEqual([last.region.end.time, last.region.endedBy], [at + 1000, 'timeout'], 'the end stays start + timeout');
   });
 
   it('dry run: a start would open a region, an end shows the region it would send', async () => {
@@ -214,6 +224,28 @@ describe('change regions', () => {
     assert.equal(sink.received('/wavefront').filter((r) => (r.json() as { name: string }).name.includes('node-11')).length, 0, 'nothing sent');
     assert.equal((await svc.post(end)).status, 204);
     assert.equal(sink.received('/wavefront').filter((r) => (r.json() as { name: string }).name.includes('node-11')).length, 1, 'the dry run claimed nothing');
+  });
+});
+
+describe('kube-event-rules test with region rules', () => {
+  it('pairs a start and its end among the events of one run; prints a start and an unmatched end', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ker-regions-'));
+    const rules = join(dir, 'regions.yaml');
+    writeFileSync(rules, GUIDE);
+    const at = Date.parse('2024-05-14T09:00:00Z');
+    const events = join(dir, 'events.json');
+    const [notReady, ready] = [event('Node', 'n-1', 'NodeNotReady', 'Node n-1 status is now: NodeNotReady', at), event('Node', 'n-1', 'NodeReady', 'Node n-1 status is now: NodeReady', at + 42_000)];
+    writeFileSync(events, JSON.stringify([notReady.body, ready.body, ready.body]));
+    Object.assign(process.env, { WAVEFRONT_EVENTS_URL: 'https://wavefront.example.com/api/v2/event', WAVEFRONT_TOKEN: 'w', GRAFANA_ANNOTATIONS_URL: 'https://grafana.example.com/api/annotations', GRAFANA_TOKEN: 'g' });
+    const { problems, results } = await runTests({ rules: [rules], secrets: [], events: [events], json: true, updateExpect: false }, async () => '');
+    assert.deepEqual(problems, []);
+    const outcomes = results.map((r) => ('actions' in r ? r.actions.map((a) => a.outcome) : []));
+    assert.deepEqual(outcomes, [['region_started'], ['rendered'], ['region_unmatched']]);
+    const body = (results[1] as { actions: { request?: { body: any } }[] }).actions[0].request!.body;
+    assert.deepEqual([body.startTime, body.endTime, body.annotations.endedBy], [at, at + 42_000, 'end']);
+    const printed = results.map(describeResult).join('');
+    assert.match(printed, /a region starts — sent at its end or timeout/);
+    assert.match(printed, /a region's end, not sent: no open region for its key/);
   });
 });
 
