@@ -3,7 +3,8 @@
  * driven with ApiServerSource CloudEvents until it has produced every series the Grafana dashboard and the
  * PrometheusRule read: deliveries that succeed, fail and are rejected by a capture sink, Broker redeliveries
  * (duplicates), throttled, shadowed, unmatched, unresolved, malformed, unauthenticated and over-capacity
- * events, a rule-declared metric past its series bound, a malformed traceparent, a template error, a template
+ * events, digests (recorded, redelivered, flushed), change regions (ended, an end without a start), a
+ * rule-declared metric past its series bound, a malformed traceparent, a template error, a template
  * quarantined after its guard tripped twice, a rejected rule document, lookups and a watch restart against
  * the fake Kubernetes API, Redis going away. Prometheus scrapes it and evaluates the alerting rules; every
  * panel query, with the dashboard's variables substituted, returns a number, and each alert is proven as
@@ -56,6 +57,7 @@ destinations:
   ok: { url: "${sinkUrl}/ok" }
   failing: { url: "${sinkUrl}/fail" }
   rejecting: { url: "${sinkUrl}/reject" }
+  digests: { url: "${sinkUrl}/digest" }
   crashloops-per-pod:
     kind: metric
     metric:
@@ -81,6 +83,17 @@ rules:
   - name: huge-output
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Huge } ] }
     actions: [ { destination: ok, body: '{ "text": $pad("", 1100000) }' } ]
+  - name: crashloop-digest
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Digest } ] }
+    digest: { key: involvedObject.name, window: 1s }
+    actions: [ { destination: digests, body: '{ "pod": $digest.key, "count": $digest.count }' } ]
+  - name: restart-region
+    region:
+      key: involvedObject.name
+      start: { all: [ { fact: event, path: $.reason, operator: equal, value: RegionStart } ] }
+      end: { all: [ { fact: event, path: $.reason, operator: equal, value: RegionEnd } ] }
+      timeout: 1h
+    actions: [ { destination: ok, body: '{ "from": $region.start.time, "to": $region.end.time }' } ]
   - name: long-messages
     conditions: { all: [ { fact: event, path: $.message, operator: matches, value: "^never" } ] }
     actions: [ { destination: ok } ]
@@ -186,6 +199,26 @@ describe(
       /** 503 while failing's breaker is closed, 429 once it opened (5 consecutive failures). */
       const redelivered = [503, 429];
       const backoff = loadFixture('pod-backoff-crashloop-resource-update');
+      const as = (reason: string, n: number) => (body: Record<string, any>, headers: Record<string, string>) => {
+        body.reason = reason;
+        body.metadata.uid = `${reason}-${round}-${n}`;
+        headers['ce-id'] = `${reason}-${round}-${n}`;
+      };
+      // Digests and regions are kept in Redis: recorded while it is up (round 1), answered 503 once it is gone.
+      const recorded = round === 1 ? 204 : 503;
+      await post(backoff, recorded, 'a digest occurrence', as('Digest', 1));
+      await post(backoff, recorded, 'the same occurrence redelivered: counted once', as('Digest', 1));
+      await post(backoff, recorded, 'a region starts', as('RegionStart', 1));
+      if (round === 1) {
+        await post(backoff, 204, 'the region ends: sent with both times', as('RegionEnd', 1));
+        await post(backoff, 204, 'an end without a start: not sent', as('RegionEnd', 2));
+        await sink.waitFor('/digest', 1, 10_000);
+        await waitUntil(
+          'the digest flush is recorded',
+          async () => (await svc.metric('kube_event_rules_digest_flushes_total')) > 0,
+          10_000,
+        );
+      }
       const gone = (body: Record<string, any>, headers: Record<string, string>) => {
         body.involvedObject.name = 'gone-pod';
         body.metadata.uid = `gone-${round}`;
