@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { redisBehindSink } from '../support/redis-behind-sink.js';
+import { startRedis } from '../support/real-receivers.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
 import { needs } from '../support/needs.js';
-import { startRedis } from '../support/real-receivers.js';
 import { startService, type RunningService } from '../support/running-service.js';
 import { closedPort } from '../support/ports.js';
 
@@ -35,28 +35,19 @@ const occurrence = (reason: string, count: number) =>
   });
 
 describe('Redis store', { skip: needs('redis-server') }, () => {
-  let redis: Awaited<ReturnType<typeof startRedis>>;
-  let sink: CaptureSink;
-  before(async () => {
-    redis = await startRedis();
-    sink = await startCaptureSink();
-  });
-  after(async () => {
-    await sink.close();
-    await redis.stop();
-  });
+  const setup = redisBehindSink();
 
   it('a redelivery reaching another replica, or a restarted one, does not resend what was delivered', async () => {
-    const first = await startService({ rules: rules(sink.url), config: { redisUrl: redis.url } });
-    sink.always('/flaky', 500);
+    const first = await startService({ rules: rules(setup.sink.url), config: { redisUrl: setup.redis.url } });
+    setup.sink.always('/flaky', 500);
     assert.equal((await first.post(occurrence('BackOff', 3))).status, 503);
     await first.stop(); // the replica goes away (a restart, or the Broker's next attempt lands elsewhere)
-    sink.always('/flaky', undefined);
-    const second = await startService({ rules: rules(sink.url), config: { redisUrl: redis.url } });
+    setup.sink.always('/flaky', undefined);
+    const second = await startService({ rules: rules(setup.sink.url), config: { redisUrl: setup.redis.url } });
     try {
       assert.equal((await second.post(occurrence('BackOff', 3))).status, 204);
-      assert.equal(sink.received('/ok').length, 1, 'the delivered action was not sent again');
-      assert.equal(sink.received('/flaky').filter((r) => r.method === 'POST').length, 3 + 1);
+      assert.equal(setup.sink.received('/ok').length, 1, 'the delivered action was not sent again');
+      assert.equal(setup.sink.received('/flaky').filter((r) => r.method === 'POST').length, 3 + 1);
       assert.equal(await second.metric('kube_event_rules_deliveries_total', { destination: 'ok', outcome: 'skipped_duplicate' }), 1);
     } finally {
       await second.stop();
@@ -64,12 +55,12 @@ describe('Redis store', { skip: needs('redis-server') }, () => {
   });
 
   it('throttle windows are shared by replicas', async () => {
-    const [a, b] = await Promise.all([startService({ rules: rules(sink.url), config: { redisUrl: redis.url } }), startService({ rules: rules(sink.url), config: { redisUrl: redis.url } })]);
+    const [a, b] = await Promise.all([startService({ rules: rules(setup.sink.url), config: { redisUrl: setup.redis.url } }), startService({ rules: rules(setup.sink.url), config: { redisUrl: setup.redis.url } })]);
     try {
-      const before = sink.received('/ok').length;
+      const before = setup.sink.received('/ok').length;
       await a.post(occurrence('Unhealthy', 2)); // updates with count > 1: new occurrences
       await b.post(occurrence('Unhealthy', 3));
-      assert.equal(sink.received('/ok').length - before, 1);
+      assert.equal(setup.sink.received('/ok').length - before, 1);
       assert.equal(await b.metric('kube_event_rules_suppressed_total', { rule: 'throttled' }), 1);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
@@ -79,7 +70,7 @@ describe('Redis store', { skip: needs('redis-server') }, () => {
   it('start-up waits for the first Redis connection, so no event fails open before it', async () => {
     const port = await closedPort();
     let ready = false;
-    const starting = startService({ rules: rules(sink.url), config: { redisUrl: `redis://127.0.0.1:${port}` } });
+    const starting = startService({ rules: rules(setup.sink.url), config: { redisUrl: `redis://127.0.0.1:${port}` } });
     void starting.then(() => (ready = true), () => undefined);
     await new Promise((r) => setTimeout(r, 700));
     const readyWithoutRedis = ready;
@@ -99,11 +90,11 @@ describe('Redis store', { skip: needs('redis-server') }, () => {
     const down = await startRedis();
     const url = down.url;
     await down.stop();
-    const svc = await startService({ rules: rules(sink.url), config: { redisUrl: url } });
+    const svc = await startService({ rules: rules(setup.sink.url), config: { redisUrl: url } });
     try {
-      const before = sink.received('/ok').length;
+      const before = setup.sink.received('/ok').length;
       assert.equal((await svc.post(occurrence('BackOff', 50))).status, 204);
-      assert.equal(sink.received('/ok').length - before, 1);
+      assert.equal(setup.sink.received('/ok').length - before, 1);
       assert.ok((await svc.metric('kube_event_rules_store_errors_total')) >= 1);
     } finally {
       await svc.stop();

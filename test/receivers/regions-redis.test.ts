@@ -5,10 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { redisBehindSink } from '../support/redis-behind-sink.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
 import { needs } from '../support/needs.js';
-import { startRedis } from '../support/real-receivers.js';
 import { startService, type RunningService } from '../support/running-service.js';
 
 const rules = (sinkUrl: string) => ({
@@ -51,19 +50,10 @@ async function waitUntil(what: string, condition: () => boolean, timeoutMs = 15_
 }
 
 describe('change regions in Redis', { skip: needs('redis-server') }, () => {
-  let redis: Awaited<ReturnType<typeof startRedis>>;
-  let sink: CaptureSink;
-  const replica = () => startService({ rules: rules(sink.url), config: { redisUrl: redis.url } });
+  const setup = redisBehindSink();
+  const replica = () => startService({ rules: rules(setup.sink.url), config: { redisUrl: setup.redis.url } });
   const sentFor = (path: string, node: string) =>
-    sink.received(path).filter((r) => JSON.stringify(r.json()).includes(`Node ${node}`));
-  before(async () => {
-    redis = await startRedis();
-    sink = await startCaptureSink();
-  });
-  after(async () => {
-    await sink.close();
-    await redis.stop();
-  });
+    setup.sink.received(path).filter((r) => JSON.stringify(r.json()).includes(`Node ${node}`));
 
   it('a region started before a restart completes after it, once, with both times', async () => {
     const started = second(Date.now()) - 1000; // region timeout 3s: the end comes well before the sweep
@@ -151,12 +141,12 @@ describe('change regions in Redis', { skip: needs('redis-server') }, () => {
   it('a start Redis cannot record is answered 503 (not acknowledged)', async () => {
     const svc = await replica();
     try {
-      redis.pause();
+      setup.redis.pause();
       const answer = await svc.post(nodeEvent('n8', 'NodeNotReady', second(Date.now())));
       assert.equal(answer.status, 503);
       assert.match(answer.text, /region start not recorded/);
     } finally {
-      redis.resume();
+      setup.redis.resume();
       await svc.stop();
     }
   });

@@ -10,11 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { redisBehindSink } from '../support/redis-behind-sink.js';
 import { bodyOf, loadFixture, withEvent } from '../support/fixtures.js';
 import { needs } from '../support/needs.js';
 import { closedPort } from '../support/ports.js';
-import { startRedis } from '../support/real-receivers.js';
 
 const EVENTS = 20;
 
@@ -33,29 +32,20 @@ function startProcess(env: Record<string, string>) {
 }
 
 describe('shutdown with the Redis store', { skip: needs('redis-server') }, () => {
-  let redis: Awaited<ReturnType<typeof startRedis>>;
-  let sink: CaptureSink;
-  before(async () => {
-    redis = await startRedis();
-    sink = await startCaptureSink();
-  });
-  after(async () => {
-    await sink.close();
-    await redis.stop();
-  });
+  const setup = redisBehindSink();
 
   it('slow actions in flight at SIGTERM are delivered, answered and recorded: no resend after the restart', { timeout: 60_000 }, async () => {
     const rulesDir = await mkdtemp(join(tmpdir(), 'ker-shutdown-'));
     await writeFile(join(rulesDir, 'r.yaml'), `
-destinations: { slow: { url: "${sink.url}/slow", timeoutSeconds: 5 } }
+destinations: { slow: { url: "${setup.sink.url}/slow", timeoutSeconds: 5 } }
 rules:
   - name: every-rescale
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: SuccessfulRescale } ] }
     actions: [ { destination: slow, body: '{ "uid": metadata.uid }' } ]
 `);
-    sink.always('/slow', { status: 200, delayMs: 1500 });
+    setup.sink.always('/slow', { status: 200, delayMs: 1500 });
     const port = await closedPort();
-    const env = { PORT: String(port), RULES_DIR: rulesDir, REDIS_URL: redis.url, SHUTDOWN_TIMEOUT_SECONDS: '10' };
+    const env = { PORT: String(port), RULES_DIR: rulesDir, REDIS_URL: setup.redis.url, SHUTDOWN_TIMEOUT_SECONDS: '10' };
     const events = Array.from({ length: EVENTS }, (_, i) =>
       withEvent(loadFixture('hpa-successful-rescale-up-resource-add'), (body, headers) => {
         body.metadata.uid = `shutdown-${i}`;
@@ -75,19 +65,19 @@ rules:
     const first = startProcess(env);
     await ready();
     const answers = events.map(post);
-    await sink.waitFor('/slow', EVENTS, 10_000); // every delivery reached the destination, none answered yet
+    await setup.sink.waitFor('/slow', EVENTS, 10_000); // every delivery reached the destination, none answered yet
     first.child.kill('SIGTERM');
     assert.deepEqual(await Promise.all(answers), Array(EVENTS).fill(204), 'in-flight events finished and were answered');
     assert.equal(await first.exited, 0);
     assert.equal(first.records.filter((r) => /store|redis unavailable/.test(String(r.msg))).length, 0, 'no store failure while shutting down');
 
-    sink.always('/slow', undefined);
+    setup.sink.always('/slow', undefined);
     const second = startProcess(env);
     try {
       await ready();
       // The Broker redelivers (it never saw the answers, say): nothing is sent again.
       assert.deepEqual(await Promise.all(events.map(post)), Array(EVENTS).fill(204));
-      assert.equal(sink.received('/slow').length, EVENTS, 'no delivery sent twice');
+      assert.equal(setup.sink.received('/slow').length, EVENTS, 'no delivery sent twice');
       const skipped = () => second.records.filter((r) => r.msg === 'already delivered for this occurrence; skipped').length;
       for (let i = 0; i < 100 && skipped() < EVENTS; i++) await new Promise((r) => setTimeout(r, 50)); // log lines arrive through a pipe
       assert.equal(skipped(), EVENTS);
