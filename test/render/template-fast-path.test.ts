@@ -62,6 +62,17 @@ describe('template fast path', () => {
     assert.ok(fastPresets >= 3, `${fastPresets} presets on the fast path`);
   });
 
+  it('takes the region bodies (grafana-annotation, wavefront-event) at an end and at a timeout, as JSONata gives them', async () => {
+    const view = (event: Record<string, any>) => ({ reason: event.reason, message: event.message, type: event.type, involvedObject: event.involvedObject });
+    for (const [name, preset] of Object.entries(PRESETS).filter(([, p]) => p.regionBody)) {
+      for (const [start, end] of events.slice(1).map((event, i) => [events[i], event])) {
+        const ended = { key: 'k', start: { time: 1000, event: view(start) }, end: { time: 61_000, event: view(end) }, endedBy: 'end' };
+        const timedOut = { ...ended, end: { time: 1000, event: null }, endedBy: 'timeout' };
+        for (const region of [ended, timedOut]) assert.ok(await agrees(preset.regionBody!, end, { ...bindings(end), region }), `${name} region body on the fast path`);
+      }
+    }
+  });
+
   it('takes the benchmark template', async () => {
     for (const event of events) assert.ok(await agrees(BODY_TEMPLATE, event, bindings(event)), 'benchmark template on the fast path');
   });
