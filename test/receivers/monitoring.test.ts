@@ -120,6 +120,18 @@ rules:
     actions: [ { destination: ok, body: '{ "hpa": involvedObject.name }' } ]
 `;
 
+/** A team's rule (ConfigMap in its namespace) declaring a metric: its series carry the team's namespace. */
+const teamRules = `
+destinations:
+  crashloops:
+    kind: metric
+    metric: { name: team_crashloops_total, type: counter, help: Crash loops in the team's namespace., labels: {} }
+rules:
+  - name: team-crashloops
+    conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: BackOff } ] }
+    actions: [ { destination: crashloops } ]
+`;
+
 interface Sample {
   metric: Record<string, string>;
   value: [number, string];
@@ -301,6 +313,7 @@ describe(
       fake.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
       fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: POD, namespace: 'shop' } });
       fake.apply(ruleConfigMap(OWN_NAMESPACE, 'platform-rules', { 'metric-warnings.yaml': configMapRules(sink.url) }));
+      fake.apply(ruleConfigMap('shop', 'team-rules', { 'crashloops.yaml': teamRules }));
       redis = await startRedis();
       const defaults = loadConfig({});
       svc = await startService({
@@ -387,6 +400,15 @@ describe(
           failures.push(`${name}: no number (${result.map((s) => s.value[1]).join(', ')}) — ${promql}`);
       }
       assert.deepEqual(failures, []);
+    });
+
+    it("a team's rule-declared metric: the pod's namespace is `namespace`, the team's becomes `exported_namespace`", async () => {
+      const series = await query('kube_event_rules_user_team_crashloops_total');
+      assert.deepEqual(
+        series.map((s) => [s.metric.namespace, s.metric.exported_namespace]),
+        [[NAMESPACE, 'shop']],
+        'Prometheus keeps the target label and renames the scraped one (honor_labels: false, as a PodMonitor has by default)',
+      );
     });
 
     it('the selectors are scoped: another namespace returns nothing', async () => {
