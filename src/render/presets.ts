@@ -45,6 +45,22 @@ const REGION_BINDINGS = `
       $details := $region.endedBy = "end" ? $e.message : $s.message;`;
 /** Written out where used: a list held in a variable leaves the template fast path. */
 const REGION_TAGS = `["k8s", "region", "ended-by:" & $region.endedBy, $s.reason, $s.involvedObject.kind] ~> $append($s.involvedObject.namespace ? [$s.involvedObject.namespace] : [])`;
+
+/** A Teams Workflows message: one Adaptive Card (version 1.4) whose body is `elements` (a JSONata array). */
+const teamsMessage = (elements: string) => `{
+  "type": "message",
+  "attachments": [{
+    "contentType": "application/vnd.microsoft.card.adaptive",
+    "contentUrl": null,
+    "content": {
+      "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+      "type": "AdaptiveCard",
+      "version": "1.4",
+      "body": ${elements}
+    }
+  }]
+}`;
+
 /** A digest's title: how many occurrences of what, for which key. */
 const DIGEST_TITLE = `$string($digest.count) & " × " & reason & ($digest.key != null ? " — " & ($type($digest.key) = "string" ? $digest.key : $string($digest.key)) : "")`;
 /** One line per kept occurrence, "…and N more" between the first and the last few. */
@@ -144,51 +160,28 @@ export const PRESETS: Record<string, Preset> = {
   teams: {
     fields: ['type', 'attachments', 'attachments.*', 'summary'],
     description: 'Microsoft Teams Workflows webhook: an Adaptive Card (version 1.4) wrapped in a message',
-    body: `{
-      "type": "message",
-      "attachments": [{
-        "contentType": "application/vnd.microsoft.card.adaptive",
-        "contentUrl": null,
-        "content": {
-          "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-          "type": "AdaptiveCard",
-          "version": "1.4",
-          "body": [
-            { "type": "TextBlock", "text": ${TITLE}, "weight": "Bolder", "wrap": true },
-            { "type": "TextBlock", "text": message, "wrap": true },
-            { "type": "FactSet", "facts": [
-              { "title": "Type", "value": type },
-              { "title": "Count", "value": $string(count) },
-              { "title": "Last seen", "value": lastTimestamp }
-            ] }
-          ]
-        }
-      }]
-    }`,
+    body: teamsMessage(`[
+      { "type": "TextBlock", "text": ${TITLE}, "weight": "Bolder", "wrap": true },
+      { "type": "TextBlock", "text": message, "wrap": true },
+      { "type": "FactSet", "facts": [
+        { "title": "Type", "value": type },
+        { "title": "Count", "value": $string(count) },
+        { "title": "Last seen", "value": lastTimestamp }
+      ] }
+    ]`),
     digestBody: `(
       $lines := ${DIGEST_LINES};
-      {
-        "type": "message",
-        "attachments": [{
-          "contentType": "application/vnd.microsoft.card.adaptive",
-          "contentUrl": null,
-          "content": {
-            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-            "type": "AdaptiveCard",
-            "version": "1.4",
-            "body": $append([
-              { "type": "TextBlock", "text": ${DIGEST_TITLE}, "weight": "Bolder", "wrap": true }
-            ], $append($lines.{ "type": "TextBlock", "text": $, "wrap": true, "spacing": "None" }, [
-              { "type": "FactSet", "facts": [
-                { "title": "Type", "value": type },
-                { "title": "Count", "value": $string($digest.count) },
-                { "title": "First seen", "value": $digest.start },
-                { "title": "Last seen", "value": $digest.end }
-              ] }
-            ]))
-          }
-        }]
-      }
+      ${teamsMessage(`$append(
+        [{ "type": "TextBlock", "text": ${DIGEST_TITLE}, "weight": "Bolder", "wrap": true }],
+        $append($lines.{ "type": "TextBlock", "text": $, "wrap": true, "spacing": "None" }, [
+          { "type": "FactSet", "facts": [
+            { "title": "Type", "value": type },
+            { "title": "Count", "value": $string($digest.count) },
+            { "title": "First seen", "value": $digest.start },
+            { "title": "Last seen", "value": $digest.end }
+          ] }
+        ])
+      )`)}
     )`,
   },
   pagerduty: {

@@ -10,21 +10,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
+import { describe, it } from 'node:test';
 import { PER_DEPLOYMENT, crashLoop, digestRules, waitUntil } from '../support/digest-events.js';
 import { bodyOf, type EventFixture } from '../support/fixtures.js';
+import { redisBehindSink } from '../support/redis-behind-sink.js';
 import { needs } from '../support/needs.js';
 import { closedPort } from '../support/ports.js';
-import { startRedis } from '../support/real-receivers.js';
 import { startService, type RunningService } from '../support/running-service.js';
 
-/** A replica as its own process (`serve`), so it can be killed with SIGKILL. */
+/** A replica as its own process (`serve`) with these rules, so it can be killed with SIGKILL. */
 async function startReplicaProcess(
-  rulesDir: string,
+  rules: string,
   redisUrl: string,
   env: Record<string, string> = {},
 ): Promise<{ url: string; child: ChildProcess; post(f: EventFixture): Promise<number>; kill(): Promise<void> }> {
+  const rulesDir = mkdtempSync(join(tmpdir(), 'digest-replica-'));
+  writeFileSync(join(rulesDir, 'digest.yaml'), rules);
   const port = await closedPort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
     env: {
@@ -56,35 +57,28 @@ async function startReplicaProcess(
     child,
     post: (f) => fetch(`${url}/`, { method: 'POST', headers: f.headers, body: bodyOf(f) }).then((r) => r.status),
     async kill() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGKILL');
-      await exited;
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      rmSync(rulesDir, { recursive: true, force: true });
     },
   };
 }
 
 describe('digests shared through Redis', { skip: needs('redis-server') }, () => {
-  let redis: Awaited<ReturnType<typeof startRedis>>;
-  let sink: CaptureSink;
-  before(async () => {
-    redis = await startRedis();
-    sink = await startCaptureSink();
-  });
-  after(async () => {
-    await sink?.close();
-    await redis?.stop();
-  });
+  const infra = redisBehindSink();
 
   const replica = (digest: string) =>
     startService({
-      rules: { 'digest.yaml': digestRules(sink.url, digest) },
-      config: { redisUrl: redis.url, deliveryAttempts: 1, deliveryDeadlineMs: 1000, deliveryTimeoutMs: 500 },
+      rules: { 'digest.yaml': digestRules(infra.sink.url, digest) },
+      config: { redisUrl: infra.redis.url, deliveryAttempts: 1, deliveryDeadlineMs: 1000, deliveryTimeoutMs: 500 },
     });
   const openGroups = (svc: RunningService) => svc.metric('kube_event_rules_digest_groups_open');
 
   it('50 events spread over two replicas are one delivery with count 50, flushed by one replica', async () => {
-    sink.requests.length = 0;
+    infra.sink.requests.length = 0;
     const replicas = [
       await replica(`{ key: ${PER_DEPLOYMENT}, window: 3s }`),
       await replica(`{ key: ${PER_DEPLOYMENT}, window: 3s }`),
@@ -100,13 +94,13 @@ describe('digests shared through Redis', { skip: needs('redis-server') }, () => 
       );
       assert.deepEqual(new Set(again), new Set([204]));
       assert.equal(await openGroups(replicas[0]), 1, 'one group, seen by both replicas');
-      const [delivery] = await sink.waitFor('/digest', 1, 15_000);
+      const [delivery] = await infra.sink.waitFor('/digest', 1, 15_000);
       assert.equal((delivery.json() as any).count, 50);
       await waitUntil(
         'the group to be completed',
         async () => (await openGroups(replicas[0])) === 0 && (await openGroups(replicas[1])) === 0,
       );
-      assert.equal(sink.received('/digest').length, 1, 'exactly one replica flushed it');
+      assert.equal(infra.sink.received('/digest').length, 1, 'exactly one replica flushed it');
       const flushed = await Promise.all(
         replicas.map((r) => r.metric('kube_event_rules_digest_flushes_total', { outcome: 'delivered' })),
       );
@@ -124,11 +118,10 @@ describe('digests shared through Redis', { skip: needs('redis-server') }, () => 
     'kill -9 of the replica that recorded an open group loses nothing: the other replica flushes it',
     { timeout: 90_000 },
     async () => {
-      sink.requests.length = 0;
-      const rulesDir = mkdtempSync(join(tmpdir(), 'digest-kill-'));
-      writeFileSync(join(rulesDir, 'digest.yaml'), digestRules(sink.url, `{ key: ${PER_DEPLOYMENT}, window: 3s }`));
-      const survivor = await replica(`{ key: ${PER_DEPLOYMENT}, window: 3s }`);
-      const doomed = await startReplicaProcess(rulesDir, redis.url);
+      infra.sink.requests.length = 0;
+      const digest = `{ key: ${PER_DEPLOYMENT}, window: 3s }`;
+      const survivor = await replica(digest);
+      const doomed = await startReplicaProcess(digestRules(infra.sink.url, digest), infra.redis.url);
       try {
         const statuses = await Promise.all(
           Array.from({ length: 50 }, (_, i) =>
@@ -139,15 +132,14 @@ describe('digests shared through Redis', { skip: needs('redis-server') }, () => 
         );
         assert.deepEqual(new Set(statuses), new Set([204]));
         await doomed.kill(); // the group is open: its window has seconds to run
-        assert.equal(sink.received('/digest').length, 0);
-        const [delivery] = await sink.waitFor('/digest', 1, 15_000);
+        assert.equal(infra.sink.received('/digest').length, 0);
+        const [delivery] = await infra.sink.waitFor('/digest', 1, 15_000);
         assert.equal((delivery.json() as any).count, 50);
         await waitUntil('the group to be completed', async () => (await openGroups(survivor)) === 0);
-        assert.equal(sink.received('/digest').length, 1);
+        assert.equal(infra.sink.received('/digest').length, 1);
       } finally {
         await survivor.stop();
         await doomed.kill();
-        rmSync(rulesDir, { recursive: true, force: true });
       }
     },
   );
@@ -156,29 +148,27 @@ describe('digests shared through Redis', { skip: needs('redis-server') }, () => 
     'kill -9 in the middle of a flush loses nothing: the restarted replica flushes the group when the claim ends, once',
     { timeout: 90_000 },
     async () => {
-      sink.requests.length = 0;
-      const rulesDir = mkdtempSync(join(tmpdir(), 'digest-kill-'));
-      writeFileSync(join(rulesDir, 'digest.yaml'), digestRules(sink.url, `{ key: ${PER_DEPLOYMENT}, window: 1s }`));
+      infra.sink.requests.length = 0;
+      const rules = digestRules(infra.sink.url, `{ key: ${PER_DEPLOYMENT}, window: 1s }`);
       // Attempts of 3 s: the kill comes while the flush waits for the destination, holding its claim (3 + 5 s).
       const slow = { DELIVERY_TIMEOUT_SECONDS: '3', DELIVERY_DEADLINE_SECONDS: '3' };
-      let replicaProcess = await startReplicaProcess(rulesDir, redis.url, slow);
+      let replicaProcess = await startReplicaProcess(rules, infra.redis.url, slow);
       try {
-        sink.respond('/digest', 'hang'); // the flush reaches the destination, which does not answer
+        infra.sink.respond('/digest', 'hang'); // the flush reaches the destination, which does not answer
         const statuses = await Promise.all(
           Array.from({ length: 50 }, (_, i) => replicaProcess.post(crashLoop(i + 1, 'billing'))),
         );
         assert.deepEqual(new Set(statuses), new Set([204]));
-        await sink.waitFor('/digest', 1, 15_000);
+        await infra.sink.waitFor('/digest', 1, 15_000);
         await replicaProcess.kill(); // holding the claim, mid-delivery
-        sink.release('/digest', 503); // the hung request gets an answer nobody reads
-        replicaProcess = await startReplicaProcess(rulesDir, redis.url, slow);
-        const requests = await sink.waitFor('/digest', 2, 30_000);
+        infra.sink.release('/digest', 503); // the hung request gets an answer nobody reads
+        replicaProcess = await startReplicaProcess(rules, infra.redis.url, slow);
+        const requests = await infra.sink.waitFor('/digest', 2, 30_000);
         assert.equal((requests[1].json() as any).count, 50);
         await waitUntil('the group to be completed', async () => (await sampleGroups(replicaProcess.url)) === 0);
-        assert.equal(sink.received('/digest').length, 2, 'the first, unanswered, attempt and one delivery');
+        assert.equal(infra.sink.received('/digest').length, 2, 'the first, unanswered, attempt and one delivery');
       } finally {
         await replicaProcess.kill();
-        rmSync(rulesDir, { recursive: true, force: true });
       }
     },
   );
