@@ -69,7 +69,18 @@ export function eventTime(event: Record<string, unknown>): number {
   return Number.isFinite(time) ? time : Date.now();
 }
 
-const FIELDS = ['reason', 'message', 'type', 'count', 'firstTimestamp', 'lastTimestamp', 'eventTime', 'action', 'reportingComponent', 'reportingInstance'];
+const FIELDS = [
+  'reason',
+  'message',
+  'type',
+  'count',
+  'firstTimestamp',
+  'lastTimestamp',
+  'eventTime',
+  'action',
+  'reportingComponent',
+  'reportingInstance',
+];
 const OBJECT_FIELDS: Record<string, string[]> = {
   metadata: ['name', 'namespace', 'uid'],
   involvedObject: ['kind', 'namespace', 'name', 'uid', 'apiVersion', 'fieldPath'],
@@ -78,7 +89,12 @@ const OBJECT_FIELDS: Record<string, string[]> = {
 
 /** eventView: the fields of an Event a region keeps — bounded, whatever the Event holds. */
 export function eventView(event: Record<string, unknown>): EventView {
-  const scalar = (value: unknown, max: number) => (typeof value === 'string' ? value.slice(0, max) : typeof value === 'number' || typeof value === 'boolean' ? value : undefined);
+  const scalar = (value: unknown, max: number) =>
+    typeof value === 'string'
+      ? value.slice(0, max)
+      : typeof value === 'number' || typeof value === 'boolean'
+        ? value
+        : undefined;
   const view: EventView = {};
   for (const field of FIELDS) {
     const value = scalar(event[field], field === 'message' ? MAX_TEXT : MAX_TEXT / 10);
@@ -99,7 +115,12 @@ export function eventView(event: Record<string, unknown>): EventView {
 
 /** timeoutBinding: `$region` of a region closed by its timeout (end = start + timeout, as recorded when it opened). */
 export function timeoutBinding(start: RegionStart): RegionBinding {
-  return { key: JSON.parse(start.key), start: { time: start.time, event: start.event }, end: { time: start.expiresAt, event: null }, endedBy: 'timeout' };
+  return {
+    key: JSON.parse(start.key),
+    start: { time: start.time, event: start.event },
+    end: { time: start.expiresAt, event: null },
+    endedBy: 'timeout',
+  };
 }
 
 /** The two sides as rules of their own, so match() evaluates them with the event's facts (built once per rule). */
@@ -108,7 +129,10 @@ function sides(rule: CompiledRule): { end: CompiledRule; start: CompiledRule } {
   let found = sidesOf.get(rule);
   if (!found) {
     const region = rule.region!;
-    found = { end: { ...rule, rule: region.end.rule, test: region.end.test }, start: { ...rule, rule: region.start.rule, test: region.start.test } };
+    found = {
+      end: { ...rule, rule: region.end.rule, test: region.end.test },
+      start: { ...rule, rule: region.start.rule, test: region.start.test },
+    };
     sidesOf.set(rule, found);
   }
   return found;
@@ -133,7 +157,12 @@ export interface RegionPairing {
  * createRegionPairing: `scratch`, for the dry runs of the CLI's `test` and the playground, records the starts
  * of dry runs so a start and its end among one run's events pair (the service's dry runs record nothing).
  */
-export function createRegionPairing(store: RegionStore, metrics: Metrics, log: Logger, scratch?: RegionStore): RegionPairing {
+export function createRegionPairing(
+  store: RegionStore,
+  metrics: Metrics,
+  log: Logger,
+  scratch?: RegionStore,
+): RegionPairing {
   /** Ends of one region in this process close one after the other (a batch holding the end twice). */
   const closing = new Map<string, Promise<unknown>>();
 
@@ -148,15 +177,25 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
       const decided = await match([endSide, startSide], input, facts);
       if (decided.failed.length > 0) {
         const cause = decided.failed[0].cause;
-        return reports('failed', { error: `region: ${decided.failed[0].error}`, retryAfterMs: cause instanceof LookupFailedError ? cause.retryAfterMs : undefined });
+        return reports('failed', {
+          error: `region: ${decided.failed[0].error}`,
+          retryAfterMs: cause instanceof LookupFailedError ? cause.retryAfterMs : undefined,
+        });
       }
       const isEnd = decided.matched.includes(endSide);
       if (!isEnd && !decided.matched.includes(startSide)) return [];
 
       let key: string;
       try {
-        key = JSON.stringify(await region.key.evaluate(input.event, { cloudevent: input.cloudevent, occurrence: input.occurrence }, deadline));
-        if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new TemplateError(`the value has more than ${MAX_KEY_BYTES} bytes as JSON`);
+        key = JSON.stringify(
+          await region.key.evaluate(
+            input.event,
+            { cloudevent: input.cloudevent, occurrence: input.occurrence },
+            deadline,
+          ),
+        );
+        if (Buffer.byteLength(key) > MAX_KEY_BYTES)
+          throw new TemplateError(`the value has more than ${MAX_KEY_BYTES} bytes as JSON`);
       } catch (err) {
         const error = `rule ${rule.name} region.key: ${describeError(err)}`;
         const guard = err instanceof TemplateError && GUARD_CODES.has(err.code ?? '');
@@ -187,11 +226,17 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
         try {
           const opened = await store.open(id, start);
           if (opened === 'full' || opened === 'team_full') {
-            const error = opened === 'full' ? 'REGION_MAX_OPEN regions are open' : `namespace ${rule.scope}'s rules hold TEAM_MAX_OPEN_REGIONS open regions`;
+            const error =
+              opened === 'full'
+                ? 'REGION_MAX_OPEN regions are open'
+                : `namespace ${rule.scope}'s rules hold TEAM_MAX_OPEN_REGIONS open regions`;
             log.warn({ ...context, error }, 'region start not recorded; the Broker will redeliver');
             return reports('failed', { error: `${error}; start not recorded`, retryAfterMs: CLAIMED_RETRY_MS * 5 });
           }
-          log.info({ ...context, key, opened: opened === 'opened' }, opened === 'opened' ? 'region opened' : 'region already open; the first start stands');
+          log.info(
+            { ...context, key, opened: opened === 'opened' },
+            opened === 'opened' ? 'region opened' : 'region already open; the first start stands',
+          );
           return reports('region_started');
         } catch (err) {
           log.warn({ ...context, error: describeError(err) }, 'region start not recorded; the Broker will redeliver');
@@ -216,7 +261,12 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
           await scratch.claim(id, token, 0);
           await scratch.clear(id, token, recorded.scope);
         }
-        return deliverAll({ key: JSON.parse(key), start: { time: start.time, event: start.event }, end, endedBy: 'end' });
+        return deliverAll({
+          key: JSON.parse(key),
+          start: { time: start.time, event: start.event },
+          end,
+          endedBy: 'end',
+        });
       }
 
       const before = closing.get(id);
@@ -231,13 +281,22 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
           return reports('failed', { error: `region not read: ${describeError(err)}` });
         }
         if (claim.status === 'none') return unmatched('no open region for its key');
-        if (claim.status === 'claimed') return reports('failed', { error: 'the region is being closed by another delivery', retryAfterMs: CLAIMED_RETRY_MS });
+        if (claim.status === 'claimed')
+          return reports('failed', {
+            error: 'the region is being closed by another delivery',
+            retryAfterMs: CLAIMED_RETRY_MS,
+          });
         const { start } = claim;
         if (start.time > time) {
           await store.release(id, token).catch(() => undefined);
           return unmatched('it happened before the open region started');
         }
-        const delivered = await deliverAll({ key: JSON.parse(key), start: { time: start.time, event: start.event }, end, endedBy: 'end' });
+        const delivered = await deliverAll({
+          key: JSON.parse(key),
+          start: { time: start.time, event: start.event },
+          end,
+          endedBy: 'end',
+        });
         if (delivered.some((report) => report.outcome === 'failed')) {
           await store.release(id, token).catch(() => undefined); // else it is freed when the claim ends
           return delivered;
@@ -246,7 +305,10 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
           await store.clear(id, token, start.scope);
         } catch (err) {
           // Delivered, but the region is still there: the redelivery finds it delivered (dedup) and clears it.
-          return [...delivered, ...reports('failed', { error: `region delivered but not cleared: ${describeError(err)}` }).slice(0, 1)];
+          return [
+            ...delivered,
+            ...reports('failed', { error: `region delivered but not cleared: ${describeError(err)}` }).slice(0, 1),
+          ];
         }
         metrics.regionsClosed.inc({ rule: rule.name, how: 'end' });
         log.info({ ...context, key, startedAt: new Date(start.time).toISOString() }, 'region closed by its end');

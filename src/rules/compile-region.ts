@@ -34,8 +34,14 @@ export function compileRegion(
     return { conditions: spec.conditions };
   }
   const before = problems.length;
-  if (spec.throttle) problems.push(`${where}.throttle: a region rule sends once per start and end already; remove throttle (or the region)`);
-  if (shadow) problems.push(`${where}.region: a shadow rule cannot have a region (a shadow rule records nothing, so it could never pair a start with its end)`);
+  if (spec.throttle)
+    problems.push(
+      `${where}.throttle: a region rule sends once per start and end already; remove throttle (or the region)`,
+    );
+  if (shadow)
+    problems.push(
+      `${where}.region: a shadow rule cannot have a region (a shadow rule records nothing, so it could never pair a start with its end)`,
+    );
   const side = (name: 'start' | 'end'): RegionSide | undefined => {
     const built = buildRule(`${spec.name} (region ${name})`, region[name], budget);
     problems.push(...built.problems.map((p) => `${where}.region.${name}${p.replace(/^conditions/, '')}`));
@@ -46,7 +52,8 @@ export function compileRegion(
   let timeoutMs = 0;
   try {
     timeoutMs = parseDuration(region.timeout);
-    if (!(timeoutMs > 0) || timeoutMs > MAX_REGION_TIMEOUT_MS) problems.push(`${where}.region.timeout: ${JSON.stringify(region.timeout)} must be more than 0 and at most 24h`);
+    if (!(timeoutMs > 0) || timeoutMs > MAX_REGION_TIMEOUT_MS)
+      problems.push(`${where}.region.timeout: ${JSON.stringify(region.timeout)} must be more than 0 and at most 24h`);
   } catch (err) {
     problems.push(`${where}.region.timeout: ${(err as Error).message}`);
   }
@@ -60,6 +67,8 @@ export function compileRegion(
   const either = { any: [region.start, region.end] };
   // Top-level `all` leaves stay at the top, where the rule index looks for `equal`/`in` conditions.
   const own = spec.conditions as { all?: unknown[] } | undefined;
-  const conditions = (own === undefined ? either : Array.isArray(own.all) ? { all: [...own.all, either] } : { all: [own, either] }) as TopLevelCondition;
+  const conditions = (
+    own === undefined ? either : Array.isArray(own.all) ? { all: [...own.all, either] } : { all: [own, either] }
+  ) as TopLevelCondition;
   return { region: { key, start, end, timeoutMs }, conditions };
 }

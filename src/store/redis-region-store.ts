@@ -64,13 +64,36 @@ return 1`;
 export type RegionCommand = <T>(command: () => Promise<T>) => Promise<T>;
 
 interface Scripts {
-  regionOpen(hash: string, due: string, team: string, start: string, at: number, id: string, maxOpen: number, keepMs: number, teamMax: string, now: number): Promise<number>;
-  regionClaim(hash: string, due: string, token: string, now: number, holdMs: number, id: string): Promise<[number, string?]>;
+  regionOpen(
+    hash: string,
+    due: string,
+    team: string,
+    start: string,
+    at: number,
+    id: string,
+    maxOpen: number,
+    keepMs: number,
+    teamMax: string,
+    now: number,
+  ): Promise<number>;
+  regionClaim(
+    hash: string,
+    due: string,
+    token: string,
+    now: number,
+    holdMs: number,
+    id: string,
+  ): Promise<[number, string?]>;
   regionClear(hash: string, due: string, team: string, token: string, id: string): Promise<number>;
   regionRelease(hash: string, due: string, token: string, id: string, retryAt: string): Promise<number>;
 }
 
-export function createRedisRegionStore(redis: Redis, command: RegionCommand, limits: RegionLimits, now: () => number = Date.now): RegionStore {
+export function createRedisRegionStore(
+  redis: Redis,
+  command: RegionCommand,
+  limits: RegionLimits,
+  now: () => number = Date.now,
+): RegionStore {
   redis.defineCommand('regionOpen', { numberOfKeys: 3, lua: OPEN });
   redis.defineCommand('regionClaim', { numberOfKeys: 2, lua: CLAIM });
   redis.defineCommand('regionClear', { numberOfKeys: 3, lua: CLEAR });
@@ -83,7 +106,18 @@ export function createRedisRegionStore(redis: Redis, command: RegionCommand, lim
       command(async () => {
         const keepMs = Math.max(1, start.expiresAt - now()) + KEEP_PAST_TIMEOUT_MS;
         const teamMax = start.scope === undefined ? '' : String(limits.maxOpenPerTeam);
-        const opened = await scripts.regionOpen(hash(id), DUE, team(start.scope), JSON.stringify(start), start.expiresAt, id, limits.maxOpen, keepMs, teamMax, now());
+        const opened = await scripts.regionOpen(
+          hash(id),
+          DUE,
+          team(start.scope),
+          JSON.stringify(start),
+          start.expiresAt,
+          id,
+          limits.maxOpen,
+          keepMs,
+          teamMax,
+          now(),
+        );
         return opened === 1 ? 'opened' : opened === 0 ? 'open' : opened === -1 ? 'full' : 'team_full';
       }),
     peek: (id) =>
@@ -93,13 +127,25 @@ export function createRedisRegionStore(redis: Redis, command: RegionCommand, lim
       }),
     claim: (id, token, holdMs) =>
       command(async () => {
-        const [status, start] = await scripts.regionClaim(hash(id), DUE, token, now(), Math.max(1, Math.round(holdMs)), id);
+        const [status, start] = await scripts.regionClaim(
+          hash(id),
+          DUE,
+          token,
+          now(),
+          Math.max(1, Math.round(holdMs)),
+          id,
+        );
         if (status === 0) return { status: 'none' } as const;
         if (status === 1) return { status: 'claimed' } as const;
         return { status: 'taken', start: JSON.parse(start!) as RegionStart } as const;
       }),
-    clear: (id, token, scope) => command(async () => void (await scripts.regionClear(hash(id), DUE, team(scope), token, id))),
-    release: (id, token, retryAt) => command(async () => void (await scripts.regionRelease(hash(id), DUE, token, id, retryAt === undefined ? '' : String(retryAt)))),
+    clear: (id, token, scope) =>
+      command(async () => void (await scripts.regionClear(hash(id), DUE, team(scope), token, id))),
+    release: (id, token, retryAt) =>
+      command(
+        async () =>
+          void (await scripts.regionRelease(hash(id), DUE, token, id, retryAt === undefined ? '' : String(retryAt))),
+      ),
     due: (at, limit) => command(() => redis.zrangebyscore(DUE, '-inf', at, 'LIMIT', 0, limit)),
     size: () => command(() => redis.zcard(DUE)),
   };

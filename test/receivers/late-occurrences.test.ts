@@ -3,7 +3,7 @@
  * to another that already delivered a newer count is still delivered — never answered 2xx unsent.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { redisBehindSink } from '../support/redis-behind-sink.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
 import { needs } from '../support/needs.js';

@@ -3,12 +3,12 @@
  * restart, throttles are shared, and a Redis outage fails open (sends, counts the store error).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { redisBehindSink } from '../support/redis-behind-sink.js';
 import { startRedis } from '../support/real-receivers.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
 import { needs } from '../support/needs.js';
-import { startService, type RunningService } from '../support/running-service.js';
+import { startService } from '../support/running-service.js';
 import { closedPort } from '../support/ports.js';
 
 const rules = (sinkUrl: string) => ({

@@ -4,11 +4,11 @@
  * is delivered once by replicas that all sweep, and a start Redis cannot record is answered 503.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { redisBehindSink } from '../support/redis-behind-sink.js';
 import { loadFixture, withEvent } from '../support/fixtures.js';
 import { needs } from '../support/needs.js';
-import { startService, type RunningService } from '../support/running-service.js';
+import { startService } from '../support/running-service.js';
 
 const rules = (sinkUrl: string) => ({
   'regions.yaml': `
@@ -34,7 +34,13 @@ const nodeEvent = (node: string, reason: 'NodeNotReady' | 'NodeReady', at: numbe
     const time = new Date(at).toISOString().replace(/\.\d+Z$/, 'Z');
     body.metadata = { name: `${node}.${++uid}`, namespace: 'default', uid: `${node}-${reason}-${at}` };
     body.involvedObject = { kind: 'Node', name: node, uid: node };
-    Object.assign(body, { reason, message: `Node ${node} status is now: ${reason}`, firstTimestamp: time, lastTimestamp: time, count: 1 });
+    Object.assign(body, {
+      reason,
+      message: `Node ${node} status is now: ${reason}`,
+      firstTimestamp: time,
+      lastTimestamp: time,
+      count: 1,
+    });
     headers['ce-id'] = `${node}-${reason}-${at}`;
     headers['ce-namespace'] = 'default';
   });
@@ -69,7 +75,10 @@ describe('change regions in Redis', { skip: needs('redis-server') }, () => {
       assert.equal((await second_.post(nodeEvent('n1', 'NodeReady', started + 1000))).status, 204);
       const [annotation] = sentFor('/grafana', 'n1');
       assert.equal(sentFor('/grafana', 'n1').length, 1);
-      assert.deepEqual([(annotation.json() as any).time, (annotation.json() as any).timeEnd], [started, started + 1000]);
+      assert.deepEqual(
+        [(annotation.json() as any).time, (annotation.json() as any).timeEnd],
+        [started, started + 1000],
+      );
       const [event] = sentFor('/wavefront', 'n1');
       assert.equal(sentFor('/wavefront', 'n1').length, 1);
       assert.deepEqual([(event.json() as any).startTime, (event.json() as any).endTime], [started, started + 1000]);
@@ -118,7 +127,11 @@ describe('change regions in Redis', { skip: needs('redis-server') }, () => {
       const body = sentFor('/grafana', 'n6')[0].json() as any;
       assert.deepEqual([body.time, body.timeEnd], [at, at + 3000]);
       assert.match(body.text, /NodeNotReady → no end within the timeout/);
-      assert.equal((await a.metric('kube_event_rules_regions_closed_total', { how: 'timeout' })) + (await b.metric('kube_event_rules_regions_closed_total', { how: 'timeout' })), 1);
+      assert.equal(
+        (await a.metric('kube_event_rules_regions_closed_total', { how: 'timeout' })) +
+          (await b.metric('kube_event_rules_regions_closed_total', { how: 'timeout' })),
+        1,
+      );
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }
@@ -132,7 +145,10 @@ describe('change regions in Redis', { skip: needs('redis-server') }, () => {
     try {
       await waitUntil('the timeout of n7', () => sentFor('/wavefront', 'n7').length > 0);
       const event = sentFor('/wavefront', 'n7')[0].json() as any;
-      assert.deepEqual([event.startTime, event.endTime, event.annotations.endedBy], [started, started + 3000, 'timeout']);
+      assert.deepEqual(
+        [event.startTime, event.endTime, event.annotations.endedBy],
+        [started, started + 3000, 'timeout'],
+      );
     } finally {
       await next.stop();
     }

@@ -9,7 +9,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { redisBehindSink } from '../support/redis-behind-sink.js';
 import { bodyOf, loadFixture, withEvent } from '../support/fixtures.js';
 import { needs } from '../support/needs.js';

@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { createMemoryRegionStore, type RegionLimits, type RegionStart, type RegionStore } from '../../src/store/region-store.js';
+import {
+  createMemoryRegionStore,
+  type RegionLimits,
+  type RegionStart,
+  type RegionStore,
+} from '../../src/store/region-store.js';
 import { createRedisRegionStore } from '../../src/store/redis-region-store.js';
 import { needs } from '../support/needs.js';
 import { startRedis } from '../support/real-receivers.js';
@@ -24,7 +29,11 @@ const start = (rule: string, time: number, options: { scope?: string; expiresAt?
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function contract(name: string, make: (limits: RegionLimits) => Promise<RegionStore>, skip: false | string = false): void {
+function contract(
+  name: string,
+  make: (limits: RegionLimits) => Promise<RegionStore>,
+  skip: false | string = false,
+): void {
   describe(`${name} region store`, { skip }, () => {
     it('the first start wins; a claim is taken once at a time, cleared and released by its token only', async () => {
       const store = await make({ maxOpen: 100, maxOpenPerTeam: 10 });
