@@ -36,7 +36,7 @@ rules:
 const port = await closedPort();
 const svc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', RULES_DIR: rulesDir, REDIS_URL: redis.url, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
 let warnLines = 0;
-svc.stdout!.on('data', (d: Buffer) => (warnLines += d.toString().split('\n').filter((l) => l.includes('redis')).length));
+svc.stdout.on('data', (d: Buffer) => (warnLines += d.toString().split('\n').filter((l) => l.includes('redis')).length));
 for (let i = 0; i < 300; i++) { if (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)) break; await new Promise((r) => setTimeout(r, 50)); }
 const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${svc.pid}/status`, 'utf8'))![1]) / 1024;
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });

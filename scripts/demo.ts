@@ -30,7 +30,7 @@ const records: Record<string, any>[] = [];
 let resolvePort: (port: number) => void;
 const port = new Promise<number>((resolve) => (resolvePort = resolve));
 let rulesLoaded = false;
-createInterface({ input: child.stdout! }).on('line', (line) => {
+createInterface({ input: child.stdout }).on('line', (line) => {
   try {
     const record = JSON.parse(line) as Record<string, any>;
     records.push(record);

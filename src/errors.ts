@@ -35,7 +35,7 @@ export class ConfigurationError extends Error {
 /** describeError gives a one-line message for anything thrown, including JSONata's plain-object errors. */
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
-  if (err && typeof err === 'object' && 'message' in err) return String((err as { message: unknown }).message);
+  if (err && typeof err === 'object' && 'message' in err) return String(err.message);
   return String(err);
 }
 

@@ -128,7 +128,7 @@ function keyFetch(settings: OidcSettings): FetchImplementation {
     const headers = Object.fromEntries(new Headers(options.headers));
     if (settings.fetchTokenFile && trusted.has(originOf(String(url)))) headers.authorization = `Bearer ${readFileSync(settings.fetchTokenFile, 'utf8').trim()}`;
     return undiciFetch(url, { ...options, headers, dispatcher });
-  }) as FetchImplementation;
+  });
 }
 
 function originOf(url: string): string {

@@ -63,7 +63,7 @@ function createHttpAttempts(options: HttpSenderOptions): Sender {
     let draining = false;
     try {
       const res = await undiciRequest(request.url, {
-        method: request.method as Dispatcher.HttpMethod,
+        method: request.method,
         headers: request.headers,
         body: request.body,
         dispatcher: dispatchers.for(request.transport),

@@ -30,7 +30,7 @@ export function toCoreV1(raw: Raw): KubeEvent {
     ...raw,
     apiVersion: text(raw.apiVersion),
     kind: text(raw.kind) ?? 'Event',
-    metadata: isObject(raw.metadata) ? (raw.metadata as KubeEvent['metadata']) : {},
+    metadata: isObject(raw.metadata) ? raw.metadata : {},
     involvedObject,
     reason: text(raw.reason),
     message: typeof raw.message === 'string' ? raw.message : typeof raw.note === 'string' ? raw.note : '',

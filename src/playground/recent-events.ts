@@ -50,7 +50,7 @@ export class RecentEvents {
 }
 
 function toRecorded(event: CloudEvent<unknown>, receivedAt: string): RecordedEvent {
-  const attributes = event.toJSON() as Record<string, unknown>;
+  const attributes = event.toJSON();
   const headers: Record<string, string> = { 'content-type': String(attributes.datacontenttype ?? 'application/json') };
   for (const [name, value] of Object.entries(attributes)) {
     if (name === 'data' || name === 'data_base64' || name === 'datacontenttype' || value === undefined) continue;
@@ -58,7 +58,7 @@ function toRecorded(event: CloudEvent<unknown>, receivedAt: string): RecordedEve
   }
   const data = event.data;
   const raw = typeof data === 'string' || Buffer.isBuffer(data) || data instanceof Uint8Array;
-  const file = raw ? { headers, bodyEncoding: 'raw', body: Buffer.from(data as Uint8Array | string).toString('utf8') } : { headers, body: data ?? null };
+  const file = raw ? { headers, bodyEncoding: 'raw', body: Buffer.from(data).toString('utf8') } : { headers, body: data ?? null };
   const involved = ((data ?? {}) as { involvedObject?: { kind?: string; name?: string }; regarding?: { kind?: string; name?: string }; reason?: string });
   const object = involved.involvedObject ?? involved.regarding;
   const label = knownSecrets.redact(

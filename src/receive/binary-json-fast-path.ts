@@ -58,5 +58,5 @@ export function fastBinaryJson(headers: IncomingHttpHeaders, body: string): Clou
   } catch {
     return undefined; // the SDK words the error
   }
-  return new CloudEvent({ ...event, data } as CloudEvent<unknown>, false);
+  return new CloudEvent({ ...event, data }, false);
 }

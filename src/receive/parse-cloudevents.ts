@@ -112,7 +112,7 @@ function toInvalid(err: unknown): InvalidEventError {
     const errors = (err.errors ?? []) as unknown[];
     const details = errors.map((e) =>
       typeof e === 'object' && e !== null && 'message' in e
-        ? `${String((e as { instancePath?: string }).instancePath || 'event')} ${String((e as { message: unknown }).message)}`
+        ? `${String((e as { instancePath?: string }).instancePath || 'event')} ${String(e.message)}`
         : String(e),
     );
     return new InvalidEventError(400, 'invalid CloudEvent', details.length > 0 ? details.join('; ') : err.message);

@@ -241,7 +241,7 @@ function binary(op: string, lhs: Evaluator | undefined, rhs: Evaluator | undefin
         const b = rhs(c);
         if ((a !== undefined && !finite(a)) || (b !== undefined && !finite(b))) bail();
         if (a === undefined || b === undefined) return undefined;
-        const result = arithmetic(a as number, b as number);
+        const result = arithmetic(a, b);
         return finite(result) ? result : bail();
       };
     }

@@ -65,7 +65,7 @@ export function* compileDocumentSteps(document: unknown, source: string, options
     if (!validateRule(rule)) ruleErrors.push(...(validateRule.errors ?? []).map((e) => ({ ...e, instancePath: `/rules/${i}${e.instancePath}` })));
   }
   if (ruleErrors.length > 0) return { problems: schemaProblems(ruleErrors, document) };
-  const doc = document as unknown as RuleDocument;
+  const doc = document as RuleDocument;
   const problems: string[] = [];
   const destinations = new Map<string, CompiledDestination>();
   for (const [name, spec] of Object.entries(doc.destinations ?? {})) {

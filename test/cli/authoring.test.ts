@@ -163,7 +163,7 @@ rules:
     const { results } = await runTests({ rules: [join(dir, 'rules.yaml')], secrets: [], events: [join(EXAMPLES_DIR, 'hpa-successful-rescale-up-resource-add.json')], json: true, updateExpect: false }, noStdin);
     const action = 'actions' in results[0] ? results[0].actions[0] : undefined;
     assert.equal(action?.outcome, 'error');
-    assert.match(action!.error!, /secretKeyRef hook\/token: no Kubernetes cluster is configured/);
+    assert.match(action.error!, /secretKeyRef hook\/token: no Kubernetes cluster is configured/);
   });
 
   it('compares with a golden file: passes when equal, exits 1 with a readable diff when not', async () => {

@@ -134,7 +134,7 @@ rules:
       });
       let stdout = '';
       let ready = false;
-      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       try {
         for (let i = 0; i < 200 && !ready; i++) {
           const port = /"port":(\d+)/.exec(stdout)?.[1];

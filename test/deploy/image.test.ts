@@ -89,8 +89,8 @@ describe('the image (final stage reproduced without a Docker engine)', () => {
         ? spawn('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', program, ...args], { cwd: at(stage.workdir), env: { ...env, PORT: String(port), HOST: '127.0.0.1', CLUSTER: 'off' }, stdio: ['ignore', 'pipe', 'pipe'] })
         : spawn(program, args, { cwd: at(stage.workdir), env: { ...env, PORT: String(port), HOST: '127.0.0.1', CLUSTER: 'off' }, stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';
-      child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
       try {
         const deadline = Date.now() + 20_000;
         let ready = false;

@@ -22,7 +22,7 @@ describe('connectKube', () => {
     try {
       const connection = await connectKube({ KUBECONFIG: await fake.kubeconfigFile(), HOME: noServiceAccount }, noServiceAccount);
       assert.equal(connection?.namespace, 'observability');
-      assert.match(connection!.description, new RegExp(`Kubernetes API ${fake.url.replace(/[.]/g, '\\.')} \\(kubeconfig`));
+      assert.match(connection.description, new RegExp(`Kubernetes API ${fake.url.replace(/[.]/g, '\\.')} \\(kubeconfig`));
     } finally {
       await fake.close();
     }
@@ -58,7 +58,7 @@ rules:
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const records: Record<string, any>[] = [];
-    createInterface({ input: child.stdout! }).on('line', (line) => line.startsWith('{') && records.push(JSON.parse(line) as Record<string, any>));
+    createInterface({ input: child.stdout }).on('line', (line) => line.startsWith('{') && records.push(JSON.parse(line) as Record<string, any>));
     try {
       await waitUntil('ready', () => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false), 15_000);
       await waitUntil('the log says it connected', () => records.some((r) => r.msg === 'connected to Kubernetes' && String(r.cluster).includes(fake.url)), 10_000);

@@ -156,7 +156,7 @@ describe('a destination\'s own proxy is held to the scope\'s destination hosts',
     const problems = (proxyUrl: string) => {
       const document = documentWith(proxyUrl);
       const { compiled } = compileDocument(document, 'configmap:shop/r/k', { timeoutMs: 100 });
-      return policy.checkDocument(document as never, compiled!, 'shop');
+      return policy.checkDocument(document, compiled!, 'shop');
     };
     assert.deepEqual(problems('http://proxy.example.com:3128'), []);
     assert.deepEqual(problems('http://10.0.0.7:8080'), [

@@ -21,7 +21,7 @@ function cloudEvent(name: string, type?: string): CloudEvent<unknown> {
 function inputOf(ce: CloudEvent<unknown>, tracker = new OccurrenceTracker(100)) {
   const normalized = normalize(ce, tracker);
   assert.equal(normalized.kind, 'input');
-  return (normalized as Extract<typeof normalized, { kind: 'input' }>).input;
+  return normalized.input;
 }
 
 describe('toCoreV1', () => {

@@ -88,7 +88,7 @@ rules:
           controller.close();
         },
       });
-      const chunked = await fetch(`${svc.url}/`, { method: 'POST', headers, body: stream, duplex: 'half' } as RequestInit);
+      const chunked = await fetch(`${svc.url}/`, { method: 'POST', headers, body: stream, duplex: 'half' });
       assert.equal(chunked.status, 429, await chunked.text());
 
       const small = await svc.post(event('Pulled', 'small', 'small'));

@@ -281,10 +281,10 @@ rules:
       env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', RULES_DIR: rulesDir, LOG_LEVEL: 'warn', MAX_BODY_BYTES: String(8 * 1024 * 1024), DELIVERY_ATTEMPTS: '2', DELIVERY_DEADLINE_SECONDS: '3', RETRY_AFTER_MAX_SECONDS: '1', BREAKER_FAILURES: '50', BREAKER_OPEN_SECONDS: '0.2' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    createInterface({ input: service.stdout! }).on('line', (line) => {
+    createInterface({ input: service.stdout }).on('line', (line) => {
       if (/unhandled|uncaught/i.test(line)) problems.push(line);
     });
-    service.stderr!.on('data', (d: Buffer) => problems.push(d.toString()));
+    service.stderr.on('data', (d: Buffer) => problems.push(d.toString()));
     let exited = false;
     service.on('exit', () => (exited = true));
     for (let i = 0; !(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)); i++) {
@@ -433,10 +433,10 @@ rules:${hostileRule('nested-alternation', '^(a|a)+$')}${hostileRule('digit-or-wo
       env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', RULES_DIR: rulesDir, LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    createInterface({ input: service.stdout! }).on('line', (line) => {
+    createInterface({ input: service.stdout }).on('line', (line) => {
       if (/unhandled|uncaught/i.test(line)) problems.push(line);
     });
-    service.stderr!.on('data', (d: Buffer) => problems.push(d.toString()));
+    service.stderr.on('data', (d: Buffer) => problems.push(d.toString()));
     let exited = false;
     service.on('exit', () => (exited = true));
     for (let i = 0; !(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)); i++) {

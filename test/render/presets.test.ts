@@ -25,7 +25,7 @@ async function render(preset: string, fixture: string, fields?: Record<string, u
   const ce = new CE({ specversion: '1.0', id: f.headers['ce-id'], source: f.headers['ce-source'], type: f.headers['ce-type'], data: f.body });
   const normalized = normalize(ce, new OccurrenceTracker(10));
   assert.equal(normalized.kind, 'input');
-  const input = (normalized as Extract<typeof normalized, { kind: 'input' }>).input;
+  const input = normalized.input;
   const bindings = { cloudevent: input.cloudevent, rule: { name: `p-${preset}`, description: '' }, occurrence: input.occurrence, change: input.change, object: null, owner: null, namespace: null };
   const request = await renderRequest(rules[0].actions[0], { input: input.event, bindings, secrets: NO_CLUSTER_SECRETS, env: { PD_KEY: 'R0UTINGKEY' } });
   return { request, body: JSON.parse(request.body), occurrence: input.occurrence };

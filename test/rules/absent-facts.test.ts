@@ -62,7 +62,7 @@ describe('absent facts', () => {
   });
 
   it('a {not: …} group negates the whole condition: not(absent path equal x) is true', async () => {
-    const { rule, test } = buildRule('r', { not: { fact: 'event', path: '$.missing', operator: 'equal', value: 'x' } } as never);
+    const { rule, test } = buildRule('r', { not: { fact: 'event', path: '$.missing', operator: 'equal', value: 'x' } });
     const compiled = { name: 'r', description: '', source: 't', on: new Set(['add']), conditions: {}, rule, test, actions: [] } as unknown as CompiledRule;
     const input = { cloudevent: {}, event: EVENT, change: 'add', occurrence: 'o' } as never;
     assert.equal((await match([compiled], input, NO_FACTS)).matched.length, 1);

@@ -50,7 +50,7 @@ describe('rule documents', () => {
   const cases: { name: string; text: string; want: RegExp }[] = [
     { name: 'YAML syntax error with line and column', text: 'rules: [\n  { name: x', want: /YAML line \d+, column \d+/ },
     { name: 'unknown top-level field', text: `${VALID}\nextra: 1`, want: /unknown field "extra"/ },
-    { name: 'rule without actions', text: VALID.replace(/    actions:[\s\S]*$/, ''), want: /rules\[0\] \(hpa\): must have required property 'actions'/ },
+    { name: 'rule without actions', text: VALID.replace(/ {4}actions:[\s\S]*$/, ''), want: /rules\[0\] \(hpa\): must have required property 'actions'/ },
     { name: 'unknown destination', text: VALID.replace('destination: out', 'destination: nowhere'), want: /rules\[0\] \(hpa\)\.actions\[0\]\.destination: "nowhere" is not a destination of this document \(known: out, hook\)/ },
     { name: 'JSONata syntax error with line, column and caret', text: VALID.replace(`'{ "text": message }'`, `'{ "text": message message }'`), want: /actions\[0\]\.body: S0202: .* at line 1, column 19\n .*\n +\^/ },
     { name: 'unknown operator', text: VALID.replace('operator: equal', 'operator: equals'), want: /conditions\.all\[0\]\.operator: unknown operator "equals"/ },

@@ -55,7 +55,7 @@ async function startIssuer(tls?: { cert: string; key: string }): Promise<{ url: 
       res.end('{}');
     }
   };
-  const server: Server = tls ? (createHttpsServer(tls, handle) as unknown as Server) : createServer(handle);
+  const server: Server = tls ? createHttpsServer(tls, handle) : createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   issuer.url = url;
@@ -137,7 +137,7 @@ describe('authenticated endpoints', () => {
   ] as const) {
     it(`refuses ${name}: 401 invalid_token, counted, the token never logged`, async () => {
       const signingKey = key === 'attacker' ? (await generateKeyPair('RS256')).privateKey : undefined;
-      const token = await issuer.sign(claims as Claims, signingKey);
+      const token = await issuer.sign(claims, signingKey);
       const before = await refused('invalid_credential');
       const answer = await post(`Bearer ${token}`);
       assert.equal(answer.status, 401, answer.text);

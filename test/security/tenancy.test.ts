@@ -155,7 +155,7 @@ describe('tenancy: a hostile team in a namespace that sorts first', () => {
     const base = backoffRule('quota', `${sink.url}/quota`);
     await applyAttack('huge.yaml', `${base}\n# ${'x'.repeat(70_000)}\n`);
     await refusedOnOffender('huge.yaml', /the document has \d+ bytes; a team's rule document may have at most 65536 \(TEAM_MAX_DOCUMENT_BYTES\)/);
-    await applyAttack('actions.yaml', base.replace(/      - destination: hook\n        body: .*\n/, (action) => action.repeat(6)));
+    await applyAttack('actions.yaml', base.replace(/ {6}- destination: hook\n {8}body: .*\n/, (action) => action.repeat(6)));
     await refusedOnOffender('actions.yaml', /rules\[0\] \(quota\)\.actions: 6 actions; a team's rule may have at most 5 \(TEAM_MAX_ACTIONS_PER_RULE\)/);
     await applyAttack('template.yaml', backoffRule('quota', `${sink.url}/quota`, { body: `'{ "pad": "${'y'.repeat(5000)}" }'` }));
     await refusedOnOffender('template.yaml', /rules\[0\] \(quota\)\.actions\[0\]\.body: the expression has \d+ bytes; a team's may have at most 4096 \(TEAM_MAX_TEMPLATE_BYTES\)/);

@@ -73,7 +73,7 @@ describe('rule ConfigMaps on a real API server, service on its own ServiceAccoun
     await waitUntil('the error is in /status', async () => ((await rulesOf('team-rules'))?.errors.length ?? 0) > 0, 30_000);
     const status = await rulesOf('team-rules');
     assert.equal(status?.rules.join(), teamRules('team-a-backoff', 'team-a-backoff-2'), 'the last good version stays in force');
-    assert.match(status!.errors.join('\n'), /equalz/);
+    assert.match(status.errors.join('\n'), /equalz/);
 
     let events: { items: Record<string, any>[] } = { items: [] };
     await waitUntil(
