@@ -16,6 +16,9 @@ import { parseAllDocuments } from 'yaml';
 import { closedPort } from '../test/support/ports.js';
 import { loadFixture } from '../test/support/fixtures.js';
 
+/** What the bench reads of deploy/base/deployment.yaml. */
+type Manifest = { kind?: string; spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } } };
+
 const ACTIONS = 50;
 const sink = createServer((req, res) => {
   req.resume();
@@ -33,7 +36,9 @@ const dockerfile = await readFile(new URL('../Dockerfile', import.meta.url), 'ut
 const entrypoint = JSON.parse(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)![1]) as string[];
 const nodeArgs = entrypoint.slice(1, entrypoint.indexOf('dist/main.js'));
 const manifest = await readFile(new URL('../deploy/base/deployment.yaml', import.meta.url), 'utf8');
-const deployment = parseAllDocuments(manifest).map((d) => d.toJS()).find((d) => d?.kind === 'Deployment');
+const deployment = parseAllDocuments(manifest)
+  .map((d) => d.toJS() as Manifest | null)
+  .find((d) => d?.kind === 'Deployment');
 const env = (deployment?.spec?.template?.spec?.containers?.[0]?.env ?? []) as { name: string; value?: string }[];
 const nodeOptions = env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
 

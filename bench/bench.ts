@@ -26,6 +26,9 @@ import { measurePipeline } from './pipeline-rate.js';
 import { closedPort } from '../test/support/ports.js';
 import { createTestPki } from '../test/support/test-pki.js';
 
+/** What the bench reads of deploy/base/deployment.yaml. */
+type Manifest = { kind?: string; spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } } };
+
 const quick = process.argv.includes('--quick');
 const soak = process.argv.includes('--soak');
 const soakOnly = process.argv.includes('--soak-only');
@@ -74,7 +77,9 @@ async function readDeployedNode(): Promise<{ args: string[]; nodeOptions: string
   const args = entrypoint.slice(1, entrypoint.indexOf('dist/main.js'));
   if (process.env.NODE_OPTIONS !== undefined) return { args, nodeOptions: process.env.NODE_OPTIONS };
   const manifest = await readFile(new URL('../deploy/base/deployment.yaml', import.meta.url), 'utf8');
-  const deployment = parseAllDocuments(manifest).map((d) => d.toJS()).find((d) => d?.kind === 'Deployment');
+  const deployment = parseAllDocuments(manifest)
+    .map((d) => d.toJS() as Manifest | null)
+    .find((d) => d?.kind === 'Deployment');
   const env = (deployment?.spec?.template?.spec?.containers?.[0]?.env ?? []) as { name: string; value?: string }[];
   return { args, nodeOptions: env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '' };
 }

@@ -20,6 +20,7 @@ app.use(async (ctx) => {
   ctx.status = 204;
   ctx.body = null;
 });
-const server = createServer(app.callback());
+const handle = app.callback(); // answers its own errors: its promise never rejects
+const server = createServer((req, res) => void handle(req, res));
 server.keepAliveTimeout = 65_000;
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1');

@@ -47,7 +47,7 @@ let phase = 'before';
 let n = 0;
 const post = () => new Promise<void>((resolve) => {
   const i = n++;
-  const f = withEvent(template, (b, h) => { b.metadata.uid = `m-${i}`; h['ce-id'] = `m-${i}`; });
+  const f = withEvent(template, (b, h) => { (b.metadata as { uid: string }).uid = `m-${i}`; h['ce-id'] = `m-${i}`; });
   const body = bodyOf(f); const p = phase; const t = performance.now();
   const req = request(`http://127.0.0.1:${port}/`, { method: 'POST', agent, headers: { ...f.headers, 'content-length': Buffer.byteLength(body) } }, (res) => { res.resume(); res.on('end', () => { phases[p].push(performance.now() - t); resolve(); }); });
   req.on('error', () => resolve()); req.end(body);

@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 
 const template = JSON.parse(readFileSync(new URL('../examples/events/hpa-successful-rescale-up-resource-add.json', import.meta.url), 'utf8')) as {
   headers: Record<string, string>;
-  body: Record<string, any>;
+  body: { metadata: Record<string, unknown>; involvedObject: Record<string, unknown>; [field: string]: unknown };
 };
 
 /** Reason mix roughly as seen in busy clusters: mostly pod lifecycle noise, a few warnings, rare HPA moves. */
@@ -31,7 +31,7 @@ const TOTAL_WEIGHT = REASONS.reduce((sum, [, , , w]) => sum + w, 0);
 export const NAMESPACES = 100;
 
 /** Placeholders in the body template, filled per event by string concatenation (the load generator must stay cheap). */
-const SLOTS = ['UID', 'NAME', 'NAMESPACE', 'KIND', 'REASON', 'TYPE', 'OBJECT'] as const;
+type Slot = 'UID' | 'NAME' | 'NAMESPACE' | 'KIND' | 'REASON' | 'TYPE' | 'OBJECT';
 const slot = (name: string) => `@@${name}@@`;
 const BODY_PARTS = JSON.stringify({
   ...template.body,
@@ -55,9 +55,9 @@ export function event(i: number, namespaces = NAMESPACES): { headers: Record<str
   }
   const [reason, type, kind] = chosen;
   const namespace = `ns-${i % namespaces}`;
-  const values: Record<(typeof SLOTS)[number], string> = { UID: `bench-${i}`, NAME: `obj-${i}.17cf4ffb2470c4d5`, NAMESPACE: namespace, KIND: kind, REASON: reason, TYPE: type, OBJECT: `obj-${i}` };
+  const values: Record<Slot, string> = { UID: `bench-${i}`, NAME: `obj-${i}.17cf4ffb2470c4d5`, NAMESPACE: namespace, KIND: kind, REASON: reason, TYPE: type, OBJECT: `obj-${i}` };
   let body = '';
-  for (let k = 0; k < BODY_PARTS.length; k++) body += k % 2 === 0 ? BODY_PARTS[k] : values[BODY_PARTS[k] as (typeof SLOTS)[number]];
+  for (let k = 0; k < BODY_PARTS.length; k++) body += k % 2 === 0 ? BODY_PARTS[k] : values[BODY_PARTS[k] as Slot];
   return { headers: { ...template.headers, 'ce-id': `bench-${i}`, 'ce-namespace': namespace }, body };
 }
 

@@ -26,15 +26,28 @@ const env = {
   SLACK_WEBHOOK_URL: `${sink.url}/slack/services/T000/B000/XXXX`,
 };
 const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-const records: Record<string, any>[] = [];
+/** The fields of the service's JSON log lines that the demo prints. */
+interface LogRecord {
+  msg?: string;
+  address?: { port: number };
+  ceId?: string;
+  rule?: string;
+  destination?: string;
+  status?: number;
+  request?: { body: unknown };
+  error?: string;
+  detail?: string;
+}
+type Reference = { kind?: string; namespace?: string; name?: string };
+const records: LogRecord[] = [];
 let resolvePort: (port: number) => void;
 const port = new Promise<number>((resolve) => (resolvePort = resolve));
 let rulesLoaded = false;
 createInterface({ input: child.stdout }).on('line', (line) => {
   try {
-    const record = JSON.parse(line) as Record<string, any>;
+    const record = JSON.parse(line) as LogRecord;
     records.push(record);
-    if (record.msg === 'kube-event-rules listening') resolvePort(record.address.port as number);
+    if (record.msg === 'kube-event-rules listening') resolvePort(record.address!.port);
     if (record.msg === 'rules loaded') rulesLoaded = true;
   } catch {
     console.log(line);
@@ -49,10 +62,10 @@ for (const name of fixtureNames()) {
   const fixture = loadFixture(name);
   const id = fixture.headers['ce-id'];
   const before = { sink: sink.requests.length, records: records.length };
-  const event = fixture.body as Record<string, any>;
+  const event = fixture.body as { involvedObject?: Reference; regarding?: Reference; reason?: string } | null;
   const about = event?.involvedObject ?? event?.regarding;
   console.log(`▶ ${name}`);
-  console.log(`  ${fixture.headers['ce-type'] ?? '(no ce-type)'}${about ? `  ${about.kind} ${about.namespace}/${about.name}  ${event.reason}` : ''}`);
+  console.log(`  ${fixture.headers['ce-type'] ?? '(no ce-type)'}${about ? `  ${about.kind} ${about.namespace}/${about.name}  ${event?.reason}` : ''}`);
   const response = await fetch(`${base}/`, { method: 'POST', headers: fixture.headers, body: bodyOf(fixture) });
   const text = await response.text();
   await new Promise((r) => setTimeout(r, 50)); // let the log lines arrive

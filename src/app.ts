@@ -67,7 +67,7 @@ export function createApp(deps: AppDeps): Koa {
   // Outermost: no JSON answer (a report, a status, an error detail) carries a secret value.
   app.use(async (ctx, next) => {
     await next();
-    if (ctx.body !== null && typeof ctx.body === 'object') ctx.body = knownSecrets.redactDeep(ctx.body);
+    if (ctx.body !== null && typeof ctx.body === 'object') ctx.body = knownSecrets.redactDeep<unknown>(ctx.body);
   });
   app.use(
     errorMiddleware(deps.log, (headers, error, path) => {

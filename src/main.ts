@@ -46,7 +46,9 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
   const kube = await connectKube(process.env);
   const service = await createService({ config, log, kube, version: version() });
   // Node checks the header and request timeouts only every connectionsCheckingInterval (30 s by default).
-  const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs / 2) }, service.app.callback());
+  // Koa's handler answers its own errors (its promise never rejects); node's listener returns nothing.
+  const handle = service.app.callback();
+  const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs / 2) }, (req, res) => void handle(req, res));
   // Slow senders must not hold sockets forever; keep-alive above common proxy idle timeouts (60 s).
   server.headersTimeout = config.headersTimeoutMs;
   server.requestTimeout = config.requestTimeoutMs;
@@ -59,7 +61,8 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
   });
   const address = server.address();
   log.info({ address, rulesDir: config.rulesDir, version: version() }, 'kube-event-rules listening');
-  const metricsServer = config.metricsPort ? createServer(service.metricsApp.callback()) : undefined;
+  const handleMetrics = config.metricsPort ? service.metricsApp.callback() : undefined;
+  const metricsServer = handleMetrics ? createServer((req, res) => void handleMetrics(req, res)) : undefined;
   if (metricsServer) {
     await new Promise<void>((resolve, reject) => {
       metricsServer.once('error', (err) => reject(new UserError(`cannot listen on METRICS_PORT ${config.host}:${config.metricsPort}: ${err.message}`)));

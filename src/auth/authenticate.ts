@@ -65,7 +65,7 @@ export function createAuthenticators(settings: AuthSettings, metrics: Metrics, l
     ctx.body = { error: 'unauthorized', detail: reason === 'missing_credential' ? 'a Bearer token is required' : 'the Bearer token was refused' };
   }
 
-  async function sender(ctx: Context, next: Next): Promise<void> {
+  async function sender(ctx: Context, next: Next): Promise<unknown> {
     if (!sendersAuthenticated) return next();
     const token = bearerToken(ctx);
     if (!token) return refuse(ctx, 'events', 'missing_credential', 'no Bearer token');
@@ -86,7 +86,7 @@ export function createAuthenticators(settings: AuthSettings, metrics: Metrics, l
     return next();
   }
 
-  async function admin(ctx: Context, next: Next): Promise<void> {
+  async function admin(ctx: Context, next: Next): Promise<unknown> {
     if (!adminGuarded) return next();
     const token = bearerToken(ctx);
     if (!token) return refuse(ctx, 'admin', 'missing_credential', 'no Bearer token');

@@ -80,17 +80,18 @@ export async function startPlayground(args: string[]): Promise<{ server: Server;
       maxBodyBytes: config.maxBodyBytes,
     },
     // Loopback only: whoever can reach it is on this machine, as the one who started it.
-    async (_ctx, next) => next(),
+    (_ctx, next) => next(),
   );
   app.use(async (ctx, next) => {
     await next();
-    if (ctx.body !== null && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body)) ctx.body = knownSecrets.redactDeep(ctx.body);
+    if (ctx.body !== null && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body)) ctx.body = knownSecrets.redactDeep<unknown>(ctx.body);
   });
   app.use(errorMiddleware(log, () => undefined));
   app.use(router.routes());
   app.use(router.allowedMethods());
 
-  const server = createServer(app.callback());
+  const handle = app.callback(); // answers its own errors: its promise never rejects
+  const server = createServer((req, res) => void handle(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new Error(err.code === 'EADDRINUSE' ? `127.0.0.1:${options.port} is already in use: choose another with --port` : err.message)),

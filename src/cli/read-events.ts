@@ -14,10 +14,13 @@ export interface EventRequest {
 }
 
 type Json = Record<string, unknown>;
+/** What the CloudEvent's attributes are made of; String() below keeps a mistyped value readable. */
+type EventFields = { apiVersion?: string; metadata?: { namespace?: string; name?: string; uid?: string; resourceVersion?: string } };
 
 function asCloudEventRequest(event: Json, label: string): EventRequest {
-  const metadata = (event.metadata ?? {}) as Json;
-  const apiVersion = String(event.apiVersion ?? 'v1');
+  const fields = event as EventFields;
+  const metadata = fields.metadata ?? {};
+  const apiVersion = String(fields.apiVersion ?? 'v1');
   const namespace = String(metadata.namespace ?? '');
   const name = String(metadata.name ?? '');
   return {

@@ -5,7 +5,7 @@
  * own short timeout. (Measured per request here: the built-in fetch 6–9×
  * slower than node:http, undici's request 40 % cheaper than node:http — docs/performance.md.)
  */
-import { request as undiciRequest, type Dispatcher } from 'undici';
+import { request as undiciRequest } from 'undici';
 import type { Metrics } from '../metrics.js';
 import type { RenderedRequest } from '../render/rendered-request.js';
 import type { DeliveryResult, SendOptions, Sender } from './destination.js';

@@ -100,7 +100,7 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
   const lastLogged = new Map<string, { at: number; skipped: number }>();
   /** logSometimes logs a lookup problem once per kind and problem every LOG_EVERY_MS, with how many it left out. */
   const logSometimes = (level: 'warn' | 'error', problem: string, fields: Record<string, unknown>, message: string) => {
-    const key = `${fields.kind} ${problem}`;
+    const key = `${String(fields.kind)} ${problem}`;
     const last = lastLogged.get(key);
     if (last && Date.now() - last.at < LOG_EVERY_MS) return void last.skipped++;
     if (lastLogged.size > 1000) lastLogged.clear();

@@ -8,6 +8,7 @@
  * (API error, timeout, rate limit) rejects with LookupFailedError: the rule cannot be decided, and the
  * event is redelivered rather than answered as if the object did not exist.
  */
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { EventInput, ObjectReference } from '../normalize/kube-event.js';
 import type { Cluster } from './cluster.js';
 import { ENRICHMENT_FACTS, type EnrichmentFact } from './enrichment-facts.js';
@@ -19,7 +20,8 @@ export type LazyFacts = Record<EnrichmentFact, () => Promise<unknown>>;
 /** Deep enough for Pod → ReplicaSet → Deployment → (an operator's CR); bounded against cycles. */
 const MAX_OWNER_DEPTH = 5;
 
-type Obj = Record<string, any>;
+/** An object as the API serves it: the metadata the facts read, and the rest as it comes. */
+type Obj = KubernetesObject & Record<string, unknown>;
 
 export function lazyFacts(cluster: Cluster, input: EventInput): LazyFacts {
   const once = <T>(load: () => Promise<T>) => {
@@ -38,7 +40,8 @@ export function lazyFacts(cluster: Cluster, input: EventInput): LazyFacts {
     let current = await object();
     let top: Obj | null = null;
     for (let depth = 0; current && depth < MAX_OWNER_DEPTH; depth++) {
-      const controller = ((current.metadata?.ownerReferences ?? []) as Obj[]).find((o) => o.controller) ?? (current.metadata?.ownerReferences ?? [])[0];
+      const owners = current.metadata?.ownerReferences ?? [];
+      const controller = owners.find((o) => o.controller) ?? owners[0];
       if (!controller) break;
       const next = await lookup({ apiVersion: controller.apiVersion, kind: controller.kind, name: controller.name, namespace: current.metadata?.namespace });
       if (!next) break;
@@ -47,7 +50,7 @@ export function lazyFacts(cluster: Cluster, input: EventInput): LazyFacts {
     return top;
   });
   const namespace = once(async () => {
-    const name = involved.namespace || ((input.event.metadata as Obj | undefined)?.namespace as string | undefined);
+    const name = involved.namespace || (input.event.metadata as Obj['metadata'])?.namespace;
     if (!name) return null;
     const ns = await lookup({ apiVersion: 'v1', kind: 'Namespace', name });
     return ns ? { name, labels: ns.metadata?.labels ?? {}, annotations: ns.metadata?.annotations ?? {} } : null;

@@ -61,6 +61,7 @@ export function fromObject(
     // ApiServerSource can watch any resource; such objects have no occurrences, every change counts.
     const metadata = isObject(data.metadata) ? data.metadata : {};
     const change = verb === 'delete' ? 'delete' : verb;
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the API server's scalars; a forged object only spoils its own key
     return { cloudevent, event: data, change, occurrence: `${String(metadata.uid ?? '')}/${String(metadata.resourceVersion ?? '')}` };
   }
   const event = toCoreV1(data);

@@ -51,9 +51,10 @@ export class RecentEvents {
 
 function toRecorded(event: CloudEvent<unknown>, receivedAt: string): RecordedEvent {
   const attributes = event.toJSON();
-  const headers: Record<string, string> = { 'content-type': String(attributes.datacontenttype ?? 'application/json') };
+  const headers: Record<string, string> = { 'content-type': String(event.datacontenttype ?? 'application/json') };
   for (const [name, value] of Object.entries(attributes)) {
     if (name === 'data' || name === 'data_base64' || name === 'datacontenttype' || value === undefined) continue;
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- CloudEvents attributes are scalars (checked on receipt)
     headers[`ce-${name}`] = String(value);
   }
   const data = event.data;
@@ -62,7 +63,7 @@ function toRecorded(event: CloudEvent<unknown>, receivedAt: string): RecordedEve
   const involved = ((data ?? {}) as { involvedObject?: { kind?: string; name?: string }; regarding?: { kind?: string; name?: string }; reason?: string });
   const object = involved.involvedObject ?? involved.regarding;
   const label = knownSecrets.redact(
-    `${String(attributes.type ?? '')}${involved.reason ? ` ${involved.reason}` : ''}${object?.kind ? ` ${object.kind}/${object.name ?? ''}` : ''} (${String(attributes.id ?? '')})`,
+    `${String(event.type ?? '')}${involved.reason ? ` ${involved.reason}` : ''}${object?.kind ? ` ${object.kind}/${object.name ?? ''}` : ''} (${String(event.id ?? '')})`,
   );
   const text = knownSecrets.redact(JSON.stringify(file, null, 2));
   if (Buffer.byteLength(text) > MAX_ENTRY_BYTES) return { label, receivedAt, note: `not kept: ${Buffer.byteLength(text)} bytes (more than ${MAX_ENTRY_BYTES})` };

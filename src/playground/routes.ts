@@ -61,7 +61,10 @@ export function addPlaygroundRoutes(router: Router, deps: PlaygroundDeps, guard:
   router.get('/playground', (ctx, next) => (ctx.path === '/playground' ? ctx.redirect('/playground/') : next()));
   router.get('/playground/{*file}', async (ctx, next) => {
     const path = ctx.params.file ?? '';
-    if (path.startsWith('api/')) return next();
+    if (path.startsWith('api/')) {
+      await next();
+      return;
+    }
     const file = page.get(path || 'index.html');
     if (!file) {
       ctx.status = page.size === 0 ? 503 : 404;

@@ -40,7 +40,11 @@ export interface EventWatch {
   stop(): Promise<void>;
 }
 
-type Raw = KubernetesObject & Record<string, any>;
+/** A watched Event, core/v1 or events.k8s.io/v1: the times lastSeen reads (strings once made plain JSON). */
+type Raw = KubernetesObject &
+  Partial<Record<'lastTimestamp' | 'deprecatedLastTimestamp' | 'eventTime' | 'firstTimestamp' | 'deprecatedFirstTimestamp', string | Date>> & {
+    series?: { lastObservedTime?: string | Date };
+  };
 
 /** lastSeen: when an Event last occurred, whatever API shape it has. */
 function lastSeen(event: Raw): number {

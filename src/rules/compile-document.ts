@@ -5,14 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
-import { DEFAULT_CHANGES, type Change } from '../normalize/kube-event.js';
-import { compileTemplate, type Template, type TemplateOptions } from '../render/template.js';
+import { DEFAULT_CHANGES } from '../normalize/kube-event.js';
+import { compileTemplate, type TemplateOptions } from '../render/template.js';
 import { compileValue, type CompiledValue } from '../render/value-source.js';
 import { compileUrlTemplate } from '../render/url-template.js';
-import { compileTransport, type CompiledTransport } from '../render/transport.js';
+import { compileTransport } from '../render/transport.js';
 import { PRESETS, presetFieldProblems } from '../render/presets.js';
-import { OPERATORS, RegexBudget, buildRule, type EvaluableRule } from './conditions.js';
-import type { ConditionTest } from '../match/condition-fast-path.js';
+import { OPERATORS, RegexBudget, buildRule } from './conditions.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
 import { compileRegion } from './compile-region.js';
 import { compileDigest } from '../match/digest-rule.js';

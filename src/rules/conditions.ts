@@ -128,10 +128,10 @@ function createOperatorEngine(): Engine {
 }
 
 type Next = (fact: unknown, value: unknown) => boolean;
-/** json-rules-engine's OperatorDecorator internals (undeclared in its types). */
+/** json-rules-engine's OperatorDecorator internals (undeclared in its types); its decorators never use `this`. */
 interface DecoratorParts {
-  cb(fact: unknown, value: unknown, next: Next): boolean;
-  factValueValidator(fact: unknown): boolean;
+  cb: (fact: unknown, value: unknown, next: Next) => boolean;
+  factValueValidator: (fact: unknown) => boolean;
 }
 
 const operatorEngine = createOperatorEngine();

@@ -35,7 +35,7 @@ describe('npm pack: the CLI from a clean folder', { skip: wanted ? false : 'end-
   let folder: string;
   let tarball: string;
   // The user's environment, without what `npm test` adds for this repository.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('npm_'))) as NodeJS.ProcessEnv;
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('npm_')));
   env.npm_config_update_notifier = 'false';
   const npx = (...args: string[]) => run('npx', ['--yes', '--prefer-offline', `./${tarball}`, ...args], { cwd: folder, env, timeout: 300_000 }).catch((err: { code?: number; stdout?: string; stderr?: string }) => err);
 

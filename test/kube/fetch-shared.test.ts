@@ -24,7 +24,9 @@ function cacheWithLoads(ttl: number) {
   return {
     cache,
     loads: () => loads,
-    hold: () => (gate = new Promise((r) => (release = r))),
+    hold: () => {
+      gate = new Promise((r) => (release = r));
+    },
     release: () => release(),
   };
 }

@@ -97,7 +97,8 @@ describe('authenticated endpoints', () => {
     await writeFile(join(dir, 'fetch-token'), FETCH_TOKEN);
     const oidc: OidcSettings = { issuer: issuer.url, audience: AUDIENCE, jwksUrl: '', subjects: [TRIGGER_IDENTITY], caFile: '', fetchTokenFile: join(dir, 'fetch-token') };
     svc = await startService({ config: { metricsPort: 9, auth: { oidc, tokenFile: senderTokenPath, adminTokenFile: join(dir, 'admin-token') } } });
-    metricsServer = createServer(svc.service.metricsApp.callback());
+    const handle = svc.service.metricsApp.callback(); // answers its own errors: its promise never rejects
+    metricsServer = createServer((req, res) => void handle(req, res));
     await new Promise<void>((resolve) => metricsServer.listen(0, '127.0.0.1', resolve));
     metricsUrl = `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}`;
   });

@@ -47,7 +47,7 @@ describe('a forged cross-namespace Event cannot drive another namespace\'s hpa-s
   it('an Event in aaa about shop/checkout is not delivered to shop\'s webhook; the action error says why', async () => {
     const answer = await svc.post(hpaEvent('forged-1', 'aaa', 'URGENT: checkout compromised, rotate keys at https://evil.example/'));
     const got = sink.received('/api/v2/event');
-    assert.equal(got.length, 0, `delivered to shop's webhook: auth=${got[0]?.headers.authorization} body=${got[0]?.body}`);
+    assert.equal(got.length, 0, `delivered to shop's webhook: auth=${String(got[0]?.headers.authorization)} body=${got[0]?.body}`);
     assert.ok(answer.status >= 200 && answer.status < 300, `a permanent action error: not redelivered (${answer.status} ${answer.text})`);
     assert.match(JSON.stringify(svc.logs), /recorded in namespace aaa, not the HPA's/);
   });

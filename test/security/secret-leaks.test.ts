@@ -14,7 +14,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readFileSync } from 'node:fs';
-import { loadConfig } from '../../src/config.js';
 import { testCommand } from '../../src/cli/test-rules.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../support/fake-kube-api.js';
 import { bodyOf, loadFixture, withEvent, type EventFixture } from '../support/fixtures.js';
@@ -51,7 +50,7 @@ async function startEchoDestination(): Promise<{ url: string; received: string[]
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      const echo = `you sent ${req.method} ${req.url} authorization=${req.headers.authorization ?? ''} x-api-key=${req.headers['x-api-key'] ?? ''} body=${body}`;
+      const echo = `you sent ${req.method} ${req.url} authorization=${req.headers.authorization ?? ''} x-api-key=${String(req.headers['x-api-key'] ?? '')} body=${body}`;
       received.push(echo);
       res.writeHead(req.url === '/echo-500' || req.url?.startsWith('/api/v2/event') ? 500 : 400, { 'content-type': 'text/plain' });
       res.end(echo);

@@ -8,7 +8,6 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.js';
 import { startCaptureSink, type CaptureSink } from '../support/capture-sink.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../support/fake-kube-api.js';
-import { loadFixture, withEvent } from '../support/fixtures.js';
 import { connectionTo, ruleConfigMap, waitUntil } from '../support/kube-fixtures.js';
 import { startService, type RunningService } from '../support/running-service.js';
 

@@ -52,7 +52,8 @@ export async function startService(
     writeLine: (line) => lines.push(JSON.parse(line) as Record<string, any>),
   });
   if (options.awaitReady !== false) await service.ready;
-  const server: Server = createServer(service.app.callback());
+  const handle = service.app.callback(); // answers its own errors: its promise never rejects
+  const server: Server = createServer((req, res) => void handle(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 

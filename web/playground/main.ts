@@ -229,7 +229,8 @@ eventText.addEventListener('input', () => {
 });
 objectsText.addEventListener('input', () => schedule());
 caseName.addEventListener('input', () => schedule());
-$('refresh-recent').addEventListener('click', async () => {
+$('refresh-recent').addEventListener('click', () => void refreshRecent());
+async function refreshRecent(): Promise<void> {
   try {
     const { recent } = await api<{ recent: Recorded[] }>('recent');
     if (context) context.recent = recent;
@@ -238,7 +239,7 @@ $('refresh-recent').addEventListener('click', async () => {
   } catch (err) {
     statusLine.textContent = (err as Error).message;
   }
-});
+}
 
 // Re-evaluate a moment after the last edit; an answer for an older input is dropped.
 let timer: ReturnType<typeof setTimeout> | undefined;
@@ -405,7 +406,8 @@ function download(name: string, text: string, type = 'application/json'): void {
   setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
 
-$('save-golden').addEventListener('click', async () => {
+$('save-golden').addEventListener('click', () => void saveGolden());
+async function saveGolden(): Promise<void> {
   if (!latest || latestFor !== JSON.stringify({ document: view.state.doc.toString(), event: eventText.value, objects: objectsText.value, eventLabel: eventLabel() })) await evaluate();
   if (!latest || latest.problems.length > 0 || latest.results.length === 0) {
     statusLine.textContent = 'Nothing to save: the document needs to compile and an event to be evaluated';
@@ -419,9 +421,10 @@ $('save-golden').addEventListener('click', async () => {
   exportLabel.textContent = 'Saved three files; run this where they are:';
   exportText.value = `kube-event-rules test --rules ${name}.rules.yaml${objectsText.value.trim() ? ` --objects ${name}.objects.yaml` : ''} --expect ${name}.expected.json ${name}.event.json`;
   statusLine.textContent = `Saved ${name}.event.json, ${name}.expected.json and ${name}.rules.yaml`;
-});
+}
 
-$('copy-configmap').addEventListener('click', async () => {
+$('copy-configmap').addEventListener('click', () => void copyConfigMap());
+async function copyConfigMap(): Promise<void> {
   const manifest = stringify({
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -441,7 +444,7 @@ $('copy-configmap').addEventListener('click', async () => {
     exportText.select();
     statusLine.textContent = 'Select the ConfigMap below and copy it (the clipboard is not available here)';
   }
-});
+}
 
 /** The service's shadow rules on live traffic: counts and the last differences. */
 function showShadowStatus(status: ShadowStatus | undefined): void {

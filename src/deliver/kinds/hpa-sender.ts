@@ -6,7 +6,9 @@
  * replaces both placeholders (a `_time_` inside the message stays), a trailing newline in the URL is
  * trimmed, and every malformed input is a clear error instead of a panic.
  */
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { ConfigurationError } from '../../errors.js';
+import type { KubeEvent } from '../../normalize/kube-event.js';
 import type { RenderedRequest } from '../../render/rendered-request.js';
 import type { SecretReader } from '../../render/value-source.js';
 import { knownSecrets } from '../../redact.js';
@@ -17,8 +19,6 @@ export const HPA_SENDER_ANNOTATION = 'hpa-event';
 /** A body template has one or two placeholders in practice; more is refused (each part is remembered). */
 const MAX_TEMPLATE_PARTS = 17;
 
-type Obj = Record<string, any>;
-
 export const hpaSenderKind: DestinationKind = {
   name: 'hpa-sender',
   description: "takes url, headers and body from the Secret named by the HPA's hpa-event annotation",
@@ -26,7 +26,7 @@ export const hpaSenderKind: DestinationKind = {
   reads: ['object'], // the HPA carries the annotation
   network: true,
   render: (_action, context) =>
-    renderHpaSender(context.bindings.object as Obj | null, context.input as Obj, context.secrets, context.hpaSenderNamespaces ?? [], context.eventNamespace),
+    renderHpaSender(context.bindings.object as KubernetesObject | null, context.input as KubeEvent, context.secrets, context.hpaSenderNamespaces ?? [], context.eventNamespace),
   sender: ({ network }) => network,
 };
 
@@ -34,22 +34,22 @@ export const hpaSenderKind: DestinationKind = {
 const escapeJson = (text: string) => JSON.stringify(text).slice(1, -1);
 
 export async function renderHpaSender(
-  hpa: Obj | null,
-  event: Obj,
+  hpa: KubernetesObject | null,
+  event: KubeEvent,
   secrets: SecretReader,
   allowedSecretNamespaces: readonly string[],
-  eventNamespace: string | undefined = (event.metadata as Obj | undefined)?.namespace,
+  eventNamespace: string | undefined = event.metadata?.namespace,
 ): Promise<RenderedRequest> {
-  const involved = (event.involvedObject ?? {}) as Obj;
+  const involved = event.involvedObject ?? {};
   const where = `HPA ${involved.namespace ?? ''}/${involved.name ?? ''}`;
   if (!hpa) throw new ConfigurationError(`${where}: not found (or no cluster), so its ${HPA_SENDER_ANNOTATION} annotation cannot be read`);
-  const annotation = hpa.metadata?.annotations?.[HPA_SENDER_ANNOTATION] as string | undefined;
+  const annotation = hpa.metadata?.annotations?.[HPA_SENDER_ANNOTATION];
   if (!annotation) throw new ConfigurationError(`${where}: no ${HPA_SENDER_ANNOTATION} annotation`);
   const [namespace, name, ...rest] = annotation.trim().split('/');
   if (!namespace || !name || rest.length > 0) {
     throw new ConfigurationError(`${where}: annotation ${HPA_SENDER_ANNOTATION}="${annotation}" must be <namespace>/<secret>`);
   }
-  const hpaNamespace = hpa.metadata?.namespace as string | undefined;
+  const hpaNamespace = hpa.metadata?.namespace;
   // Whoever can create Events in one namespace can name any HPA as the involved object; only the HPA's
   // own namespace may speak through its webhook (the kubelet and the HPA controller record them there).
   if (eventNamespace !== hpaNamespace) {
