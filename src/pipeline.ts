@@ -343,7 +343,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const waits = lookups.map((f) => f.cause.retryAfterMs);
     return {
       detail: lookups.map((f) => `rule ${f.rule.name} not decided: ${f.cause.message}`).join('; '),
-      retryAfterMs: waits.every((w) => w !== undefined) ? Math.max(...(waits as number[])) : undefined,
+      retryAfterMs: waits.every((w) => w !== undefined) ? Math.max(...waits) : undefined,
     };
   }
 

@@ -277,7 +277,7 @@ function trackInFlight(pipeline: Pipeline): { pipeline: Pipeline; count(): numbe
     }
   };
   return {
-    pipeline: Object.assign(tracked, { prepare: pipeline.prepare }),
+    pipeline: Object.assign(tracked, { prepare: pipeline.prepare.bind(pipeline) }),
     count: () => count,
     settled: (timeoutMs) =>
       new Promise<boolean>((resolve) => {
