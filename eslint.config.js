@@ -5,6 +5,9 @@ import { defineConfig, globalIgnores } from 'eslint/config';
 import stylistic from '@stylistic/eslint-plugin';
 import tseslint from 'typescript-eslint';
 
+// 'warn' until the code has been through `npm run format` once; 'error' after.
+const LINE_LENGTH = 'warn';
+
 export default defineConfig(
   // .gitignore's build output and caches (ESLint does not read .gitignore).
   globalIgnores(['dist/', '.cache/', '.ci-cache/', '.tmp/', 'test-artifacts/']),
@@ -24,7 +27,7 @@ export default defineConfig(
       // Prettier wraps code at 120 but leaves comments and long literals alone. A string, URL or
       // regex is not split to fit.
       '@stylistic/max-len': [
-        'warn',
+        LINE_LENGTH,
         {
           code: 120,
           tabWidth: 2,
@@ -48,7 +51,7 @@ export default defineConfig(
         'error',
         { allow: [{ from: 'file', name: 'Uncached', path: 'src/kube/fetch-shared.ts' }] },
       ],
-      // Receivers mix verdicts known at once with pending ones in one Promise.all (the fast path).
+      // match() mixes verdicts known at once (the fast path) with pending engine runs in one Promise.all.
       '@typescript-eslint/await-thenable': ['error', { allowMixedPromiseArrays: true }],
       // `const { omitted, ...rest } = value` is how this code leaves a field out.
       '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true }],

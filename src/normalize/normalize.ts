@@ -61,8 +61,10 @@ export function fromObject(
     // ApiServerSource can watch any resource; such objects have no occurrences, every change counts.
     const metadata = isObject(data.metadata) ? data.metadata : {};
     const change = verb === 'delete' ? 'delete' : verb;
-    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the API server's scalars; a forged object only spoils its own key
-    return { cloudevent, event: data, change, occurrence: `${String(metadata.uid ?? '')}/${String(metadata.resourceVersion ?? '')}` };
+    // The API server's scalars; a forged object here only spoils its own key.
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string
+    const occurrence = `${String(metadata.uid ?? '')}/${String(metadata.resourceVersion ?? '')}`;
+    return { cloudevent, event: data, change, occurrence };
   }
   const event = toCoreV1(data);
   const change = tracker.classify(verb, data, event, cloudEventId);

@@ -54,7 +54,7 @@ function toRecorded(event: CloudEvent<unknown>, receivedAt: string): RecordedEve
   const headers: Record<string, string> = { 'content-type': String(event.datacontenttype ?? 'application/json') };
   for (const [name, value] of Object.entries(attributes)) {
     if (name === 'data' || name === 'data_base64' || name === 'datacontenttype' || value === undefined) continue;
-    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- CloudEvents attributes are scalars (checked on receipt)
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- attributes are scalars (validated)
     headers[`ce-${name}`] = String(value);
   }
   const data = event.data;

@@ -27,7 +27,7 @@ function checkCpu(): void {
   if (++steps % CHECK_EVERY !== 0) return;
   const { user, system } = process.cpuUsage();
   if (user + system > cpuLimitUs) {
-    // eslint-disable-next-line @typescript-eslint/only-throw-error -- shaped like JSONata's own errors, for templateError
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- shaped like JSONata's errors
     throw { code: CPU_BUDGET, message: `template used more than its ${budgetMs} ms CPU budget (TEMPLATE_TIMEOUT_MS)` };
   }
 }
