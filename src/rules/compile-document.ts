@@ -15,7 +15,7 @@ import { OPERATORS, RegexBudget, buildRule } from './conditions.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from '../match/throttle.js';
 import { compileRegion } from './compile-region.js';
 import { compileDigest } from '../match/digest-rule.js';
-import type { ActionSpec, DestinationSpec, RuleDocument, RuleSpec } from './document.js';
+import type { ActionSpec, DestinationSpec, RuleDocument } from './document.js';
 import type { CompiledAction, CompiledDestination, CompiledDocument, CompiledRule } from './compiled-rule.js';
 import { DEFAULT_KIND, DESTINATION_KINDS, destinationKind } from '../deliver/kinds/registry.js';
 import schema from './rule-document.schema.json' with { type: 'json' };
