@@ -163,8 +163,25 @@ export function createRegionPairing(
   log: Logger,
   scratch?: RegionStore,
 ): RegionPairing {
-  /** Ends of one region in this process close one after the other (a batch holding the end twice). */
-  const closing = new Map<string, Promise<unknown>>();
+  /**
+   * The occurrences of one region in this process are handled one after the other, in the order they reach
+   * it: a batch holding a start and its end (its events run at once) opens the region before the end closes it,
+   * and one holding the end twice closes it once.
+   */
+  const queues = new Map<string, Promise<unknown>>();
+  const inOrder = async <T>(id: string, handle: () => Promise<T>): Promise<T> => {
+    const before = queues.get(id);
+    const handled = (async () => {
+      await before?.catch(() => undefined);
+      return handle();
+    })();
+    queues.set(id, handled);
+    try {
+      return await handled;
+    } finally {
+      if (queues.get(id) === handled) queues.delete(id);
+    }
+  };
 
   return {
     async occurrence(rule, input, facts, deadline, dryRun, deliverAll) {
@@ -207,8 +224,12 @@ export function createRegionPairing(
       }
       const id = regionId(rule.name, key);
       const time = eventTime(input.event);
+      return inOrder(id, () => (isEnd ? closeRegion() : openRegion()));
 
-      if (!isEnd) {
+      /** What deliverAll reports per action. */
+      type Sent = Awaited<ReturnType<typeof deliverAll>>[number];
+
+      async function openRegion(): Promise<RegionReport[]> {
         const start: RegionStart = {
           rule: rule.name,
           ...(rule.scope === undefined ? {} : { scope: rule.scope }),
@@ -244,34 +265,32 @@ export function createRegionPairing(
         }
       }
 
-      const end = { time, event: eventView(input.event) };
-      const unmatched = (why: string): RegionReport[] => {
-        if (!dryRun) {
-          metrics.regionUnmatchedEnds.inc({ rule: rule.name });
-          log.info({ ...context, key }, `region end not sent: ${why}`);
+      async function closeRegion(): Promise<(RegionReport | Sent)[]> {
+        const end = { time, event: eventView(input.event) };
+        const unmatched = (why: string): RegionReport[] => {
+          if (!dryRun) {
+            metrics.regionUnmatchedEnds.inc({ rule: rule.name });
+            log.info({ ...context, key }, `region end not sent: ${why}`);
+          }
+          return reports('region_unmatched', { error: why });
+        };
+        if (dryRun) {
+          const recorded = await scratch?.peek(id);
+          const start = recorded ?? (await store.peek(id).catch(() => undefined));
+          if (!start || start.time > time) return unmatched('no open region for its key');
+          if (recorded && scratch) {
+            const token = randomUUID();
+            await scratch.claim(id, token, 0);
+            await scratch.clear(id, token, recorded.scope);
+          }
+          return deliverAll({
+            key: JSON.parse(key),
+            start: { time: start.time, event: start.event },
+            end,
+            endedBy: 'end',
+          });
         }
-        return reports('region_unmatched', { error: why });
-      };
-      if (dryRun) {
-        const recorded = await scratch?.peek(id);
-        const start = recorded ?? (await store.peek(id).catch(() => undefined));
-        if (!start || start.time > time) return unmatched('no open region for its key');
-        if (recorded && scratch) {
-          const token = randomUUID();
-          await scratch.claim(id, token, 0);
-          await scratch.clear(id, token, recorded.scope);
-        }
-        return deliverAll({
-          key: JSON.parse(key),
-          start: { time: start.time, event: start.event },
-          end,
-          endedBy: 'end',
-        });
-      }
 
-      const before = closing.get(id);
-      const closed = (async () => {
-        await before?.catch(() => undefined);
         const token = randomUUID();
         let claim;
         try {
@@ -313,12 +332,6 @@ export function createRegionPairing(
         metrics.regionsClosed.inc({ rule: rule.name, how: 'end' });
         log.info({ ...context, key, startedAt: new Date(start.time).toISOString() }, 'region closed by its end');
         return delivered;
-      })();
-      closing.set(id, closed);
-      try {
-        return await closed;
-      } finally {
-        if (closing.get(id) === closed) closing.delete(id);
       }
     },
   };

@@ -196,6 +196,28 @@ describe('change regions', () => {
     });
   });
 
+  it('a batch holding a start, its end and the end again sends the region once', async () => {
+    const at = second(Date.now() - 200_000);
+    const structured = (fixture: EventFixture) => ({
+      specversion: '1.0',
+      id: fixture.headers['ce-id'],
+      source: fixture.headers['ce-source'],
+      type: fixture.headers['ce-type'],
+      datacontenttype: 'application/json',
+      data: fixture.body,
+    });
+    const end = event('Node', 'node-12', 'NodeReady', 'Node node-12 status is now: NodeReady', at + 9000);
+    const batch = [event('Node', 'node-12', 'NodeNotReady', 'Node node-12 status is now: NodeNotReady', at), end, end];
+    const answer = await svc.postRaw(
+      { 'content-type': 'application/cloudevents-batch+json' },
+      JSON.stringify(batch.map(structured)),
+    );
+    assert.equal(answer.status, 204, answer.text);
+    const sent = sink.received('/wavefront').filter((r) => (r.json() as { name: string }).name.includes('node-12'));
+    assert.equal(sent.length, 1);
+    assert.deepEqual([(sent[0].json() as any).startTime, (sent[0].json() as any).endTime], [at, at + 9000]);
+  });
+
   it('an end with no start is not sent (counted); the start after it opens a region', async () => {
     const at = second(Date.now() - 60_000);
     const before = await svc.metric('kube_event_rules_region_unmatched_ends_total', { rule: 'node-not-ready-region' });
