@@ -155,13 +155,13 @@ export function createDigestFlusher(options: DigestFlusherOptions): DigestFlushe
         await store.dueNow();
       }
       const lost = await store.groups();
-      if (lost > 0) {
-        metrics.digestFlushes.inc({ rule: '', outcome: 'lost' }, lost);
-        log.error(
-          { groups: lost },
-          'shutdown: digest groups held in memory could not be flushed in time and are lost (use REDIS_URL to keep them)',
-        );
-      }
+      if (lost === 0) return;
+      const byRule = await store.groupsByRule();
+      for (const [rule, groups] of byRule) metrics.digestFlushes.inc({ rule, outcome: 'lost' }, groups);
+      log.error(
+        { groups: lost, byRule: Object.fromEntries(byRule) },
+        'shutdown: digest groups held in memory could not be flushed in time and are lost (use REDIS_URL to keep them)',
+      );
     },
   };
 }

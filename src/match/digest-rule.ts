@@ -72,27 +72,37 @@ export function compileDigest(
   return { digest: { key, windowMs, maxEvents: digest.maxEvents, keep: digest.keep ?? DEFAULT_KEEP }, problems };
 }
 
-/** One occurrence as a digest keeps it: the Event's fields templates read, the message cut at 1,024 characters. */
+/**
+ * One occurrence as a digest keeps it: the Event's fields templates read, each text cut (the message at 1,024
+ * characters, the others at 256) — event data is hostile, and a group keeps up to 2 × `keep` of these.
+ */
 export type DigestOccurrence = Record<string, unknown>;
 
-const KEPT_FIELDS = [
-  'involvedObject',
-  'reason',
-  'type',
-  'source',
-  'firstTimestamp',
-  'lastTimestamp',
-  'count',
-  'reportingComponent',
-] as const;
+const MAX_TEXT_CHARS = 256;
+const TEXT_FIELDS = ['reason', 'type', 'firstTimestamp', 'lastTimestamp', 'reportingComponent'] as const;
+const OBJECT_FIELDS = {
+  metadata: ['name', 'namespace', 'uid'],
+  involvedObject: ['kind', 'namespace', 'name', 'uid', 'apiVersion', 'fieldPath'],
+  source: ['component', 'host'],
+} as const;
+
+const cut = (value: unknown, max = MAX_TEXT_CHARS) =>
+  typeof value === 'string' && value.length > max ? `${value.slice(0, max)}…` : value;
 
 export function occurrenceView(event: Record<string, unknown>): DigestOccurrence {
   const view: DigestOccurrence = {};
-  const metadata = event.metadata as { name?: unknown; namespace?: unknown; uid?: unknown } | undefined;
-  if (metadata) view.metadata = { name: metadata.name, namespace: metadata.namespace, uid: metadata.uid };
-  for (const field of KEPT_FIELDS) if (event[field] !== undefined) view[field] = event[field];
-  if (typeof event.message === 'string')
-    view.message =
-      event.message.length > MAX_MESSAGE_CHARS ? `${event.message.slice(0, MAX_MESSAGE_CHARS)}…` : event.message;
+  for (const [field, keys] of Object.entries(OBJECT_FIELDS)) {
+    const value = event[field];
+    if (value === null || typeof value !== 'object') continue;
+    const kept: Record<string, unknown> = {};
+    for (const key of keys) {
+      const inner = (value as Record<string, unknown>)[key];
+      if (typeof inner === 'string') kept[key] = cut(inner);
+    }
+    view[field] = kept;
+  }
+  for (const field of TEXT_FIELDS) if (typeof event[field] === 'string') view[field] = cut(event[field]);
+  if (typeof event.count === 'number') view.count = event.count;
+  if (typeof event.message === 'string') view.message = cut(event.message, MAX_MESSAGE_CHARS);
   return view;
 }

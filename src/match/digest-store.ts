@@ -60,6 +60,8 @@ export interface DigestStore {
   retryLater(claim: DigestClaim, at: number): Promise<void>;
   /** Groups recorded and not yet completed. */
   groups(): Promise<number>;
+  /** The same, by rule. */
+  groupsByRule(): Promise<Map<string, number>>;
   /** Makes every group due now (a graceful shutdown of the memory store flushes what it holds). */
   dueNow(): Promise<void>;
 }
@@ -168,6 +170,9 @@ export function createMemoryDigestStore(
     },
     async groups() {
       return groups.size;
+    },
+    async groupsByRule() {
+      return new Map(perRule);
     },
     async dueNow() {
       const at = now();

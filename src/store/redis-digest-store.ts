@@ -183,6 +183,12 @@ export function createRedisDigestStore(
         () => redis.zcard(due),
         async () => 0,
       ),
+    groupsByRule: () =>
+      run(
+        'digest_groups',
+        async () => new Map(Object.entries(await redis.hgetall(perRule)).map(([rule, n]) => [rule, Number(n)])),
+        async () => new Map<string, number>(),
+      ),
     // Groups in Redis outlive this process: another replica (or this one, restarted) flushes them when due.
     dueNow: async () => undefined,
   };

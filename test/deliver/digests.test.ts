@@ -168,4 +168,54 @@ describe('digests (memory store)', () => {
     assert.match(lines[0], /Pod shop\/payment-5c7d9b8f6-p\d{3}: Back-off restarting failed container in pod/);
     assert.equal(lines[3], '… and 44 more …');
   });
+
+  it('a graceful shutdown that cannot deliver a group in time counts it as lost, by rule, and says so', async () => {
+    sink.requests.length = 0;
+    sink.always('/digest', 'hang');
+    svc = await startService({
+      rules: { 'digest.yaml': digestRules(sink.url, `{ key: ${PER_DEPLOYMENT}, window: 1h }`) },
+      config: { deliveryAttempts: 1, deliveryDeadlineMs: 1000, deliveryTimeoutMs: 500, shutdownTimeoutMs: 1500 },
+    });
+    try {
+      for (let i = 1; i <= 3; i++) assert.equal((await svc.post(crashLoop(i, 'ledger'))).status, 204);
+    } finally {
+      await svc.stop();
+      sink.always('/digest', undefined);
+    }
+    assert.ok(sink.received('/digest').length >= 1, 'the shutdown tried to send it');
+    const lost = (await svc.service.metrics.digestFlushes.get()).values.filter((v) => v.labels.outcome === 'lost');
+    assert.deepEqual(
+      lost.map((v) => [v.labels.rule, v.value]),
+      [['crashloops', 1]],
+    );
+    assert.ok(
+      svc.logs.some((l) =>
+        String(l.msg).startsWith('shutdown: digest groups held in memory could not be flushed in time'),
+      ),
+    );
+  });
+
+  it('a rule at DIGEST_MAX_GROUPS answers a new key 429 (never 2xx unrecorded); its open groups still take occurrences', async () => {
+    sink.requests.length = 0;
+    svc = await startService({
+      rules: { 'digest.yaml': digestRules(sink.url, `{ key: ${PER_DEPLOYMENT}, window: 1h }`) },
+      config: { digest: { maxGroups: 2, flushAttempts: 10 } },
+    });
+    try {
+      assert.equal((await svc.post(crashLoop(1, 'alpha'))).status, 204);
+      assert.equal((await svc.post(crashLoop(1, 'beta'))).status, 204);
+      const refused = await svc.post(crashLoop(1, 'gamma'));
+      assert.equal(refused.status, 429);
+      assert.equal(refused.headers.get('retry-after'), '3600');
+      assert.equal((await svc.post(crashLoop(2, 'alpha'))).status, 204, 'an open group still records');
+      assert.equal(await svc.metric('kube_event_rules_digest_occurrences_total', { outcome: 'over_capacity' }), 1);
+    } finally {
+      await svc.stop();
+    }
+    const sent = sink.received('/digest').map((r) => r.json() as { key: string; count: number });
+    assert.deepEqual(sent.map((b) => [b.key, b.count]).sort(), [
+      ['shop/alpha', 2],
+      ['shop/beta', 1],
+    ]);
+  });
 });

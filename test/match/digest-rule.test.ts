@@ -128,6 +128,16 @@ describe('presets in digest form', () => {
     const kept = view(1);
     assert.equal((kept.message as string).length, 1025);
     assert.deepEqual(kept.metadata, { name: 'e1', namespace: 'shop', uid: 'u1' });
+    // Event data is hostile: only known fields, each text cut, so a group's size is bounded.
+    const hostile = occurrenceView({
+      involvedObject: { kind: 'Pod', name: 'p'.repeat(10_000), extra: 'x'.repeat(100_000) },
+      reason: 'r'.repeat(10_000),
+      count: 'many',
+      related: { huge: 'y'.repeat(100_000) },
+    });
+    assert.deepEqual(Object.keys(hostile).sort(), ['involvedObject', 'reason']);
+    assert.deepEqual(Object.keys(hostile.involvedObject as object), ['kind', 'name']);
+    assert.ok(JSON.stringify(hostile).length < 700);
   });
 
   it('slack: a title with the count and key, the kept occurrences and how many more', async () => {
