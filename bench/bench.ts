@@ -198,7 +198,8 @@ async function httpsVsHttp(dir: string): Promise<void> {
   const services = { HTTP: await startService(dir, plain.url, 100, 100), HTTPS: await startService(dir, secure.url, 100, 100, { ca: { file: ca.certFile } }) };
   try {
     console.log('HTTPS sink (private CA, tls.ca from a file) against HTTP sink, 100 rules, 1 delivery per event, alternating runs:');
-    for (const service of Object.values(services)) await closedLoop(service.url, make, CONCURRENCY, 1, 40_000_000); // warm-up
+    // Warm-up.
+    for (const service of Object.values(services)) await closedLoop(service.url, make, CONCURRENCY, 1, 40_000_000);
     const ratios: number[] = [];
     for (let round = 1; round <= (quick ? 3 : 5); round++) {
       const rates: Record<string, number> = {};

@@ -11,7 +11,10 @@ import type { RegionLimits } from './store/region-store.js';
 export interface Config {
   host: string;
   port: number;
-  /** A port of its own for /metrics (and the probes), so a NetworkPolicy can open it to monitoring only; 0 = /metrics on PORT. */
+  /**
+   * A port of its own for /metrics (and the probes), so a NetworkPolicy can open it to monitoring only; 0 = /metrics on
+   * PORT.
+   */
   metricsPort: number;
   /** Who may send events and use /dry-run and /status (src/auth). */
   auth: AuthSettings;
@@ -45,7 +48,10 @@ export interface Config {
   destinations: { maxConcurrent: number; maxQueued: number; failureThreshold: number; openMs: number };
   /** JSONata guard: budget of one template evaluation (in its worker: that worker's own clock). */
   templateTimeoutMs: number;
-  /** Worker threads for templates outside the fast path (0: evaluate on the main thread), their heap cap, and the largest result. */
+  /**
+   * Worker threads for templates outside the fast path (0: evaluate on the main thread), their heap cap, and the
+   * largest result.
+   */
   templateWorkers: number;
   /** Most template evaluations waiting for a worker; beyond, refused at once (429 + Retry-After). */
   templateQueue: number;
@@ -62,9 +68,15 @@ export interface Config {
   redisUrl: string;
   /** Per-command Redis timeout; the first timeout makes the service skip Redis until it answers again. */
   redisTimeoutMs: number;
-  /** Most change regions open at once (a start recorded, its end or timeout not delivered yet), and per team namespace; beyond, a start is refused (429). */
+  /**
+   * Most change regions open at once (a start recorded, its end or timeout not delivered yet), and per team namespace;
+   * beyond, a start is refused (429).
+   */
   regions: RegionLimits;
-  /** Digest rules: most open groups per rule (beyond, a new key is answered 429), and failed flushes of a group before it is dropped. */
+  /**
+   * Digest rules: most open groups per rule (beyond, a new key is answered 429), and failed flushes of a group before
+   * it is dropped.
+   */
   digest: { maxGroups: number; flushAttempts: number };
   /** SIGTERM: how long in-flight requests may take before the process exits anyway. */
   shutdownTimeoutMs: number;

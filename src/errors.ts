@@ -24,7 +24,9 @@ export class TemplateError extends Error {
   }
 }
 
-/** ConfigurationError: a destination cannot be used as configured (unset env, secret without a cluster). Not retryable. */
+/**
+ * ConfigurationError: a destination cannot be used as configured (unset env, secret without a cluster). Not retryable.
+ */
 export class ConfigurationError extends Error {
   constructor(message: string) {
     super(message);

@@ -72,7 +72,10 @@ export function createMetrics(options: { maxSeriesPerMetric?: number; teamMaxSer
   const worstState = (a: number, b: number) => (a === 1 || b === 1 ? 1 : Math.max(a, b));
   return {
     registry,
-    /** The metrics rule documents declare (destination kind `metric`): at most maxSeriesPerMetric series each, teamMaxSeries per team namespace. */
+    /**
+     * The metrics rule documents declare (destination kind `metric`): at most maxSeriesPerMetric series each,
+     * teamMaxSeries per team namespace.
+     */
     userMetrics: new UserMetrics(registry, options.maxSeriesPerMetric ?? 1000, options.teamMaxSeries ?? 1000),
     /** sampleLanes tells the destination gauges where to read the lanes from. */
     sampleLanes(read: () => LaneSample[]) {

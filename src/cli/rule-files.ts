@@ -30,7 +30,10 @@ interface ConfigMap {
 
 const isConfigMap = (doc: unknown): doc is ConfigMap => typeof doc === 'object' && doc !== null && (doc as { kind?: unknown }).kind === 'ConfigMap';
 
-/** loadRuleFiles puts every rule document of the files into the store (as a team's, with `team`); returns the number of sources. */
+/**
+ * loadRuleFiles puts every rule document of the files into the store (as a team's, with `team`); returns the number of
+ * sources.
+ */
 export async function loadRuleFiles(store: RuleStore, paths: string[], team?: string): Promise<number> {
   let sources = 0;
   for (const file of await expandPaths(paths)) {

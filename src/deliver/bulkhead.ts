@@ -22,7 +22,9 @@ export interface BulkheadOptions {
 }
 
 export type Refusal = { ok: false; reason: string; retryAfterMs: number };
-/** `release(failed)`: true a failure, false a success, undefined no verdict (nothing was learnt about the destination). */
+/**
+ * `release(failed)`: true a failure, false a success, undefined no verdict (nothing was learnt about the destination).
+ */
 export type Admission = { ok: true; release: (failed: boolean | undefined) => void } | Refusal;
 
 /** A delivery waiting for a slot: `turn` hands it a slot (true) or refuses it. */

@@ -36,7 +36,10 @@ export interface SendOptions {
   deadline: number;
   /** Destination name, for metrics. */
   destination: string;
-  /** The destination's bulkhead lane (default: its name); destinations are per document, so the same name in two is two lanes. */
+  /**
+   * The destination's bulkhead lane (default: its name); destinations are per document, so the same name in two is two
+   * lanes.
+   */
   lane?: string;
   /** What the request is for, for output that names it. */
   context: { rule: string; ceId: string; occurrence: string };

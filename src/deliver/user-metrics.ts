@@ -23,7 +23,9 @@ export interface MetricDefinition {
   /** Sorted; a team's metric has `namespace`. */
   labelNames: string[];
   buckets?: number[];
-  /** Declared by a team's document: its series carry the team's namespace, and each namespace has its own series bound. */
+  /**
+   * Declared by a team's document: its series carry the team's namespace, and each namespace has its own series bound.
+   */
   team: boolean;
 }
 
@@ -57,7 +59,9 @@ export function describeDefinition(d: MetricDefinition): string {
   return `a ${d.type} with ${labels}${d.buckets ? ` and buckets ${d.buckets.join(', ')}` : ''}`;
 }
 
-/** declaredMetrics: every metric the live rules declare, the first declaration of each name (shadow rules never record). */
+/**
+ * declaredMetrics: every metric the live rules declare, the first declaration of each name (shadow rules never record).
+ */
 export function declaredMetrics(rules: readonly CompiledRule[]): MetricDefinition[] {
   const found = new Map<string, MetricDefinition>();
   for (const rule of rules) {
@@ -77,7 +81,9 @@ interface Registered {
   series: Map<string, Set<string>>;
 }
 
-/** What recording could not do: the error, and whether a redelivery may record it (the metric was redeclared meanwhile). */
+/**
+ * What recording could not do: the error, and whether a redelivery may record it (the metric was redeclared meanwhile).
+ */
 export interface RecordProblem {
   error: string;
   retry?: boolean;
@@ -113,7 +119,8 @@ export class UserMetrics {
     const wanted = new Map(declaredMetrics(rules).map((definition) => [definition.name, definition]));
     for (const [name, registered] of this.registered) {
       const definition = wanted.get(name);
-      // A new help text starts the metric over too (prom-client fixes it at registration): a counter reset, which rate() handles.
+      // A new help text starts the metric over too (prom-client fixes it at registration): a counter reset, which
+      // rate() handles.
       if (
         definition &&
         sameDefinition(definition, registered.definition) &&

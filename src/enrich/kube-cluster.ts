@@ -4,8 +4,8 @@
  * lookup (objects, Events, Secrets) and honours the API server's Retry-After, every request is aborted at
  * its deadline (no socket left waiting on a hung API server), and every outcome is counted.
  * What may be looked up at all is decided first (admissible: never a Secret, only well-formed references
- * to kinds the API server serves). A missing object (404) is a null fact; one we may not read (403) too, reported as a configuration
- * problem; any other failure (5xx, 429, timeout, network) is `retry` — the event is redelivered rather
+ * to kinds the API server serves). A missing object (404) is a null fact; one we may not read (403) too, reported as a
+ * configuration problem; any other failure (5xx, 429, timeout, network) is `retry` — the event is redelivered rather
  * than decided on a fact we could not read. Events are never cached: Reference mode needs their current state.
  */
 import { ApiException, CoreV1Api, KubernetesObjectApi, type Configuration, type KubeConfig } from '@kubernetes/client-node';
@@ -31,7 +31,9 @@ export type KubeClusterOptions = Pick<KubeSettings, 'cacheTtlMs' | 'cacheSize' |
   bucket?: TokenBucket;
 };
 
-/** Lookup problems are logged at most once per kind and problem in this interval (an outage is not a line per event). */
+/**
+ * Lookup problems are logged at most once per kind and problem in this interval (an outage is not a line per event).
+ */
 const LOG_EVERY_MS = 10_000;
 
 /**
@@ -44,7 +46,9 @@ const NOT_FOUND_CACHE_MS = 1000;
 /** When the API server answers 429 without a Retry-After, wait this long before asking again. */
 const DEFAULT_RETRY_AFTER_MS = 1000;
 
-/** Timestamps come back as Date objects from client-node; JSONata and rules need plain JSON (a Date breaks $toMillis). */
+/**
+ * Timestamps come back as Date objects from client-node; JSONata and rules need plain JSON (a Date breaks $toMillis).
+ */
 const plain = (value: unknown) => JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
 
 /** withTimeout bounds the whole lookup (discovery + read); each request is also aborted at the same deadline. */

@@ -44,7 +44,10 @@ export class KindDiscovery {
   /** Every kind each apiVersion was seen to serve: such a kind is never made absent by a glitch. */
   private readonly served = new LRUCache<string, Set<string>>({ max: MAX_API_VERSIONS });
 
-  /** `admit` is asked before each discovery request (the client-side rate limit); `configuration` aborts requests at their deadline. */
+  /**
+   * `admit` is asked before each discovery request (the client-side rate limit); `configuration` aborts requests at
+   * their deadline.
+   */
   constructor(configuration: Configuration, ttlMs: number, private readonly admit: () => boolean) {
     this.api = new DiscoveringObjectApi(configuration);
     this.groups = new ApisApi(configuration);
@@ -88,7 +91,10 @@ export class KindDiscovery {
     }
   }
 
-  /** listedByServer: whether the API server's version list names this apiVersion (the core v1 always); throws when it cannot be read. */
+  /**
+   * listedByServer: whether the API server's version list names this apiVersion (the core v1 always); throws when it
+   * cannot be read.
+   */
   private async listedByServer(apiVersion: string): Promise<boolean> {
     if (apiVersion === 'v1') return true;
     if (!apiVersion.includes('/')) return false;

@@ -17,7 +17,9 @@ const MAX_MESSAGE = 1024;
 const MAX_REMEMBERED = 10_000;
 /** ConfigMaps whose Event waits for the rate limit; past this many the oldest waits no more (the log has it). */
 const MAX_WAITING = 1_000;
-/** A ConfigMap's keys are judged one by one, in the background: their problems are gathered this long into one Event. */
+/**
+ * A ConfigMap's keys are judged one by one, in the background: their problems are gathered this long into one Event.
+ */
 const GATHER_MS = 500;
 /** Room for one key's problems in a message that names several. */
 const MAX_KEY_TEXT = 400;

@@ -122,7 +122,10 @@ export class ShadowLedger {
     this.counts.set(outcome.rule, count);
   }
 
-  /** status: per shadow rule in force, how often it was evaluated, matched and differed; the last differences, newest first. */
+  /**
+   * status: per shadow rule in force, how often it was evaluated, matched and differed; the last differences, newest
+   * first.
+   */
   status(inForce: readonly CompiledRule[]): { rules: { rule: string; twin: boolean; evaluated: number; matched: number; differed: number }[]; lastDifferences: ShadowDifference[] } {
     const shadows = inForce.filter((rule) => rule.shadow);
     for (const rule of [...this.counts.keys()]) if (!shadows.some((s) => s.name === rule)) this.counts.delete(rule);

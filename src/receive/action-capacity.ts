@@ -20,7 +20,10 @@ const TEAMS_SHARE = 0.5;
 export type Reservation = { ok: true; release(): void } | { ok: false; reason: string; retryAfterMs: number };
 
 export interface ActionCapacity {
-  /** reserve takes room for `actions` (of which `teamActions` per team namespace) until released, or says why there is none. */
+  /**
+   * reserve takes room for `actions` (of which `teamActions` per team namespace) until released, or says why there is
+   * none.
+   */
   reserve(actions: number, teamActions?: ReadonlyMap<string, number>): Reservation;
   readonly inFlight: number;
 }

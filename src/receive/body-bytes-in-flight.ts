@@ -32,7 +32,10 @@ export function createBodyBytesInFlight(limit: number): BodyBytesInFlight {
   };
 }
 
-/** bytesToReserve: what a request may bring — its declared length (a longer one is refused unread with 413), else the most a body may be. */
+/**
+ * bytesToReserve: what a request may bring — its declared length (a longer one is refused unread with 413), else the
+ * most a body may be.
+ */
 export function bytesToReserve(contentLength: string, maxBodyBytes: number): number {
   const declared = contentLength.trim() === '' ? NaN : Number(contentLength);
   return Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, maxBodyBytes) : maxBodyBytes;

@@ -147,7 +147,8 @@ export function watchEvents(
       metrics,
       relistAfterMs: options.relistAfterMs,
       onChange(type, object) {
-        const event = JSON.parse(JSON.stringify(object)) as Raw; // client-node's listed objects carry Dates; rules and JSONata need plain JSON
+        // client-node's listed objects carry Dates; rules and JSONata need plain JSON.
+        const event = JSON.parse(JSON.stringify(object)) as Raw;
         const rev = revision(event.metadata?.resourceVersion);
         if (type === 'add' && saved !== undefined && rev !== undefined && rev <= saved) return position.seen(rev); // handled before the restart
         if (type === 'add' && (saved === undefined || rev === undefined) && Date.now() - lastSeen(event) > options.maxAgeMs) {

@@ -61,7 +61,10 @@ export class LinearRegExp {
   readonly programSize: number;
   lastIndex = 0;
   private readonly re2: RE2JS;
-  /** The last text tested and its answer: rules sharing a pattern (presets, generated rule sets) test the same field of the same event. */
+  /**
+   * The last text tested and its answer: rules sharing a pattern (presets, generated rule sets) test the same field of
+   * the same event.
+   */
   private memoText: string | undefined;
   private memoAnswer = false;
 
@@ -221,7 +224,10 @@ function rejectNamedBackReferences(source: string): void {
   }
 }
 
-/** syntaxError names what RE2 refused and where, with a hint for the constructs a backtracking engine has and RE2 does not. */
+/**
+ * syntaxError names what RE2 refused and where, with a hint for the constructs a backtracking engine has and RE2 does
+ * not.
+ */
 function syntaxError(source: string, err: RE2JSSyntaxException): RegexSyntaxError {
   const fragment = err.input ?? '';
   const position = unescapedIndexOf(source, fragment);

@@ -35,7 +35,8 @@ const SEVERITY = `(type = "Warning" ? "warning" : "info")`;
 /**
  * Regions: what the two region bodies share, in a block that binds `$s` (the start's Event), `$e` (the end's,
  * null after a timeout), `$subject` (the involved object, e.g. "Deployment shop/web"), `$what` ("ScalingReplicaSet
- * → ScalingReplicaSet", or "NodeNotReady → no end within the timeout") and `$details` (the end's message, else the start's).
+ * → ScalingReplicaSet", or "NodeNotReady → no end within the timeout") and `$details` (the end's message, else the
+ * start's).
  */
 const REGION_BINDINGS = `
       $s := $region.start.event;

@@ -1,4 +1,7 @@
-/** What the template sandbox and its worker processes say to each other, and the sandbox's guard codes: a leaf both import. */
+/**
+ * What the template sandbox and its worker processes say to each other, and the sandbox's guard codes: a leaf both
+ * import.
+ */
 
 /** Guard codes of the sandbox's own trips. */
 export const CPU_BUDGET = 'CPU';

@@ -1,7 +1,7 @@
 /**
  * TemplateQuarantine: a template that keeps hitting its guards (timeout or CPU budget, depth, sequence
- * length, output size, its worker's heap or overrun) costs a worker — or, without workers, the event loop — up to a budget
- * each time. After `strikes` such trips within `windowMs`, the rule's templates are not evaluated for
+ * length, output size, its worker's heap or overrun) costs a worker — or, without workers, the event loop — up to a
+ * budget each time. After `strikes` such trips within `windowMs`, the rule's templates are not evaluated for
  * `cooldownMs` (its actions are answered 503 so the Broker redelivers later) — the rest keeps its latency.
  */
 import { OUTPUT_TOO_LARGE } from './template.js';

@@ -27,7 +27,10 @@ export interface SandboxOptions {
   maxOutputBytes: number;
   /** Most evaluations waiting for a worker (TEMPLATE_QUEUE); one more is refused at once. */
   maxQueued?: number;
-  /** Wall-clock time after an evaluation was handed to a worker before the worker is killed; default 5 × budget + 500 ms. */
+  /**
+   * Wall-clock time after an evaluation was handed to a worker before the worker is killed; default 5 × budget + 500
+   * ms.
+   */
   overrunMs?: number;
   /** The worker's code; default template-worker (next to this file). */
   workerFile?: string;
@@ -86,7 +89,8 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
 
   const spawn = () => {
     const child = fork(options.workerFile ?? WORKER_FILE, [], {
-      // The service's own flags (the TypeScript loader under tsx) without its heap size or debugger port, then the worker's heap.
+      // The service's own flags (the TypeScript loader under tsx) without its heap size or debugger port, then the
+      // worker's heap.
       execArgv: [...process.execArgv.filter((arg) => !/^--(max-old-space-size|inspect)/.test(arg)), `--max-old-space-size=${options.heapMb}`, '--max-semi-space-size=2'],
       serialization: 'advanced',
       // Templates never read the environment; the workers get none of it (Secrets may be in it).

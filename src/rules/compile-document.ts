@@ -225,7 +225,9 @@ function schemaProblems(errors: ErrorObject[], document: unknown): string[] {
   return [...seen];
 }
 
-/** A condition is a group ({all|any|not}) or a leaf ({fact, operator, value}); report only the form the author wrote. */
+/**
+ * A condition is a group ({all|any|not}) or a leaf ({fact, operator, value}); report only the form the author wrote.
+ */
 function otherConditionForm(error: ErrorObject, document: unknown): boolean {
   if (error.keyword !== 'required') return false;
   const { value } = locate(error.instancePath, document);

@@ -1,4 +1,7 @@
-/** A rule document once compiled (compile-document.ts makes it): the types the matcher, renderers and destination kinds read. */
+/**
+ * A rule document once compiled (compile-document.ts makes it): the types the matcher, renderers and destination kinds
+ * read.
+ */
 import type { Change } from '../normalize/kube-event.js';
 import type { Template } from '../render/template.js';
 import type { CompiledValue } from '../render/value-source.js';
@@ -18,7 +21,9 @@ export interface CompiledDestination {
   timeoutMs?: number;
   /** TLS material and proxy, when the destination sets them. */
   transport?: CompiledTransport;
-  /** The team namespace of the document that declares it (set with the team's rules); undefined for the cluster scope. */
+  /**
+   * The team namespace of the document that declares it (set with the team's rules); undefined for the cluster scope.
+   */
   scope?: string;
   /** What a `metric` destination records (src/deliver/kinds/metric.ts). */
   metric?: CompiledMetric;
@@ -65,7 +70,10 @@ export interface CompiledDigest {
 }
 
 export interface CompiledRule {
-  /** Unique in the rule set: the declared name for cluster rules, `namespace/name` for a team's (metrics, logs, reports). */
+  /**
+   * Unique in the rule set: the declared name for cluster rules, `namespace/name` for a team's (metrics, logs,
+   * reports).
+   */
   name: string;
   /** The name as the document declares it (`$rule.name` in templates). */
   declaredName: string;

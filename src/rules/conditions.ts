@@ -181,7 +181,10 @@ export function buildRule(name: string, conditions: TopLevelCondition, budget = 
   }
 }
 
-/** withPresenceValues gives `exists`/`absent` leaves the `value` json-rules-engine requires (a copy; the document is kept as written). */
+/**
+ * withPresenceValues gives `exists`/`absent` leaves the `value` json-rules-engine requires (a copy; the document is
+ * kept as written).
+ */
 function withPresenceValues(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(withPresenceValues);
   if (node === null || typeof node !== 'object') return node;
@@ -255,7 +258,10 @@ function checkLeaf(condition: Record<string, unknown>, where: string, problems: 
   }
 }
 
-/** checkPattern compiles a `matches` pattern and counts it against its document's budget (once over, the rest go uncompiled). */
+/**
+ * checkPattern compiles a `matches` pattern and counts it against its document's budget (once over, the rest go
+ * uncompiled).
+ */
 function checkPattern(pattern: string, where: string, problems: string[], { budget, held }: RegexContext): void {
   if (budget.exceeded) return;
   try {

@@ -46,7 +46,9 @@ export interface DestinationSpec {
   metric?: MetricSpec;
 }
 
-/** A counter or histogram a `metric` destination records; label values and the observed value are JSONata expressions. */
+/**
+ * A counter or histogram a `metric` destination records; label values and the observed value are JSONata expressions.
+ */
 export interface MetricSpec {
   name: string;
   type: 'counter' | 'histogram';

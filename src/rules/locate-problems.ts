@@ -19,7 +19,10 @@ export interface LocatedProblem {
   column: number;
 }
 
-/** Compile in slices of this long, then let the event loop serve others (the service answers while a large draft compiles). */
+/**
+ * Compile in slices of this long, then let the event loop serve others (the service answers while a large draft
+ * compiles).
+ */
 const SLICE_MS = 5;
 
 async function compileSliced(document: unknown, source: string, options: TemplateOptions): Promise<CompileResult> {

@@ -1,7 +1,7 @@
 /**
  * A path resolver for json-rules-engine conditions, replacing its JSONPath (jsonpath-plus) resolver:
- * 2.7× faster (jsonpath-plus throws an Error per scalar lookup) and unable to run filter scripts. It covers what rule authors write:
- * `$.a.b`, `a.b`, `$.items[0].name`, `$.metadata.labels['app.kubernetes.io/name']`. Own properties
+ * 2.7× faster (jsonpath-plus throws an Error per scalar lookup) and unable to run filter scripts. It covers what rule
+ * authors write: `$.a.b`, `a.b`, `$.items[0].name`, `$.metadata.labels['app.kubernetes.io/name']`. Own properties
  * only, so `$.constructor` or `$.__proto__` resolve to undefined.
  */
 

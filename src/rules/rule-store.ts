@@ -76,7 +76,10 @@ export class RuleStore {
   /** Bumped by every update and removal: a background load applies only if its source did not change meanwhile. */
   private readonly generations = new Map<string, number>();
   private readonly loading = new Set<Promise<unknown>>();
-  /** The text each source was last loaded from (applied, or loading): a relist of an unchanged ConfigMap is not parsed again. */
+  /**
+   * The text each source was last loaded from (applied, or loading): a relist of an unchanged ConfigMap is not parsed
+   * again.
+   */
   private readonly loadedFrom = new Map<string, { text: string; scope?: string }>();
   /** Sources whose every rule is a shadow rule (a ConfigMap labelled kube-event-rules/shadow=true). */
   private readonly shadowSources = new Set<string>();

@@ -96,7 +96,9 @@ export function qualifiedName(scope: string | undefined, name: string): string {
   return scope === undefined ? name : `${scope}/${name}`;
 }
 
-/** valueSources lists every value source of a document with where it is (destination url and headers, action fields). */
+/**
+ * valueSources lists every value source of a document with where it is (destination url and headers, action fields).
+ */
 function valueSources(document: RuleDocument): [string, ValueSource][] {
   const found: [string, ValueSource][] = [];
   for (const [name, destination] of Object.entries(document.destinations ?? {})) {

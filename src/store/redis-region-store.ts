@@ -1,8 +1,8 @@
 /**
  * Open change regions in Redis (REDIS_URL): shared by every replica and kept across restarts. One hash per
  * region (`start`, and while a closing holds it `claim` and `claimedUntil`) and one sorted set of region ids
- * by when the timeout sweep should look at them (its timeout, a retry time, or the end of a claim). Each step is one Lua script, so opening (first start wins,
- * REGION_MAX_OPEN), claiming and clearing are atomic across replicas.
+ * by when the timeout sweep should look at them (its timeout, a retry time, or the end of a claim). Each step is one
+ * Lua script, so opening (first start wins, REGION_MAX_OPEN), claiming and clearing are atomic across replicas.
  *
  * No memory fallback, unlike the delivered and throttle stores: a start kept by one replica only would be
  * closed by nobody when the end reaches another. A start that cannot be recorded, or an end that cannot
@@ -13,9 +13,14 @@ import type { RegionLimits, RegionStart, RegionStore } from './region-store.js';
 
 const PREFIX = 'kube-event-rules:region:';
 const DUE = 'kube-event-rules:regions-due';
-/** Per team namespace: its open regions, scored by when their hash expires (so one that expired unswept stops counting). */
+/**
+ * Per team namespace: its open regions, scored by when their hash expires (so one that expired unswept stops counting).
+ */
 const TEAM = 'kube-event-rules:regions-team:';
-/** A region's hash outlives its timeout by this much, so one whose sweep never ran (every replica down) is not kept forever. */
+/**
+ * A region's hash outlives its timeout by this much, so one whose sweep never ran (every replica down) is not kept
+ * forever.
+ */
 const KEEP_PAST_TIMEOUT_MS = 24 * 3_600_000;
 
 const OPEN = `
@@ -60,7 +65,10 @@ if due == '' then due = cjson.decode(redis.call('HGET', KEYS[1], 'start')).expir
 redis.call('ZADD', KEYS[2], due, ARGV[2])
 return 1`;
 
-/** Sends one command through the Redis stores' guard (timeout, unavailability); rejects instead of answering from memory. */
+/**
+ * Sends one command through the Redis stores' guard (timeout, unavailability); rejects instead of answering from
+ * memory.
+ */
 export type RegionCommand = <T>(command: () => Promise<T>) => Promise<T>;
 
 interface Scripts {

@@ -1,6 +1,6 @@
 /**
- * Redis-backed stores (REDIS_URL): delivered actions, throttle windows and open change regions shared by every replica and
- * kept across restarts. Redis is a helper, never a bottleneck:
+ * Redis-backed stores (REDIS_URL): delivered actions, throttle windows and open change regions shared by every replica
+ * and kept across restarts. Redis is a helper, never a bottleneck:
  * - every command has a short timeout (`REDIS_TIMEOUT_MS`) and goes out at once, in parallel with the
  *   others (not auto-pipelined: ioredis holds an auto-pipeline back until the previous one is answered,
  *   so one stalled batch would hold every later command past its timeout);

@@ -32,14 +32,20 @@ export interface RegionStart {
 
 export type RegionClaim = { status: 'none' } | { status: 'claimed' } | { status: 'taken'; start: RegionStart };
 
-/** REGION_MAX_OPEN, and TEAM_MAX_OPEN_REGIONS: a team's rules may hold only their share, so one team cannot take every region. */
+/**
+ * REGION_MAX_OPEN, and TEAM_MAX_OPEN_REGIONS: a team's rules may hold only their share, so one team cannot take every
+ * region.
+ */
 export interface RegionLimits {
   maxOpen: number;
   maxOpenPerTeam: number;
 }
 
 export interface RegionStore {
-  /** Records a start unless one is open for the id (the first start wins); `full` at REGION_MAX_OPEN, `team_full` at the team's share. */
+  /**
+   * Records a start unless one is open for the id (the first start wins); `full` at REGION_MAX_OPEN, `team_full` at the
+   * team's share.
+   */
   open(id: string, start: RegionStart): Promise<'opened' | 'open' | 'full' | 'team_full'>;
   /** The open start, without claiming it (dry runs). */
   peek(id: string): Promise<RegionStart | undefined>;

@@ -37,7 +37,10 @@ const TRACEPARENT = /^\s?((?!ff)[\da-f]{2})-((?![0]{32})[\da-f]{32})-((?![0]{16}
 const TRACESTATE_KEY = /^(?:[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13})$/;
 const TRACESTATE_VALUE = /^[ -~]{0,255}[!-~]$/;
 
-/** parseTraceparent: the parent a traceparent names, or undefined (version 00 has exactly four fields; later versions may add some). */
+/**
+ * parseTraceparent: the parent a traceparent names, or undefined (version 00 has exactly four fields; later versions
+ * may add some).
+ */
 export function parseTraceparent(value: string): { traceId: string; spanId: string; flags: number } | undefined {
   const match = TRACEPARENT.exec(value);
   if (!match || (match[1] === '00' && match[5] !== undefined)) return undefined;

@@ -14,7 +14,9 @@ import { startFakeKubeApi, type FakeKubeApi, type KubeObject } from '../support/
 
 const EVENT = join(EXAMPLES_DIR, 'pod-backoff-crashloop-resource-update.json');
 
-/** A crash loop in a prod namespace: the payload names the team, the container's last exit reason and the Deployment. */
+/**
+ * A crash loop in a prod namespace: the payload names the team, the container's last exit reason and the Deployment.
+ */
 const RULES = `
 destinations:
   out: { kind: log }

@@ -37,7 +37,9 @@ interface KindCase {
   secrets?: (sinkUrl: string) => Record<string, string>;
   /** What every action of the kind reads besides its templates. */
   reads?: string[];
-  /** Where the sent request arrives: the sink's path, the log stream, or the service's metrics (the series it records). */
+  /**
+   * Where the sent request arrives: the sink's path, the log stream, or the service's metrics (the series it records).
+   */
   arrives: { path: string } | 'log' | { series: string };
 }
 
@@ -164,7 +166,8 @@ describe('destination kinds: the contract every registered kind keeps', () => {
         if (kindCase.arrives === 'log') return; // nothing outside the process can refuse a log line
         const action = compile(kindCase.valid(sink.url)).compiled!.rules[0].actions[0];
         if ('series' in kindCase.arrives) {
-          // The metrics refuse an observation of a metric no rule in force declares (its document was removed meanwhile).
+          // The metrics refuse an observation of a metric no rule in force declares (its document was removed
+          // meanwhile).
           const request = await destinationKind(name).render(action, { input: event, bindings: {}, secrets: { read: async () => '' }, env: {} });
           metrics.userMetrics.declare([]);
           const result = await senders[name].send(request, { timeoutMs: 2000, deadline: Date.now() + 5000, destination: 'out', context: { rule: 'r', ceId: 'ce-2', occurrence: 'o-2' } });

@@ -18,7 +18,10 @@ const EXAMPLE = readFileSync(new URL('../../docs/examples/event-metrics.yaml', i
 const GUIDE = readFileSync(new URL('../../docs/rule-authoring.md', import.meta.url), 'utf8');
 const USER = 'kube_event_rules_user_';
 
-/** The Pod of the crash-loop fixture, its app container's last run OOMKilled, owned by a ReplicaSet of Deployment payment. */
+/**
+ * The Pod of the crash-loop fixture, its app container's last run OOMKilled, owned by a ReplicaSet of Deployment
+ * payment.
+ */
 const OBJECTS = `apiVersion: v1
 kind: Pod
 metadata:

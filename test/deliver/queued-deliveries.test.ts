@@ -85,7 +85,8 @@ describe('queued deliveries', () => {
     });
     try {
       for (let i = 0; i < 4; i++) {
-        const answer = await svc.post(event(200 + i)); // each attempt is cut at the 400 ms deadline, before the 700 ms answer
+        // Each attempt is cut at the 400 ms deadline, before the 700 ms answer.
+        const answer = await svc.post(event(200 + i));
         assert.equal(answer.status, 503);
         assert.doesNotMatch(answer.text, /circuit open/, `event ${i}: the breaker stays closed`);
       }

@@ -107,7 +107,8 @@ describe('kind discovery', () => {
   it('never makes a kind it saw served absent: a 404 of its apiVersion, or a listing without it, is unavailable', async () => {
     const fake = await startFakeKubeApi();
     try {
-      const listings = new KindDiscovery(abortingConfiguration(fake.kubeConfig(), 500), 1, () => true); // TTL 1 ms: listed every time
+      // TTL 1 ms: listed every time.
+      const listings = new KindDiscovery(abortingConfiguration(fake.kubeConfig(), 500), 1, () => true);
       const discovery = { find: async (apiVersion: string, kind: string) => (await sleep(5), listings.find(apiVersion, kind)) };
       assert.deepEqual(await discovery.find('apps/v1', 'Deployment'), { status: 'known', namespaced: true });
       fake.fail('GET', /^\/apis\/apps\/v1$/, 404, 1);

@@ -17,7 +17,9 @@ import { join } from 'node:path';
 
 const GUIDE = readFileSync(new URL('../../docs/examples/regions.yaml', import.meta.url), 'utf8');
 
-/** The test's own rule: a Pod in BackOff until it Started, with a short timeout and a body that shows `$region` whole. */
+/**
+ * The test's own rule: a Pod in BackOff until it Started, with a short timeout and a body that shows `$region` whole.
+ */
 const TIMEOUT_RULE = `
 destinations:
   sink: { url: { env: SINK_REGION_URL } }

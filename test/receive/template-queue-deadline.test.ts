@@ -44,7 +44,8 @@ rules:
     const good = await t.svc.post(event('Good', 'good-1'));
     const waited = performance.now() - started;
     const answered = await slow;
-    // Before: 204 after ≈ 9 s (60 × 0.3 s of CPU on 2 workers), every evaluation run. A wide margin: a loaded box is slow.
+    // Before: 204 after ≈ 9 s (60 × 0.3 s of CPU on 2 workers), every evaluation run. A wide margin: a loaded box is
+    // slow.
     assert.ok(waited < 3000 + 2500, `the good event waited ${waited.toFixed(0)} ms behind slow templates (deadline 3000 ms)`);
     assert.ok(good.status === 204 || good.status === 429, `${good.status} ${good.text}`);
     assert.equal(answered.status, 429, answered.text);

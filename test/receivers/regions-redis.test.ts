@@ -92,7 +92,8 @@ describe('change regions in Redis', { skip: needs('redis-server') }, () => {
     const [a, b] = await Promise.all([replica(), replica()]);
     try {
       for (const [i, node] of ['n2', 'n3', 'n4', 'n5'].entries()) {
-        const at = second(Date.now()) - 1000 + i; // should a sweep reach it first (a loaded machine), its claim still makes it one delivery
+        // Should a sweep reach it first (a loaded machine), its claim still makes it one delivery.
+        const at = second(Date.now()) - 1000 + i;
         assert.equal((await a.post(nodeEvent(node, 'NodeNotReady', at))).status, 204);
         const end = nodeEvent(node, 'NodeReady', at + 500);
         const answers = await Promise.all([a.post(end), b.post(end)]);

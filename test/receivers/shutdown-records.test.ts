@@ -79,7 +79,8 @@ rules:
       assert.deepEqual(await Promise.all(events.map(post)), Array(EVENTS).fill(204));
       assert.equal(setup.sink.received('/slow').length, EVENTS, 'no delivery sent twice');
       const skipped = () => second.records.filter((r) => r.msg === 'already delivered for this occurrence; skipped').length;
-      for (let i = 0; i < 100 && skipped() < EVENTS; i++) await new Promise((r) => setTimeout(r, 50)); // log lines arrive through a pipe
+      // Log lines arrive through a pipe.
+      for (let i = 0; i < 100 && skipped() < EVENTS; i++) await new Promise((r) => setTimeout(r, 50));
       assert.equal(skipped(), EVENTS);
     } finally {
       second.child.kill('SIGTERM');

@@ -124,7 +124,8 @@ rules:
     start();
     await ready();
 
-    // The Broker emulator: Knative's retry rule (retry 5xx, 404, 408, 409, 429, network errors), exponential backoff.
+    // The Broker emulator: Knative's retry rule (retry 5xx, 404, 408, 409, 429, network errors),
+    // exponential backoff.
     const agent = new Agent({ keepAlive: true, maxSockets: 64 });
     const template = loadFixture('hpa-successful-rescale-up-resource-add');
     const post = (i: number) =>

@@ -22,7 +22,10 @@ const AUDIENCE = 'kube-event-rules';
 const TRIGGER_IDENTITY = 'system:serviceaccount:kube-event-rules:kube-event-rules-oidc-eventing.knative.dev-trigger';
 const FETCH_TOKEN = 'service-account-token-for-the-jwks';
 
-/** A cluster's OIDC issuer: the discovery document, and the JWKS only for a caller with the fetch token (as the API server). */
+/**
+ * A cluster's OIDC issuer: the discovery document, and the JWKS only for a caller with the fetch token (as the API
+ * server).
+ */
 async function startIssuer(tls?: { cert: string; key: string }): Promise<{ url: string; jwksRequests: number; sign(claims: Claims, key?: CryptoKey): Promise<string>; close(): Promise<void> }> {
   const { publicKey, privateKey } = await generateKeyPair('RS256');
   const jwk = { ...(await exportJWK(publicKey)), kid: 'cluster-key', alg: 'RS256', use: 'sig' };

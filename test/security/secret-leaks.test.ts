@@ -3,8 +3,8 @@
  * the environment, from an hpa-sender Secret (url, headers, body template, and a `headers` value that
  * is not JSON) — go through every output path, and none of them prints any 8-character piece of one:
  * POST / answers (204 and 503), /dry-run, the playground's API, /status, log records, `log` destination
- * lines, Warning Events on the API, CLI `test` output. A destination echoes what it received (the Authorization header, the
- * URL path, the body) in its 500 and 400 answers, as some do.
+ * lines, Warning Events on the API, CLI `test` output. A destination echoes what it received (the Authorization header,
+ * the URL path, the body) in its 500 and 400 answers, as some do.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

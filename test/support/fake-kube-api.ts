@@ -4,7 +4,8 @@
  * namespaces, resourceVersion history), get, create, update, delete — and fault knobs: a status for the
  * next matching requests (with headers, e.g. Retry-After), requests that are accepted and never answered,
  * an outage (every connection reset) and recovery, clean watch end, in-stream 410, socket reset, and the
- * number of open connections (to prove nothing is left waiting). A watch from a resourceVersion replays what came after it, as the real server does.
+ * number of open connections (to prove nothing is left waiting). A watch from a resourceVersion replays what came after
+ * it, as the real server does.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
