@@ -18,7 +18,9 @@ import { NO_CLUSTER, type Cluster } from './enrich/cluster.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { OccurrenceTracker } from './normalize/occurrence.js';
-import { createPipeline, type Pipeline } from './pipeline.js';
+import { createPipeline, type Pipeline, type PipelineDeps } from './pipeline.js';
+import { dryRunDeps } from './dry-run.js';
+import { TemplateQuarantine } from './render/template-quarantine.js';
 import { RuleStore } from './rules/rule-store.js';
 import { setRegexLimits } from './rules/conditions.js';
 import { compileTenancyPolicy } from './rules/tenancy-policy.js';
@@ -26,7 +28,6 @@ import { watchRulesDirectory, type DirectoryWatch } from './rules/watch-director
 import type { KubeConnection } from './kube/connect.js';
 import type { EventWatch } from './receive/watch-events.js';
 import { countReport } from './receive/events-route.js';
-import { normalize } from './normalize/normalize.js';
 import { createTemplateSandbox } from './render/template-sandbox.js';
 import { RecentEvents } from './playground/recent-events.js';
 import { ShadowLedger } from './match/shadow.js';
@@ -123,8 +124,9 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   metrics.sampleDigestGroups(() => digestStore.groups());
   // A claim outlasts a flush: each action runs at most to its delivery deadline.
   const digests = createDigestFlusher({ store: digestStore, rules: () => store.current, background, metrics, log, maxAttempts: config.digest.flushAttempts, leaseMs: config.deliveryDeadlineMs + 5000 });
-  const pipeline = createPipeline({
+  const pipelineDeps: PipelineDeps = {
     shadow,
+    quarantine: new TemplateQuarantine(),
     config,
     rules: () => store.current,
     tracker,
@@ -138,7 +140,9 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     tenancy,
     regions,
     digests: digestStore,
-  });
+  };
+  const pipeline = createPipeline(pipelineDeps);
+  const dryRunPipeline = createPipeline(dryRunDeps(pipelineDeps));
   const inFlight = trackInFlight(pipeline);
   // RULES_DIR="" turns the directory off (rules from ConfigMaps only); a directory that is set must be readable.
   const rules = config.rulesDir ? watchRulesDirectory(config.rulesDir, store, log, { maxSourceBytes: config.rulesMaxSourceBytes, retryMs: config.rulesRetryMs }) : NO_DIRECTORY;
@@ -182,7 +186,7 @@ export async function createService(options: ServiceOptions): Promise<Service> {
           { maxAgeMs: config.standalone.maxAgeMs, relistAfterMs: config.kube.relistAfterMs, retries: config.standalone.retries, position: redis?.position },
           async (ce) => {
             await ready; // rules first, then events
-            const report = await inFlight.pipeline(normalize(ce, tracker), ce, Date.now() + config.deliveryDeadlineMs);
+            const [report] = await inFlight.pipeline.process([ce], Date.now() + config.deliveryDeadlineMs);
             countReport(metrics, report);
             return report;
           },
@@ -215,10 +219,10 @@ export async function createService(options: ServiceOptions): Promise<Service> {
     },
     config,
     pipeline,
+    dryRunPipeline,
     capacity,
     bodyBytes,
     tracing,
-    tracker,
     metrics,
     log,
     isReady,
@@ -268,16 +272,16 @@ export async function createService(options: ServiceOptions): Promise<Service> {
 function trackInFlight(pipeline: Pipeline): { pipeline: Pipeline; count(): number; settled(timeoutMs: number): Promise<boolean> } {
   let count = 0;
   let onIdle: (() => void) | undefined;
-  const tracked = async (...args: Parameters<Pipeline>) => {
+  const process: Pipeline['process'] = async (events, deadline) => {
     count++;
     try {
-      return await pipeline(...args);
+      return await pipeline.process(events, deadline);
     } finally {
       if (--count === 0) onIdle?.();
     }
   };
   return {
-    pipeline: Object.assign(tracked, { prepare: pipeline.prepare.bind(pipeline) }),
+    pipeline: { ...pipeline, process },
     count: () => count,
     settled: (timeoutMs) =>
       new Promise<boolean>((resolve) => {

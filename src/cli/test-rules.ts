@@ -15,9 +15,7 @@ import { connectKube } from '../kube/connect.js';
 import { InvalidEventError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { createMetrics } from '../metrics.js';
-import { normalize } from '../normalize/normalize.js';
 import type { EventReport, Pipeline } from '../pipeline.js';
-import type { OccurrenceTracker } from '../normalize/occurrence.js';
 import { parseCloudEvents } from '../receive/parse-cloudevents.js';
 import { lineDiff } from './line-diff.js';
 import { localSecrets } from './local-secrets.js';
@@ -25,7 +23,7 @@ import { readEventRequests, type EventRequest } from './read-events.js';
 import { loadRuleFiles } from './rule-files.js';
 import { newStore } from './validate.js';
 import { knownSecrets } from '../redact.js';
-import { createDryRunPipeline } from './dry-run-pipeline.js';
+import { createDryRunPipeline } from '../dry-run.js';
 
 export interface TestOptions {
   rules: string[];
@@ -76,9 +74,9 @@ export async function runTests(options: TestOptions, stdin: () => Promise<string
   const problems = store.status().flatMap((s) => s.errors);
   if (problems.length > 0) return { problems, results: [] };
   const cluster = await testCluster(options);
-  const { pipeline, tracker } = createDryRunPipeline(() => store.current, cluster);
+  const pipeline = createDryRunPipeline(() => store.current, cluster);
   const results: TestResult[] = [];
-  for (const request of await readEventRequests(options.events, stdin)) results.push(...(await evaluateRequest(request, pipeline, tracker)));
+  for (const request of await readEventRequests(options.events, stdin)) results.push(...(await evaluateRequest(request, pipeline)));
   return { problems, results };
 }
 
@@ -86,31 +84,15 @@ export async function runTests(options: TestOptions, stdin: () => Promise<string
  * evaluateRequest gives one result per event of the request (a batch is every one of its entries,
  * "file.json[2]"), through the dry-run pipeline. The playground uses it too, so its golden files are `test`'s.
  */
-export async function evaluateRequest(request: EventRequest, pipeline: Pipeline, tracker: OccurrenceTracker): Promise<TestResult[]> {
+export async function evaluateRequest(request: EventRequest, pipeline: Pipeline): Promise<TestResult[]> {
   try {
     const events = parseCloudEvents(request.headers, request.body);
     const label = (i: number) => (events.length > 1 ? `${request.label}[${i}]` : request.label);
-    // As the service does: the whole batch is checked before any event is evaluated.
-    const view = tracker.readOnly();
-    events.forEach((ce, i) => withEntry(i, events.length, () => normalize(ce, view)));
-    const normalized = events.map((ce) => normalize(ce, tracker));
-    const reports: TestResult[] = [];
-    for (const [i, ce] of events.entries()) {
-      reports.push({ source: label(i), ...(await pipeline(normalized[i], ce, Date.now(), { dryRun: true })) });
-    }
-    return reports;
+    // As the service does: the whole batch is checked before any event is evaluated (400 names the entry).
+    const reports = await pipeline.process(events, Date.now() + loadConfig({}).deliveryDeadlineMs);
+    return reports.map((report, i) => ({ source: label(i), ...report }));
   } catch (err) {
     if (err instanceof InvalidEventError) return [{ source: request.label, status: err.status, error: err.error, detail: err.detail }];
-    throw err;
-  }
-}
-
-/** withEntry names the batch entry in a 400 about it. */
-function withEntry<T>(index: number, count: number, run: () => T): T {
-  try {
-    return run();
-  } catch (err) {
-    if (err instanceof InvalidEventError && count > 1) throw new InvalidEventError(err.status, err.error, `batch entry ${index}: ${err.detail}`);
     throw err;
   }
 }

@@ -10,12 +10,10 @@
  */
 import type { Config } from '../config.js';
 import type { Cluster } from '../enrich/cluster.js';
-import { ConfigurationError, TemplateError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { knownSecrets } from '../redact.js';
-import { renderAction } from '../render/render-action.js';
-import { GUARD_CODES } from '../render/template-quarantine.js';
+import { renderAction, renderFailure } from '../render/render-action.js';
 import { ENRICHMENT_FACTS } from '../enrich/lazy-facts.js';
 import type { CompiledAction, CompiledRule } from '../rules/compiled-rule.js';
 import type { TenancyPolicy } from '../rules/tenancy-policy.js';
@@ -116,15 +114,13 @@ export function createBackgroundDelivery(deps: BackgroundDeliveryDeps): Backgrou
         deadline,
       );
     } catch (err) {
-      const error = knownSecrets.redact(describeError(err));
-      const permanent =
-        (err instanceof TemplateError && !GUARD_CODES.has(err.code ?? '')) || err instanceof ConfigurationError;
-      if (err instanceof TemplateError) metrics.templateErrors.inc({ rule: rule.name });
+      const { outcome, error, template } = renderFailure(err, rule, action);
+      if (template) metrics.templateErrors.inc({ rule: rule.name });
       log.error(
         { ...fields, error },
-        permanent ? `${job.what} not rendered; not retried` : `${job.what} not rendered; tried again later`,
+        outcome === 'error' ? `${job.what} not rendered; not retried` : `${job.what} not rendered; tried again later`,
       );
-      return done({ outcome: permanent ? 'error' : 'failed', error });
+      return done({ outcome, error });
     }
     const started = performance.now();
     const sent = await deps.senders[action.destination.kind].send(request, {
@@ -137,7 +133,8 @@ export function createBackgroundDelivery(deps: BackgroundDeliveryDeps): Backgrou
     metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
     const error = sent.error && knownSecrets.redact(hideOwnSecrets(sent.error, request));
     const result: BackgroundResult = {
-      outcome: sent.outcome,
+      // Background work is never given a dry run's show-only sender.
+      outcome: sent.outcome === 'rendered' ? 'failed' : sent.outcome,
       status: sent.status,
       error,
       retryAfterMs: sent.retryAfterMs,

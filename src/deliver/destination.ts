@@ -1,8 +1,9 @@
 /**
- * The delivery contract: a Sender takes a rendered request and reports one of three outcomes.
+ * The delivery contract: a Sender takes a rendered request and reports one of these outcomes.
  * - delivered: the destination accepted it (2xx);
  * - rejected: the destination refused it permanently (4xx other than 408/429) — retrying cannot help;
- * - failed: it may succeed later (5xx, 408, 429, timeout, network) — the Broker should redeliver.
+ * - failed: it may succeed later (5xx, 408, 429, timeout, network) — the Broker should redeliver;
+ * - rendered: a dry run's sender only shows the request (nothing was sent).
  * Policies (retry with its per-attempt timeout, bulkhead with its circuit breaker) are Senders that wrap
  * a Sender: retry-policy.ts, bulkhead.ts.
  */
@@ -10,7 +11,7 @@ import type { RenderedRequest } from '../render/rendered-request.js';
 import type { TraceHeaders } from '../trace/event-trace.js';
 
 export interface DeliveryResult {
-  outcome: 'delivered' | 'rejected' | 'failed';
+  outcome: 'delivered' | 'rejected' | 'failed' | 'rendered';
   attempts: number;
   status?: number;
   /** Why it was not delivered: status and the start of the response body, or the network error. */

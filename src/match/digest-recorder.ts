@@ -70,14 +70,13 @@ export interface DigestRecorder {
     digest: CompiledDigest,
     input: EventInput,
     facts: LazyFacts,
-    dryRun: boolean,
   ): Promise<DigestActionReport[]>;
 }
 
 export function createDigestRecorder(deps: DigestRecorderDeps): DigestRecorder {
   const { metrics, log } = deps;
   return {
-    async record(rule, digest, input, facts, dryRun) {
+    async record(rule, digest, input, facts) {
       const each = (report: Omit<DigestActionReport, 'rule' | 'destination'>) =>
         rule.actions.map((action): DigestActionReport => ({
           rule: rule.name,
@@ -99,14 +98,13 @@ export function createDigestRecorder(deps: DigestRecorderDeps): DigestRecorder {
       } catch (err) {
         const error = knownSecrets.redact(`digest key: ${describeError(err)}`);
         if (err instanceof LookupFailedError) return each({ outcome: 'failed', error, retryAfterMs: err.retryAfterMs });
-        if (!dryRun) {
-          metrics.templateErrors.inc({ rule: rule.name });
-          log.error({ ...fields, error }, 'digest key failed; the occurrence is not grouped');
-        }
+        metrics.templateErrors.inc({ rule: rule.name });
+        log.error({ ...fields, error }, 'digest key failed; the occurrence is not grouped');
         return each({ outcome: 'error', error });
       }
       const view = occurrenceView(input.event);
-      if (dryRun) return preview(rule, key, view);
+      // A dry run's store (readOnlyDigests) records nothing: say which group the occurrence would join.
+      if (deps.store.previewOnly) return preview(rule, key, view);
       // A delete is a notification of its own although it carries the occurrence (uid/count) of the add or update.
       const id = input.change === 'delete' ? `${input.occurrence}|delete` : input.occurrence;
       let outcome;

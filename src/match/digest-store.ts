@@ -49,6 +49,8 @@ export type RecordOutcome = 'recorded' | 'duplicate' | 'over_capacity';
 export interface DigestStore {
   /** Shared by replicas and kept when this process dies (Redis), or this process's own (memory). */
   readonly shared: boolean;
+  /** A dry run's view (readOnlyDigests): nothing is recorded, claimed or completed; the recorder only previews. */
+  readonly previewOnly?: boolean;
   /** record adds occurrence `id` to the open group of (rule, key), opening one if needed; throws if it cannot. */
   record(rule: string, key: string, id: string, view: DigestOccurrence, options: RecordOptions): Promise<RecordOutcome>;
   /** peek: the open group's count (dry runs), changing nothing. */
@@ -178,5 +180,20 @@ export function createMemoryDigestStore(
       const at = now();
       for (const group of groups.values()) if (!group.token) group.due = Math.min(group.due, at);
     },
+  };
+}
+
+/** readOnlyDigests: the store as a dry run sees it — open groups can be peeked at, nothing else happens. */
+export function readOnlyDigests(store: DigestStore): DigestStore {
+  return {
+    shared: store.shared,
+    previewOnly: true,
+    record: async () => 'duplicate',
+    peek: (rule, key) => store.peek(rule, key),
+    claimDue: async () => [],
+    complete: async () => undefined,
+    retryLater: async () => undefined,
+    groups: () => store.groups(),
+    dueNow: async () => undefined,
   };
 }

@@ -141,27 +141,26 @@ function sides(rule: CompiledRule): { end: CompiledRule; start: CompiledRule } {
 export interface RegionPairing {
   /**
    * occurrence handles one matched occurrence of a region rule: records a start, or closes the region with
-   * `deliverAll` (the rule's actions with `$region` bound). A dry run records and claims nothing.
+   * `deliverAll` (the rule's actions with `$region` bound). A dry run's store records and claims nothing (readOnlyRegions).
    */
   occurrence<R extends Delivered>(
     rule: CompiledRule,
     input: EventInput,
     facts: LazyFacts,
     deadline: number,
-    dryRun: boolean,
     deliverAll: (region: RegionBinding) => Promise<R[]>,
   ): Promise<(R | RegionReport)[]>;
 }
 
 /**
- * createRegionPairing: `scratch`, for the dry runs of the CLI's `test` and the playground, records the starts
- * of dry runs so a start and its end among one run's events pair (the service's dry runs record nothing).
+ * createRegionPairing pairs through `store`. The service's dry runs give it a read-only view of the live store
+ * (readOnlyRegions); the CLI's `test` and the playground a memory of their own, so a start and its end among
+ * one run's events pair.
  */
 export function createRegionPairing(
   store: RegionStore,
   metrics: Metrics,
   log: Logger,
-  scratch?: RegionStore,
 ): RegionPairing {
   /**
    * The occurrences of one region in this process are handled one after the other, in the order they reach
@@ -184,7 +183,7 @@ export function createRegionPairing(
   };
 
   return {
-    async occurrence(rule, input, facts, deadline, dryRun, deliverAll) {
+    async occurrence(rule, input, facts, deadline, deliverAll) {
       const region = rule.region!;
       const reports = (outcome: RegionReport['outcome'], extra: Partial<RegionReport> = {}): RegionReport[] =>
         rule.actions.map((action) => ({ rule: rule.name, destination: action.destination.name, outcome, ...extra }));
@@ -216,10 +215,8 @@ export function createRegionPairing(
       } catch (err) {
         const error = `rule ${rule.name} region.key: ${describeError(err)}`;
         const guard = err instanceof TemplateError && GUARD_CODES.has(err.code ?? '');
-        if (!dryRun) {
-          metrics.templateErrors.inc({ rule: rule.name });
-          log.error({ ...context, error }, 'region key failed; the occurrence is not paired');
-        }
+        metrics.templateErrors.inc({ rule: rule.name });
+        log.error({ ...context, error }, 'region key failed; the occurrence is not paired');
         return reports(guard ? 'failed' : 'error', { error, unavailable: guard || undefined });
       }
       const id = regionId(rule.name, key);
@@ -240,10 +237,6 @@ export function createRegionPairing(
           cloudevent: { id: input.cloudevent.id, type: input.cloudevent.type, source: input.cloudevent.source },
           event: eventView(input.event),
         };
-        if (dryRun) {
-          await scratch?.open(id, start);
-          return reports('region_started');
-        }
         try {
           const opened = await store.open(id, start);
           if (opened === 'full' || opened === 'team_full') {
@@ -268,29 +261,10 @@ export function createRegionPairing(
       async function closeRegion(): Promise<(RegionReport | Sent)[]> {
         const end = { time, event: eventView(input.event) };
         const unmatched = (why: string): RegionReport[] => {
-          if (!dryRun) {
-            metrics.regionUnmatchedEnds.inc({ rule: rule.name });
-            log.info({ ...context, key }, `region end not sent: ${why}`);
-          }
+          metrics.regionUnmatchedEnds.inc({ rule: rule.name });
+          log.info({ ...context, key }, `region end not sent: ${why}`);
           return reports('region_unmatched', { error: why });
         };
-        if (dryRun) {
-          const recorded = await scratch?.peek(id);
-          const start = recorded ?? (await store.peek(id).catch(() => undefined));
-          if (!start || start.time > time) return unmatched('no open region for its key');
-          if (recorded && scratch) {
-            const token = randomUUID();
-            await scratch.claim(id, token, 0);
-            await scratch.clear(id, token, recorded.scope);
-          }
-          return deliverAll({
-            key: JSON.parse(key),
-            start: { time: start.time, event: start.event },
-            end,
-            endedBy: 'end',
-          });
-        }
-
         const token = randomUUID();
         let claim;
         try {

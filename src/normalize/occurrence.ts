@@ -34,7 +34,12 @@ export interface Classifier {
  * but itself. A wrong `update` costs one skipped duplicate; a wrong `unchanged` would lose an occurrence,
  * which is why "seen" is kept per replica and never inferred from a newer count.
  */
-export class OccurrenceTracker implements Classifier {
+/** A classifier that can also give a view of itself that remembers nothing (a batch's check, a dry run). */
+export interface Occurrences extends Classifier {
+  readOnly(): Occurrences;
+}
+
+export class OccurrenceTracker implements Occurrences {
   private readonly seen: HashedTable;
   private readonly newIds: HashedTable;
 
@@ -44,8 +49,12 @@ export class OccurrenceTracker implements Classifier {
   }
 
   /** readOnly gives a view that classifies like this tracker but remembers nothing (for dry runs). */
-  readOnly(): Classifier {
-    return { classify: (verb, raw, event, cloudEventId) => this.classify(verb, raw, event, cloudEventId, false) };
+  readOnly(): Occurrences {
+    const view: Occurrences = {
+      classify: (verb, raw, event, cloudEventId) => this.classify(verb, raw, event, cloudEventId, false),
+      readOnly: () => view,
+    };
+    return view;
   }
 
   classify(verb: Verb, raw: Record<string, unknown>, event: KubeEvent, cloudEventId: string, remember = true): Change {

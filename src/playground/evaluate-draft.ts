@@ -6,7 +6,7 @@
  * would compare with, for the same event saved under `eventLabel`.
  */
 import { buildRuleIndex } from '../match/rule-index.js';
-import { createDryRunPipeline } from '../cli/dry-run-pipeline.js';
+import { createDryRunPipeline } from '../dry-run.js';
 import { toRequests } from '../cli/read-events.js';
 import { evaluateRequest, type TestResult } from '../cli/test-rules.js';
 import type { Cluster } from '../enrich/cluster.js';
@@ -63,7 +63,7 @@ export async function evaluateDraft(input: DraftInput, context: DraftContext): P
   const { objects, problems: objectProblems } = parseManifests(input.objects?.trim() ? [{ label: 'objects', text: input.objects }] : []);
   const cluster = objects.length > 0 ? manifestCluster(objects, { fallback: context.cluster }) : context.cluster;
   const ruleSet = { rules, index: buildRuleIndex(rules) };
-  const { pipeline, tracker } = createDryRunPipeline(() => ruleSet, cluster, { env: context.env, occurrences: 1000 });
+  const pipeline = createDryRunPipeline(() => ruleSet, cluster, { env: context.env, occurrences: 1000 });
   const results: TestResult[] = [];
   let requests: ReturnType<typeof toRequests> = [];
   try {
@@ -72,7 +72,7 @@ export async function evaluateDraft(input: DraftInput, context: DraftContext): P
   } catch (err) {
     eventProblems.push(err instanceof SyntaxError ? `the event is not JSON: ${err.message}` : describeError(err));
   }
-  for (const request of requests) results.push(...(await evaluateRequest(request, pipeline, tracker)));
+  for (const request of requests) results.push(...(await evaluateRequest(request, pipeline)));
   return {
     problems,
     eventProblems,

@@ -17,10 +17,7 @@ import getRawBody from 'raw-body';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { typeLabel } from '../metrics.js';
-import { normalize, type Normalized } from '../normalize/normalize.js';
-import type { Classifier, OccurrenceTracker } from '../normalize/occurrence.js';
-import { InvalidEventError } from '../errors.js';
-import type { EventReport, Pipeline, PreparedEvent } from '../pipeline.js';
+import type { EventReport, Pipeline } from '../pipeline.js';
 import { parseCloudEvents } from './parse-cloudevents.js';
 import type { RecentEvents } from '../playground/recent-events.js';
 import type { ActionCapacity } from './action-capacity.js';
@@ -30,9 +27,10 @@ import { NO_TRACING, type Tracing } from '../trace/tracing.js';
 export interface EventsRouteDeps {
   config: Config;
   pipeline: Pipeline;
+  /** The same pipeline sending and remembering nothing (src/dry-run.ts), for POST /dry-run. */
+  dryRunPipeline: Pipeline;
   /** Actions in flight, per request and for the process. */
   capacity: ActionCapacity;
-  tracker: OccurrenceTracker;
   metrics: Metrics;
   /** False until rules were loaded, and while shutting down. */
   isReady: () => boolean;
@@ -76,7 +74,7 @@ async function readEvents(ctx: Parameters<Middleware>[0], config: Config): Promi
   return parseCloudEvents(ctx.headers, body);
 }
 
-export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isReady, recent, bodyBytes, tracing = NO_TRACING }: EventsRouteDeps): Middleware {
+export function eventsRoute({ config, pipeline, capacity, metrics, isReady, recent, bodyBytes, tracing = NO_TRACING }: EventsRouteDeps): Middleware {
   return async function receiveEvents(ctx) {
     if (!isReady()) {
       // Before the rules are loaded every event would look unmatched and be acknowledged — lost.
@@ -98,15 +96,10 @@ export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isRe
   async function receive(ctx: Parameters<Middleware>[0]): Promise<void> {
     const events = await readEvents(ctx, config);
     recent?.record(events, ctx.request.length);
-    // A batch is checked whole before anything is remembered: a bad entry must not leave earlier ones in
-    // the occurrence memory (their redelivery would then look like a repeat). One event needs no dry pass:
-    // normalize throws before it remembers.
-    if (events.length > 1) normalizeAll(events, tracker.readOnly());
-    const normalized = normalizeAll(events, tracker);
     const traces = events.map((event) => tracing.begin(ctx.headers, event));
     const deadline = Date.now() + config.deliveryDeadlineMs;
-    const prepared = await Promise.all(events.map((event, i) => pipeline.prepare(normalized[i], event, { trace: traces[i] })));
-    const reservation = capacity.reserve(prepared.reduce((sum, event) => sum + event.actions, 0), teamActionsOf(prepared));
+    const prepared = await pipeline.prepare(events, traces);
+    const reservation = capacity.reserve(prepared.actions, prepared.teamActions);
     if (!reservation.ok) {
       for (const event of events) metrics.eventsReceived.inc({ type: typeLabel(event.type), outcome: 'over_capacity' });
       ctx.status = 429;
@@ -116,7 +109,7 @@ export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isRe
       return;
     }
     try {
-      answer(ctx, await Promise.all(prepared.map((event) => event.run(deadline))), metrics);
+      answer(ctx, await prepared.run(deadline), metrics);
     } finally {
       reservation.release();
       for (const trace of traces) trace.end(ctx.status);
@@ -129,7 +122,7 @@ export function eventsRoute({ config, pipeline, capacity, tracker, metrics, isRe
  * evaluated and the conditions that decided, and each rendered request (secrets redacted). Sends
  * nothing and changes no state: no delivery, no dedup or occurrence memory, no metrics.
  */
-export function dryRunRoute({ config, pipeline, capacity, tracker, bodyBytes }: EventsRouteDeps): Middleware {
+export function dryRunRoute({ config, dryRunPipeline, capacity, bodyBytes }: EventsRouteDeps): Middleware {
   return async function dryRun(ctx) {
     const releaseBody = reserveBodyBytes(ctx, config, bodyBytes);
     if (!releaseBody) return;
@@ -141,12 +134,9 @@ export function dryRunRoute({ config, pipeline, capacity, tracker, bodyBytes }: 
   };
 
   async function dryRunEvents(ctx: Parameters<Middleware>[0]): Promise<void> {
-    const events = await readEvents(ctx, config);
-    const view = tracker.readOnly();
-    const normalized = normalizeAll(events, view);
-    const prepared = await Promise.all(events.map((event, i) => pipeline.prepare(normalized[i], event, { dryRun: true })));
+    const prepared = await dryRunPipeline.prepare(await readEvents(ctx, config));
     // Rendering is the work a dry run does: the same caps.
-    const reservation = capacity.reserve(prepared.reduce((sum, event) => sum + event.actions, 0), teamActionsOf(prepared));
+    const reservation = capacity.reserve(prepared.actions, prepared.teamActions);
     if (!reservation.ok) {
       ctx.status = 429;
       ctx.set('Retry-After', String(Math.ceil(reservation.retryAfterMs / 1000)));
@@ -154,30 +144,11 @@ export function dryRunRoute({ config, pipeline, capacity, tracker, bodyBytes }: 
       return;
     }
     try {
-      ctx.body = { events: await Promise.all(prepared.map((event) => event.run(Date.now()))) };
+      ctx.body = { events: await prepared.run(Date.now() + config.deliveryDeadlineMs) };
     } finally {
       reservation.release();
     }
   }
-}
-
-/** teamActionsOf: the actions of each team namespace's rules in a request, summed over its events. */
-function teamActionsOf(prepared: readonly PreparedEvent[]): Map<string, number> {
-  const total = new Map<string, number>();
-  for (const event of prepared) for (const [namespace, count] of event.teamActions ?? []) total.set(namespace, (total.get(namespace) ?? 0) + count);
-  return total;
-}
-
-/** normalizeAll normalizes every event of a request; a 400 names the batch entry it is about. */
-function normalizeAll(events: CloudEvent<unknown>[], tracker: Classifier): Normalized[] {
-  return events.map((event, i) => {
-    try {
-      return normalize(event, tracker);
-    } catch (err) {
-      if (err instanceof InvalidEventError && events.length > 1) throw new InvalidEventError(err.status, err.error, `batch entry ${i}: ${err.detail}`);
-      throw err;
-    }
-  });
 }
 
 /** countReport counts one processed event: its outcome, or `retry` when an action must be redelivered. */

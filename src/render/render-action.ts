@@ -10,6 +10,10 @@ import type { TenancyPolicy } from '../rules/tenancy-policy.js';
 import type { CompiledAction, CompiledRule } from '../rules/compiled-rule.js';
 import type { RenderedRequest } from './rendered-request.js';
 import type { SecretReader } from './value-source.js';
+import { LookupFailedError } from '../enrich/lookup-failed.js';
+import { ConfigurationError, TemplateError, TemplateQueueError, describeError } from '../errors.js';
+import { knownSecrets } from '../redact.js';
+import { GUARD_CODES } from './template-quarantine.js';
 
 export interface ActionRenderDeps {
   config: Config;
@@ -57,4 +61,31 @@ export async function renderAction(
   });
   if (kind.network) deps.tenancy.checkDestination(rule.scope, action.destination.name, request.url);
   return request;
+}
+
+/**
+ * Why an action could not be rendered: `error` when retrying cannot change it (a type error, no value, a bad
+ * configuration); `failed` when it may pass later — a lookup or Secret read that failed, or a guard trip
+ * (time, heap, size: they depend on load and on the limits set), so the Broker redelivers and in the end
+ * dead-letters the event instead of it being acknowledged unsent.
+ */
+export interface RenderFailure {
+  outcome: 'error' | 'failed';
+  error: string;
+  retryAfterMs?: number;
+  /** A template error (counted per rule). */
+  template?: boolean;
+  /** A guard trip (counts towards the rule's quarantine; answered 503). */
+  guard?: boolean;
+}
+
+/** renderFailure: what a renderAction error means, its message redacted. */
+export function renderFailure(err: unknown, rule: CompiledRule, action: CompiledAction): RenderFailure {
+  const template = err instanceof TemplateError;
+  const error = knownSecrets.redact(`${template ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`);
+  const guard = err instanceof TemplateError && GUARD_CODES.has(err.code ?? '');
+  // Template and configuration errors are permanent; a guard trip or anything else (an API outage reading a Secret) may pass.
+  if (!guard && (template || err instanceof ConfigurationError)) return { outcome: 'error', error, template };
+  const retryAfterMs = err instanceof LookupFailedError || err instanceof TemplateQueueError ? err.retryAfterMs : undefined;
+  return { outcome: 'failed', error, retryAfterMs, template, guard };
 }

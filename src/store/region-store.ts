@@ -125,3 +125,22 @@ export function createMemoryRegionStore(limits: RegionLimits, now: () => number 
     },
   };
 }
+
+/**
+ * readOnlyRegions: the store as a dry run sees it — a start would open (or find one open), an end finds the open
+ * start as if it claimed it, and nothing is recorded, claimed or cleared.
+ */
+export function readOnlyRegions(store: RegionStore): RegionStore {
+  return {
+    open: async (id) => ((await store.peek(id)) ? 'open' : 'opened'),
+    peek: (id) => store.peek(id),
+    claim: async (id) => {
+      const start = await store.peek(id);
+      return start ? { status: 'taken', start } : { status: 'none' };
+    },
+    clear: async () => undefined,
+    release: async () => undefined,
+    due: async () => [],
+    size: () => store.size(),
+  };
+}
