@@ -134,10 +134,23 @@ describe('digests (memory store)', () => {
       assert.equal(action.outcome, 'rendered');
       assert.deepEqual(action.digest, { key: 'shop/payment', group: 'open', count: 2 });
       assert.equal(action.request.body.count, 2);
+      // The playground evaluates a draft the same way: the group the event would open, the digest it would send.
+      const draft = digestRules(sink.url, `{ key: ${PER_DEPLOYMENT}, window: 10m }`);
+      const evaluated = await fetch(`${svc.url}/playground/api/evaluate`, {
+        method: 'POST',
+        body: JSON.stringify({
+          document: draft,
+          event: JSON.stringify({ headers: fixture.headers, body: fixture.body }),
+        }),
+      });
+      const [drafted] = ((await evaluated.json()) as { results: { actions: Record<string, any>[] }[] }).results[0]
+        .actions;
+      assert.deepEqual(drafted.digest, { key: 'shop/payment', group: 'new', count: 1 });
+      assert.deepEqual(drafted.request.body.first, ['payment-5c7d9b8f6-p002']);
       assert.equal(
         await svc.metric('kube_event_rules_digest_occurrences_total', { outcome: 'recorded' }),
         1,
-        'the dry run recorded nothing',
+        'the dry runs recorded nothing',
       );
     } finally {
       await svc.stop();
