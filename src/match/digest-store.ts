@@ -194,6 +194,7 @@ export function readOnlyDigests(store: DigestStore): DigestStore {
     complete: async () => undefined,
     retryLater: async () => undefined,
     groups: () => store.groups(),
+    groupsByRule: () => store.groupsByRule(),
     dueNow: async () => undefined,
   };
 }
