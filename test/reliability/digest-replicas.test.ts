@@ -1,9 +1,10 @@
 /**
- * Digests with Redis (a real redis-server on 127.0.0.1): replicas share their groups, so 50 events spread
- * over two replicas are still one delivery with count 50, flushed by exactly one replica; a replica killed
- * with SIGKILL — while its group is open, or in the middle of flushing it — loses nothing: the other
- * replica (or the restarted one) flushes the group, once. Each test has a Deployment of its own: Redis
- * remembers recorded occurrences (DEDUP_WINDOW_SECONDS) from one test to the next.
+ * Digests with Redis (a real redis-server on 127.0.0.1): an occurrence Redis cannot record is answered 503;
+ * replicas share their groups, so 50 events spread over two replicas are still one delivery with count 50,
+ * flushed by exactly one replica; a replica killed with SIGKILL — while its group is open, or in the middle
+ * of flushing it — loses nothing: the other replica (or the restarted one) flushes the group, once. Each
+ * test has a Deployment of its own: Redis remembers recorded occurrences (DEDUP_WINDOW_SECONDS) from one
+ * test to the next.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -76,6 +77,31 @@ describe('digests shared through Redis', { skip: needs('redis-server') }, () => 
       config: { redisUrl: infra.redis.url, deliveryAttempts: 1, deliveryDeadlineMs: 1000, deliveryTimeoutMs: 500 },
     });
   const openGroups = (svc: RunningService) => svc.metric('kube_event_rules_digest_groups_open');
+
+  it('a Redis that does not answer: the occurrence is answered 503, never 2xx unrecorded; its redelivery counts it', async () => {
+    infra.sink.requests.length = 0;
+    const svc = await replica(`{ key: ${PER_DEPLOYMENT}, window: 2s }`);
+    try {
+      infra.redis.pause(); // stalled: connected, answering nothing
+      let status: number;
+      try {
+        status = (await svc.post(crashLoop(1, 'payroll'))).status;
+      } finally {
+        infra.redis.resume();
+      }
+      assert.equal(status, 503);
+      assert.equal(await svc.metric('kube_event_rules_digest_occurrences_total', { outcome: 'failed' }), 1);
+      // The Broker redelivers until Redis is back (skipped until a background PING answers).
+      await waitUntil(
+        'the redelivery to be recorded',
+        async () => (await svc.post(crashLoop(1, 'payroll'))).status === 204,
+      );
+      const [delivery] = await infra.sink.waitFor('/digest', 1, 15_000);
+      assert.deepEqual([(delivery.json() as any).key, (delivery.json() as any).count], ['shop/payroll', 1]);
+    } finally {
+      await svc.stop();
+    }
+  });
 
   it('50 events spread over two replicas are one delivery with count 50, flushed by one replica', async () => {
     infra.sink.requests.length = 0;
