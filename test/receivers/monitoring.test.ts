@@ -27,6 +27,7 @@ import {
   prometheusRulesFile,
   readDashboard,
   withVariables,
+  ALL,
 } from '../support/monitoring.js';
 import { needs } from '../support/needs.js';
 import { startPrometheus, startRedis, type Receiver } from '../support/real-receivers.js';
@@ -388,19 +389,25 @@ describe(
       assert.deepEqual(await values(instanceLabel, instanceMetric), [instance]);
     });
 
-    it('every panel query returns series with a number, for this namespace and instance', async () => {
-      const queries = dashboardQueries();
-      assert.ok(queries.length >= 40);
-      const failures: string[] = [];
-      for (const { name, expr } of queries) {
-        const promql = withVariables(expr, { namespace: NAMESPACE, instance, rateInterval: '1m' });
-        const result = await query(promql);
-        if (result.length === 0) failures.push(`${name}: no series — ${promql}`);
-        else if (!result.some((s) => Number.isFinite(Number(s.value[1]))))
-          failures.push(`${name}: no number (${result.map((s) => s.value[1]).join(', ')}) — ${promql}`);
-      }
-      assert.deepEqual(failures, []);
-    });
+    for (const selected of ['this instance', 'All instances'] as const) {
+      it(`every panel query returns series with a number, for this namespace and ${selected}`, async () => {
+        const queries = dashboardQueries();
+        assert.ok(queries.length >= 40);
+        const failures: string[] = [];
+        for (const { name, expr } of queries) {
+          const promql = withVariables(expr, {
+            namespace: NAMESPACE,
+            instance: selected === 'this instance' ? instance : ALL,
+            rateInterval: '1m',
+          });
+          const result = await query(promql);
+          if (result.length === 0) failures.push(`${name}: no series — ${promql}`);
+          else if (!result.some((s) => Number.isFinite(Number(s.value[1]))))
+            failures.push(`${name}: no number (${result.map((s) => s.value[1]).join(', ')}) — ${promql}`);
+        }
+        assert.deepEqual(failures, []);
+      });
+    }
 
     it("a team's rule-declared metric: the pod's namespace is `namespace`, the team's becomes `exported_namespace`", async () => {
       const series = await query('kube_event_rules_user_team_crashloops_total');

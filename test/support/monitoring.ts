@@ -52,18 +52,23 @@ export function alertingRules(): AlertingRule[] {
   return groups.flatMap((group) => group.rules).filter((rule) => rule.alert) as AlertingRule[];
 }
 
+/** The instance variable's "All": Grafana puts the variable's allValue in as it is. */
+export const ALL = { all: true } as const;
+
 /**
  * withVariables substitutes the dashboard's template variables as Grafana does for one selected value of
- * each, and Grafana's $__rate_interval with a fixed window.
+ * each (its regex characters escaped) or for All, and Grafana's $__rate_interval with a fixed window.
  */
 export function withVariables(
   expr: string,
-  values: { namespace: string; instance: string; rateInterval: string },
+  values: { namespace: string; instance: string | typeof ALL; rateInterval: string },
 ): string {
+  const instance =
+    values.instance === ALL ? '.*' : (values.instance as string).replace(/[.*+?^${}()|[\]\\]/g, '\\\\$&');
   return expr
     .replaceAll('$__rate_interval', values.rateInterval)
     .replaceAll('$namespace', values.namespace)
-    .replaceAll('$instance', values.instance.replace(/[.*+?^${}()|[\]\\]/g, '\\\\$&'));
+    .replaceAll('$instance', instance);
 }
 
 /** unquoted: the expression with every string literal emptied (label values are not names). */
