@@ -67,6 +67,18 @@ describe('Grafana dashboard', () => {
     assert.deepEqual(without, [], 'every query selects a metric');
   });
 
+  it("shows every one of the service's own metrics (a new metric needs a panel, driven in test/receivers/monitoring.test.ts)", async () => {
+    const shown = new Set(queries.flatMap(({ expr }) => metricNames(expr)));
+    const own = [...(await exportedNames())].filter(
+      (name) => name.startsWith('kube_event_rules_') && !/_(bucket|sum|count)$/.test(name),
+    );
+    const histogramShown = (name: string) => shown.has(`${name}_bucket`) || shown.has(`${name}_count`);
+    assert.deepEqual(
+      own.filter((name) => !shown.has(name) && !histogramShown(name)),
+      [],
+    );
+  });
+
   it('names a renamed metric', () => {
     assert.deepEqual(
       metricNames(

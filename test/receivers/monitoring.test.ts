@@ -6,9 +6,9 @@
  * events, digests (recorded, redelivered, flushed), change regions (ended, an end without a start), a
  * rule-declared metric past its series bound, a malformed traceparent, a template error, a template
  * quarantined after its guard tripped twice, a rejected rule document, lookups and a watch restart against
- * the fake Kubernetes API, Redis going away. Prometheus scrapes it and evaluates the alerting rules; every
- * panel query, with the dashboard's variables substituted, returns a number, and each alert is proven as
- * ALERT_PROOFS says.
+ * the fake Kubernetes API, an Event sent again by the standalone watch on start, Redis going away.
+ * Prometheus scrapes it and evaluates the alerting rules; every panel query, with the dashboard's variables
+ * substituted, returns a number, and each alert is proven as ALERT_PROOFS says.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -315,6 +315,20 @@ describe(
       fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: POD, namespace: 'shop' } });
       fake.apply(ruleConfigMap(OWN_NAMESPACE, 'platform-rules', { 'metric-warnings.yaml': configMapRules(sink.url) }));
       fake.apply(ruleConfigMap('shop', 'team-rules', { 'crashloops.yaml': teamRules }));
+      // Standalone mode watches Events too: this recent one is sent on start, with no saved watch position yet.
+      fake.apply({
+        apiVersion: 'events.k8s.io/v1',
+        kind: 'Event',
+        metadata: { name: 'web-1.1', namespace: 'shop', uid: 'uid-web-1' },
+        eventTime: new Date().toISOString(),
+        reason: 'FailedScheduling',
+        type: 'Warning',
+        reportingController: 'default-scheduler',
+        reportingInstance: 'default-scheduler-node1',
+        action: 'Scheduling',
+        regarding: { kind: 'Pod', namespace: 'shop', name: 'web-1' },
+        note: '0/3 nodes are available: 3 Insufficient cpu.',
+      });
       redis = await startRedis();
       const defaults = loadConfig({});
       svc = await startService({
@@ -326,6 +340,7 @@ describe(
           deliveryAttempts: 2,
           maxActionsPerRequest: 10,
           metricMaxSeriesPerMetric: 1,
+          standalone: { enabled: true, maxAgeMs: 300_000, retries: 3 },
           regex: { ...defaults.regex, maxInputBytes: 16 },
         },
       });
