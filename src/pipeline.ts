@@ -136,7 +136,7 @@ type Bindings = Record<string, unknown>;
 /** After a guard trip, ask the Broker to wait this long before redelivering (quarantine asks for its remaining time). */
 const GUARD_RETRY_AFTER_MS = 1000;
 
-const NOTHING_PREPARED = { actions: 0, teamActions: new Map<string, number>() };
+const NOTHING_PREPARED: Omit<PreparedRequest, 'run'> = { actions: 0, teamActions: new Map<string, number>() };
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { metrics, log, tracker } = deps;
@@ -169,8 +169,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   async function prepare(events: readonly CloudEvent<unknown>[], traces?: readonly EventTrace[]): Promise<PreparedRequest> {
     const normalized = normalizeAll(events);
+    if (events.length === 1) {
+      // Nearly every request: one event, no arrays of promises.
+      const event = await prepareEvent(normalized[0], events[0], traces?.[0] ?? NO_TRACE);
+      return { actions: event.actions, teamActions: event.teamActions, run: async (deadline) => [await event.run(deadline)] };
+    }
     const prepared = await Promise.all(events.map((ce, i) => prepareEvent(normalized[i], ce, traces?.[i] ?? NO_TRACE)));
-    if (prepared.length === 1) return { ...prepared[0], run: async (deadline) => [await prepared[0].run(deadline)] };
     const teamActions = new Map<string, number>();
     for (const event of prepared) for (const [namespace, count] of event.teamActions) teamActions.set(namespace, (teamActions.get(namespace) ?? 0) + count);
     return {
@@ -216,12 +220,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return report;
     };
     let actions = 0;
-    const teamActions = new Map<string, number>();
+    let teamActions: Map<string, number> | undefined;
     for (const rule of matched) {
       actions += rule.actions.length;
-      if (rule.scope !== undefined) teamActions.set(rule.scope, (teamActions.get(rule.scope) ?? 0) + rule.actions.length);
+      if (rule.scope !== undefined) (teamActions ??= new Map()).set(rule.scope, (teamActions.get(rule.scope) ?? 0) + rule.actions.length);
     }
-    return { actions, teamActions, run };
+    return { actions, teamActions: teamActions ?? NOTHING_PREPARED.teamActions, run };
   }
 
   async function resolve(normalized: Normalized, ce: CloudEvent<unknown>): Promise<EventInput | { unresolved: string } | { retry: string; retryAfterMs?: number }> {

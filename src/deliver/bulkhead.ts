@@ -52,7 +52,7 @@ export interface Bulkheads {
    * acquire waits for a slot of the destination `key` until `deadline` (epoch ms), or refuses (queue full,
    * breaker open, deadline passed while queued); `label` names it in metrics.
    */
-  acquire(key: string, label: string, deadline?: number): Promise<Admission>;
+  acquire(key: string, label: string, deadline?: number): Admission | Promise<Admission>;
 }
 
 export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now: () => number = Date.now): Bulkheads {
@@ -119,7 +119,8 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
   }
 
   return {
-    async acquire(key, destination, deadline = Infinity) {
+    // Not async: a free slot (nearly every delivery) is granted without a promise.
+    acquire(key, destination, deadline = Infinity) {
       const l = lane(key, destination);
       const open = l.failures >= options.failureThreshold;
       if (open && (l.openUntil > now() || l.probing)) return circuitOpen(l);
@@ -144,7 +145,8 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
 export function withBulkhead(sender: Sender, bulkheads: Bulkheads): Sender {
   return {
     async send(request, options): Promise<DeliveryResult> {
-      const slot = await bulkheads.acquire(options.lane ?? options.destination, options.destination, options.deadline);
+      const acquired = bulkheads.acquire(options.lane ?? options.destination, options.destination, options.deadline);
+      const slot = acquired instanceof Promise ? await acquired : acquired;
       if (!slot.ok) return { outcome: 'failed', attempts: 0, error: slot.reason, retryAfterMs: slot.retryAfterMs };
       let failed: boolean | undefined = true;
       try {

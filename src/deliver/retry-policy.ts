@@ -63,8 +63,8 @@ export function withRetry(attempt: Sender, options: RetryOptions): Sender {
           return { outcome: 'failed', attempts: n - 1, error, retryAfterMs: 1000, inconclusive: n === 1 };
         }
         const attemptTimeoutMs = Math.min(timeoutMs, remaining);
-        const result = await attempt.send(request, { ...sendOptions, timeoutMs: attemptTimeoutMs });
-        if (result.outcome === 'delivered') return { outcome: 'delivered', attempts: n, status: result.status };
+        const result = await attempt.send(request, attemptTimeoutMs === timeoutMs ? sendOptions : { ...sendOptions, timeoutMs: attemptTimeoutMs });
+        if (result.outcome === 'delivered') return n === 1 && result.attempts === 1 ? result : { outcome: 'delivered', attempts: n, status: result.status };
         const failed = { attempts: n, status: result.status, error: result.error };
         if (result.outcome === 'rejected') return { outcome: 'rejected', ...failed };
         const wait = result.retryAfterMs ?? backoffMs(n);

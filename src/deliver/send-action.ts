@@ -33,10 +33,10 @@ export function createActionSender({ senders, config, metrics, log }: { senders:
     // A destination may echo what it was sent (the Authorization header, a secret URL path) in its error body.
     if (result.error) result = { ...result, error: knownSecrets.redact(hideOwnSecrets(result.error, request)) };
     metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
-    const fields = { rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, status: result.status, attempts: result.attempts };
-    if (result.outcome === 'failed') log.warn({ ...fields, error: result.error }, 'delivery failed; the Broker will redeliver');
-    else if (result.outcome === 'rejected') log.error({ ...fields, error: result.error }, 'delivery rejected by the destination; not retried');
-    else if (log.isLevelEnabled('info')) log.info(fields, 'delivered');
+    const fields = () => ({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, status: result.status, attempts: result.attempts });
+    if (result.outcome === 'failed') log.warn({ ...fields(), error: result.error }, 'delivery failed; the Broker will redeliver');
+    else if (result.outcome === 'rejected') log.error({ ...fields(), error: result.error }, 'delivery rejected by the destination; not retried');
+    else if (log.isLevelEnabled('info')) log.info(fields(), 'delivered');
     return result;
   };
 }

@@ -26,9 +26,14 @@ export function factsByScope(cluster: Cluster, input: EventInput, teamClusterKin
 }
 
 export async function matchByScope(rules: readonly CompiledRule[], input: EventInput, facts: FactsByScope, options: MatchOptions = {}): Promise<MatchResult> {
+  const first = rules[0]?.scope;
+  if (rules.every((rule) => rule.scope === first)) return match(rules, input, facts(first), options);
   const byScope = new Map<string | undefined, CompiledRule[]>();
-  for (const rule of rules) byScope.set(rule.scope, [...(byScope.get(rule.scope) ?? []), rule]);
-  if (byScope.size <= 1) return match(rules, input, facts(rules[0]?.scope), options);
+  for (const rule of rules) {
+    const scoped = byScope.get(rule.scope);
+    if (scoped) scoped.push(rule);
+    else byScope.set(rule.scope, [rule]);
+  }
   const results = await Promise.all([...byScope].map(([scope, scoped]) => match(scoped, input, facts(scope), options)));
   return {
     matched: results.flatMap((r) => r.matched),

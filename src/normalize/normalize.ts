@@ -21,7 +21,8 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 /** cloudEventFacts copies attributes and extensions into a plain object (CloudEvent instances are frozen classes). */
 export function cloudEventFacts(ce: CloudEvent<unknown>): CloudEventFacts {
   const facts: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(ce)) {
+  for (const key of Object.keys(ce)) {
+    const value = (ce as unknown as Record<string, unknown>)[key];
     if (key === 'data_base64' || typeof value === 'function') continue;
     facts[key] = value;
   }

@@ -20,8 +20,8 @@ export interface RecordedEvent {
 /** Events larger than this are listed but not kept (a 1 MiB message would crowd out the rest). */
 export const MAX_ENTRY_BYTES = 64 * 1024;
 
-/** An entry: already serialized, or the event itself until the playground first asks for it. */
-type Entry = RecordedEvent | { event: CloudEvent<unknown>; receivedAt: string };
+/** An entry: already serialized, or the event itself (and when it came, in ms) until the playground first asks for it. */
+type Entry = RecordedEvent | { event: CloudEvent<unknown>; receivedAt: number };
 
 export class RecentEvents {
   private readonly entries: Entry[] = [];
@@ -32,7 +32,7 @@ export class RecentEvents {
   record(events: readonly CloudEvent<unknown>[], requestBytes?: number): void {
     if (this.capacity <= 0) return;
     const lazy = requestBytes !== undefined && requestBytes <= MAX_ENTRY_BYTES;
-    const receivedAt = new Date().toISOString();
+    const receivedAt = Date.now();
     for (const event of events) {
       this.entries.push(lazy ? { event, receivedAt } : toRecorded(event, receivedAt));
       if (this.entries.length > this.capacity) this.entries.shift();
@@ -49,7 +49,8 @@ export class RecentEvents {
   }
 }
 
-function toRecorded(event: CloudEvent<unknown>, receivedAt: string): RecordedEvent {
+function toRecorded(event: CloudEvent<unknown>, receivedAtMs: number): RecordedEvent {
+  const receivedAt = new Date(receivedAtMs).toISOString();
   const attributes = event.toJSON();
   const headers: Record<string, string> = { 'content-type': String(event.datacontenttype ?? 'application/json') };
   for (const [name, value] of Object.entries(attributes)) {

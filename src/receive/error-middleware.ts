@@ -15,7 +15,15 @@ const BODY_ERRORS: Record<string, string> = {
   'charset.unsupported': 'unsupported charset',
 };
 
-export function errorMiddleware(log: Logger, onInvalid: (headers: Record<string, unknown>, error: InvalidEventError, path: string) => void): Middleware {
+/**
+ * `answered` runs on every answer, an error's too, once it is set (the app redacts JSON bodies there: one
+ * outermost frame per request instead of two).
+ */
+export function errorMiddleware(
+  log: Logger,
+  onInvalid: (headers: Record<string, unknown>, error: InvalidEventError, path: string) => void,
+  answered: (ctx: Parameters<Middleware>[0]) => void = () => undefined,
+): Middleware {
   return async function handleErrors(ctx, next) {
     try {
       await next();
@@ -26,12 +34,13 @@ export function errorMiddleware(log: Logger, onInvalid: (headers: Record<string,
         log.warn({ status: invalid.status, error: invalid.error, detail: invalid.detail, ceId: ctx.get('ce-id') || undefined }, 'request rejected');
         ctx.status = invalid.status;
         ctx.body = { error: invalid.error, detail: invalid.detail };
-        return;
+      } else {
+        log.error({ err }, 'unexpected error while handling a request');
+        ctx.status = 500;
+        ctx.body = { error: 'internal error', detail: 'see the service log' };
       }
-      log.error({ err }, 'unexpected error while handling a request');
-      ctx.status = 500;
-      ctx.body = { error: 'internal error', detail: 'see the service log' };
     }
+    answered(ctx);
   };
 }
 

@@ -159,6 +159,11 @@ export function countReport(metrics: Metrics, report: EventReport): void {
 
 function answer(ctx: Parameters<Middleware>[0], reports: EventReport[], metrics: Metrics): void {
   for (const report of reports) countReport(metrics, report);
+  if (reports.every((r) => r.outcome !== 'retry' && r.actions.every((a) => a.outcome !== 'failed'))) {
+    ctx.status = 204;
+    ctx.body = null;
+    return;
+  }
   // What must be redelivered: failed actions, and events whose rules (or reference) need a lookup that failed.
   const failed = [
     ...reports.flatMap((r) =>

@@ -30,6 +30,7 @@ export function parseCloudEvents(headers: IncomingHttpHeaders, body: string): Cl
   if (events.length === 0) throw new InvalidEventError(400, 'empty batch', 'the batch holds no CloudEvent');
   if (events.length > MAX_BATCH) throw new InvalidEventError(413, 'batch too large', `${events.length} events in one batch; at most ${MAX_BATCH}`);
   const binary = !String(headers['content-type'] ?? '').toLowerCase().startsWith('application/cloudevents');
+  const shallow = openingBrackets(body, MAX_DATA_DEPTH) <= MAX_DATA_DEPTH;
   return events.map((event, i) => {
     const where = events.length > 1 ? `batch entry ${i}: ` : '';
     try {
@@ -39,10 +40,20 @@ export function parseCloudEvents(headers: IncomingHttpHeaders, body: string): Cl
       throw new InvalidEventError(400, invalid.error, where + invalid.detail);
     }
     const parsed = binary ? withJsonData(event, where) : event;
-    const depth = nestingDepth(parsed.data, MAX_DATA_DEPTH);
+    // No walk when the whole body could not nest that deep (fewer brackets than the limit).
+    const depth = shallow ? 0 : nestingDepth(parsed.data, MAX_DATA_DEPTH);
     if (depth > MAX_DATA_DEPTH) throw new InvalidEventError(400, 'data too deeply nested', `${where}data is nested more than ${MAX_DATA_DEPTH} levels deep`);
     return parsed;
   });
+}
+
+/** openingBrackets counts `{` and `[` in the text (in strings too: an upper bound of how deep it nests), up to past `limit`. */
+export function openingBrackets(text: string, limit: number): number {
+  let count = 0;
+  for (const bracket of ['{', '[']) {
+    for (let at = text.indexOf(bracket); at >= 0 && count <= limit; at = text.indexOf(bracket, at + 1)) count++;
+  }
+  return count;
 }
 
 /** nestingDepth measures how deep arrays and objects nest, without recursion; stops counting past `limit`. */

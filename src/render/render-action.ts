@@ -27,6 +27,24 @@ function scopedSecrets(secrets: SecretReader, scope: string | undefined): Secret
   return scope === undefined ? secrets : { read: (name, key) => secrets.read(name, key, scope) };
 }
 
+/** The readers a scope's rules get, built once per (deps, scope) rather than per action rendered. */
+interface ScopeReaders {
+  secrets: SecretReader;
+  configMaps: SecretReader | undefined;
+}
+const readersByDeps = new WeakMap<ActionRenderDeps, Map<string | undefined, ScopeReaders>>();
+
+function readersFor(deps: ActionRenderDeps, scope: string | undefined): ScopeReaders {
+  let byScope = readersByDeps.get(deps);
+  if (!byScope) readersByDeps.set(deps, (byScope = new Map()));
+  let readers = byScope.get(scope);
+  if (!readers) {
+    readers = { secrets: scopedSecrets(deps.cluster.secrets, scope), configMaps: deps.cluster.configMaps && scopedSecrets(deps.cluster.configMaps, scope) };
+    byScope.set(scope, readers);
+  }
+  return readers;
+}
+
 /**
  * renderAction: `input` is what the templates see as `$`, `bindings` their `$` variables. Throws
  * TemplateError or ConfigurationError (a destination host the scope may not send to) like the kinds do.
@@ -40,12 +58,11 @@ export async function renderAction(
   eventNamespace: string | undefined,
   deadline?: number,
 ): Promise<RenderedRequest> {
-  const secrets = scopedSecrets(deps.cluster.secrets, rule.scope);
+  const { secrets, configMaps } = readersFor(deps, rule.scope);
   // A team's rules: only allowlisted variables, and hpa-sender Secrets of the HPA's (= the team's) namespace.
   const env = deps.tenancy.envFor(rule.scope, deps.env);
   const hpaSenderNamespaces = rule.scope === undefined ? deps.config.hpaSenderSecretNamespaces : [];
   // TLS material: a team's from ConfigMaps of its namespace too, never from the service's files.
-  const configMaps = deps.cluster.configMaps && scopedSecrets(deps.cluster.configMaps, rule.scope);
   const files = rule.scope === undefined;
   const kind = destinationKind(action.destination.kind);
   const request = await kind.render(action, {
