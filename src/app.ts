@@ -81,7 +81,10 @@ export function createApp(deps: AppDeps): Koa {
   );
   // The hot path: POST / goes straight to its handler, not through the router's match of every route.
   const sender = deps.auth.sender;
-  app.use((ctx, next) => (ctx.method === 'POST' && ctx.path === '/' ? sender(ctx, () => events(ctx, next)) : next()));
+  // No async frame of its own: the middlewares' promises are passed through (Koa's types say `any`).
+  app.use((ctx, next) =>
+    ctx.method === 'POST' && ctx.path === '/' ? (sender(ctx, () => events(ctx, next) as Promise<void>) as Promise<void>) : (next() as Promise<void>),
+  );
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;
