@@ -5,7 +5,7 @@
  * /metrics never need one. A refusal is 401 with WWW-Authenticate (RFC 6750), counted and logged with
  * the reason, never with the token.
  */
-import type { Context, Middleware, Next } from 'koa';
+import type { Context, Next } from 'koa';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { createOidcVerifier, VerifierUnavailableError, type OidcSettings } from './oidc-verifier.js';
@@ -20,9 +20,12 @@ export interface AuthSettings {
   adminTokenFile: string;
 }
 
+/** Koa middleware that lets a request through (its downstream's result) or answers it 401/503. */
+export type Guard = (ctx: Context, next: Next) => Promise<unknown>;
+
 export interface Authenticators {
-  sender: Middleware;
-  admin: Middleware;
+  sender: Guard;
+  admin: Guard;
   /** For the startup log line: what is required where. */
   description: string;
   /** False when anyone who reaches the port may do anything. */
@@ -41,7 +44,7 @@ function bearerToken(ctx: Context): string | undefined {
 }
 
 /** passThrough: the next middleware, unchanged. */
-const passThrough: Middleware = (_ctx, next) => next();
+const passThrough: Guard = (_ctx, next) => next();
 
 export function createAuthenticators(settings: AuthSettings, metrics: Metrics, log: Logger): Authenticators {
   const staticToken = settings.tokenFile ? tokenFile(settings.tokenFile) : undefined;

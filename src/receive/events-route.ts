@@ -12,7 +12,7 @@
  * - 4xx + {error, detail}: the request itself is wrong; the Broker does not retry it.
  */
 import type { CloudEvent } from 'cloudevents';
-import type { Middleware } from 'koa';
+import type { Middleware, Next } from 'koa';
 import getRawBody from 'raw-body';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
@@ -74,7 +74,10 @@ async function readEvents(ctx: Parameters<Middleware>[0], config: Config): Promi
   return parseCloudEvents(ctx.headers, body);
 }
 
-export function eventsRoute({ config, pipeline, capacity, metrics, isReady, recent, bodyBytes, tracing = NO_TRACING }: EventsRouteDeps): Middleware {
+/** POST /: answers the request itself (never calls next). */
+export type EventsHandler = (ctx: Parameters<Middleware>[0], next: Next) => Promise<void>;
+
+export function eventsRoute({ config, pipeline, capacity, metrics, isReady, recent, bodyBytes, tracing = NO_TRACING }: EventsRouteDeps): EventsHandler {
   return async function receiveEvents(ctx) {
     if (!isReady()) {
       // Before the rules are loaded every event would look unmatched and be acknowledged — lost.

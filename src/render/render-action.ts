@@ -36,7 +36,7 @@ const readersByDeps = new WeakMap<ActionRenderDeps, Map<string | undefined, Scop
 
 function readersFor(deps: ActionRenderDeps, scope: string | undefined): ScopeReaders {
   let byScope = readersByDeps.get(deps);
-  if (!byScope) readersByDeps.set(deps, (byScope = new Map()));
+  if (!byScope) readersByDeps.set(deps, (byScope = new Map<string | undefined, ScopeReaders>()));
   let readers = byScope.get(scope);
   if (!readers) {
     readers = { secrets: scopedSecrets(deps.cluster.secrets, scope), configMaps: deps.cluster.configMaps && scopedSecrets(deps.cluster.configMaps, scope) };
