@@ -83,7 +83,7 @@ export function createApp(deps: AppDeps): Koa {
   const sender = deps.auth.sender;
   // No async frame of its own: the middlewares' promises are passed through (Koa's types say `any`).
   app.use((ctx, next) =>
-    ctx.method === 'POST' && ctx.path === '/' ? (sender(ctx, () => events(ctx, next) as Promise<void>) as Promise<void>) : (next() as Promise<void>),
+    ctx.method === 'POST' && ctx.path === '/' ? (sender(ctx, () => events(ctx, next)) as Promise<void>) : (next() as Promise<void>),
   );
   app.use(router.routes());
   app.use(router.allowedMethods());
