@@ -34,6 +34,18 @@ export class ConfigurationError extends Error {
   }
 }
 
+/**
+ * MissingObjectError: a Secret or ConfigMap a destination names (or its key) does not exist, or may not be
+ * read. A configuration problem, but one the next rollout may fix (a GitOps tool creating the Secret after
+ * the rule): the event is redelivered by the Broker, and dead-lettered in the end, instead of acknowledged.
+ */
+export class MissingObjectError extends ConfigurationError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MissingObjectError';
+  }
+}
+
 /** describeError gives a one-line message for anything thrown, including JSONata's plain-object errors. */
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;

@@ -308,8 +308,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const rendered = await render(rule, action, input, facts, deadline, extra);
     rendering.end('outcome' in rendered ? rendered.outcome : undefined);
     if ('outcome' in rendered) {
-      const { outcome, error, retryAfterMs, guard } = rendered;
-      return counted(rule, action, { rule: rule.name, destination, outcome, error, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}), ...(guard ? { unavailable: true } : {}) });
+      const { outcome, error, retryAfterMs, guard, unavailable } = rendered;
+      return counted(rule, action, { rule: rule.name, destination, outcome, error, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}), ...(guard || unavailable ? { unavailable: true } : {}) });
     }
     const delivering = trace.deliver(rule.name, destination);
     const result = await sendAction(rule, action, input, rendered, deadline, delivering.headers);

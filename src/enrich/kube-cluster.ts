@@ -10,7 +10,7 @@
  */
 import { ApiException, CoreV1Api, KubernetesObjectApi, type Configuration, type KubeConfig } from '@kubernetes/client-node';
 import type { KubeSettings } from '../config.js';
-import { ConfigurationError } from '../errors.js';
+import { MissingObjectError } from '../errors.js';
 import type { KubeConnection } from '../kube/connect.js';
 import { TokenBucket } from '../kube/token-bucket.js';
 import { LRUCache } from 'lru-cache';
@@ -212,8 +212,8 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
       }
       const { failure } = result;
       if ('reason' in failure) throw new LookupFailedError(`secretKeyRef ${name}/${key}: reading ${failure.reason}`, failure.retryAfterMs);
-      if (failure.code === 404) throw new ConfigurationError(`secretKeyRef ${name}/${key}: Secret ${namespace}/${name} not found`);
-      throw new ConfigurationError(`secretKeyRef ${name}/${key}: not allowed to read Secret ${namespace}/${name} (RBAC)`);
+      if (failure.code === 404) throw new MissingObjectError(`secretKeyRef ${name}/${key}: Secret ${namespace}/${name} not found`);
+      throw new MissingObjectError(`secretKeyRef ${name}/${key}: not allowed to read Secret ${namespace}/${name} (RBAC)`);
     },
   });
 
@@ -233,8 +233,8 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
       }
       const { failure } = result;
       if ('reason' in failure) throw new LookupFailedError(`configMapKeyRef ${name}/${key}: reading ${failure.reason}`, failure.retryAfterMs);
-      if (failure.code === 404) throw new ConfigurationError(`configMapKeyRef ${name}/${key}: ConfigMap ${namespace}/${name} not found`);
-      throw new ConfigurationError(`configMapKeyRef ${name}/${key}: not allowed to read ConfigMap ${namespace}/${name} (RBAC)`);
+      if (failure.code === 404) throw new MissingObjectError(`configMapKeyRef ${name}/${key}: ConfigMap ${namespace}/${name} not found`);
+      throw new MissingObjectError(`configMapKeyRef ${name}/${key}: not allowed to read ConfigMap ${namespace}/${name} (RBAC)`);
     },
   });
 

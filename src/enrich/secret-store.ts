@@ -9,7 +9,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../log.js';
 import type { SecretReader } from '../render/value-source.js';
-import { ConfigurationError } from '../errors.js';
+import { MissingObjectError } from '../errors.js';
 import { LookupFailedError } from './lookup-failed.js';
 import { PROCESS_SOURCE, knownSecrets } from '../redact.js';
 
@@ -91,7 +91,7 @@ export function createSecretStore(options: SecretStoreOptions): SecretReader {
       }
       if (data[key] === undefined) {
         const kind = options.kind ?? 'Secret';
-        throw new ConfigurationError(`${kind === 'Secret' ? 'secretKeyRef' : 'configMapKeyRef'} ${name}/${key}: ${kind} ${id} has no key "${key}"`);
+        throw new MissingObjectError(`${kind === 'Secret' ? 'secretKeyRef' : 'configMapKeyRef'} ${name}/${key}: ${kind} ${id} has no key "${key}"`);
       }
       // Remembered here, where the namespace is known: each namespace's values are bounded on their own.
       return options.kind === 'ConfigMap' ? data[key] : knownSecrets.remember(data[key], namespace ?? PROCESS_SOURCE);

@@ -11,7 +11,7 @@ import type { CompiledAction, CompiledRule } from '../rules/compiled-rule.js';
 import type { RenderedRequest } from './rendered-request.js';
 import type { SecretReader } from './value-source.js';
 import { LookupFailedError } from '../enrich/lookup-failed.js';
-import { ConfigurationError, TemplateError, TemplateQueueError, describeError } from '../errors.js';
+import { ConfigurationError, MissingObjectError, TemplateError, TemplateQueueError, describeError } from '../errors.js';
 import { knownSecrets } from '../redact.js';
 import { GUARD_CODES } from './template-quarantine.js';
 
@@ -94,13 +94,20 @@ export interface RenderFailure {
   template?: boolean;
   /** A guard trip (counts towards the rule's quarantine; answered 503). */
   guard?: boolean;
+  /** Not a guard trip, but answered 503 as well (a Secret or ConfigMap a rollout may still create). */
+  unavailable?: boolean;
 }
+
+/** How long the Broker is asked to wait before redelivering an event whose Secret or ConfigMap is missing. */
+const MISSING_OBJECT_RETRY_MS = 30_000;
 
 /** renderFailure: what a renderAction error means, its message redacted. */
 export function renderFailure(err: unknown, rule: CompiledRule, action: CompiledAction): RenderFailure {
   const template = err instanceof TemplateError;
   const error = knownSecrets.redact(`${template ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`);
   const guard = err instanceof TemplateError && GUARD_CODES.has(err.code ?? '');
+  // A missing (or forbidden) Secret or ConfigMap may be created by the next rollout: redelivered, dead-lettered in the end.
+  if (err instanceof MissingObjectError) return { outcome: 'failed', error, retryAfterMs: MISSING_OBJECT_RETRY_MS, unavailable: true };
   // Template and configuration errors are permanent; a guard trip or anything else (an API outage reading a Secret) may pass.
   if (!guard && (template || err instanceof ConfigurationError)) return { outcome: 'error', error, template };
   const retryAfterMs = err instanceof LookupFailedError || err instanceof TemplateQueueError ? err.retryAfterMs : undefined;
