@@ -69,7 +69,7 @@ export function createApp(deps: AppDeps): Koa {
     errorMiddleware(
       deps.log,
       (headers, error, path) => {
-        if (path !== '/') return; // dry runs change no metrics
+        if (path.replace(/\/+/g, '/') !== '/') return; // dry runs change no metrics (`//` is POST / too)
         const type = typeof headers['ce-type'] === 'string' ? headers['ce-type'] : undefined;
         deps.metrics.eventsReceived.inc({ type: typeLabel(type), outcome: error.status === 413 ? 'too_large' : 'invalid' });
       },

@@ -23,6 +23,9 @@ const SHOWS_ONLY: Sender = { send: async () => ({ outcome: 'rendered', attempts:
 const SHOW_EVERY_KIND: Senders = Object.freeze(Object.fromEntries(Object.keys(DESTINATION_KINDS).map((kind) => [kind, SHOWS_ONLY])));
 const NOTHING_DELIVERED: DeliveredStore = { has: async () => false, add: async () => undefined };
 
+/** One silent logger for every dry run (a pino logger per playground draft stayed in memory). */
+const SILENT = createLogger('silent');
+
 /** One registry for every dry run: never exposed, so nothing a dry run counts is scraped. */
 let unscraped: Metrics | undefined;
 const unscrapedMetrics = () => (unscraped ??= createMetrics());
@@ -42,7 +45,7 @@ export function dryRunDeps(deps: PipelineDeps): PipelineDeps {
     delivered: NOTHING_DELIVERED,
     throttle: peeking(deps.throttle),
     metrics: unscrapedMetrics(),
-    log: createLogger('silent'),
+    log: SILENT,
     shadow: undefined,
     quarantine: deps.quarantine && readingOnly(deps.quarantine),
     regions: readOnlyRegions(deps.regions ?? createMemoryRegionStore(deps.config.regions)),
@@ -72,7 +75,7 @@ export function createDryRunPipeline(
       delivered: NOTHING_DELIVERED,
       throttle: createMemoryThrottleStore(),
       metrics: unscrapedMetrics(),
-      log: createLogger('silent'),
+      log: SILENT,
       env: options.env ?? process.env,
     }),
     // Events given one after another (a file, then the next) are remembered, as the service would, and a

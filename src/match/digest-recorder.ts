@@ -7,14 +7,13 @@
  * occurrence were the group's latest.
  */
 import { ENRICHMENT_FACTS, type LazyFacts } from '../enrich/lazy-facts.js';
-import { LookupFailedError } from '../enrich/lookup-failed.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { EventInput } from '../normalize/kube-event.js';
 import { knownSecrets } from '../redact.js';
 import { backgroundBindings } from '../deliver/background-delivery.js';
-import { renderAction, type ActionRenderDeps } from '../render/render-action.js';
+import { mayPassLater, renderAction, type ActionRenderDeps } from '../render/render-action.js';
 import { redacted } from '../render/render-request.js';
 import type { CompiledRule } from '../rules/compiled-rule.js';
 import { MAX_KEY_CHARS, occurrenceView, type CompiledDigest, type DigestOccurrence } from './digest-rule.js';
@@ -97,7 +96,12 @@ export function createDigestRecorder(deps: DigestRecorderDeps): DigestRecorder {
           throw new Error(`the key is ${key.length} characters as JSON; at most ${MAX_KEY_CHARS}`);
       } catch (err) {
         const error = knownSecrets.redact(`digest key: ${describeError(err)}`);
-        if (err instanceof LookupFailedError) return each({ outcome: 'failed', error, retryAfterMs: err.retryAfterMs });
+        // A lookup that failed, a full template queue or a guard trip: not recorded, so never acknowledged.
+        const later = mayPassLater(err);
+        if (later) {
+          log.warn({ ...fields, error }, 'digest key not evaluated now; the Broker will redeliver');
+          return each({ outcome: 'failed', error, retryAfterMs: later.retryAfterMs, ...(later.unavailable ? { unavailable: true } : {}) });
+        }
         metrics.templateErrors.inc({ rule: rule.name });
         log.error({ ...fields, error }, 'digest key failed; the occurrence is not grouped');
         return each({ outcome: 'error', error });

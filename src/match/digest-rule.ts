@@ -11,6 +11,7 @@ import type { RuleSpec } from '../rules/document.js';
 import { compileTemplate, type Template, type TemplateOptions } from '../render/template.js';
 import { destinationKind } from '../deliver/kinds/registry.js';
 import { DEFAULT_THROTTLE_KEY, parseDuration } from './throttle.js';
+import { copied } from './copied.js';
 
 const MIN_WINDOW_MS = 1000;
 const MAX_WINDOW_MS = 86_400_000;
@@ -87,7 +88,7 @@ const OBJECT_FIELDS = {
 } as const;
 
 const cut = (value: unknown, max = MAX_TEXT_CHARS) =>
-  typeof value === 'string' && value.length > max ? `${value.slice(0, max)}…` : value;
+  typeof value === 'string' && value.length > max ? copied(`${value.slice(0, max)}…`) : value;
 
 export function occurrenceView(event: Record<string, unknown>): DigestOccurrence {
   const view: DigestOccurrence = {};

@@ -18,7 +18,8 @@ import type { EventInput } from '../normalize/kube-event.js';
 import type { LazyFacts } from '../enrich/lazy-facts.js';
 import { LookupFailedError } from '../enrich/lookup-failed.js';
 import { TemplateError, describeError } from '../errors.js';
-import { GUARD_CODES } from '../render/template-quarantine.js';
+import { mayPassLater } from '../render/render-action.js';
+import { copied } from './copied.js';
 import type { CompiledRule } from '../rules/compiled-rule.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -91,7 +92,7 @@ const OBJECT_FIELDS: Record<string, string[]> = {
 export function eventView(event: Record<string, unknown>): EventView {
   const scalar = (value: unknown, max: number) =>
     typeof value === 'string'
-      ? value.slice(0, max)
+      ? copied(value.slice(0, max))
       : typeof value === 'number' || typeof value === 'boolean'
         ? value
         : undefined;
@@ -214,13 +215,19 @@ export function createRegionPairing(
           throw new TemplateError(`the value has more than ${MAX_KEY_BYTES} bytes as JSON`);
       } catch (err) {
         const error = `rule ${rule.name} region.key: ${describeError(err)}`;
-        const guard = err instanceof TemplateError && GUARD_CODES.has(err.code ?? '');
+        // A lookup that failed, a full template queue or a guard trip: not paired, so never acknowledged.
+        const later = mayPassLater(err);
+        if (later) {
+          log.warn({ ...context, error }, 'region key not evaluated now; the Broker will redeliver');
+          return reports('failed', { error, retryAfterMs: later.retryAfterMs, unavailable: later.unavailable || undefined });
+        }
         metrics.templateErrors.inc({ rule: rule.name });
         log.error({ ...context, error }, 'region key failed; the occurrence is not paired');
-        return reports(guard ? 'failed' : 'error', { error, unavailable: guard || undefined });
+        return reports('error', { error });
       }
       const id = regionId(rule.name, key);
-      const time = eventTime(input.event);
+      // An Event stamped in the future (its sender sets the time) counts as now: a start must still time out.
+      const time = Math.min(eventTime(input.event), Date.now());
       return inOrder(id, () => (isEnd ? closeRegion() : openRegion()));
 
       /** What deliverAll reports per action. */

@@ -101,6 +101,18 @@ export interface RenderFailure {
 /** How long the Broker is asked to wait before redelivering an event whose Secret or ConfigMap is missing. */
 const MISSING_OBJECT_RETRY_MS = 30_000;
 
+/**
+ * mayPassLater: whether a template's failure (an action's, a digest's or a region's key) may pass on a
+ * redelivery — a lookup that failed, a full template queue, a guard trip, a missing Secret — and how long to
+ * wait; `unavailable` when it is this service's state (503), not a wait asked for (429). Undefined: permanent.
+ */
+export function mayPassLater(err: unknown): { retryAfterMs?: number; unavailable: boolean } | undefined {
+  if (err instanceof LookupFailedError || err instanceof TemplateQueueError) return { retryAfterMs: err.retryAfterMs, unavailable: false };
+  if (err instanceof MissingObjectError) return { retryAfterMs: MISSING_OBJECT_RETRY_MS, unavailable: true };
+  if (err instanceof TemplateError && GUARD_CODES.has(err.code ?? '')) return { unavailable: true };
+  return undefined;
+}
+
 /** renderFailure: what a renderAction error means, its message redacted. */
 export function renderFailure(err: unknown, rule: CompiledRule, action: CompiledAction): RenderFailure {
   const template = err instanceof TemplateError;
