@@ -120,11 +120,12 @@ export class UserMetrics {
     for (const [name, registered] of this.registered) {
       const definition = wanted.get(name);
       // A new help text starts the metric over too (prom-client fixes it at registration): a counter reset, which
-      // rate() handles.
+      // rate() handles. Not for a team's metric: other teams may share it, and one team's edit of its help text
+      // must not reset their series (the help shown stays the one registered).
       if (
         definition &&
         sameDefinition(definition, registered.definition) &&
-        definition.help === registered.definition.help
+        (definition.help === registered.definition.help || registered.definition.team)
       )
         continue;
       this.registry.removeSingleMetric(name);
