@@ -27,19 +27,28 @@ import { closedPort } from '../test/support/ports.js';
 import { createTestPki } from '../test/support/test-pki.js';
 
 /** What the bench reads of deploy/base/deployment.yaml. */
-type Manifest = { kind?: string; spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } } };
+type Manifest = {
+  kind?: string;
+  spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } };
+};
 
 const quick = process.argv.includes('--quick');
 const soak = process.argv.includes('--soak');
 const soakOnly = process.argv.includes('--soak-only');
 const httpsOnly = process.argv.includes('--https-only');
-const WORKLOADS = [['1 % per rule', true], ['1 match per event', false]] as const;
+const WORKLOADS = [
+  ['1 % per rule', true],
+  ['1 match per event', false],
+] as const;
 const SECONDS = quick ? 3 : 8;
 const CONCURRENCY = 32;
 const RULE_COUNTS = [10, 100, 1000];
 
 /** A sink that answers 200 at once and only counts (requests, and connections); HTTPS with `tls`. */
-async function startSink(tls?: { cert: string; key: string }): Promise<{ url: string; count: () => number; connections: () => number; close: () => Promise<void> }> {
+async function startSink(tls?: {
+  cert: string;
+  key: string;
+}): Promise<{ url: string; count: () => number; connections: () => number; close: () => Promise<void> }> {
   let received = 0;
   let connections = 0;
   const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
@@ -57,11 +66,19 @@ async function startSink(tls?: { cert: string; key: string }): Promise<{ url: st
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`,
     count: () => received,
     connections: () => connections,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
-interface Child { process: ChildProcess; url: string; pid: number }
+interface Child {
+  process: ChildProcess;
+  url: string;
+  pid: number;
+}
 
 /**
  * The service is measured as deployed: with the node flags of the image's ENTRYPOINT and the NODE_OPTIONS
@@ -102,7 +119,10 @@ async function startChild(args: string[], env: Record<string, string>, readyPath
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exited || Date.now() > deadline) throw new Error(`${args.join(' ')} did not become ready`);
-    const ok = await fetch(`http://127.0.0.1:${port}${readyPath}`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://127.0.0.1:${port}${readyPath}`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return { process: child, url: `http://127.0.0.1:${port}/`, pid: child.pid! };
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -130,7 +150,9 @@ async function inProcess(): Promise<void> {
       const namespaces = perRule ? undefined : count;
       const indexed = await measurePipeline(count, true, quick ? 1 : 2, namespaces);
       const full = await measurePipeline(count, false, quick ? 1 : 2, namespaces);
-      console.log(`  ${label.padEnd(17)} ${String(count).padStart(4)} rules: ${indexed.rate.toFixed(0).padStart(6)} events/s indexed, ${full.rate.toFixed(0).padStart(6)} events/s evaluating every rule (${indexed.matchesPerEvent.toFixed(2)} matches/event)`);
+      console.log(
+        `  ${label.padEnd(17)} ${String(count).padStart(4)} rules: ${indexed.rate.toFixed(0).padStart(6)} events/s indexed, ${full.rate.toFixed(0).padStart(6)} events/s evaluating every rule (${indexed.matchesPerEvent.toFixed(2)} matches/event)`,
+      );
     }
   }
 }
@@ -140,13 +162,21 @@ async function ceiling(): Promise<LoadResult> {
   const child = await startChild(['--import', 'tsx', 'bench/ceiling-app.ts'], {}, '/');
   await closedLoop(child.url, event, CONCURRENCY, 1);
   const result = await closedLoop(child.url, event, CONCURRENCY, SECONDS);
-  console.log(`  ceiling (bare Koa: parse + validate + 204): ${fmt(result)}  peak RSS ${(await rssMb(child.pid, 'VmHWM')).toFixed(0)} MB`);
+  console.log(
+    `  ceiling (bare Koa: parse + validate + 204): ${fmt(result)}  peak RSS ${(await rssMb(child.pid, 'VmHWM')).toFixed(0)} MB`,
+  );
   await stop(child);
   return result;
 }
 
 /** startService runs the service from dist/ with `count` generated rules delivering to the sink (with this `tls`). */
-async function startService(dir: string, sinkUrl: string, count: number, namespaces?: number, tls?: object): Promise<Child> {
+async function startService(
+  dir: string,
+  sinkUrl: string,
+  count: number,
+  namespaces?: number,
+  tls?: object,
+): Promise<Child> {
   const rulesDir = await mkdtemp(join(dir, `rules-${count}-`));
   for (const [name, text] of Object.entries(ruleFiles(count, sinkUrl, namespaces))) {
     const document = parse(text) as { destinations: { sink: Record<string, unknown> } };
@@ -154,7 +184,11 @@ async function startService(dir: string, sinkUrl: string, count: number, namespa
     await writeFile(join(rulesDir, name), tls ? stringify(document) : text);
   }
   const node = await deployedNode();
-  return startChild([...node.args, 'dist/main.js', 'serve'], { RULES_DIR: rulesDir, NODE_OPTIONS: node.nodeOptions }, '/readyz');
+  return startChild(
+    [...node.args, 'dist/main.js', 'serve'],
+    { RULES_DIR: rulesDir, NODE_OPTIONS: node.nodeOptions },
+    '/readyz',
+  );
 }
 
 /** endToEnd: the service at each rule count under the closed loop, against the ceiling. */
@@ -169,17 +203,23 @@ async function endToEnd(dir: string, sink: Awaited<ReturnType<typeof startSink>>
       const before = sink.count();
       const cpuBefore = await cpuMs(service.pid);
       const result = await closedLoop(service.url, make, CONCURRENCY, SECONDS);
-      const cpuPerEvent = ((await cpuMs(service.pid)) - cpuBefore) * 1000 / result.ok;
+      const cpuPerEvent = (((await cpuMs(service.pid)) - cpuBefore) * 1000) / result.ok;
       const deliveries = (sink.count() - before) / result.ok;
       rates.set(count, result.rate);
-      console.log(`  ${label.padEnd(17)} ${String(count).padStart(4)} rules: ${fmt(result)}  ${deliveries.toFixed(2)} deliveries/event  service CPU ${cpuPerEvent.toFixed(0)} µs/event  peak RSS ${(await rssMb(service.pid, 'VmHWM')).toFixed(0)} MB  = ${((100 * result.rate) / ceilingRate).toFixed(0)} % of the ceiling`);
+      console.log(
+        `  ${label.padEnd(17)} ${String(count).padStart(4)} rules: ${fmt(result)}  ${deliveries.toFixed(2)} deliveries/event  service CPU ${cpuPerEvent.toFixed(0)} µs/event  peak RSS ${(await rssMb(service.pid, 'VmHWM')).toFixed(0)} MB  = ${((100 * result.rate) / ceilingRate).toFixed(0)} % of the ceiling`,
+      );
       if (count === 100 && perRule) {
         const steady = await openLoop(service.url, make, 1000, SECONDS, 20_000_000);
-        console.log(`   100 rules, steady 1,000 events/s: ${fmt(steady)}  (p99 from the send: ${steady.p99FromSend?.toFixed(2)} ms)`);
+        console.log(
+          `   100 rules, steady 1,000 events/s: ${fmt(steady)}  (p99 from the send: ${steady.p99FromSend?.toFixed(2)} ms)`,
+        );
       }
       await stop(service);
     }
-    console.log(`  ${label}: 1,000-rule rate / 10-rule rate = ${((100 * rates.get(1000)!) / rates.get(10)!).toFixed(0)} %\n`);
+    console.log(
+      `  ${label}: 1,000-rule rate / 10-rule rate = ${((100 * rates.get(1000)!) / rates.get(10)!).toFixed(0)} %\n`,
+    );
   }
 }
 
@@ -195,25 +235,39 @@ async function httpsVsHttp(dir: string): Promise<void> {
   const plain = await startSink();
   const secure = await startSink(ca.issue('sink'));
   const make = (i: number) => event(i, 100);
-  const services = { HTTP: await startService(dir, plain.url, 100, 100), HTTPS: await startService(dir, secure.url, 100, 100, { ca: { file: ca.certFile } }) };
+  const services = {
+    HTTP: await startService(dir, plain.url, 100, 100),
+    HTTPS: await startService(dir, secure.url, 100, 100, { ca: { file: ca.certFile } }),
+  };
   try {
-    console.log('HTTPS sink (private CA, tls.ca from a file) against HTTP sink, 100 rules, 1 delivery per event, alternating runs:');
+    console.log(
+      'HTTPS sink (private CA, tls.ca from a file) against HTTP sink, 100 rules, 1 delivery per event, alternating runs:',
+    );
     // Warm-up.
     for (const service of Object.values(services)) await closedLoop(service.url, make, CONCURRENCY, 1, 40_000_000);
     const ratios: number[] = [];
     for (let round = 1; round <= (quick ? 3 : 5); round++) {
       const rates: Record<string, number> = {};
-      for (const [label, sink] of [['HTTP', plain], ['HTTPS', secure]] as const) {
+      for (const [label, sink] of [
+        ['HTTP', plain],
+        ['HTTPS', secure],
+      ] as const) {
         const before = sink.count();
         const result = await closedLoop(services[label].url, make, CONCURRENCY, SECONDS, 41_000_000 + round * 100_000);
         rates[label] = result.rate;
-        console.log(`  round ${round} ${label.padEnd(5)}: ${fmt(result)}  ${((sink.count() - before) / result.ok).toFixed(2)} deliveries/event`);
+        console.log(
+          `  round ${round} ${label.padEnd(5)}: ${fmt(result)}  ${((sink.count() - before) / result.ok).toFixed(2)} deliveries/event`,
+        );
       }
       ratios.push(rates.HTTPS / rates.HTTP);
     }
     ratios.sort((a, b) => a - b);
-    console.log(`  TLS connections: ${secure.connections()} for ${secure.count()} HTTPS deliveries (pooled keep-alive); HTTP: ${plain.connections()} for ${plain.count()}`);
-    console.log(`  HTTPS / HTTP throughput = ${ratios[Math.floor(ratios.length / 2)].toFixed(2)} (median of ${ratios.map((r) => r.toFixed(2)).join(', ')})\n`);
+    console.log(
+      `  TLS connections: ${secure.connections()} for ${secure.count()} HTTPS deliveries (pooled keep-alive); HTTP: ${plain.connections()} for ${plain.count()}`,
+    );
+    console.log(
+      `  HTTPS / HTTP throughput = ${ratios[Math.floor(ratios.length / 2)].toFixed(2)} (median of ${ratios.map((r) => r.toFixed(2)).join(', ')})\n`,
+    );
   } finally {
     await stop(services.HTTP);
     await stop(services.HTTPS);
@@ -226,27 +280,39 @@ async function httpsVsHttp(dir: string): Promise<void> {
 /** soakRun: 10 minutes at a steady 1,000 events/s with 100 rules; RSS every minute. */
 async function soakRun(dir: string, sinkUrl: string): Promise<void> {
   const service = await startService(dir, sinkUrl, 100);
-  console.log(`soak: 10 minutes at 1,000 events/s, 100 rules, RSS at start ${(await rssMb(service.pid, 'VmRSS')).toFixed(0)} MB`);
+  console.log(
+    `soak: 10 minutes at 1,000 events/s, 100 rules, RSS at start ${(await rssMb(service.pid, 'VmRSS')).toFixed(0)} MB`,
+  );
   for (let minute = 1; minute <= 10; minute++) {
     const r = await openLoop(service.url, (i) => event(i), 1000, 60, 30_000_000 + minute * 100_000);
-    console.log(`  minute ${String(minute).padStart(2)}: ${fmt(r)}  RSS ${(await rssMb(service.pid, 'VmRSS')).toFixed(0)} MB`);
+    console.log(
+      `  minute ${String(minute).padStart(2)}: ${fmt(r)}  RSS ${(await rssMb(service.pid, 'VmRSS')).toFixed(0)} MB`,
+    );
   }
   await stop(service);
 }
 
 async function main(): Promise<void> {
   execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' }); // the service runs from dist/, as in the image
-  console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${new Date().toISOString()}`);
+  console.log(
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, ${new Date().toISOString()}`,
+  );
   const node = await deployedNode();
-  console.log(`service: node ${[...node.args, 'dist/main.js', 'serve'].join(' ')} with NODE_OPTIONS="${node.nodeOptions}" (as the image and deploy/base/deployment.yaml run it)`);
+  console.log(
+    `service: node ${[...node.args, 'dist/main.js', 'serve'].join(' ')} with NODE_OPTIONS="${node.nodeOptions}" (as the image and deploy/base/deployment.yaml run it)`,
+  );
   const sink = await startSink();
   const dir = await mkdtemp(join(tmpdir(), 'ker-bench-'));
   try {
     if (httpsOnly) {
       await httpsVsHttp(dir);
     } else if (!soakOnly) {
-      console.log(`load: closed loop, ${CONCURRENCY} in flight, ${SECONDS} s per run; events: real-shaped ApiServerSource CloudEvents, 100 namespaces, realistic reason mix`);
-      console.log('workloads: "1 % per rule" — rule i matches namespace ns-(i mod 100), so 1,000 rules give ≈10 deliveries per event;');
+      console.log(
+        `load: closed loop, ${CONCURRENCY} in flight, ${SECONDS} s per run; events: real-shaped ApiServerSource CloudEvents, 100 namespaces, realistic reason mix`,
+      );
+      console.log(
+        'workloads: "1 % per rule" — rule i matches namespace ns-(i mod 100), so 1,000 rules give ≈10 deliveries per event;',
+      );
       console.log('           "1 match per event" — as many namespaces as rules, so the rule count alone varies\n');
       await inProcess();
       console.log('\nend to end over loopback:');

@@ -20,10 +20,14 @@ type Payload = { headers: Record<string, string>; body: string };
 
 function post(agent: Agent, url: URL, payload: Payload): Promise<number> {
   return new Promise((resolve) => {
-    const req = request(url, { method: 'POST', agent, headers: { ...payload.headers, 'content-length': Buffer.byteLength(payload.body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = request(
+      url,
+      { method: 'POST', agent, headers: { ...payload.headers, 'content-length': Buffer.byteLength(payload.body) } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('error', () => resolve(0));
     req.end(payload.body);
   });
@@ -36,7 +40,13 @@ function summarize(latencies: number[], ok: number, errors: number, seconds: num
 }
 
 /** closedLoop keeps `concurrency` requests in flight for `seconds`. */
-export async function closedLoop(target: string, make: (i: number) => Payload, concurrency: number, seconds: number, offset = 0): Promise<LoadResult> {
+export async function closedLoop(
+  target: string,
+  make: (i: number) => Payload,
+  concurrency: number,
+  seconds: number,
+  offset = 0,
+): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const url = new URL(target);
   const latencies: number[] = [];
@@ -67,7 +77,13 @@ export async function closedLoop(target: string, make: (i: number) => Payload, c
  * (coordinated omission). Latencies go to a preallocated array and nothing per request is kept, so the
  * generator's own garbage collection stays out of the numbers.
  */
-export async function openLoop(target: string, make: (i: number) => Payload, rate: number, seconds: number, offset = 0): Promise<LoadResult> {
+export async function openLoop(
+  target: string,
+  make: (i: number) => Payload,
+  rate: number,
+  seconds: number,
+  offset = 0,
+): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const url = new URL(target);
   const total = Math.round(rate * seconds);
@@ -96,5 +112,8 @@ export async function openLoop(target: string, make: (i: number) => Payload, rat
   if (total > 0) await done;
   agent.destroy();
   const sendSorted = Array.from(fromSend).sort((a, b) => a - b);
-  return { ...summarize(Array.from(latencies), ok, errors, (performance.now() - started) / 1000), p99FromSend: sendSorted[Math.floor(0.99 * sendSorted.length)] ?? 0 };
+  return {
+    ...summarize(Array.from(latencies), ok, errors, (performance.now() - started) / 1000),
+    p99FromSend: sendSorted[Math.floor(0.99 * sendSorted.length)] ?? 0,
+  };
 }

@@ -14,7 +14,12 @@ import { NO_CLUSTER_SECRETS } from '../src/render/value-source.js';
 import { RuleStore } from '../src/rules/rule-store.js';
 import { event, ruleFiles } from './workload.js';
 
-export async function measurePipeline(ruleCount: number, indexed: boolean, seconds: number, namespaces?: number): Promise<{ rate: number; matchesPerEvent: number }> {
+export async function measurePipeline(
+  ruleCount: number,
+  indexed: boolean,
+  seconds: number,
+  namespaces?: number,
+): Promise<{ rate: number; matchesPerEvent: number }> {
   const store = new RuleStore({ timeoutMs: 100 }, createMetrics(), createLogger('silent'));
   for (const [name, text] of Object.entries(ruleFiles(ruleCount, 'http://127.0.0.1:9', namespaces))) {
     const problems = store.update(`file:${name}`, text);
@@ -33,7 +38,12 @@ export async function measurePipeline(ruleCount: number, indexed: boolean, secon
     for (const rule of result.matched) {
       matches++;
       for (const action of rule.actions) {
-        await renderRequest(action, { input: input.event, bindings: { occurrence: input.occurrence, rule: { name: rule.name } }, secrets: NO_CLUSTER_SECRETS, env: {} });
+        await renderRequest(action, {
+          input: input.event,
+          bindings: { occurrence: input.occurrence, rule: { name: rule.name } },
+          secrets: NO_CLUSTER_SECRETS,
+          env: {},
+        });
       }
     }
   };

@@ -34,7 +34,9 @@ async function measure(label: string, load: () => unknown): Promise<void> {
   clearInterval(timer);
   const over50 = gaps.filter((gap) => gap > 50).length;
   const rss = Math.round(process.memoryUsage().rss / 1e6);
-  console.log(`${label.padEnd(40)} load ${took.toFixed(0).padStart(5)} ms   longest block ${longest.toFixed(0).padStart(5)} ms   blocks > 50 ms: ${String(over50).padStart(3)}   RSS ${rss} MB`);
+  console.log(
+    `${label.padEnd(40)} load ${took.toFixed(0).padStart(5)} ms   longest block ${longest.toFixed(0).padStart(5)} ms   blocks > 50 ms: ${String(over50).padStart(3)}   RSS ${rss} MB`,
+  );
 }
 
 const log = pino({ level: 'silent' });

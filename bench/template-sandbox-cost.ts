@@ -9,7 +9,15 @@ import { compileTemplate } from '../src/render/template.js';
 import { loadFixture } from '../test/support/fixtures.js';
 
 const event = loadFixture('pod-backoff-crashloop-resource-update').body;
-const bindings = { rule: { name: 'r', description: '' }, occurrence: 'o', change: 'add', cloudevent: { type: 't', id: 'i', source: 's' }, object: null, owner: null, namespace: null };
+const bindings = {
+  rule: { name: 'r', description: '' },
+  occurrence: 'o',
+  change: 'add',
+  cloudevent: { type: 't', id: 'i', source: 's' },
+  object: null,
+  owner: null,
+  namespace: null,
+};
 const body = PRESETS.pagerduty.body;
 const sandbox = createTemplateSandbox({ workers: 2, budgetMs: 100, heapMb: 64, maxOutputBytes: 1 << 20 });
 const inProcess = compileTemplate(body, { timeoutMs: 60_000 }); // wall clock: generous, the machine may be busy

@@ -5,7 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 
-const template = JSON.parse(readFileSync(new URL('../examples/events/hpa-successful-rescale-up-resource-add.json', import.meta.url), 'utf8')) as {
+const template = JSON.parse(
+  readFileSync(new URL('../examples/events/hpa-successful-rescale-up-resource-add.json', import.meta.url), 'utf8'),
+) as {
   headers: Record<string, string>;
   body: { metadata: Record<string, unknown>; involvedObject: Record<string, unknown>; [field: string]: unknown };
 };
@@ -36,7 +38,12 @@ const slot = (name: string) => `@@${name}@@`;
 const BODY_PARTS = JSON.stringify({
   ...template.body,
   metadata: { ...template.body.metadata, uid: slot('UID'), name: slot('NAME'), namespace: slot('NAMESPACE') },
-  involvedObject: { ...template.body.involvedObject, kind: slot('KIND'), namespace: slot('NAMESPACE'), name: slot('OBJECT') },
+  involvedObject: {
+    ...template.body.involvedObject,
+    kind: slot('KIND'),
+    namespace: slot('NAMESPACE'),
+    name: slot('OBJECT'),
+  },
   reason: slot('REASON'),
   type: slot('TYPE'),
   message: `${slot('REASON')} for ${slot('OBJECT')}: a message of realistic length with "quotes" and details ${'x'.repeat(60)}`,
@@ -55,7 +62,15 @@ export function event(i: number, namespaces = NAMESPACES): { headers: Record<str
   }
   const [reason, type, kind] = chosen;
   const namespace = `ns-${i % namespaces}`;
-  const values: Record<Slot, string> = { UID: `bench-${i}`, NAME: `obj-${i}.17cf4ffb2470c4d5`, NAMESPACE: namespace, KIND: kind, REASON: reason, TYPE: type, OBJECT: `obj-${i}` };
+  const values: Record<Slot, string> = {
+    UID: `bench-${i}`,
+    NAME: `obj-${i}.17cf4ffb2470c4d5`,
+    NAMESPACE: namespace,
+    KIND: kind,
+    REASON: reason,
+    TYPE: type,
+    OBJECT: `obj-${i}`,
+  };
   let body = '';
   for (let k = 0; k < BODY_PARTS.length; k++) body += k % 2 === 0 ? BODY_PARTS[k] : values[BODY_PARTS[k] as Slot];
   return { headers: { ...template.headers, 'ce-id': `bench-${i}`, 'ce-namespace': namespace }, body };
@@ -90,7 +105,10 @@ export function ruleFiles(count: number, sinkUrl: string, namespaces = NAMESPACE
         actions: [{ destination: 'sink', body: BODY_TEMPLATE }],
       };
     });
-    files[`team-${first / RULES_PER_FILE}.yaml`] = stringify({ destinations: { sink: { url: `${sinkUrl}/sink` } }, rules });
+    files[`team-${first / RULES_PER_FILE}.yaml`] = stringify({
+      destinations: { sink: { url: `${sinkUrl}/sink` } },
+      rules,
+    });
   }
   return files;
 }

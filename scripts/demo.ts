@@ -25,7 +25,10 @@ const env = {
   GRAFANA_TOKEN: 'demo-grafana-token',
   SLACK_WEBHOOK_URL: `${sink.url}/slack/services/T000/B000/XXXX`,
 };
-const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+  env,
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
 /** The fields of the service's JSON log lines that the demo prints. */
 interface LogRecord {
   msg?: string;
@@ -65,21 +68,33 @@ for (const name of fixtureNames()) {
   const event = fixture.body as { involvedObject?: Reference; regarding?: Reference; reason?: string } | null;
   const about = event?.involvedObject ?? event?.regarding;
   console.log(`▶ ${name}`);
-  console.log(`  ${fixture.headers['ce-type'] ?? '(no ce-type)'}${about ? `  ${about.kind} ${about.namespace}/${about.name}  ${event?.reason}` : ''}`);
+  console.log(
+    `  ${fixture.headers['ce-type'] ?? '(no ce-type)'}${about ? `  ${about.kind} ${about.namespace}/${about.name}  ${event?.reason}` : ''}`,
+  );
   const response = await fetch(`${base}/`, { method: 'POST', headers: fixture.headers, body: bodyOf(fixture) });
   const text = await response.text();
   await new Promise((r) => setTimeout(r, 50)); // let the log lines arrive
   console.log(`  ← HTTP ${response.status}${text ? ` ${short(text)}` : ''}`);
   for (const record of records.slice(before.records)) {
     if (record.ceId !== id) continue;
-    if (record.msg === 'delivered') console.log(`  ✓ rule ${record.rule} → ${record.destination}: delivered${record.status ? ` (HTTP ${record.status})` : ''}`);
-    else if (record.msg?.startsWith('already delivered')) console.log(`  ↺ rule ${record.rule} → ${record.destination}: ${record.msg}`);
-    else if (record.request) console.log(`  ✎ rule ${record.rule} → ${record.destination} (log): ${short(JSON.stringify(record.request.body))}`);
-    else if (record.rule) console.log(`  ✗ rule ${record.rule} → ${record.destination}: ${record.msg}: ${record.error}`);
+    if (record.msg === 'delivered')
+      console.log(
+        `  ✓ rule ${record.rule} → ${record.destination}: delivered${record.status ? ` (HTTP ${record.status})` : ''}`,
+      );
+    else if (record.msg?.startsWith('already delivered'))
+      console.log(`  ↺ rule ${record.rule} → ${record.destination}: ${record.msg}`);
+    else if (record.request)
+      console.log(
+        `  ✎ rule ${record.rule} → ${record.destination} (log): ${short(JSON.stringify(record.request.body))}`,
+      );
+    else if (record.rule)
+      console.log(`  ✗ rule ${record.rule} → ${record.destination}: ${record.msg}: ${record.error}`);
     else if (record.detail) console.log(`  · ${record.msg}: ${record.detail}`);
   }
-  for (const request of sink.requests.slice(before.sink)) console.log(`      sent ${request.method} ${request.path} ${short(request.body)}`);
-  if (response.status === 204 && !records.slice(before.records).some((r) => r.ceId === id && r.rule)) console.log('  · no rule matched');
+  for (const request of sink.requests.slice(before.sink))
+    console.log(`      sent ${request.method} ${request.path} ${short(request.body)}`);
+  if (response.status === 204 && !records.slice(before.records).some((r) => r.ceId === id && r.rule))
+    console.log('  · no rule matched');
   console.log();
 }
 

@@ -71,7 +71,10 @@ export function createApp(deps: AppDeps): Koa {
       (headers, error, path) => {
         if (path.replace(/\/+/g, '/') !== '/') return; // dry runs change no metrics (`//` is POST / too)
         const type = typeof headers['ce-type'] === 'string' ? headers['ce-type'] : undefined;
-        deps.metrics.eventsReceived.inc({ type: typeLabel(type), outcome: error.status === 413 ? 'too_large' : 'invalid' });
+        deps.metrics.eventsReceived.inc({
+          type: typeLabel(type),
+          outcome: error.status === 413 ? 'too_large' : 'invalid',
+        });
       },
       // Outermost: no JSON answer (a report, a status, an error detail) carries a secret value.
       (ctx) => {
@@ -83,7 +86,9 @@ export function createApp(deps: AppDeps): Koa {
   const sender = deps.auth.sender;
   // No async frame of its own: the middlewares' promises are passed through (Koa's types say `any`).
   app.use((ctx, next) =>
-    ctx.method === 'POST' && ctx.path === '/' ? (sender(ctx, () => events(ctx, next)) as Promise<void>) : (next() as Promise<void>),
+    ctx.method === 'POST' && ctx.path === '/'
+      ? (sender(ctx, () => events(ctx, next)) as Promise<void>)
+      : (next() as Promise<void>),
   );
   app.use(router.routes());
   app.use(router.allowedMethods());

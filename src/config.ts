@@ -154,7 +154,8 @@ export function loadConfig(env: Env = process.env): Config {
     templateQueue: integer(env, 'TEMPLATE_QUEUE', 2000, 1),
     maxActionsPerRequest: integer(env, 'MAX_ACTIONS_PER_REQUEST', 5000, 1),
     maxActionsInFlight: integer(env, 'MAX_ACTIONS_IN_FLIGHT', 10000, 1),
-    teamMaxActionsInFlight: env.TEAM_MAX_ACTIONS_IN_FLIGHT === undefined ? undefined : integer(env, 'TEAM_MAX_ACTIONS_IN_FLIGHT', 1, 1),
+    teamMaxActionsInFlight:
+      env.TEAM_MAX_ACTIONS_IN_FLIGHT === undefined ? undefined : integer(env, 'TEAM_MAX_ACTIONS_IN_FLIGHT', 1, 1),
     templateWorkerHeapMb: integer(env, 'TEMPLATE_WORKER_HEAP_MB', 64, 16),
     templateMaxOutputBytes: integer(env, 'TEMPLATE_MAX_OUTPUT_BYTES', 1024 * 1024, 1),
     regex: {
@@ -181,9 +182,12 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 20) * 1000,
     hpaSenderSecretNamespaces: list(env.HPA_SENDER_SECRET_NAMESPACES),
     proxyEnv: {
-      HTTP_PROXY: env.HTTP_PROXY, http_proxy: env.http_proxy,
-      HTTPS_PROXY: env.HTTPS_PROXY, https_proxy: env.https_proxy,
-      NO_PROXY: env.NO_PROXY, no_proxy: env.no_proxy,
+      HTTP_PROXY: env.HTTP_PROXY,
+      http_proxy: env.http_proxy,
+      HTTPS_PROXY: env.HTTPS_PROXY,
+      https_proxy: env.https_proxy,
+      NO_PROXY: env.NO_PROXY,
+      no_proxy: env.no_proxy,
     },
     standalone: {
       enabled: env.STANDALONE === 'true',
@@ -202,7 +206,10 @@ export function loadConfig(env: Env = process.env): Config {
       templateBytes: integer(env, 'TEAM_MAX_TEMPLATE_BYTES', DEFAULT_TENANCY.templateBytes, 1),
       envAllowlist: list(env.TEAM_ENV_ALLOWLIST),
       clusterKinds: env.TEAM_CLUSTER_KINDS === undefined ? DEFAULT_TENANCY.clusterKinds : list(env.TEAM_CLUSTER_KINDS),
-      destinationHosts: { cluster: hosts(env, 'DESTINATION_HOSTS_CLUSTER'), team: hosts(env, 'DESTINATION_HOSTS_TEAM') },
+      destinationHosts: {
+        cluster: hosts(env, 'DESTINATION_HOSTS_CLUSTER'),
+        team: hosts(env, 'DESTINATION_HOSTS_TEAM'),
+      },
     },
     kube: {
       rulesSelector: env.RULES_CONFIGMAP_SELECTOR ?? 'kube-event-rules/rules=true',
@@ -237,7 +244,10 @@ function oneOf(env: Env, name: string, allowed: readonly string[], fallback: str
 function authSettings(env: Env): AuthSettings {
   const issuer = env.AUTH_OIDC_ISSUER ?? '';
   const audience = env.AUTH_OIDC_AUDIENCE ?? '';
-  if (issuer && !audience) throw new Error('config: AUTH_OIDC_ISSUER is set but AUTH_OIDC_AUDIENCE is not (the audience the Trigger requests tokens for)');
+  if (issuer && !audience)
+    throw new Error(
+      'config: AUTH_OIDC_ISSUER is set but AUTH_OIDC_AUDIENCE is not (the audience the Trigger requests tokens for)',
+    );
   if (!issuer && audience) throw new Error('config: AUTH_OIDC_AUDIENCE is set but AUTH_OIDC_ISSUER is not');
   return {
     tokenFile: env.AUTH_TOKEN_FILE ?? '',
@@ -259,8 +269,15 @@ function authSettings(env: Env): AuthSettings {
 /** hosts reads a destination host allowlist: `host`, `host:port` or `*.domain` — a URL here would never match. */
 function hosts(env: Env, name: string): string[] {
   const entries = list(env[name]);
-  const wrong = entries.find((entry) => !/^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?$/i.test(entry) && !/^\[[0-9a-f:.]+\](:\d{1,5})?$/i.test(entry));
-  if (wrong !== undefined) throw new Error(`config: ${name} entry ${JSON.stringify(wrong)} is not a host (host, host:port or *.domain; no scheme or path)`);
+  const wrong = entries.find(
+    (entry) =>
+      !/^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?$/i.test(entry) &&
+      !/^\[[0-9a-f:.]+\](:\d{1,5})?$/i.test(entry),
+  );
+  if (wrong !== undefined)
+    throw new Error(
+      `config: ${name} entry ${JSON.stringify(wrong)} is not a host (host, host:port or *.domain; no scheme or path)`,
+    );
   return entries;
 }
 
@@ -273,15 +290,22 @@ function tracesUrl(env: Env): string {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return '';
   const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() || 'otlp';
   if (exporter === 'none') return '';
-  if (exporter !== 'otlp') throw new Error(`config: OTEL_TRACES_EXPORTER=${JSON.stringify(env.OTEL_TRACES_EXPORTER)}: only otlp (OTLP/HTTP) or none is supported`);
+  if (exporter !== 'otlp')
+    throw new Error(
+      `config: OTEL_TRACES_EXPORTER=${JSON.stringify(env.OTEL_TRACES_EXPORTER)}: only otlp (OTLP/HTTP) or none is supported`,
+    );
   const specific = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
   const general = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
   const name = specific ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT';
   const url = specific || (general ? `${general.replace(/\/+$/, '')}/v1/traces` : '');
-  if (url && !/^https?:\/\/[^/]/.test(url)) throw new Error(`config: ${name} is not an http(s) URL (e.g. http://otel-collector:4318)`);
+  if (url && !/^https?:\/\/[^/]/.test(url))
+    throw new Error(`config: ${name} is not an http(s) URL (e.g. http://otel-collector:4318)`);
   return url;
 }
 
 function list(raw: string | undefined): string[] {
-  return (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

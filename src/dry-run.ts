@@ -1,8 +1,8 @@
 /**
  * A dry run is the pipeline over dependencies that send and remember nothing: senders that only show the
- * request, no delivered memory, throttles, occurrences, change regions and digest groups read but not written, metrics nobody scrapes, no
- * log, and every rule's conditions explained. POST /dry-run, `kube-event-rules test` and the playground use
- * it, so what they report is what the service would do.
+ * request, no delivered memory, throttles, occurrences, change regions and digest groups read but not written,
+ * metrics nobody scrapes, no log, and every rule's conditions explained. POST /dry-run, `kube-event-rules test`
+ * and the playground use it, so what they report is what the service would do.
  */
 import { loadConfig } from './config.js';
 import type { DeliveredStore } from './deliver/delivered-store.js';
@@ -20,7 +20,9 @@ import { createMemoryDigestStore, readOnlyDigests } from './match/digest-store.j
 
 /** Shows the request instead of sending it (the pipeline reports it, redacted). */
 const SHOWS_ONLY: Sender = { send: async () => ({ outcome: 'rendered', attempts: 0 }) };
-const SHOW_EVERY_KIND: Senders = Object.freeze(Object.fromEntries(Object.keys(DESTINATION_KINDS).map((kind) => [kind, SHOWS_ONLY])));
+const SHOW_EVERY_KIND: Senders = Object.freeze(
+  Object.fromEntries(Object.keys(DESTINATION_KINDS).map((kind) => [kind, SHOWS_ONLY])),
+);
 const NOTHING_DELIVERED: DeliveredStore = { has: async () => false, add: async () => undefined };
 
 /** One silent logger for every dry run (a pino logger per playground draft stayed in memory). */
@@ -31,12 +33,19 @@ let unscraped: Metrics | undefined;
 const unscrapedMetrics = () => (unscraped ??= createMetrics());
 
 /** peeking: the throttle's answer for this occurrence, recording nothing. */
-const peeking = (throttle: ThrottleStore): ThrottleStore => ({ admit: (key, occurrence, windowMs, max) => throttle.admit(key, occurrence, windowMs, max, true) });
+const peeking = (throttle: ThrottleStore): ThrottleStore => ({
+  admit: (key, occurrence, windowMs, max) => throttle.admit(key, occurrence, windowMs, max, true),
+});
 
 /** A quarantine's state, read: a dry run's guard trip holds nothing back. */
-const readingOnly = (quarantine: Quarantine): Quarantine => ({ quarantinedUntil: (rule) => quarantine.quarantinedUntil(rule), trip: () => false });
+const readingOnly = (quarantine: Quarantine): Quarantine => ({
+  quarantinedUntil: (rule) => quarantine.quarantinedUntil(rule),
+  trip: () => false,
+});
 
-/** dryRunDeps: the service's own dependencies (rules, cluster, Secrets, tenancy, quarantine), with every effect removed. */
+/**
+ * dryRunDeps: the service's own dependencies (rules, cluster, Secrets, tenancy, quarantine), with every effect removed.
+ */
 export function dryRunDeps(deps: PipelineDeps): PipelineDeps {
   return {
     ...deps,

@@ -18,7 +18,11 @@ export class InvalidEventError extends Error {
 
 /** TemplateError: a JSONata template failed to compile or evaluate (JSONata throws plain objects; we wrap them). */
 export class TemplateError extends Error {
-  constructor(message: string, readonly code?: string, readonly position?: number) {
+  constructor(
+    message: string,
+    readonly code?: string,
+    readonly position?: number,
+  ) {
     super(message);
     this.name = 'TemplateError';
   }

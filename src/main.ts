@@ -48,14 +48,23 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
   // Node checks the header and request timeouts only every connectionsCheckingInterval (30 s by default).
   // Koa's handler answers its own errors (its promise never rejects); node's listener returns nothing.
   const handle = service.app.callback();
-  const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs / 2) }, (req, res) => void handle(req, res));
+  const server = createServer(
+    { connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs / 2) },
+    (req, res) => void handle(req, res),
+  );
   // Slow senders must not hold sockets forever; keep-alive above common proxy idle timeouts (60 s).
   server.headersTimeout = config.headersTimeoutMs;
   server.requestTimeout = config.requestTimeoutMs;
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new UserError(err.code === 'EADDRINUSE' ? `${config.host}:${config.port} is already in use (EADDRINUSE): stop the other process or set PORT` : `cannot listen on ${config.host}:${config.port}: ${err.message}`)),
+      reject(
+        new UserError(
+          err.code === 'EADDRINUSE'
+            ? `${config.host}:${config.port} is already in use (EADDRINUSE): stop the other process or set PORT`
+            : `cannot listen on ${config.host}:${config.port}: ${err.message}`,
+        ),
+      ),
     );
     server.listen(config.port, config.host, resolve);
   });
@@ -65,13 +74,18 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
   const metricsServer = handleMetrics ? createServer((req, res) => void handleMetrics(req, res)) : undefined;
   if (metricsServer) {
     await new Promise<void>((resolve, reject) => {
-      metricsServer.once('error', (err) => reject(new UserError(`cannot listen on METRICS_PORT ${config.host}:${config.metricsPort}: ${err.message}`)));
+      metricsServer.once('error', (err) =>
+        reject(new UserError(`cannot listen on METRICS_PORT ${config.host}:${config.metricsPort}: ${err.message}`)),
+      );
       metricsServer.listen(config.metricsPort, config.host, resolve);
     });
     log.info({ address: metricsServer.address() }, 'metrics and probes listening');
   }
   if (kube) await reportKubeReachable(kube, config, log);
-  else log.info('no Kubernetes cluster configured: running on the embedded default (rules from RULES_DIR; Reference mode, enrichment facts, ConfigMap rules and secretKeyRef are off)');
+  else
+    log.info(
+      'no Kubernetes cluster configured: running on the embedded default (rules from RULES_DIR; Reference mode, enrichment facts, ConfigMap rules and secretKeyRef are off)',
+    );
   await service.ready;
   log.info({ rules: service.store.current.rules.length }, 'rules loaded');
 
@@ -79,7 +93,10 @@ export async function serve(config: Config, log: Logger): Promise<Server> {
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: no new requests, finishing in-flight deliveries');
+    log.info(
+      { signal, timeoutMs: config.shutdownTimeoutMs },
+      'shutting down: no new requests, finishing in-flight deliveries',
+    );
     service.drain();
     const force = setTimeout(() => {
       log.warn('shutdown deadline reached; closing remaining connections');
@@ -117,11 +134,19 @@ async function reportKubeReachable(kube: KubeConnection, config: Config, log: Lo
     const { VersionApi } = await import('@kubernetes/client-node');
     const version = await Promise.race([
       kube.kc.makeApiClient(VersionApi).getCode(),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${config.kube.timeoutMs} ms`)), config.kube.timeoutMs).unref()),
+      new Promise<never>((_, reject) =>
+        setTimeout(
+          () => reject(new Error(`no answer within ${config.kube.timeoutMs} ms`)),
+          config.kube.timeoutMs,
+        ).unref(),
+      ),
     ]);
     log.info({ ...fields, serverVersion: version.gitVersion }, 'connected to Kubernetes');
   } catch (err) {
-    log.warn({ ...fields, error: (err as Error).message }, 'Kubernetes API not reachable yet; the watches keep retrying and readiness waits for them');
+    log.warn(
+      { ...fields, error: (err as Error).message },
+      'Kubernetes API not reachable yet; the watches keep retrying and readiness waits for them',
+    );
   }
 }
 

@@ -10,7 +10,9 @@ const PREFIX = 'kube_event_rules_';
 
 /** The CloudEvent types we label by; anything else is counted as "other" to bound cardinality. */
 const KNOWN_TYPES = new Set(
-  ['resource', 'ref'].flatMap((mode) => ['add', 'update', 'delete'].map((verb) => `dev.knative.apiserver.${mode}.${verb}`)),
+  ['resource', 'ref'].flatMap((mode) =>
+    ['add', 'update', 'delete'].map((verb) => `dev.knative.apiserver.${mode}.${verb}`),
+  ),
 );
 
 export function typeLabel(type: string | undefined): string {
@@ -23,8 +25,22 @@ export function typeLabel(type: string | undefined): string {
  * practice); any other kind — event data can name any — is counted as "other".
  */
 const KNOWN_KINDS = new Set([
-  'Event', 'Secret', 'Pod', 'Node', 'Namespace', 'Service', 'PersistentVolumeClaim', 'PersistentVolume', 'ConfigMap',
-  'Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'Job', 'CronJob', 'HorizontalPodAutoscaler',
+  'Event',
+  'Secret',
+  'Pod',
+  'Node',
+  'Namespace',
+  'Service',
+  'PersistentVolumeClaim',
+  'PersistentVolume',
+  'ConfigMap',
+  'Deployment',
+  'ReplicaSet',
+  'StatefulSet',
+  'DaemonSet',
+  'Job',
+  'CronJob',
+  'HorizontalPodAutoscaler',
 ]);
 
 export function kindLabel(kind: string | undefined): string {
@@ -254,7 +270,7 @@ export function createMetrics(options: { maxSeriesPerMetric?: number; teamMaxSer
     }),
     regionsClosed: new Counter({
       name: `${PREFIX}regions_closed_total`,
-      help: 'Change regions closed, by how (end: delivered at its end occurrence; timeout: delivered at the rule\'s timeout; dropped: the timeout\'s delivery kept failing).',
+      help: "Change regions closed, by how (end: delivered at its end occurrence; timeout: delivered at the rule's timeout; dropped: the timeout's delivery kept failing).",
       labelNames: ['rule', 'how'] as const,
       registers,
     }),
@@ -310,7 +326,8 @@ export function forgetRule(metrics: Metrics, rule: string, destinations: Iterabl
   metrics.suppressed.remove({ rule });
   metrics.regionUnmatchedEnds.remove({ rule });
   for (const how of ['end', 'timeout', 'dropped']) metrics.regionsClosed.remove({ rule, how });
-  for (const outcome of ['recorded', 'duplicate', 'failed', 'over_capacity']) metrics.digestOccurrences.remove({ rule, outcome });
+  for (const outcome of ['recorded', 'duplicate', 'failed', 'over_capacity'])
+    metrics.digestOccurrences.remove({ rule, outcome });
   for (const destination of destinations) {
     for (const outcome of DELIVERY_OUTCOMES) metrics.deliveries.remove({ rule, destination, outcome });
   }

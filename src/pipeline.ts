@@ -44,7 +44,10 @@ import { compileTenancyPolicy, type TenancyPolicy } from './rules/tenancy-policy
 export interface ActionReport {
   rule: string;
   destination: string;
-  /** `rendered`: a dry run built the request and sent nothing; `suppressed`: the rule's throttle held it back; region_*: src/match/region-pairing.ts; `grouped`: recorded in its digest group. */
+  /**
+   * `rendered`: a dry run built the request and sent nothing; `suppressed`: the rule's throttle held it back; region_*:
+   * src/match/region-pairing.ts; `grouped`: recorded in its digest group.
+   */
   outcome: DeliveryOutcome | 'rendered' | 'suppressed' | RegionOutcome | 'grouped';
   /** A digest rule's action: the group the occurrence joined (dry runs: would join). */
   digest?: DigestReport;
@@ -58,7 +61,9 @@ export interface ActionReport {
   unavailable?: boolean;
 }
 
-/** `retry`: a lookup a rule (or Reference mode) needs failed; the event must be redelivered (503, or 429 + Retry-After). */
+/**
+ * `retry`: a lookup a rule (or Reference mode) needs failed; the event must be redelivered (503, or 429 + Retry-After).
+ */
 export type EventOutcome = 'matched' | 'no_match' | 'unresolved' | 'retry';
 
 export interface EventReport {
@@ -87,7 +92,10 @@ export interface PipelineDeps {
   /** Classifies each Event's change (and remembers it, unless this is a dry run's read-only view). */
   tracker: Occurrences;
   cluster: Cluster;
-  /** Each destination kind's sender, its policies (bulkhead, breaker, retry) inside (createSenders); a dry run's only show. */
+  /**
+   * Each destination kind's sender, its policies (bulkhead, breaker, retry) inside (createSenders); a dry run's only
+   * show.
+   */
   senders: Senders;
   delivered: DeliveredStore;
   throttle: ThrottleStore;
@@ -127,13 +135,19 @@ export interface Pipeline {
    */
   prepare(events: readonly CloudEvent<unknown>[], traces?: readonly EventTrace[]): Promise<PreparedRequest>;
   /** process: prepare and run. */
-  process(events: readonly CloudEvent<unknown>[], deadline: number, traces?: readonly EventTrace[]): Promise<EventReport[]>;
+  process(
+    events: readonly CloudEvent<unknown>[],
+    deadline: number,
+    traces?: readonly EventTrace[],
+  ): Promise<EventReport[]>;
 }
 
 /** Template bindings beside the usual ones (a region's `$region`). */
 type Bindings = Record<string, unknown>;
 
-/** After a guard trip, ask the Broker to wait this long before redelivering (quarantine asks for its remaining time). */
+/**
+ * After a guard trip, ask the Broker to wait this long before redelivering (quarantine asks for its remaining time).
+ */
 const GUARD_RETRY_AFTER_MS = 1000;
 
 const NOTHING_PREPARED: Omit<PreparedRequest, 'run'> = { actions: 0, teamActions: new Map<string, number>() };
@@ -145,8 +159,17 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const sendAction = createActionSender(deps);
   const regions = createRegionPairing(deps.regions ?? createMemoryRegionStore(deps.config.regions), metrics, log);
   const renderDeps = { config: deps.config, cluster: deps.cluster, env: deps.env, tenancy };
-  const digests = createDigestRecorder({ store: deps.digests ?? createMemoryDigestStore(deps.config.dedupWindowMs), render: renderDeps, metrics, log, maxGroups: deps.config.digest.maxGroups });
-  /** Deliveries running in this process by key: a second claim of the same key (a batch holding one event twice) waits for the first. */
+  const digests = createDigestRecorder({
+    store: deps.digests ?? createMemoryDigestStore(deps.config.dedupWindowMs),
+    render: renderDeps,
+    metrics,
+    log,
+    maxGroups: deps.config.digest.maxGroups,
+  });
+  /**
+   * Deliveries running in this process by key: a second claim of the same key (a batch holding one event twice) waits
+   * for the first.
+   */
   const inFlight = new Map<string, Promise<ActionReport>>();
 
   /** normalizeAll: a batch is checked whole (remembering nothing) before its events are remembered one by one. */
@@ -155,7 +178,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       try {
         return run(ce);
       } catch (err) {
-        if (err instanceof InvalidEventError && events.length > 1) throw new InvalidEventError(err.status, err.error, `batch entry ${i}: ${err.detail}`);
+        if (err instanceof InvalidEventError && events.length > 1)
+          throw new InvalidEventError(err.status, err.error, `batch entry ${i}: ${err.detail}`);
         throw err;
       }
     };
@@ -167,16 +191,25 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return events.map(entry((ce) => normalize(ce, tracker)));
   }
 
-  async function prepare(events: readonly CloudEvent<unknown>[], traces?: readonly EventTrace[]): Promise<PreparedRequest> {
+  async function prepare(
+    events: readonly CloudEvent<unknown>[],
+    traces?: readonly EventTrace[],
+  ): Promise<PreparedRequest> {
     const normalized = normalizeAll(events);
     if (events.length === 1) {
       // Nearly every request: one event, no arrays of promises.
       const event = await prepareEvent(normalized[0], events[0], traces?.[0] ?? NO_TRACE);
-      return { actions: event.actions, teamActions: event.teamActions, run: async (deadline) => [await event.run(deadline)] };
+      return {
+        actions: event.actions,
+        teamActions: event.teamActions,
+        run: async (deadline) => [await event.run(deadline)],
+      };
     }
     const prepared = await Promise.all(events.map((ce, i) => prepareEvent(normalized[i], ce, traces?.[i] ?? NO_TRACE)));
     const teamActions = new Map<string, number>();
-    for (const event of prepared) for (const [namespace, count] of event.teamActions) teamActions.set(namespace, (teamActions.get(namespace) ?? 0) + count);
+    for (const event of prepared)
+      for (const [namespace, count] of event.teamActions)
+        teamActions.set(namespace, (teamActions.get(namespace) ?? 0) + count);
     return {
       actions: prepared.reduce((sum, event) => sum + event.actions, 0),
       teamActions,
@@ -185,11 +218,18 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   /** prepareEvent resolves (Reference mode) and matches one event; its run does the rest. */
-  async function prepareEvent(normalized: Normalized, ce: CloudEvent<unknown>, trace: EventTrace): Promise<Omit<PreparedRequest, 'run'> & { run(deadline: number): Promise<EventReport> }> {
+  async function prepareEvent(
+    normalized: Normalized,
+    ce: CloudEvent<unknown>,
+    trace: EventTrace,
+  ): Promise<Omit<PreparedRequest, 'run'> & { run(deadline: number): Promise<EventReport> }> {
     const base = { id: ce.id, type: ce.type, matched: [] as string[], actions: [] as ActionReport[] };
     const input = await resolve(normalized, ce);
     if ('retry' in input) {
-      log.warn({ ceId: ce.id, type: ce.type, detail: input.retry }, 'reference not resolved now; the Broker will redeliver');
+      log.warn(
+        { ceId: ce.id, type: ce.type, detail: input.retry },
+        'reference not resolved now; the Broker will redeliver',
+      );
       const report: EventReport = { ...base, outcome: 'retry', detail: input.retry, retryAfterMs: input.retryAfterMs };
       return { ...NOTHING_PREPARED, run: async () => report };
     }
@@ -202,68 +242,129 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const ruleSet = deps.rules();
     const candidates = inScope(ruleSet.index.candidates(input), input);
     const matching = trace.match();
-    const { matched: matchedAll, failed, evaluated } = await matchByScope(candidates, input, facts, { explain: deps.explain === true });
+    const {
+      matched: matchedAll,
+      failed,
+      evaluated,
+    } = await matchByScope(candidates, input, facts, { explain: deps.explain === true });
     const matched = matchedAll.filter((rule) => !rule.shadow); // shadow rules never send
     matching.end(matched);
     for (const { rule, error, cause } of failed) {
-      if (cause instanceof LookupFailedError) log.warn({ rule: rule.name, ceId: ce.id, error }, 'rule not decided: a lookup it needs failed; the Broker will redeliver');
+      if (cause instanceof LookupFailedError)
+        log.warn(
+          { rule: rule.name, ceId: ce.id, error },
+          'rule not decided: a lookup it needs failed; the Broker will redeliver',
+        );
       else log.error({ rule: rule.name, ceId: ce.id, error }, 'rule evaluation failed');
     }
     const run = async (deadline: number): Promise<EventReport> => {
       for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
-      const perRule = await Promise.all(matched.map((rule) => runRule(rule, input, facts(rule.scope), deadline, trace)));
+      const perRule = await Promise.all(
+        matched.map((rule) => runRule(rule, input, facts(rule.scope), deadline, trace)),
+      );
       const retry = unreadable(failed);
       const outcome: EventOutcome = retry ? 'retry' : matched.length > 0 ? 'matched' : 'no_match';
-      const report: EventReport = { ...base, outcome, change: input.change, occurrence: input.occurrence, matched: matched.map((r) => r.name), actions: perRule.flat(), ...retry };
-      if (deps.explain) report.evaluated = evaluated.map((e) => ({ rule: e.rule.name, ...(e.rule.shadow ? { shadow: true } : {}), matched: e.matched, conditions: explainConditions(e.conditions) }));
-      if (candidates.some((rule) => rule.shadow)) report.shadow = await runShadows(candidates, ruleSet.rules, new Set(matchedAll), input, facts, ce.id);
+      const report: EventReport = {
+        ...base,
+        outcome,
+        change: input.change,
+        occurrence: input.occurrence,
+        matched: matched.map((r) => r.name),
+        actions: perRule.flat(),
+        ...retry,
+      };
+      if (deps.explain)
+        report.evaluated = evaluated.map((e) => ({
+          rule: e.rule.name,
+          ...(e.rule.shadow ? { shadow: true } : {}),
+          matched: e.matched,
+          conditions: explainConditions(e.conditions),
+        }));
+      if (candidates.some((rule) => rule.shadow))
+        report.shadow = await runShadows(candidates, ruleSet.rules, new Set(matchedAll), input, facts, ce.id);
       return report;
     };
     let actions = 0;
     let teamActions: Map<string, number> | undefined;
     for (const rule of matched) {
       actions += rule.actions.length;
-      if (rule.scope !== undefined) (teamActions ??= new Map()).set(rule.scope, (teamActions.get(rule.scope) ?? 0) + rule.actions.length);
+      if (rule.scope !== undefined)
+        (teamActions ??= new Map()).set(rule.scope, (teamActions.get(rule.scope) ?? 0) + rule.actions.length);
     }
     return { actions, teamActions: teamActions ?? NOTHING_PREPARED.teamActions, run };
   }
 
-  async function resolve(normalized: Normalized, ce: CloudEvent<unknown>): Promise<EventInput | { unresolved: string } | { retry: string; retryAfterMs?: number }> {
+  async function resolve(
+    normalized: Normalized,
+    ce: CloudEvent<unknown>,
+  ): Promise<EventInput | { unresolved: string } | { retry: string; retryAfterMs?: number }> {
     if (normalized.kind === 'input') return normalized.input;
     const lookup = await deps.cluster.get({ ...normalized.ref, kind: normalized.ref.kind ?? 'Event' });
-    if (lookup.status === 'found') return fromObject(lookup.object, normalized.verb, ce.id, normalized.cloudevent, tracker);
+    if (lookup.status === 'found')
+      return fromObject(lookup.object, normalized.verb, ce.id, normalized.cloudevent, tracker);
     const ref = `${normalized.ref.namespace ?? ''}/${normalized.ref.name}`;
-    if (lookup.status === 'retry') return { retry: `Event ${ref} could not be read: ${lookup.reason}`, retryAfterMs: lookup.retryAfterMs };
-    return { unresolved: lookup.status === 'not_found' ? `Event ${ref} no longer exists` : `Event ${ref} not resolved: ${lookup.reason}` };
+    if (lookup.status === 'retry')
+      return { retry: `Event ${ref} could not be read: ${lookup.reason}`, retryAfterMs: lookup.retryAfterMs };
+    return {
+      unresolved:
+        lookup.status === 'not_found' ? `Event ${ref} no longer exists` : `Event ${ref} not resolved: ${lookup.reason}`,
+    };
   }
 
-  /** runRule pairs a region rule's start with its end, records a digest rule's occurrence in its group, or applies the rule's throttle and delivers each of its actions. */
-  async function runRule(rule: CompiledRule, input: EventInput, facts: LazyFacts, deadline: number, trace: EventTrace): Promise<ActionReport[]> {
+  /**
+   * runRule pairs a region rule's start with its end, records a digest rule's occurrence in its group, or applies the
+   * rule's throttle and delivers each of its actions.
+   */
+  async function runRule(
+    rule: CompiledRule,
+    input: EventInput,
+    facts: LazyFacts,
+    deadline: number,
+    trace: EventTrace,
+  ): Promise<ActionReport[]> {
     if (rule.region) {
-      return regions.occurrence(rule, input, facts, deadline, (region) => Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, trace, { region }))));
+      return regions.occurrence(rule, input, facts, deadline, (region) =>
+        Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, trace, { region }))),
+      );
     }
     if (rule.digest) return digests.record(rule, rule.digest, input, facts);
     if (rule.throttle && !(await admitted(rule, rule.throttle, input))) {
-      return rule.actions.map((action): ActionReport => ({ rule: rule.name, destination: action.destination.name, outcome: 'suppressed' }));
+      return rule.actions.map((action): ActionReport => ({
+        rule: rule.name,
+        destination: action.destination.name,
+        outcome: 'suppressed',
+      }));
     }
     if (rule.actions.length === 1) return [await deliver(rule, rule.actions[0], input, facts, deadline, trace)];
     return Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, trace)));
   }
 
   /** admitted applies the rule's throttle to this occurrence; a failing key admits (never lose silently). */
-  async function admitted(rule: CompiledRule, throttle: NonNullable<CompiledRule['throttle']>, input: EventInput): Promise<boolean> {
+  async function admitted(
+    rule: CompiledRule,
+    throttle: NonNullable<CompiledRule['throttle']>,
+    input: EventInput,
+  ): Promise<boolean> {
     let key: string;
     try {
-      key = JSON.stringify(await throttle.key.evaluate(input.event, { cloudevent: input.cloudevent, occurrence: input.occurrence }));
+      key = JSON.stringify(
+        await throttle.key.evaluate(input.event, { cloudevent: input.cloudevent, occurrence: input.occurrence }),
+      );
     } catch (err) {
       metrics.templateErrors.inc({ rule: rule.name });
-      log.error({ rule: rule.name, ceId: input.cloudevent.id, error: `throttle key: ${describeError(err)}` }, 'throttle key failed; not throttled');
+      log.error(
+        { rule: rule.name, ceId: input.cloudevent.id, error: `throttle key: ${describeError(err)}` },
+        'throttle key failed; not throttled',
+      );
       return true;
     }
     const ok = await deps.throttle.admit(`${rule.name}|${key}`, input.occurrence, throttle.windowMs, throttle.max);
     if (!ok) {
       metrics.suppressed.inc({ rule: rule.name });
-      log.info({ rule: rule.name, key, occurrence: input.occurrence, ceId: input.cloudevent.id }, "suppressed by the rule's throttle");
+      log.info(
+        { rule: rule.name, key, occurrence: input.occurrence, ceId: input.cloudevent.id },
+        "suppressed by the rule's throttle",
+      );
     }
     return ok;
   }
@@ -272,7 +373,15 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * deliver: one action of a matched rule — claim it (a second claim of the same key in this process waits for
    * the first), skip it if already delivered, render, send, remember, report.
    */
-  async function deliver(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, trace: EventTrace, extra?: Bindings): Promise<ActionReport> {
+  async function deliver(
+    rule: CompiledRule,
+    action: CompiledAction,
+    input: EventInput,
+    facts: LazyFacts,
+    deadline: number,
+    trace: EventTrace,
+    extra?: Bindings,
+  ): Promise<ActionReport> {
     // A delete is a notification of its own although it carries the occurrence (uid/count) the add or update had.
     const key = `${input.occurrence}|${input.change === 'delete' ? 'delete|' : ''}${rule.name}|${action.identity}`;
     const running = inFlight.get(key);
@@ -291,17 +400,33 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const destination = action.destination.name;
     if (first.outcome === 'failed') {
       metrics.deliveries.inc({ rule: rule.name, destination, outcome: 'failed' });
-      return { ...first, error: `the same action of the same occurrence in this request failed: ${first.error ?? ''}`, attempts: 0 };
+      return {
+        ...first,
+        error: `the same action of the same occurrence in this request failed: ${first.error ?? ''}`,
+        attempts: 0,
+      };
     }
     if (first.outcome === 'rendered') return first;
     metrics.deliveries.inc({ rule: rule.name, destination, outcome: 'skipped_duplicate' });
     return { rule: rule.name, destination, outcome: 'skipped_duplicate' };
   }
 
-  async function deliverOnce(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, key: string, trace: EventTrace, extra?: Bindings): Promise<ActionReport> {
+  async function deliverOnce(
+    rule: CompiledRule,
+    action: CompiledAction,
+    input: EventInput,
+    facts: LazyFacts,
+    deadline: number,
+    key: string,
+    trace: EventTrace,
+    extra?: Bindings,
+  ): Promise<ActionReport> {
     const destination = action.destination.name;
     if (await deps.delivered.has(key)) {
-      log.info({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id }, 'already delivered for this occurrence; skipped');
+      log.info(
+        { rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id },
+        'already delivered for this occurrence; skipped',
+      );
       return counted(rule, action, { rule: rule.name, destination, outcome: 'skipped_duplicate' });
     }
     const rendering = trace.render(rule.name, destination);
@@ -309,18 +434,38 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     rendering.end('outcome' in rendered ? rendered.outcome : undefined);
     if ('outcome' in rendered) {
       const { outcome, error, retryAfterMs, guard, unavailable } = rendered;
-      return counted(rule, action, { rule: rule.name, destination, outcome, error, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}), ...(guard || unavailable ? { unavailable: true } : {}) });
+      return counted(rule, action, {
+        rule: rule.name,
+        destination,
+        outcome,
+        error,
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        ...(guard || unavailable ? { unavailable: true } : {}),
+      });
     }
     const delivering = trace.deliver(rule.name, destination);
     const result = await sendAction(rule, action, input, rendered, deadline, delivering.headers);
     delivering.end(result);
     // A dry run's sender only shows what would be sent.
-    if (result.outcome === 'rendered') return { rule: rule.name, destination, outcome: 'rendered', request: redacted(rendered) };
+    if (result.outcome === 'rendered')
+      return { rule: rule.name, destination, outcome: 'rendered', request: redacted(rendered) };
     if (result.outcome !== 'failed') await deps.delivered.add(key);
-    return counted(rule, action, { rule: rule.name, destination, outcome: result.outcome, status: result.status, attempts: result.attempts, error: result.error, retryAfterMs: result.retryAfterMs });
+    return counted(rule, action, {
+      rule: rule.name,
+      destination,
+      outcome: result.outcome,
+      status: result.status,
+      attempts: result.attempts,
+      error: result.error,
+      retryAfterMs: result.retryAfterMs,
+    });
   }
 
-  function counted(rule: CompiledRule, action: CompiledAction, report: ActionReport & { outcome: DeliveryOutcome }): ActionReport {
+  function counted(
+    rule: CompiledRule,
+    action: CompiledAction,
+    report: ActionReport & { outcome: DeliveryOutcome },
+  ): ActionReport {
     metrics.deliveries.inc({ rule: rule.name, destination: action.destination.name, outcome: report.outcome });
     return report;
   }
@@ -330,7 +475,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * counts towards quarantine — so the Broker redelivers, and in the end dead-letters, instead of the event
    * being acknowledged unsent.
    */
-  async function render(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline: number, extra?: Bindings): Promise<RenderedRequest | RenderFailure> {
+  async function render(
+    rule: CompiledRule,
+    action: CompiledAction,
+    input: EventInput,
+    facts: LazyFacts,
+    deadline: number,
+    extra?: Bindings,
+  ): Promise<RenderedRequest | RenderFailure> {
     const held = quarantine.quarantinedUntil(rule.name);
     if (held !== undefined) {
       const error = `rule ${rule.name}: templates quarantined until ${new Date(held).toISOString()} after repeated guard trips (time, depth, size or memory)`;
@@ -341,17 +493,36 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (rendered.template) metrics.templateErrors.inc({ rule: rule.name });
     if (rendered.guard && quarantine.trip(rule.name)) {
       metrics.templateQuarantines.inc({ rule: rule.name });
-      log.error({ rule: rule.name }, 'template keeps hitting its guards; rule quarantined for 60 s so other events keep their latency');
+      log.error(
+        { rule: rule.name },
+        'template keeps hitting its guards; rule quarantined for 60 s so other events keep their latency',
+      );
     }
-    const fields = { rule: rule.name, destination: action.destination.name, occurrence: input.occurrence, ceId: input.cloudevent.id, error: rendered.error };
-    log.error(fields, rendered.outcome === 'error' ? 'action not rendered' : 'action not rendered; the Broker will redeliver');
+    const fields = {
+      rule: rule.name,
+      destination: action.destination.name,
+      occurrence: input.occurrence,
+      ceId: input.cloudevent.id,
+      error: rendered.error,
+    };
+    log.error(
+      fields,
+      rendered.outcome === 'error' ? 'action not rendered' : 'action not rendered; the Broker will redeliver',
+    );
     if (!rendered.guard) return rendered;
     const until = quarantine.quarantinedUntil(rule.name);
     return { ...rendered, retryAfterMs: until === undefined ? GUARD_RETRY_AFTER_MS : until - Date.now() };
   }
 
   /** renderQuietly: the request with the event's bindings (enriched as the action's templates need), or why not. */
-  async function renderQuietly(rule: CompiledRule, action: CompiledAction, input: EventInput, facts: LazyFacts, deadline?: number, extra?: Bindings): Promise<RenderedRequest | RenderFailure> {
+  async function renderQuietly(
+    rule: CompiledRule,
+    action: CompiledAction,
+    input: EventInput,
+    facts: LazyFacts,
+    deadline?: number,
+    extra?: Bindings,
+  ): Promise<RenderedRequest | RenderFailure> {
     try {
       const bindings: Record<string, unknown> = {
         cloudevent: input.cloudevent,
@@ -394,7 +565,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           if (outcome.matched) metrics.shadowMatches.inc({ rule: rule.name });
           for (const kind of kinds) metrics.shadowDifferences.inc({ rule: rule.name, kind });
           deps.shadow?.record(outcome, ceId);
-          if (outcome.differences.length > 0) log.info({ rule: rule.name, ceId, live: outcome.live, differences: outcome.differences }, 'shadow rule differs from its live rule');
+          if (outcome.differences.length > 0)
+            log.info(
+              { rule: rule.name, ceId, live: outcome.live, differences: outcome.differences },
+              'shadow rule differs from its live rule',
+            );
           return outcome;
         }),
     );
@@ -407,8 +582,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 }
 
 /** unreadable: the rules that could not be decided because a lookup they need failed (not a 404). */
-function unreadable(failed: { rule: CompiledRule; cause: unknown }[]): { detail: string; retryAfterMs?: number } | undefined {
-  const lookups = failed.filter((f): f is { rule: CompiledRule; cause: LookupFailedError } => f.cause instanceof LookupFailedError);
+function unreadable(
+  failed: { rule: CompiledRule; cause: unknown }[],
+): { detail: string; retryAfterMs?: number } | undefined {
+  const lookups = failed.filter(
+    (f): f is { rule: CompiledRule; cause: LookupFailedError } => f.cause instanceof LookupFailedError,
+  );
   if (lookups.length === 0) return undefined;
   const waits = lookups.map((f) => f.cause.retryAfterMs);
   return {

@@ -35,9 +35,9 @@ export class SecretValues {
    * `source` is the namespace the value was read from; a source past its bound gets a ConfigurationError.
    */
   remember(value: string, source: string = PROCESS_SOURCE): string {
-    const forms = [...new Set([value, value.trim(), JSON.stringify(value).slice(1, -1), encodeURIComponent(value)])].filter(
-      (form) => form.length >= MIN_LENGTH && !this.values.has(form),
-    );
+    const forms = [
+      ...new Set([value, value.trim(), JSON.stringify(value).slice(1, -1), encodeURIComponent(value)]),
+    ].filter((form) => form.length >= MIN_LENGTH && !this.values.has(form));
     if (forms.length === 0) return value;
     const used = this.formsBySource.get(source) ?? 0;
     if (source !== PROCESS_SOURCE && used + forms.length > MAX_FORMS_PER_SOURCE) {

@@ -81,34 +81,70 @@ export interface Service {
 
 export async function createService(options: ServiceOptions): Promise<Service> {
   const { config, log } = options;
-  const metrics = createMetrics({ maxSeriesPerMetric: config.metricMaxSeriesPerMetric, teamMaxSeries: config.teamMaxMetricSeries });
+  const metrics = createMetrics({
+    maxSeriesPerMetric: config.metricMaxSeriesPerMetric,
+    teamMaxSeries: config.teamMaxMetricSeries,
+  });
   const connection = options.kube;
   const kube = connection ? await import('./kube/cluster-runtime.js') : undefined;
   // One client-side rate limit (KUBE_QPS) for every API request the service makes: lookups and Warning Events.
   const apiBucket = kube ? new kube.TokenBucket(config.kube.requestsPerSecond, config.kube.burst) : undefined;
-  const cluster = options.cluster ?? (kube && connection ? kube.createKubeCluster(connection, { ...config.kube, bucket: apiBucket }, metrics, log) : NO_CLUSTER);
+  const cluster =
+    options.cluster ??
+    (kube && connection
+      ? kube.createKubeCluster(connection, { ...config.kube, bucket: apiBucket }, metrics, log)
+      : NO_CLUSTER);
   const tenancy = compileTenancyPolicy(config.tenancy);
   const sandbox =
     config.templateWorkers > 0
-      ? createTemplateSandbox({ workers: config.templateWorkers, maxQueued: config.templateQueue, budgetMs: config.templateTimeoutMs, heapMb: config.templateWorkerHeapMb, maxOutputBytes: config.templateMaxOutputBytes })
+      ? createTemplateSandbox({
+          workers: config.templateWorkers,
+          maxQueued: config.templateQueue,
+          budgetMs: config.templateTimeoutMs,
+          heapMb: config.templateWorkerHeapMb,
+          maxOutputBytes: config.templateMaxOutputBytes,
+        })
       : undefined;
   setRegexLimits(config.regex);
-  const templates = { timeoutMs: config.templateTimeoutMs, maxOutputBytes: config.templateMaxOutputBytes, sandbox, maxSourceBytes: config.rulesMaxSourceBytes };
+  const templates = {
+    timeoutMs: config.templateTimeoutMs,
+    maxOutputBytes: config.templateMaxOutputBytes,
+    sandbox,
+    maxSourceBytes: config.rulesMaxSourceBytes,
+  };
   const store = new RuleStore(templates, metrics, log, tenancy);
   const tracker = new OccurrenceTracker(config.occurrenceCacheSize);
   const redis = config.redisUrl
     ? (await import('./store/redis-stores.js')).createRedisStores(
-        { url: config.redisUrl, windowMs: config.dedupWindowMs, timeoutMs: config.redisTimeoutMs, fallbackCacheSize: config.dedupCacheSize, regionLimits: config.regions },
+        {
+          url: config.redisUrl,
+          windowMs: config.dedupWindowMs,
+          timeoutMs: config.redisTimeoutMs,
+          fallbackCacheSize: config.dedupCacheSize,
+          regionLimits: config.regions,
+        },
         metrics,
         log,
       )
     : undefined;
   const writeLine = options.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const tracing = await createTracing(config.tracing, { metrics, log, version: options.version ?? '0.0.0', shutdownTimeoutMs: config.shutdownTimeoutMs });
+  const tracing = await createTracing(config.tracing, {
+    metrics,
+    log,
+    version: options.version ?? '0.0.0',
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+  });
   const shadow = new ShadowLedger();
   const senders = createSenders({
     network: withBulkhead(
-      withTraceHeaders(createHttpSender({ attempts: config.deliveryAttempts, retryAfterMaxMs: config.retryAfterMaxMs, metrics, env: config.proxyEnv })),
+      withTraceHeaders(
+        createHttpSender({
+          attempts: config.deliveryAttempts,
+          retryAfterMaxMs: config.retryAfterMaxMs,
+          metrics,
+          env: config.proxyEnv,
+        }),
+      ),
       createBulkheads(config.destinations, metrics),
     ),
     writeLine,
@@ -123,7 +159,15 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const digestStore = redis?.digests ?? createMemoryDigestStore(config.dedupWindowMs, config.dedupCacheSize);
   metrics.sampleDigestGroups(() => digestStore.groups());
   // A claim outlasts a flush: each action runs at most to its delivery deadline.
-  const digests = createDigestFlusher({ store: digestStore, rules: () => store.current, background, metrics, log, maxAttempts: config.digest.flushAttempts, leaseMs: config.deliveryDeadlineMs + 5000 });
+  const digests = createDigestFlusher({
+    store: digestStore,
+    rules: () => store.current,
+    background,
+    metrics,
+    log,
+    maxAttempts: config.digest.flushAttempts,
+    leaseMs: config.deliveryDeadlineMs + 5000,
+  });
   const pipelineDeps: PipelineDeps = {
     shadow,
     quarantine: new TemplateQuarantine(),
@@ -145,7 +189,12 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   const dryRunPipeline = createPipeline(dryRunDeps(pipelineDeps));
   const inFlight = trackInFlight(pipeline);
   // RULES_DIR="" turns the directory off (rules from ConfigMaps only); a directory that is set must be readable.
-  const rules = config.rulesDir ? watchRulesDirectory(config.rulesDir, store, log, { maxSourceBytes: config.rulesMaxSourceBytes, retryMs: config.rulesRetryMs }) : NO_DIRECTORY;
+  const rules = config.rulesDir
+    ? watchRulesDirectory(config.rulesDir, store, log, {
+        maxSourceBytes: config.rulesMaxSourceBytes,
+        retryMs: config.rulesRetryMs,
+      })
+    : NO_DIRECTORY;
   const configMaps =
     kube && connection && config.kube.rulesSelector
       ? kube.watchRuleConfigMaps(
@@ -155,7 +204,9 @@ export async function createService(options: ServiceOptions): Promise<Service> {
           {
             selector: config.kube.rulesSelector,
             namespaces: config.kube.watchNamespaces,
-            clusterNamespaces: new Set(config.kube.clusterNamespaces.length > 0 ? config.kube.clusterNamespaces : [connection.namespace]),
+            clusterNamespaces: new Set(
+              config.kube.clusterNamespaces.length > 0 ? config.kube.clusterNamespaces : [connection.namespace],
+            ),
             relistAfterMs: config.kube.relistAfterMs,
             requestTimeoutMs: config.kube.timeoutMs,
             teamMaxDocuments: config.tenancy.documentsPerNamespace,
@@ -174,16 +225,32 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   let closing = false;
   ready.then(
     () => {
-      if (!closing) regionTimeouts = startRegionTimeouts({ store: regions, rules: () => store.current, background, deadlineMs: config.deliveryDeadlineMs, metrics, log });
+      if (!closing)
+        regionTimeouts = startRegionTimeouts({
+          store: regions,
+          rules: () => store.current,
+          background,
+          deadlineMs: config.deliveryDeadlineMs,
+          metrics,
+          log,
+        });
     },
     () => undefined, // reported where ready is awaited
   );
-  void ready.then(() => digests.start(), () => undefined); // flushing needs the rules the groups were recorded for
+  void ready.then(
+    () => digests.start(),
+    () => undefined,
+  ); // flushing needs the rules the groups were recorded for
   const standalone =
     kube && connection && config.standalone.enabled
       ? kube.watchEvents(
           connection,
-          { maxAgeMs: config.standalone.maxAgeMs, relistAfterMs: config.kube.relistAfterMs, retries: config.standalone.retries, position: redis?.position },
+          {
+            maxAgeMs: config.standalone.maxAgeMs,
+            relistAfterMs: config.kube.relistAfterMs,
+            retries: config.standalone.retries,
+            position: redis?.position,
+          },
           async (ce) => {
             await ready; // rules first, then events
             const [report] = await inFlight.pipeline.process([ce], Date.now() + config.deliveryDeadlineMs);
@@ -197,9 +264,17 @@ export async function createService(options: ServiceOptions): Promise<Service> {
   let draining = false;
   const auth = createAuthenticators(config.auth, metrics, log);
   if (auth.configured) log.info({ auth: auth.description }, 'authentication');
-  else log.warn({ auth: auth.description }, 'authentication is off (see AUTH_OIDC_ISSUER, AUTH_TOKEN_FILE, ADMIN_TOKEN_FILE)');
+  else
+    log.warn(
+      { auth: auth.description },
+      'authentication is off (see AUTH_OIDC_ISSUER, AUTH_TOKEN_FILE, ADMIN_TOKEN_FILE)',
+    );
   const isReady = () => store.ready && !draining;
-  const capacity = createActionCapacity({ perRequest: config.maxActionsPerRequest, perProcess: config.maxActionsInFlight, perTeam: config.teamMaxActionsInFlight });
+  const capacity = createActionCapacity({
+    perRequest: config.maxActionsPerRequest,
+    perProcess: config.maxActionsInFlight,
+    perTeam: config.teamMaxActionsInFlight,
+  });
   metrics.sampleLoad(() => ({ actionsInFlight: capacity.inFlight, templatesQueued: sandbox?.queued ?? 0 }));
   const bodyBytes = createBodyBytesInFlight(config.maxBodyBytesInFlight);
   const recent = new RecentEvents(config.playgroundRecentEvents);
@@ -255,7 +330,11 @@ export async function createService(options: ServiceOptions): Promise<Service> {
       draining = true;
       rules.close();
       await Promise.all([configMaps?.stop(), standalone?.stop()]);
-      if (!(await inFlight.settled(config.shutdownTimeoutMs))) log.warn({ inFlight: inFlight.count() }, 'shutdown: events still in flight after SHUTDOWN_TIMEOUT_SECONDS; closing anyway');
+      if (!(await inFlight.settled(config.shutdownTimeoutMs)))
+        log.warn(
+          { inFlight: inFlight.count() },
+          'shutdown: events still in flight after SHUTDOWN_TIMEOUT_SECONDS; closing anyway',
+        );
       closing = true;
       await regionTimeouts?.stop();
       await digests.close(config.shutdownTimeoutMs);
@@ -269,7 +348,11 @@ export async function createService(options: ServiceOptions): Promise<Service> {
  * so shutdown can wait for their deliveries to finish and be recorded before the stores close. Events
  * from POST / are awaited by the HTTP server's close (main.ts closes the service after it).
  */
-function trackInFlight(pipeline: Pipeline): { pipeline: Pipeline; count(): number; settled(timeoutMs: number): Promise<boolean> } {
+function trackInFlight(pipeline: Pipeline): {
+  pipeline: Pipeline;
+  count(): number;
+  settled(timeoutMs: number): Promise<boolean>;
+} {
   let count = 0;
   let onIdle: (() => void) | undefined;
   const process: Pipeline['process'] = async (events, deadline) => {
@@ -295,7 +378,11 @@ function trackInFlight(pipeline: Pipeline): { pipeline: Pipeline; count(): numbe
   };
 }
 
-const NO_DIRECTORY: DirectoryWatch = { loaded: Promise.resolve(), reload: async () => undefined, close: () => undefined };
+const NO_DIRECTORY: DirectoryWatch = {
+  loaded: Promise.resolve(),
+  reload: async () => undefined,
+  close: () => undefined,
+};
 
 /**
  * compactHeap runs two full collections before the first event when Node was started with --expose-gc

@@ -50,8 +50,15 @@ export function createAuthenticators(settings: AuthSettings, metrics: Metrics, l
   const staticToken = settings.tokenFile ? tokenFile(settings.tokenFile) : undefined;
   const adminToken = settings.adminTokenFile ? tokenFile(settings.adminTokenFile) : undefined;
   const oidc = settings.oidc ? createOidcVerifier(settings.oidc) : undefined;
-  for (const [name, file] of [['AUTH_TOKEN_FILE', staticToken], ['ADMIN_TOKEN_FILE', adminToken]] as const) {
-    if (file && !file.present()) log.warn({ setting: name }, 'the token file is missing or empty: no request is accepted with it until it has a token');
+  for (const [name, file] of [
+    ['AUTH_TOKEN_FILE', staticToken],
+    ['ADMIN_TOKEN_FILE', adminToken],
+  ] as const) {
+    if (file && !file.present())
+      log.warn(
+        { setting: name },
+        'the token file is missing or empty: no request is accepted with it until it has a token',
+      );
   }
   if (settings.oidc && settings.oidc.subjects.length === 0 && !settings.oidc.anySubject) {
     log.error(
@@ -67,8 +74,14 @@ export function createAuthenticators(settings: AuthSettings, metrics: Metrics, l
     metrics.requestsRefused.inc({ endpoint, reason });
     log.warn({ endpoint, path: ctx.path, reason, why, remote: ctx.ip }, 'request refused: not authenticated');
     ctx.status = 401;
-    ctx.set('WWW-Authenticate', `Bearer realm="${REALM}"${reason === 'missing_credential' ? '' : ', error="invalid_token"'}`);
-    ctx.body = { error: 'unauthorized', detail: reason === 'missing_credential' ? 'a Bearer token is required' : 'the Bearer token was refused' };
+    ctx.set(
+      'WWW-Authenticate',
+      `Bearer realm="${REALM}"${reason === 'missing_credential' ? '' : ', error="invalid_token"'}`,
+    );
+    ctx.body = {
+      error: 'unauthorized',
+      detail: reason === 'missing_credential' ? 'a Bearer token is required' : 'the Bearer token was refused',
+    };
   }
 
   async function sender(ctx: Context, next: Next): Promise<unknown> {
@@ -80,13 +93,14 @@ export function createAuthenticators(settings: AuthSettings, metrics: Metrics, l
     try {
       await oidc.verify(token);
     } catch (err) {
-      if (!(err instanceof VerifierUnavailableError)) return refuse(ctx, 'events', 'invalid_credential', (err as Error).message);
+      if (!(err instanceof VerifierUnavailableError))
+        return refuse(ctx, 'events', 'invalid_credential', (err as Error).message);
       // Our side cannot check the token now: the Broker must redeliver, not dead-letter.
       metrics.requestsRefused.inc({ endpoint: 'events', reason: 'verifier_unavailable' });
-      log.error({ why: err.message }, 'cannot verify sender tokens: the OIDC issuer\'s keys are unavailable');
+      log.error({ why: err.message }, "cannot verify sender tokens: the OIDC issuer's keys are unavailable");
       ctx.status = 503;
       ctx.set('Retry-After', String(VERIFIER_RETRY_AFTER_SECONDS));
-      ctx.body = { error: 'not ready', detail: 'the sender\'s token cannot be verified now; retry' };
+      ctx.body = { error: 'not ready', detail: "the sender's token cannot be verified now; retry" };
       return;
     }
     return next();
@@ -96,12 +110,21 @@ export function createAuthenticators(settings: AuthSettings, metrics: Metrics, l
     if (!adminGuarded) return next();
     const token = bearerToken(ctx);
     if (!token) return refuse(ctx, 'admin', 'missing_credential', 'no Bearer token');
-    if (!adminToken) return refuse(ctx, 'admin', 'invalid_credential', 'ADMIN_TOKEN_FILE is not set, so the admin endpoints are closed');
+    if (!adminToken)
+      return refuse(
+        ctx,
+        'admin',
+        'invalid_credential',
+        'ADMIN_TOKEN_FILE is not set, so the admin endpoints are closed',
+      );
     if (!adminToken.matches(token)) return refuse(ctx, 'admin', 'invalid_credential', 'not the ADMIN_TOKEN_FILE token');
     return next();
   }
 
-  const required = [oidc && `OIDC token of ${settings.oidc!.issuer} for audience ${settings.oidc!.audience}`, staticToken && 'AUTH_TOKEN_FILE token'].filter(Boolean);
+  const required = [
+    oidc && `OIDC token of ${settings.oidc!.issuer} for audience ${settings.oidc!.audience}`,
+    staticToken && 'AUTH_TOKEN_FILE token',
+  ].filter(Boolean);
   const description = sendersAuthenticated
     ? `POST / needs ${required.join(' or ')}; /dry-run and /status ${adminToken ? 'need the ADMIN_TOKEN_FILE token' : 'are closed (no ADMIN_TOKEN_FILE)'}`
     : adminToken

@@ -6,7 +6,14 @@
  * an expiry, and — when a list is configured — the subject (`system:serviceaccount:<ns>:<name>`).
  */
 import { readFileSync } from 'node:fs';
-import { createRemoteJWKSet, customFetch, errors, jwtVerify, type FetchImplementation, type JWTVerifyGetKey } from 'jose';
+import {
+  createRemoteJWKSet,
+  customFetch,
+  errors,
+  jwtVerify,
+  type FetchImplementation,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
 
 export interface OidcSettings {
@@ -66,14 +73,21 @@ export function createOidcVerifier(settings: OidcSettings): OidcVerifier {
       const where = `${settings.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
       let document: { issuer?: unknown; jwks_uri?: unknown };
       try {
-        const response = await fetchKeys(where, { headers: new Headers(), method: 'GET', redirect: 'manual', signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+        const response = await fetchKeys(where, {
+          headers: new Headers(),
+          method: 'GET',
+          redirect: 'manual',
+          signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+        });
         if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
         document = (await response.json()) as typeof document;
       } catch (err) {
         throw new VerifierUnavailableError(`OIDC discovery ${where}: ${(err as Error).message}`);
       }
       if (document.issuer !== settings.issuer || typeof document.jwks_uri !== 'string') {
-        throw new VerifierUnavailableError(`OIDC discovery ${where}: issuer ${JSON.stringify(document.issuer)} is not ${JSON.stringify(settings.issuer)}, or no jwks_uri`);
+        throw new VerifierUnavailableError(
+          `OIDC discovery ${where}: issuer ${JSON.stringify(document.issuer)} is not ${JSON.stringify(settings.issuer)}, or no jwks_uri`,
+        );
       }
       jwksUrl = document.jwks_uri;
     }
@@ -120,15 +134,18 @@ export function createOidcVerifier(settings: OidcSettings): OidcVerifier {
 
 /** keyFetch: undici's fetch with the configured CA and token (read per request: projected tokens rotate). */
 function keyFetch(settings: OidcSettings): FetchImplementation {
-  const dispatcher = settings.caFile ? new Agent({ connect: { ca: readFileSync(settings.caFile, 'utf8') } }) : undefined;
+  const dispatcher = settings.caFile
+    ? new Agent({ connect: { ca: readFileSync(settings.caFile, 'utf8') } })
+    : undefined;
   // The service's own token goes only where the operator pointed: the issuer, or AUTH_OIDC_JWKS_URL — never
   // to a jwks_uri on another host that a discovery document names.
   const trusted = new Set([settings.issuer, settings.jwksUrl].filter(Boolean).map((url) => originOf(url)));
-  return (async (url, options) => {
+  return async (url, options) => {
     const headers = Object.fromEntries(new Headers(options.headers));
-    if (settings.fetchTokenFile && trusted.has(originOf(String(url)))) headers.authorization = `Bearer ${readFileSync(settings.fetchTokenFile, 'utf8').trim()}`;
+    if (settings.fetchTokenFile && trusted.has(originOf(String(url))))
+      headers.authorization = `Bearer ${readFileSync(settings.fetchTokenFile, 'utf8').trim()}`;
     return undiciFetch(url, { ...options, headers, dispatcher });
-  });
+  };
 }
 
 function originOf(url: string): string {

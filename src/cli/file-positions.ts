@@ -7,7 +7,11 @@ import { readFile } from 'node:fs/promises';
 import { checkRuleText, type LocatedProblem } from '../rules/locate-problems.js';
 
 const POSITION = / at line \d+, column \d+( of the file)?$/;
-const key = (message: string) => message.split('\n')[0].replace(/^document \d+: /, '').replace(POSITION, '');
+const key = (message: string) =>
+  message
+    .split('\n')[0]
+    .replace(/^document \d+: /, '')
+    .replace(POSITION, '');
 
 export async function withFilePositions(statuses: { source: string; errors: string[] }[]): Promise<string[]> {
   const out: string[] = [];
@@ -24,14 +28,19 @@ export async function withFilePositions(statuses: { source: string; errors: stri
         text = await readFile(source, 'utf8').catch(() => '');
         located = text ? (await checkRuleText(text, { timeoutMs: 100 })).problems : [];
       }
-      const rest = error.slice(source.length).replace(/^ \(document \d+\)/, '').replace(/^: /, '');
+      const rest = error
+        .slice(source.length)
+        .replace(/^ \(document \d+\)/, '')
+        .replace(/^: /, '');
       const match = located!.find((p) => key(p.message) === key(rest));
       if (!match) {
         out.push(error);
         continue;
       }
       const line = text.split('\n')[match.line - 1] ?? '';
-      out.push(`${source}:${match.line}:${match.column}: ${match.message}\n    ${line}\n    ${' '.repeat(match.column - 1)}^`);
+      out.push(
+        `${source}:${match.line}:${match.column}: ${match.message}\n    ${line}\n    ${' '.repeat(match.column - 1)}^`,
+      );
     }
   }
   return out;

@@ -24,8 +24,11 @@ export async function localSecrets(paths: string[]): Promise<SecretReader> {
   }
   return {
     async read(name, key, namespace) {
-      const secret = secrets.find((s) => s.metadata?.name === name && (!namespace || (s.metadata?.namespace ?? namespace) === namespace));
-      if (!secret) throw new ConfigurationError(`secretKeyRef ${name}/${key}: no Secret "${name}" in the --secrets files`);
+      const secret = secrets.find(
+        (s) => s.metadata?.name === name && (!namespace || (s.metadata?.namespace ?? namespace) === namespace),
+      );
+      if (!secret)
+        throw new ConfigurationError(`secretKeyRef ${name}/${key}: no Secret "${name}" in the --secrets files`);
       if (secret.stringData?.[key] !== undefined) return secret.stringData[key];
       if (secret.data?.[key] !== undefined) return Buffer.from(secret.data[key], 'base64').toString('utf8');
       throw new ConfigurationError(`secretKeyRef ${name}/${key}: Secret "${name}" has no key "${key}"`);

@@ -21,7 +21,8 @@ import { errorMiddleware } from '../receive/error-middleware.js';
 import { knownSecrets } from '../redact.js';
 import { localSecrets } from './local-secrets.js';
 
-export const PLAYGROUND_USAGE = 'usage: kube-event-rules playground [RULES_DIR] [--port <port, default 8090>] [--secrets <secrets.yaml>] [--cluster]';
+export const PLAYGROUND_USAGE =
+  'usage: kube-event-rules playground [RULES_DIR] [--port <port, default 8090>] [--secrets <secrets.yaml>] [--cluster]';
 
 interface PlaygroundOptions {
   rulesDir?: string;
@@ -52,7 +53,8 @@ export async function startPlayground(args: string[]): Promise<{ server: Server;
   if (options.rulesDir !== undefined && !(await stat(options.rulesDir).catch(() => undefined))?.isDirectory()) {
     throw new Error(`${options.rulesDir}: not a directory of rule files`);
   }
-  const rulesDir = options.rulesDir ?? ((await stat('rules').catch(() => undefined))?.isDirectory() ? 'rules' : undefined);
+  const rulesDir =
+    options.rulesDir ?? ((await stat('rules').catch(() => undefined))?.isDirectory() ? 'rules' : undefined);
   const config = loadConfig({});
   const log = createLogger('silent');
   let cluster: Cluster = NO_CLUSTER;
@@ -84,7 +86,8 @@ export async function startPlayground(args: string[]): Promise<{ server: Server;
   );
   app.use(async (ctx, next) => {
     await next();
-    if (ctx.body !== null && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body)) ctx.body = knownSecrets.redactDeep<unknown>(ctx.body);
+    if (ctx.body !== null && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body))
+      ctx.body = knownSecrets.redactDeep<unknown>(ctx.body);
   });
   app.use(errorMiddleware(log, () => undefined));
   app.use(router.routes());
@@ -94,7 +97,13 @@ export async function startPlayground(args: string[]): Promise<{ server: Server;
   const server = createServer((req, res) => void handle(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(err.code === 'EADDRINUSE' ? `127.0.0.1:${options.port} is already in use: choose another with --port` : err.message)),
+      reject(
+        new Error(
+          err.code === 'EADDRINUSE'
+            ? `127.0.0.1:${options.port} is already in use: choose another with --port`
+            : err.message,
+        ),
+      ),
     );
     server.listen(options.port, '127.0.0.1', resolve);
   });

@@ -15,7 +15,10 @@ export interface EventRequest {
 
 type Json = Record<string, unknown>;
 /** What the CloudEvent's attributes are made of; String() below keeps a mistyped value readable. */
-type EventFields = { apiVersion?: string; metadata?: { namespace?: string; name?: string; uid?: string; resourceVersion?: string } };
+type EventFields = {
+  apiVersion?: string;
+  metadata?: { namespace?: string; name?: string; uid?: string; resourceVersion?: string };
+};
 
 function asCloudEventRequest(event: Json, label: string): EventRequest {
   const fields = event as EventFields;
@@ -51,8 +54,10 @@ export function toRequests(input: unknown, label: string): EventRequest[] {
     const body = json.bodyEncoding === 'raw' ? String(json.body) : JSON.stringify(json.body);
     return [{ label, headers, body }];
   }
-  if (Array.isArray(json.items)) return (json.items as unknown[]).flatMap((item, i) => toRequests(item, `${label}#${i + 1}`));
-  if (json.kind === 'Event' || 'involvedObject' in json || 'regarding' in json) return [asCloudEventRequest(json, label)];
+  if (Array.isArray(json.items))
+    return (json.items as unknown[]).flatMap((item, i) => toRequests(item, `${label}#${i + 1}`));
+  if (json.kind === 'Event' || 'involvedObject' in json || 'regarding' in json)
+    return [asCloudEventRequest(json, label)];
   throw new Error(`${label}: not a CloudEvent file ({headers, body}), an Event, or a List of Events`);
 }
 

@@ -16,7 +16,13 @@ export async function expandPaths(paths: string[]): Promise<string[]> {
   for (const path of paths) {
     const info = await stat(path).catch(() => undefined);
     if (!info) throw new Error(`${path}: no such file or directory`);
-    if (info.isDirectory()) files.push(...(await readdir(path)).filter((f) => RULE_FILE.test(f)).sort().map((f) => join(path, f)));
+    if (info.isDirectory())
+      files.push(
+        ...(await readdir(path))
+          .filter((f) => RULE_FILE.test(f))
+          .sort()
+          .map((f) => join(path, f)),
+      );
     else files.push(path);
   }
   return files;
@@ -28,7 +34,8 @@ interface ConfigMap {
   data?: Record<string, string>;
 }
 
-const isConfigMap = (doc: unknown): doc is ConfigMap => typeof doc === 'object' && doc !== null && (doc as { kind?: unknown }).kind === 'ConfigMap';
+const isConfigMap = (doc: unknown): doc is ConfigMap =>
+  typeof doc === 'object' && doc !== null && (doc as { kind?: unknown }).kind === 'ConfigMap';
 
 /**
  * loadRuleFiles puts every rule document of the files into the store (as a team's, with `team`); returns the number of

@@ -38,7 +38,8 @@ export interface TestOptions {
   updateExpect: boolean;
 }
 
-export type TestResult = ({ source: string } & EventReport) | { source: string; status: number; error: string; detail: string };
+export type TestResult =
+  ({ source: string } & EventReport) | { source: string; status: number; error: string; detail: string };
 
 export function parseTestArgs(args: string[]): TestOptions {
   const { values, positionals } = parseOptions({
@@ -68,7 +69,10 @@ export function parseTestArgs(args: string[]): TestOptions {
 }
 
 /** runTests evaluates the events and returns one result per event (no printing). */
-export async function runTests(options: TestOptions, stdin: () => Promise<string>): Promise<{ problems: string[]; results: TestResult[] }> {
+export async function runTests(
+  options: TestOptions,
+  stdin: () => Promise<string>,
+): Promise<{ problems: string[]; results: TestResult[] }> {
   const store = newStore();
   await loadRuleFiles(store, options.rules);
   const problems = store.status().flatMap((s) => s.errors);
@@ -76,7 +80,8 @@ export async function runTests(options: TestOptions, stdin: () => Promise<string
   const cluster = await testCluster(options);
   const pipeline = createDryRunPipeline(() => store.current, cluster);
   const results: TestResult[] = [];
-  for (const request of await readEventRequests(options.events, stdin)) results.push(...(await evaluateRequest(request, pipeline)));
+  for (const request of await readEventRequests(options.events, stdin))
+    results.push(...(await evaluateRequest(request, pipeline)));
   return { problems, results };
 }
 
@@ -92,7 +97,8 @@ export async function evaluateRequest(request: EventRequest, pipeline: Pipeline)
     const reports = await pipeline.process(events, Date.now() + loadConfig({}).deliveryDeadlineMs);
     return reports.map((report, i) => ({ source: label(i), ...report }));
   } catch (err) {
-    if (err instanceof InvalidEventError) return [{ source: request.label, status: err.status, error: err.error, detail: err.detail }];
+    if (err instanceof InvalidEventError)
+      return [{ source: request.label, status: err.status, error: err.error, detail: err.detail }];
     throw err;
   }
 }
@@ -111,23 +117,37 @@ async function testCluster(options: TestOptions): Promise<Cluster> {
     live = createKubeCluster(connection, loadConfig({}).kube, createMetrics(), createLogger('silent'));
   }
   const paths = options.objects ?? [];
-  if (paths.length === 0) return live ? { ...live, secrets: secrets ?? live.secrets } : { ...NO_CLUSTER, secrets: secrets ?? NO_CLUSTER.secrets };
+  if (paths.length === 0)
+    return live
+      ? { ...live, secrets: secrets ?? live.secrets }
+      : { ...NO_CLUSTER, secrets: secrets ?? NO_CLUSTER.secrets };
   const texts = await Promise.all(
-    paths.map(async (path) => ({ label: path, text: await readFile(path, 'utf8').catch(() => Promise.reject(new Error(`--objects ${path}: no such file or not readable`))) })),
+    paths.map(async (path) => ({
+      label: path,
+      text: await readFile(path, 'utf8').catch(() =>
+        Promise.reject(new Error(`--objects ${path}: no such file or not readable`)),
+      ),
+    })),
   );
   const { objects, problems } = parseManifests(texts);
   if (problems.length > 0) throw new Error(`--objects: ${problems.join('; ')}`);
   return manifestCluster(objects, { secrets, fallback: live });
 }
 
-export async function testCommand(args: string[], printLine: (line: string) => void, stdin: () => Promise<string>): Promise<number> {
+export async function testCommand(
+  args: string[],
+  printLine: (line: string) => void,
+  stdin: () => Promise<string>,
+): Promise<number> {
   // Reports are redacted where they are built; this catches what an error message carries.
   const print = (line: string) => printLine(knownSecrets.redact(line));
   let options: TestOptions;
   try {
     options = parseTestArgs(args);
   } catch (err) {
-    print(`kube-event-rules test: ${(err as Error).message}\nusage: kube-event-rules test --rules <file|dir> [--secrets <file>] [--objects <manifests>] [--cluster] [--json] [--expect <golden.json>] [--update-expect] <event.json…|->`);
+    print(
+      `kube-event-rules test: ${(err as Error).message}\nusage: kube-event-rules test --rules <file|dir> [--secrets <file>] [--objects <manifests>] [--cluster] [--json] [--expect <golden.json>] [--update-expect] <event.json…|->`,
+    );
     return 2;
   }
   const { problems, results } = await runTests(options, stdin);
@@ -141,7 +161,8 @@ export async function testCommand(args: string[], printLine: (line: string) => v
     print(`wrote ${options.expect} (${results.length} events)`);
     return 0;
   }
-  if (options.json) printLine(json.trimEnd()); // redacted value by value: JSON stays JSON
+  if (options.json)
+    printLine(json.trimEnd()); // redacted value by value: JSON stays JSON
   else for (const result of results) print(describe(result));
   if (options.expect) {
     const expected = await readFile(options.expect, 'utf8').catch(() => undefined);
@@ -150,7 +171,9 @@ export async function testCommand(args: string[], printLine: (line: string) => v
       return 1;
     }
     if (expected.trimEnd() !== json.trimEnd()) {
-      print(`✗ the report differs from ${options.expect} (- expected, + actual):\n${lineDiff(expected.trimEnd(), json.trimEnd())}`);
+      print(
+        `✗ the report differs from ${options.expect} (- expected, + actual):\n${lineDiff(expected.trimEnd(), json.trimEnd())}`,
+      );
       return 1;
     }
     print(`✓ matches ${options.expect} (${results.length} events)`);
@@ -162,26 +185,37 @@ const show = (value: unknown) => JSON.stringify(value);
 
 /** describe renders one result for people. */
 export function describe(result: TestResult): string {
-  if ('status' in result) return `▶ ${result.source}\n  ✗ rejected with HTTP ${result.status}: ${result.error}: ${result.detail}\n`;
-  const lines = [`▶ ${result.source}  ${result.type}${result.change ? `  change ${result.change}` : ''}${result.occurrence ? `  occurrence ${result.occurrence}` : ''}`];
+  if ('status' in result)
+    return `▶ ${result.source}\n  ✗ rejected with HTTP ${result.status}: ${result.error}: ${result.detail}\n`;
+  const lines = [
+    `▶ ${result.source}  ${result.type}${result.change ? `  change ${result.change}` : ''}${result.occurrence ? `  occurrence ${result.occurrence}` : ''}`,
+  ];
   if (result.outcome === 'unresolved') lines.push(`  · not resolved: ${result.detail}`);
-  if (result.outcome === 'retry') lines.push(`  · not decided now (the service answers 503/429 and the Broker redelivers): ${result.detail}`);
+  if (result.outcome === 'retry')
+    lines.push(`  · not decided now (the service answers 503/429 and the Broker redelivers): ${result.detail}`);
   for (const evaluation of result.evaluated ?? []) {
-    lines.push(`  ${evaluation.matched ? '✓' : '✗'} rule ${evaluation.rule}${evaluation.shadow ? ' (shadow, never sends)' : ''}${evaluation.matched ? ' matched' : ' did not match'}`);
+    lines.push(
+      `  ${evaluation.matched ? '✓' : '✗'} rule ${evaluation.rule}${evaluation.shadow ? ' (shadow, never sends)' : ''}${evaluation.matched ? ' matched' : ' did not match'}`,
+    );
     for (const c of evaluation.conditions) {
       if (c.result === undefined) continue; // not evaluated (short-circuited)
       const compared = c.operator === 'exists' || c.operator === 'absent' ? '' : ` ${show(c.value)}`; // presence operators take no value
-      lines.push(`      ${c.result ? '✓' : '✗'} ${c.fact}${c.path ? ` ${c.path}` : ''} ${c.operator}${compared}  (was ${show(c.factValue)})`);
+      lines.push(
+        `      ${c.result ? '✓' : '✗'} ${c.fact}${c.path ? ` ${c.path}` : ''} ${c.operator}${compared}  (was ${show(c.factValue)})`,
+      );
     }
   }
-  if ((result.evaluated ?? []).length === 0 && result.outcome !== 'unresolved' && result.outcome !== 'retry') lines.push('  · no rule applies to this event');
+  if ((result.evaluated ?? []).length === 0 && result.outcome !== 'unresolved' && result.outcome !== 'retry')
+    lines.push('  · no rule applies to this event');
   for (const action of result.actions) {
     if (action.outcome === 'error' || action.outcome === 'failed') {
       lines.push(`    → ${action.destination}: ✗ ${action.error}`);
       continue;
     }
     if (action.outcome === 'region_started') {
-      lines.push(`    ◧ ${action.destination} (rule ${action.rule}): a region starts — sent at its end or timeout (an end among these events shows it)`);
+      lines.push(
+        `    ◧ ${action.destination} (rule ${action.rule}): a region starts — sent at its end or timeout (an end among these events shows it)`,
+      );
       continue;
     }
     if (action.outcome === 'region_unmatched') {
@@ -190,14 +224,28 @@ export function describe(result: TestResult): string {
     }
     const request = action.request!;
     const { digest } = action;
-    if (digest) lines.push(`    ⧉ digest ${show(digest.key)}: ${digest.group === 'open' ? 'joins the open group' : 'opens a new group'}, ${digest.count} with this event; when sent:`);
-    lines.push(`    → ${action.destination} (rule ${action.rule}): ${request.url ? `${request.method} ${request.url}` : 'log'}`);
+    if (digest)
+      lines.push(
+        `    ⧉ digest ${show(digest.key)}: ${digest.group === 'open' ? 'joins the open group' : 'opens a new group'}, ${digest.count} with this event; when sent:`,
+      );
+    lines.push(
+      `    → ${action.destination} (rule ${action.rule}): ${request.url ? `${request.method} ${request.url}` : 'log'}`,
+    );
     for (const [name, value] of Object.entries(request.headers)) lines.push(`        ${name}: ${value}`);
-    lines.push(...JSON.stringify(request.body, null, 2).split('\n').map((l) => `        ${l}`));
+    lines.push(
+      ...JSON.stringify(request.body, null, 2)
+        .split('\n')
+        .map((l) => `        ${l}`),
+    );
   }
   for (const shadow of result.shadow ?? []) {
-    const live = shadow.live === 'none' ? 'no live rule of this name' : `live rule ${shadow.live === 'matched' ? 'matched' : 'did not match'}`;
-    lines.push(`  ◐ shadow ${shadow.rule}: ${shadow.matched ? 'matched' : 'did not match'}, ${live}${shadow.differences.length === 0 ? ', no difference' : ''}`);
+    const live =
+      shadow.live === 'none'
+        ? 'no live rule of this name'
+        : `live rule ${shadow.live === 'matched' ? 'matched' : 'did not match'}`;
+    lines.push(
+      `  ◐ shadow ${shadow.rule}: ${shadow.matched ? 'matched' : 'did not match'}, ${live}${shadow.differences.length === 0 ? ', no difference' : ''}`,
+    );
     for (const difference of shadow.differences) lines.push(`      ≠ ${difference}`);
   }
   return `${lines.join('\n')}\n`;

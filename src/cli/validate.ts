@@ -12,7 +12,11 @@ import { loadConfig } from '../config.js';
 import { loadRuleFiles } from './rule-files.js';
 import { withFilePositions } from './file-positions.js';
 
-export async function validateCommand(args: string[], print: (line: string) => void, env: Record<string, string | undefined> = process.env): Promise<number> {
+export async function validateCommand(
+  args: string[],
+  print: (line: string) => void,
+  env: Record<string, string | undefined> = process.env,
+): Promise<number> {
   const team = args[0] === '--team' ? args[1] : undefined;
   const paths = args[0] === '--team' ? args.slice(2) : args;
   if (paths.length === 0 || (args[0] === '--team' && !team)) {
@@ -34,7 +38,9 @@ export async function validateCommand(args: string[], print: (line: string) => v
     print(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${paths.join(' ')}`);
     return 1;
   }
-  print(`ok: ${sources} rule source${sources === 1 ? '' : 's'}, ${store.current.rules.length} rule${store.current.rules.length === 1 ? '' : 's'}`);
+  print(
+    `ok: ${sources} rule source${sources === 1 ? '' : 's'}, ${store.current.rules.length} rule${store.current.rules.length === 1 ? '' : 's'}`,
+  );
   return 0;
 }
 

@@ -59,14 +59,31 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
   const lanes = new Map<string, Lane>();
   const lane = (key: string, destination: string) => {
     let found = lanes.get(key);
-    if (!found) lanes.set(key, (found = { destination, inFlight: 0, queue: [], failures: 0, openUntil: 0, probing: false }));
+    if (!found)
+      lanes.set(key, (found = { destination, inFlight: 0, queue: [], failures: 0, openUntil: 0, probing: false }));
     return found;
   };
-  const stateOf = (l: Lane) => (l.openUntil > now() ? 'open' : l.probing || l.failures >= options.failureThreshold ? 'half_open' : 'closed');
-  metrics.sampleLanes(() => [...lanes.values()].map((l) => ({ destination: l.destination, inFlight: l.inFlight, queued: l.queue.length, state: BREAKER_STATE[stateOf(l)] })));
+  const stateOf = (l: Lane) =>
+    l.openUntil > now() ? 'open' : l.probing || l.failures >= options.failureThreshold ? 'half_open' : 'closed';
+  metrics.sampleLanes(() =>
+    [...lanes.values()].map((l) => ({
+      destination: l.destination,
+      inFlight: l.inFlight,
+      queued: l.queue.length,
+      state: BREAKER_STATE[stateOf(l)],
+    })),
+  );
 
-  const circuitOpen = (l: Lane): Refusal => ({ ok: false, reason: `circuit open: ${l.failures} consecutive failures`, retryAfterMs: Math.max(1000, l.openUntil - now()) });
-  const tooLate = (l: Lane): Refusal => ({ ok: false, reason: `destination busy: the request's deadline passed while queued (${l.inFlight} in flight)`, retryAfterMs: BUSY_RETRY_MS });
+  const circuitOpen = (l: Lane): Refusal => ({
+    ok: false,
+    reason: `circuit open: ${l.failures} consecutive failures`,
+    retryAfterMs: Math.max(1000, l.openUntil - now()),
+  });
+  const tooLate = (l: Lane): Refusal => ({
+    ok: false,
+    reason: `destination busy: the request's deadline passed while queued (${l.inFlight} in flight)`,
+    retryAfterMs: BUSY_RETRY_MS,
+  });
 
   /** next hands the freed slot to the first waiter still worth sending; the others are refused now. */
   function next(l: Lane): void {
@@ -101,11 +118,14 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
   function enqueue(l: Lane, deadline: number): Promise<Admission> {
     return new Promise<Admission>((resolve) => {
       const timer = Number.isFinite(deadline)
-        ? setTimeout(() => {
-            const at = l.queue.indexOf(waiter);
-            if (at >= 0) l.queue.splice(at, 1);
-            resolve(tooLate(l));
-          }, Math.max(0, deadline - MIN_ATTEMPT_MS - now()))
+        ? setTimeout(
+            () => {
+              const at = l.queue.indexOf(waiter);
+              if (at >= 0) l.queue.splice(at, 1);
+              resolve(tooLate(l));
+            },
+            Math.max(0, deadline - MIN_ATTEMPT_MS - now()),
+          )
         : undefined;
       const waiter: Waiter = {
         deadline,
@@ -128,7 +148,11 @@ export function createBulkheads(options: BulkheadOptions, metrics: Metrics, now:
       if (probe) l.probing = true;
       if (!probe && l.inFlight >= options.maxConcurrent) {
         if (l.queue.length >= options.maxQueued) {
-          return { ok: false, reason: `destination busy: ${l.inFlight} in flight and ${l.queue.length} queued`, retryAfterMs: BUSY_RETRY_MS };
+          return {
+            ok: false,
+            reason: `destination busy: ${l.inFlight} in flight and ${l.queue.length} queued`,
+            retryAfterMs: BUSY_RETRY_MS,
+          };
         }
         return enqueue(l, deadline);
       }

@@ -43,9 +43,17 @@ const PROXY_STATUS = /Proxy response \((\d{3})\)|Proxy Authentication Required \
  * (the caller keeps its generic handling). `proxy`: the host:port of the destination's own proxy (`certain`: every
  * connection goes to it), or of the environment's proxy for this scheme (used unless NO_PROXY matched).
  */
-export function connectionFailure(err: unknown, url: string, proxy?: { host: string; certain: boolean }): ConnectionFailure | undefined {
+export function connectionFailure(
+  err: unknown,
+  url: string,
+  proxy?: { host: string; certain: boolean },
+): ConnectionFailure | undefined {
   const host = hostOf(url);
-  for (let e = err as (NodeJS.ErrnoException & { reason?: string; cause?: unknown }) | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+  for (
+    let e = err as (NodeJS.ErrnoException & { reason?: string; cause?: unknown }) | undefined, depth = 0;
+    e && depth < 4;
+    e = e.cause as typeof e, depth++
+  ) {
     const code = e.code ?? '';
     const proxyStatus = PROXY_STATUS.exec(e.message ?? '');
     if (proxyStatus) {
@@ -54,30 +62,50 @@ export function connectionFailure(err: unknown, url: string, proxy?: { host: str
       // 407: no or unknown credentials; some proxies (tinyproxy) answer wrong ones with 401.
       if (status === 407 || status === 401) {
         const what = status === 407 ? '407 Proxy Authentication Required' : '401 Unauthorized';
-        return { result: 'proxy', retryable: false, message: `${name} refused the request to ${host}: ${what} (check the proxy credentials)` };
+        return {
+          result: 'proxy',
+          retryable: false,
+          message: `${name} refused the request to ${host}: ${what} (check the proxy credentials)`,
+        };
       }
       const retryable = status >= 500 || status === 408 || status === 429;
-      return { result: 'proxy', retryable, message: `${name} answered ${status} to CONNECT ${host}${retryable ? '' : ' (the proxy does not allow this destination)'}` };
+      return {
+        result: 'proxy',
+        retryable,
+        message: `${name} answered ${status} to CONNECT ${host}${retryable ? '' : ' (the proxy does not allow this destination)'}`,
+      };
     }
     if (UNTRUSTED.has(code)) {
-      return tls(`the certificate of ${host} is not signed by a trusted CA (${code}): trust its CA with tls.ca, or NODE_EXTRA_CA_CERTS for every destination`);
+      return tls(
+        `the certificate of ${host} is not signed by a trusted CA (${code}): trust its CA with tls.ca, or NODE_EXTRA_CA_CERTS for every destination`,
+      );
     }
     if (code === 'CERT_HAS_EXPIRED') return tls(`the certificate of ${host} has expired (${code})`);
     if (code === 'CERT_NOT_YET_VALID') return tls(`the certificate of ${host} is not valid yet (${code})`);
     if (code === 'CERT_REVOKED') return tls(`the certificate of ${host} is revoked (${code})`);
     if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
       const names = (e as { cert?: { subjectaltname?: string } }).cert?.subjectaltname;
-      return tls(`the certificate of ${host} is not for this name (${names ? `it is for ${names}` : (e.reason ?? e.message)}): fix the URL, or set tls.serverName to the name it carries`);
+      return tls(
+        `the certificate of ${host} is not for this name (${names ? `it is for ${names}` : (e.reason ?? e.message)}): fix the URL, or set tls.serverName to the name it carries`,
+      );
     }
-    if (/^ERR_SSL_.*ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|ACCESS_DENIED|HANDSHAKE_FAILURE)$/.test(code)) {
-      return tls(`${host} refused the TLS handshake (${code}): it wants a client certificate it trusts (tls.clientCert and tls.clientKey)`);
+    if (
+      /^ERR_SSL_.*ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|ACCESS_DENIED|HANDSHAKE_FAILURE)$/.test(
+        code,
+      )
+    ) {
+      return tls(
+        `${host} refused the TLS handshake (${code}): it wants a client certificate it trusts (tls.clientCert and tls.clientKey)`,
+      );
     }
     if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') {
       return tls(`${host} does not speak TLS on this port (${code}): is the URL http rather than https?`);
     }
     const network = RETRYABLE_NETWORK[code];
     if (network) {
-      const at = (e as { address?: string }).address ? ` (${(e as { address?: string }).address}:${(e as { port?: number }).port ?? ''})` : '';
+      const at = (e as { address?: string }).address
+        ? ` (${(e as { address?: string }).address}:${(e as { port?: number }).port ?? ''})`
+        : '';
       const what = proxy?.certain ? `proxy ${proxy.host} for ${host}` : host;
       return { result: 'network', retryable: true, message: `${what}: ${network}${at} (${code})` };
     }

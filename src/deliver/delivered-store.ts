@@ -8,7 +8,11 @@ export interface DeliveredStore {
   add(key: string): Promise<void>;
 }
 
-export function createMemoryDeliveredStore(windowMs: number, capacity = 100_000, now: () => number = Date.now): DeliveredStore {
+export function createMemoryDeliveredStore(
+  windowMs: number,
+  capacity = 100_000,
+  now: () => number = Date.now,
+): DeliveredStore {
   const expiries = new HashedTable(capacity, 1); // field 0: when the entry expires (ms since the epoch)
   return {
     async has(key) {

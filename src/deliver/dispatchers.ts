@@ -29,7 +29,10 @@ function rememberCredentials(uri: string): void {
   try {
     const { username, password } = new URL(uri);
     if (password) knownSecrets.remember(decodeURIComponent(password));
-    if (username && password) knownSecrets.remember(Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString('base64'));
+    if (username && password)
+      knownSecrets.remember(
+        Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString('base64'),
+      );
   } catch {
     knownSecrets.remember(uri); // not a URL: undici refuses it; never print it
   }
@@ -84,19 +87,38 @@ export interface Dispatchers {
 export function createDispatchers(agentOptions: Agent.Options, env: Record<string, string | undefined>): Dispatchers {
   const proxies = envProxies(env);
   const shared: Dispatcher = proxies
-    ? new EnvHttpProxyAgent({ ...agentOptions, ...proxies, ...FORWARD_HTTP, connect: alertRecordingConnector(undefined) })
+    ? new EnvHttpProxyAgent({
+        ...agentOptions,
+        ...proxies,
+        ...FORWARD_HTTP,
+        connect: alertRecordingConnector(undefined),
+      })
     : new Agent({ ...agentOptions, connect: alertRecordingConnector(undefined) });
   const pools = new Map<string, { dispatcher: Dispatcher; owners: number; usedAt: number }>();
   /** Each destination's current pool: a different hash for the same destination is a rotation. */
   const current = new WeakMap<object, string>();
 
   function build(transport: Transport): Dispatcher {
-    const tls: ConnectionOptions | undefined = transport.tls && Object.fromEntries(Object.entries(transport.tls).filter(([, v]) => v !== undefined));
+    const tls: ConnectionOptions | undefined =
+      transport.tls && Object.fromEntries(Object.entries(transport.tls).filter(([, v]) => v !== undefined));
     if (transport.proxy) {
       // The destination's own proxy: https by a CONNECT tunnel (TLS end to end), http in forward-proxy form.
-      return new ProxyAgent({ ...agentOptions, ...FORWARD_HTTP, uri: transport.proxy.uri, token: transport.proxy.token, requestTls: tls });
+      return new ProxyAgent({
+        ...agentOptions,
+        ...FORWARD_HTTP,
+        uri: transport.proxy.uri,
+        token: transport.proxy.token,
+        requestTls: tls,
+      });
     }
-    if (proxies) return new EnvHttpProxyAgent({ ...agentOptions, ...proxies, ...FORWARD_HTTP, connect: alertRecordingConnector(tls), requestTls: tls });
+    if (proxies)
+      return new EnvHttpProxyAgent({
+        ...agentOptions,
+        ...proxies,
+        ...FORWARD_HTTP,
+        connect: alertRecordingConnector(tls),
+        requestTls: tls,
+      });
     return new Agent({ ...agentOptions, connect: alertRecordingConnector(tls) });
   }
 

@@ -22,7 +22,9 @@ const CREDENTIAL_SHAPES = [
 export function errorExcerpt(body: string, request: RenderedRequest): string {
   let text = knownSecrets.redact(body); // on the whole read, before the cut, so no part of a secret survives
   for (const form of ownSecretForms(request)) text = text.split(form).join(REDACTED);
-  text = text.replace(CREDENTIAL_SHAPES[0], (_m, scheme: string) => `${scheme} ${REDACTED}`).replace(CREDENTIAL_SHAPES[1], (_m, key: string) => `${key}${REDACTED}`);
+  text = text
+    .replace(CREDENTIAL_SHAPES[0], (_m, scheme: string) => `${scheme} ${REDACTED}`)
+    .replace(CREDENTIAL_SHAPES[1], (_m, key: string) => `${key}${REDACTED}`);
   return text.slice(0, EXCERPT_CHARS);
 }
 
@@ -39,7 +41,8 @@ export function hideOwnSecrets(text: string, request: RenderedRequest): string {
  */
 export function ownSecretForms(request: RenderedRequest): string[] {
   const values: string[] = [];
-  for (const [name, value] of Object.entries(request.headers)) if (!PLAIN_HEADERS.has(name.toLowerCase())) values.push(...headerForms(value));
+  for (const [name, value] of Object.entries(request.headers))
+    if (!PLAIN_HEADERS.has(name.toLowerCase())) values.push(...headerForms(value));
   if (request.secretUrl && request.url) {
     values.push(request.url);
     try {
@@ -77,7 +80,8 @@ function stringsOf(node: unknown): string[] {
 function valueAt(body: unknown, path: string): unknown {
   if (Array.isArray(body) && !/^\d/.test(path)) return body.map((element) => valueAt(element, path));
   let node = body;
-  for (const key of path.split('.')) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined;
+  for (const key of path.split('.'))
+    node = node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined;
   return node;
 }
 

@@ -33,9 +33,17 @@ const ERROR_BODY_READ_CHARS = EXCERPT_CHARS * 4;
 const BODY_READ_MS = 1000;
 
 /** `final`: retryable later (by the Broker), but not within this request. */
-type Attempt = { status?: number; error: string; retryable: boolean; final?: boolean; retryAfterMs?: number; timedOut?: boolean } | { status: number; ok: true };
+type Attempt =
+  | { status?: number; error: string; retryable: boolean; final?: boolean; retryAfterMs?: number; timedOut?: boolean }
+  | { status: number; ok: true };
 type Reply =
-  | { status: number; body: string; bodyTimedOut: boolean; retryAfter: string | undefined; location: string | undefined }
+  | {
+      status: number;
+      body: string;
+      bodyTimedOut: boolean;
+      retryAfter: string | undefined;
+      location: string | undefined;
+    }
   | { error: NodeJS.ErrnoException; timedOut: boolean; failure?: ConnectionFailure };
 
 export function createHttpSender(options: HttpSenderOptions): Sender {
@@ -77,7 +85,13 @@ function createHttpAttempts(options: HttpSenderOptions): Sender {
         draining = true;
         const stop = () => clearTimeout(timer);
         res.body.dump().then(stop, stop);
-        return { status, body: '', bodyTimedOut: false, retryAfter, location: isRedirect(status) ? first(res.headers.location) : undefined };
+        return {
+          status,
+          body: '',
+          bodyTimedOut: false,
+          retryAfter,
+          location: isRedirect(status) ? first(res.headers.location) : undefined,
+        };
       }
       // An error body: keep its start for the log line, read for at most BODY_READ_MS; a slow or broken
       // body keeps its status (a 404 stays permanent however slowly its body arrives).
@@ -112,11 +126,18 @@ function createHttpAttempts(options: HttpSenderOptions): Sender {
     if ('status' in reply && (reply.status === 307 || reply.status === 308)) {
       // Followed within the attempt's time, same origin only, keeping method, headers and body.
       let url = request.url;
-      for (let next = sameOrigin(reply.location, url); next && hops < MAX_SAME_ORIGIN_REDIRECTS; next = sameOrigin(reply.location, url)) {
+      for (
+        let next = sameOrigin(reply.location, url);
+        next && hops < MAX_SAME_ORIGIN_REDIRECTS;
+        next = sameOrigin(reply.location, url)
+      ) {
         options.metrics.deliveryAttempts.inc({ destination, result: '3xx' });
         const left = timeoutMs - (Date.now() - began);
         if (left <= 0) {
-          reply = { error: Object.assign(new Error(`no response within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }), timedOut: true };
+          reply = {
+            error: Object.assign(new Error(`no response within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }),
+            timedOut: true,
+          };
           break;
         }
         hops++;
@@ -135,9 +156,13 @@ function createHttpAttempts(options: HttpSenderOptions): Sender {
       return { error: detail, retryable: reply.error.code !== REFUSED_REQUEST, timedOut: reply.timedOut };
     }
     const { status } = reply;
-    options.metrics.deliveryAttempts.inc({ destination, result: status === 429 ? '429' : `${Math.floor(status / 100)}xx` });
+    options.metrics.deliveryAttempts.inc({
+      destination,
+      result: status === 429 ? '429' : `${Math.floor(status / 100)}xx`,
+    });
     if (isSuccess(status)) return { status, ok: true };
-    if (isRedirect(status)) return { status, error: redirectError(status, reply.location, request, hops), retryable: true, final: true };
+    if (isRedirect(status))
+      return { status, error: redirectError(status, reply.location, request, hops), retryable: true, final: true };
     const excerpt = reply.body ? errorExcerpt(reply.body, request) : '';
     const unread = reply.bodyTimedOut ? ` (body not read within ${Math.min(BODY_READ_MS, timeoutMs)} ms)` : '';
     return {
@@ -154,7 +179,13 @@ function createHttpAttempts(options: HttpSenderOptions): Sender {
       if ('ok' in result) return { outcome: 'delivered', attempts: 1, status: result.status };
       const failed = { attempts: 1, status: result.status, error: result.error };
       if (!result.retryable) return { outcome: 'rejected', ...failed };
-      return { outcome: 'failed', ...failed, retryAfterMs: result.retryAfterMs, ...(result.final ? { final: true } : {}), ...(result.timedOut ? { timedOut: true } : {}) };
+      return {
+        outcome: 'failed',
+        ...failed,
+        retryAfterMs: result.retryAfterMs,
+        ...(result.final ? { final: true } : {}),
+        ...(result.timedOut ? { timedOut: true } : {}),
+      };
     },
   };
 }
@@ -199,7 +230,12 @@ function sameOrigin(location: string | undefined, from: string): string | undefi
  * its document did not name; 301/302/303 may turn a POST into a GET). It names the Location's host only: a
  * path or query may carry tokens.
  */
-function redirectError(status: number, location: string | undefined, request: RenderedRequest, followed: number): string {
+function redirectError(
+  status: number,
+  location: string | undefined,
+  request: RenderedRequest,
+  followed: number,
+): string {
   let target = 'no Location';
   if (location) {
     try {

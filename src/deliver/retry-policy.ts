@@ -63,15 +63,26 @@ export function withRetry(attempt: Sender, options: RetryOptions): Sender {
           return { outcome: 'failed', attempts: n - 1, error, retryAfterMs: 1000, inconclusive: n === 1 };
         }
         const attemptTimeoutMs = Math.min(timeoutMs, remaining);
-        const result = await attempt.send(request, attemptTimeoutMs === timeoutMs ? sendOptions : { ...sendOptions, timeoutMs: attemptTimeoutMs });
-        if (result.outcome === 'delivered') return n === 1 && result.attempts === 1 ? result : { outcome: 'delivered', attempts: n, status: result.status };
+        const result = await attempt.send(
+          request,
+          attemptTimeoutMs === timeoutMs ? sendOptions : { ...sendOptions, timeoutMs: attemptTimeoutMs },
+        );
+        if (result.outcome === 'delivered')
+          return n === 1 && result.attempts === 1
+            ? result
+            : { outcome: 'delivered', attempts: n, status: result.status };
         const failed = { attempts: n, status: result.status, error: result.error };
         if (result.outcome === 'rejected') return { outcome: 'rejected', ...failed };
         const wait = result.retryAfterMs ?? backoffMs(n);
         const tooLong = result.retryAfterMs !== undefined && result.retryAfterMs > options.retryAfterMaxMs;
         if (result.final || n >= options.attempts || tooLong || Date.now() + wait + MIN_ATTEMPT_MS > deadline) {
           // Cut short by the request's deadline rather than the destination's own timeout: says nothing about it.
-          return { outcome: 'failed', ...failed, retryAfterMs: result.retryAfterMs, inconclusive: result.timedOut === true && attemptTimeoutMs < timeoutMs };
+          return {
+            outcome: 'failed',
+            ...failed,
+            retryAfterMs: result.retryAfterMs,
+            inconclusive: result.timedOut === true && attemptTimeoutMs < timeoutMs,
+          };
         }
         await sleep(wait);
       }

@@ -15,9 +15,26 @@ import type { Senders } from './kinds/registry.js';
 import type { TraceHeaders } from '../trace/event-trace.js';
 
 /** `trace`: the traceparent (and tracestate) the request carries, when the event has a trace to continue. */
-export type ActionSender = (rule: CompiledRule, action: CompiledAction, input: EventInput, request: RenderedRequest, deadline: number, trace?: TraceHeaders) => Promise<DeliveryResult>;
+export type ActionSender = (
+  rule: CompiledRule,
+  action: CompiledAction,
+  input: EventInput,
+  request: RenderedRequest,
+  deadline: number,
+  trace?: TraceHeaders,
+) => Promise<DeliveryResult>;
 
-export function createActionSender({ senders, config, metrics, log }: { senders: Senders; config: Config; metrics: Metrics; log: Logger }): ActionSender {
+export function createActionSender({
+  senders,
+  config,
+  metrics,
+  log,
+}: {
+  senders: Senders;
+  config: Config;
+  metrics: Metrics;
+  log: Logger;
+}): ActionSender {
   return async function sendAction(rule, action, input, request, deadline, trace) {
     const destination = action.destination.name;
     const started = performance.now();
@@ -33,9 +50,18 @@ export function createActionSender({ senders, config, metrics, log }: { senders:
     // A destination may echo what it was sent (the Authorization header, a secret URL path) in its error body.
     if (result.error) result = { ...result, error: knownSecrets.redact(hideOwnSecrets(result.error, request)) };
     metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
-    const fields = () => ({ rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id, status: result.status, attempts: result.attempts });
-    if (result.outcome === 'failed') log.warn({ ...fields(), error: result.error }, 'delivery failed; the Broker will redeliver');
-    else if (result.outcome === 'rejected') log.error({ ...fields(), error: result.error }, 'delivery rejected by the destination; not retried');
+    const fields = () => ({
+      rule: rule.name,
+      destination,
+      occurrence: input.occurrence,
+      ceId: input.cloudevent.id,
+      status: result.status,
+      attempts: result.attempts,
+    });
+    if (result.outcome === 'failed')
+      log.warn({ ...fields(), error: result.error }, 'delivery failed; the Broker will redeliver');
+    else if (result.outcome === 'rejected')
+      log.error({ ...fields(), error: result.error }, 'delivery rejected by the destination; not retried');
     else if (log.isLevelEnabled('info')) log.info(fields(), 'delivered');
     return result;
   };

@@ -17,7 +17,6 @@ export type Lookup =
   | { status: 'unavailable'; reason: string }
   | { status: 'retry'; reason: string; retryAfterMs?: number };
 
-
 /** A team's reach: objects of its namespace, its Namespace, and these cluster-scoped kinds. */
 export interface LookupLimits {
   namespace: string;
@@ -49,7 +48,8 @@ export interface Cluster {
 }
 
 export const NO_CLUSTER: Cluster = {
-  description: 'no Kubernetes cluster configured: Reference-mode events are not resolved, the object fact is null, secretKeyRef is unavailable',
+  description:
+    'no Kubernetes cluster configured: Reference-mode events are not resolved, the object fact is null, secretKeyRef is unavailable',
   async get() {
     return { status: 'unavailable', reason: 'no Kubernetes cluster configured' };
   },

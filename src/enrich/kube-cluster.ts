@@ -8,7 +8,13 @@
  * configuration problem; any other failure (5xx, 429, timeout, network) is `retry` — the event is redelivered rather
  * than decided on a fact we could not read. Events are never cached: Reference mode needs their current state.
  */
-import { ApiException, CoreV1Api, KubernetesObjectApi, type Configuration, type KubeConfig } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  KubernetesObjectApi,
+  type Configuration,
+  type KubeConfig,
+} from '@kubernetes/client-node';
 import type { KubeSettings } from '../config.js';
 import { MissingObjectError } from '../errors.js';
 import type { KubeConnection } from '../kube/connect.js';
@@ -26,7 +32,10 @@ import { groupKindOf, type Cluster, type Lookup, type LookupLimits } from './clu
 import { LookupFailedError } from './lookup-failed.js';
 import { createSecretStore } from './secret-store.js';
 
-export type KubeClusterOptions = Pick<KubeSettings, 'cacheTtlMs' | 'cacheSize' | 'secretTtlMs' | 'secretStaleMs' | 'requestsPerSecond' | 'burst' | 'timeoutMs'> & {
+export type KubeClusterOptions = Pick<
+  KubeSettings,
+  'cacheTtlMs' | 'cacheSize' | 'secretTtlMs' | 'secretStaleMs' | 'requestsPerSecond' | 'burst' | 'timeoutMs'
+> & {
   /** The rate limit shared with the service's other API requests (default: one of its own). */
   bucket?: TokenBucket;
 };
@@ -54,7 +63,18 @@ const plain = (value: unknown) => JSON.parse(JSON.stringify(value)) as Record<st
 /** withTimeout bounds the whole lookup (discovery + read); each request is also aborted at the same deadline. */
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(Object.assign(new Error(`${what}: no answer from the API server within ${ms} ms`), { name: 'TimeoutError' })), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) =>
+      (timer = setTimeout(
+        () =>
+          reject(
+            Object.assign(new Error(`${what}: no answer from the API server within ${ms} ms`), {
+              name: 'TimeoutError',
+            }),
+          ),
+        ms,
+      )),
+  );
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
@@ -75,12 +95,22 @@ const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** wellFormed: a reference the API server could name (event data is hostile: no paths hidden in a field). */
 function wellFormed(ref: LookupRef): boolean {
-  return API_VERSION.test(ref.apiVersion) && KIND.test(ref.kind) && NAME.test(ref.name) && (ref.namespace === undefined || ref.namespace === '' || NAMESPACE.test(ref.namespace));
+  return (
+    API_VERSION.test(ref.apiVersion) &&
+    KIND.test(ref.kind) &&
+    NAME.test(ref.name) &&
+    (ref.namespace === undefined || ref.namespace === '' || NAMESPACE.test(ref.namespace))
+  );
 }
 
 export type Failure = { code: 404 | 403 } | { code?: number; reason: string; retryAfterMs?: number };
 
-export function createKubeCluster(connection: KubeConnection, options: KubeClusterOptions, metrics: Metrics, log: Logger): Cluster {
+export function createKubeCluster(
+  connection: KubeConnection,
+  options: KubeClusterOptions,
+  metrics: Metrics,
+  log: Logger,
+): Cluster {
   const configuration = abortingConfiguration(connection.kc, options.timeoutMs);
   const objects = new ObjectApi(configuration, connection.kc);
   const core = new CoreV1Api(configuration);
@@ -129,27 +159,40 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     const info = await discovery.find(ref.apiVersion, ref.kind);
     if (info.status === 'unavailable') {
       const failure: Failure = info.rateLimited
-        ? { reason: `discovery of ${ref.apiVersion}: client-side API rate limit reached (KUBE_QPS)`, retryAfterMs: bucket.waitMs() }
+        ? {
+            reason: `discovery of ${ref.apiVersion}: client-side API rate limit reached (KUBE_QPS)`,
+            retryAfterMs: bucket.waitMs(),
+          }
         : info.error === undefined
           ? glitch(ref.kind, info.reason)
           : classify(ref.kind, `discovery of ${ref.apiVersion}`, info.error);
       if (info.rateLimited) count(ref.kind, 'rate_limited');
-      return 'reason' in failure ? { status: 'retry', reason: failure.reason, retryAfterMs: failure.retryAfterMs } : { status: 'not_found' };
+      return 'reason' in failure
+        ? { status: 'retry', reason: failure.reason, retryAfterMs: failure.retryAfterMs }
+        : { status: 'not_found' };
     }
     if (info.status === 'unknown') return refused();
     if (!info.namespaced) {
       const groupKind = groupKindOf(ref.apiVersion, ref.kind);
-      const reachable = !limits || limits.clusterKinds.has(groupKind) || (groupKind === 'Namespace' && ref.name === limits.namespace);
+      const reachable =
+        !limits || limits.clusterKinds.has(groupKind) || (groupKind === 'Namespace' && ref.name === limits.namespace);
       return reachable ? { ref: { ...ref, namespace: undefined } } : refused();
     }
     return ref.namespace && (!limits || ref.namespace === limits.namespace) ? { ref } : refused();
   }
 
   /** call runs one API request under the shared rate limit and deadline, and classifies its failure. */
-  async function call<T>(kind: string, what: string, request: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; failure: Failure }> {
+  async function call<T>(
+    kind: string,
+    what: string,
+    request: () => Promise<T>,
+  ): Promise<{ ok: true; value: T } | { ok: false; failure: Failure }> {
     if (!bucket.take()) {
       count(kind, 'rate_limited');
-      return { ok: false, failure: { reason: `${what}: client-side API rate limit reached (KUBE_QPS)`, retryAfterMs: bucket.waitMs() } };
+      return {
+        ok: false,
+        failure: { reason: `${what}: client-side API rate limit reached (KUBE_QPS)`, retryAfterMs: bucket.waitMs() },
+      };
     }
     try {
       return { ok: true, value: await withTimeout(request(), options.timeoutMs, what) };
@@ -161,7 +204,12 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
   /** glitch: a discovery answer that contradicts what the API server served — a failed lookup, not an absent kind. */
   function glitch(kind: string, reason: string): Failure {
     count(kind, 'error');
-    logSometimes('warn', 'discovery', { kind, error: reason }, 'API discovery contradicts what it serves; the event will be redelivered');
+    logSometimes(
+      'warn',
+      'discovery',
+      { kind, error: reason },
+      'API discovery contradicts what it serves; the event will be redelivered',
+    );
     return { reason };
   }
 
@@ -169,33 +217,55 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     const code = err instanceof ApiException ? err.code : undefined;
     if (code === 404 || code === 403) {
       count(kind, code === 404 ? 'not_found' : 'forbidden');
-      if (code === 403) logSometimes('error', '403', { kind, object: what }, 'configuration problem: the service may not read this (RBAC); treated as absent');
+      if (code === 403)
+        logSometimes(
+          'error',
+          '403',
+          { kind, object: what },
+          'configuration problem: the service may not read this (RBAC); treated as absent',
+        );
       return { code };
     }
     if (code === 429) {
       const wait = retryAfterMs((err as ApiException<unknown>).headers) ?? DEFAULT_RETRY_AFTER_MS;
       bucket.pauseFor(wait);
       count(kind, 'rate_limited');
-      logSometimes('warn', '429', { kind, object: what, retryAfterMs: wait }, 'API server rate limit (429); pausing lookups for its Retry-After');
+      logSometimes(
+        'warn',
+        '429',
+        { kind, object: what, retryAfterMs: wait },
+        'API server rate limit (429); pausing lookups for its Retry-After',
+      );
       return { code, reason: `${what}: API server answered 429`, retryAfterMs: wait };
     }
     const timedOut = err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
     count(kind, timedOut ? 'timeout' : 'error');
     const reason = `${what}: ${code ? `API server answered ${code}` : timedOut ? `no answer within ${options.timeoutMs} ms` : (err as Error).message}`;
-    logSometimes('warn', timedOut ? 'timeout' : String(code ?? 'network'), { kind, object: what, error: reason }, 'API lookup failed; the event will be redelivered');
+    logSometimes(
+      'warn',
+      timedOut ? 'timeout' : String(code ?? 'network'),
+      { kind, object: what, error: reason },
+      'API lookup failed; the event will be redelivered',
+    );
     return { code, reason };
   }
 
   async function fetchObject(ref: LookupRef): Promise<Lookup> {
     const what = `${ref.apiVersion} ${ref.kind} ${ref.namespace ?? ''}/${ref.name}`;
-    const spec = { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
+    const spec = {
+      apiVersion: ref.apiVersion,
+      kind: ref.kind,
+      metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) },
+    };
     const result = await call(ref.kind, what, () => objects.read(spec));
     if (result.ok) {
       count(ref.kind, 'found');
       return { status: 'found', object: plain(result.value) };
     }
     const { failure } = result;
-    return 'reason' in failure ? { status: 'retry', reason: failure.reason, retryAfterMs: failure.retryAfterMs } : { status: 'not_found' };
+    return 'reason' in failure
+      ? { status: 'retry', reason: failure.reason, retryAfterMs: failure.retryAfterMs }
+      : { status: 'not_found' };
   }
 
   const secrets: SecretReader = createSecretStore({
@@ -205,15 +275,23 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     count: (outcome) => count('Secret', outcome),
     log,
     async load(name, key, namespace = connection.namespace) {
-      const result = await call('Secret', `Secret ${namespace}/${name}`, () => core.readNamespacedSecret({ name, namespace }));
+      const result = await call('Secret', `Secret ${namespace}/${name}`, () =>
+        core.readNamespacedSecret({ name, namespace }),
+      );
       if (result.ok) {
         count('Secret', 'found');
-        return Object.fromEntries(Object.entries(result.value.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+        return Object.fromEntries(
+          Object.entries(result.value.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+        );
       }
       const { failure } = result;
-      if ('reason' in failure) throw new LookupFailedError(`secretKeyRef ${name}/${key}: reading ${failure.reason}`, failure.retryAfterMs);
-      if (failure.code === 404) throw new MissingObjectError(`secretKeyRef ${name}/${key}: Secret ${namespace}/${name} not found`);
-      throw new MissingObjectError(`secretKeyRef ${name}/${key}: not allowed to read Secret ${namespace}/${name} (RBAC)`);
+      if ('reason' in failure)
+        throw new LookupFailedError(`secretKeyRef ${name}/${key}: reading ${failure.reason}`, failure.retryAfterMs);
+      if (failure.code === 404)
+        throw new MissingObjectError(`secretKeyRef ${name}/${key}: Secret ${namespace}/${name} not found`);
+      throw new MissingObjectError(
+        `secretKeyRef ${name}/${key}: not allowed to read Secret ${namespace}/${name} (RBAC)`,
+      );
     },
   });
 
@@ -226,15 +304,21 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     kind: 'ConfigMap',
     log,
     async load(name, key, namespace = connection.namespace) {
-      const result = await call('ConfigMap', `ConfigMap ${namespace}/${name}`, () => core.readNamespacedConfigMap({ name, namespace }));
+      const result = await call('ConfigMap', `ConfigMap ${namespace}/${name}`, () =>
+        core.readNamespacedConfigMap({ name, namespace }),
+      );
       if (result.ok) {
         count('ConfigMap', 'found');
         return { ...(result.value.data ?? {}) };
       }
       const { failure } = result;
-      if ('reason' in failure) throw new LookupFailedError(`configMapKeyRef ${name}/${key}: reading ${failure.reason}`, failure.retryAfterMs);
-      if (failure.code === 404) throw new MissingObjectError(`configMapKeyRef ${name}/${key}: ConfigMap ${namespace}/${name} not found`);
-      throw new MissingObjectError(`configMapKeyRef ${name}/${key}: not allowed to read ConfigMap ${namespace}/${name} (RBAC)`);
+      if ('reason' in failure)
+        throw new LookupFailedError(`configMapKeyRef ${name}/${key}: reading ${failure.reason}`, failure.retryAfterMs);
+      if (failure.code === 404)
+        throw new MissingObjectError(`configMapKeyRef ${name}/${key}: ConfigMap ${namespace}/${name} not found`);
+      throw new MissingObjectError(
+        `configMapKeyRef ${name}/${key}: not allowed to read ConfigMap ${namespace}/${name} (RBAC)`,
+      );
     },
   });
 
@@ -245,7 +329,10 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
     configMaps,
     async get(ref, limits) {
       if (!ref.kind || !ref.name) return { status: 'not_found' };
-      const admitted = await admissible({ ...ref, kind: ref.kind, name: ref.name, apiVersion: ref.apiVersion || 'v1' }, limits);
+      const admitted = await admissible(
+        { ...ref, kind: ref.kind, name: ref.name, apiVersion: ref.apiVersion || 'v1' },
+        limits,
+      );
       if ('status' in admitted) return admitted;
       const full = admitted.ref;
       if (full.kind === 'Event') return fetchObject(full);
@@ -254,7 +341,13 @@ export function createKubeCluster(connection: KubeConnection, options: KubeClust
       // The name is reused (a StatefulSet Pod recreated): a cached object of another uid is not the one referenced.
       // Read again, unless it was read within the last second (event data names any uid: no request per event).
       const age = options.cacheTtlMs - cache.getRemainingTTL(key);
-      if (cached && ref.uid && value.status === 'found' && age >= NOT_FOUND_CACHE_MS && (value.object.metadata as { uid?: unknown } | undefined)?.uid !== ref.uid) {
+      if (
+        cached &&
+        ref.uid &&
+        value.status === 'found' &&
+        age >= NOT_FOUND_CACHE_MS &&
+        (value.object.metadata as { uid?: unknown } | undefined)?.uid !== ref.uid
+      ) {
         cache.delete(key);
         ({ value, cached } = await fetchShared(cache, key, full));
       }

@@ -43,7 +43,12 @@ export function lazyFacts(cluster: Cluster, input: EventInput): LazyFacts {
       const owners = current.metadata?.ownerReferences ?? [];
       const controller = owners.find((o) => o.controller) ?? owners[0];
       if (!controller) break;
-      const next = await lookup({ apiVersion: controller.apiVersion, kind: controller.kind, name: controller.name, namespace: current.metadata?.namespace });
+      const next = await lookup({
+        apiVersion: controller.apiVersion,
+        kind: controller.kind,
+        name: controller.name,
+        namespace: current.metadata?.namespace,
+      });
       if (!next) break;
       top = current = next;
     }

@@ -17,15 +17,30 @@ export interface ManifestText {
   text: string;
 }
 
-type Obj = Record<string, unknown> & { kind?: unknown; apiVersion?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
+type Obj = Record<string, unknown> & {
+  kind?: unknown;
+  apiVersion?: unknown;
+  metadata?: { name?: unknown; namespace?: unknown };
+};
 
 /** Kinds whose objects have no namespace: a lookup ignores the namespace the reference carries. */
-const CLUSTER_SCOPED = new Set(['Namespace', 'Node', 'PersistentVolume', 'StorageClass', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'PriorityClass']);
+const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'Node',
+  'PersistentVolume',
+  'StorageClass',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'CustomResourceDefinition',
+  'PriorityClass',
+]);
 
 /** The group of an apiVersion ("apps/v1" → "apps", "v1" → ""): versions may differ, groups may not. */
-const group = (apiVersion: unknown) => (typeof apiVersion === 'string' && apiVersion.includes('/') ? apiVersion.split('/')[0] : '');
+const group = (apiVersion: unknown) =>
+  typeof apiVersion === 'string' && apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
 
-const key = (kind: string, namespace: string, name: string) => `${kind}\u0000${CLUSTER_SCOPED.has(kind) ? '' : namespace}\u0000${name}`;
+const key = (kind: string, namespace: string, name: string) =>
+  `${kind}\u0000${CLUSTER_SCOPED.has(kind) ? '' : namespace}\u0000${name}`;
 
 /**
  * parseManifests reads every object of the texts; problems name the text and the document. Objects
@@ -38,8 +53,11 @@ export function parseManifests(texts: ManifestText[]): { objects: Obj[]; problem
     if (value === null || value === undefined) return;
     const obj = value as Obj;
     if (typeof obj !== 'object' || Array.isArray(obj)) return void problems.push(`${where}: not a Kubernetes object`);
-    if (obj.kind === 'List' || (typeof obj.kind === 'string' && obj.kind.endsWith('List') && Array.isArray(obj.items))) {
-      (obj.items as unknown[] | undefined ?? []).forEach((item, i) => add(item, `${where} items[${i}]`));
+    if (
+      obj.kind === 'List' ||
+      (typeof obj.kind === 'string' && obj.kind.endsWith('List') && Array.isArray(obj.items))
+    ) {
+      ((obj.items as unknown[] | undefined) ?? []).forEach((item, i) => add(item, `${where} items[${i}]`));
       return;
     }
     if (typeof obj.kind !== 'string' || typeof obj.metadata?.name !== 'string') {
@@ -70,13 +88,19 @@ export function manifestCluster(objects: Obj[], options: { secrets?: SecretReade
   // ConfigMaps of the manifests answer configMapKeyRef (a destination's tls material); without a namespace, any.
   const configMaps: SecretReader = {
     async read(name, key, namespace) {
-      const found = objects.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === name && (!namespace || (o.metadata?.namespace ?? 'default') === namespace));
+      const found = objects.find(
+        (o) =>
+          o.kind === 'ConfigMap' &&
+          o.metadata?.name === name &&
+          (!namespace || (o.metadata?.namespace ?? 'default') === namespace),
+      );
       if (!found) {
         if (fallback?.configMaps) return fallback.configMaps.read(name, key, namespace);
         throw new ConfigurationError(`configMapKeyRef ${name}/${key}: no ConfigMap "${name}" in the manifests`);
       }
       const value = (found.data as Record<string, string> | undefined)?.[key];
-      if (value === undefined) throw new ConfigurationError(`configMapKeyRef ${name}/${key}: ConfigMap "${name}" has no key "${key}"`);
+      if (value === undefined)
+        throw new ConfigurationError(`configMapKeyRef ${name}/${key}: ConfigMap "${name}" has no key "${key}"`);
       return value;
     },
   };
@@ -87,7 +111,8 @@ export function manifestCluster(objects: Obj[], options: { secrets?: SecretReade
     secrets: options.secrets ?? fallback?.secrets ?? NO_CLUSTER_SECRETS,
     async get(ref: ObjectReference): Promise<Lookup> {
       const found = ref.kind && ref.name ? byKey.get(key(ref.kind, ref.namespace || 'default', ref.name)) : undefined;
-      if (found && (!ref.apiVersion || group(ref.apiVersion) === group(found.apiVersion))) return { status: 'found', object: structuredClone(found) };
+      if (found && (!ref.apiVersion || group(ref.apiVersion) === group(found.apiVersion)))
+        return { status: 'found', object: structuredClone(found) };
       return fallback ? fallback.get(ref) : { status: 'not_found' };
     },
   };

@@ -43,16 +43,23 @@ export function createSecretStore(options: SecretStoreOptions): SecretReader {
   const known = new LRUCache<string, Known>({ max: CAPACITY });
   const loading = new Map<string, Promise<{ data: Record<string, string>; stale: boolean }>>();
 
-  const servable = (entry: Known | undefined): entry is Known => entry !== undefined && now() - entry.readAt <= options.ttlMs + options.staleMs;
+  const servable = (entry: Known | undefined): entry is Known =>
+    entry !== undefined && now() - entry.readAt <= options.ttlMs + options.staleMs;
 
   /** refresh reads the Secret once for all concurrent callers; a failure may be answered with the stale value. */
-  function refresh(id: string, name: string, key: string, namespace: string | undefined): Promise<{ data: Record<string, string>; stale: boolean }> {
+  function refresh(
+    id: string,
+    name: string,
+    key: string,
+    namespace: string | undefined,
+  ): Promise<{ data: Record<string, string>; stale: boolean }> {
     const pending = loading.get(id);
     if (pending) return pending;
     const promise = options
       .load(name, key, namespace)
       .then((data) => {
-        if (known.get(id)?.retryAt !== undefined) options.log.info({ secret: id }, 'Secret read again; no longer serving a stale value');
+        if (known.get(id)?.retryAt !== undefined)
+          options.log.info({ secret: id }, 'Secret read again; no longer serving a stale value');
         known.set(id, { data, readAt: now() });
         return { data, stale: false };
       })
@@ -61,7 +68,10 @@ export function createSecretStore(options: SecretStoreOptions): SecretReader {
         if (!(err instanceof LookupFailedError)) known.delete(id); // gone or forbidden: never serve it stale
         if (!(err instanceof LookupFailedError) || !servable(entry)) throw err;
         if (entry.retryAt === undefined) {
-          options.log.warn({ secret: id, error: err.message, readAgoMs: now() - entry.readAt }, 'Secret unreadable; serving the last value read (bounded by SECRET_STALE_SECONDS)');
+          options.log.warn(
+            { secret: id, error: err.message, readAgoMs: now() - entry.readAt },
+            'Secret unreadable; serving the last value read (bounded by SECRET_STALE_SECONDS)',
+          );
         }
         entry.retryAt = now() + (err.retryAfterMs ?? RETRY_MS);
         return { data: entry.data, stale: true };
@@ -91,7 +101,9 @@ export function createSecretStore(options: SecretStoreOptions): SecretReader {
       }
       if (data[key] === undefined) {
         const kind = options.kind ?? 'Secret';
-        throw new MissingObjectError(`${kind === 'Secret' ? 'secretKeyRef' : 'configMapKeyRef'} ${name}/${key}: ${kind} ${id} has no key "${key}"`);
+        throw new MissingObjectError(
+          `${kind === 'Secret' ? 'secretKeyRef' : 'configMapKeyRef'} ${name}/${key}: ${kind} ${id} has no key "${key}"`,
+        );
       }
       // Remembered here, where the namespace is known: each namespace's values are bounded on their own.
       return options.kind === 'ConfigMap' ? data[key] : knownSecrets.remember(data[key], namespace ?? PROCESS_SOURCE);

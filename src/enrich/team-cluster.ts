@@ -9,7 +9,9 @@ import { groupKindOf, type Cluster } from './cluster.js';
 
 export function teamCluster(cluster: Cluster, namespace: string, clusterKinds: ReadonlySet<string>): Cluster {
   const secrets: SecretReader = { read: (name, key) => cluster.secrets.read(name, key, namespace) };
-  const configMaps = cluster.configMaps && { read: (name: string, key: string) => cluster.configMaps!.read(name, key, namespace) };
+  const configMaps = cluster.configMaps && {
+    read: (name: string, key: string) => cluster.configMaps!.read(name, key, namespace),
+  };
   return {
     description: cluster.description,
     namespace,

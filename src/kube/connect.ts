@@ -17,10 +17,14 @@ export interface KubeConnection {
   description: string;
 }
 
-export async function connectKube(env: Record<string, string | undefined>, serviceAccountDir = SERVICE_ACCOUNT): Promise<KubeConnection | undefined> {
+export async function connectKube(
+  env: Record<string, string | undefined>,
+  serviceAccountDir = SERVICE_ACCOUNT,
+): Promise<KubeConnection | undefined> {
   if (env.CLUSTER === 'off') return undefined;
   const inCluster = existsSync(join(serviceAccountDir, 'token')) && env.KUBERNETES_SERVICE_HOST;
-  const kubeconfig = env.KUBECONFIG || (existsSync(join(homedir(), '.kube', 'config')) ? join(homedir(), '.kube', 'config') : undefined);
+  const kubeconfig =
+    env.KUBECONFIG || (existsSync(join(homedir(), '.kube', 'config')) ? join(homedir(), '.kube', 'config') : undefined);
   if (!kubeconfig && !inCluster) return undefined;
   const { KubeConfig } = await import('@kubernetes/client-node'); // only with a cluster (memory, start-up)
   const kc = new KubeConfig();
@@ -33,7 +37,10 @@ export async function connectKube(env: Record<string, string | undefined>, servi
     how = `kubeconfig ${kubeconfig}, context ${kc.getCurrentContext()}`;
   }
   const server = kc.getCurrentCluster()?.server ?? '?';
-  const fromFile = existsSync(join(serviceAccountDir, 'namespace')) ? readFileSync(join(serviceAccountDir, 'namespace'), 'utf8').trim() : undefined;
-  const namespace = env.POD_NAMESPACE || fromFile || kc.getContextObject(kc.getCurrentContext())?.namespace || 'default';
+  const fromFile = existsSync(join(serviceAccountDir, 'namespace'))
+    ? readFileSync(join(serviceAccountDir, 'namespace'), 'utf8').trim()
+    : undefined;
+  const namespace =
+    env.POD_NAMESPACE || fromFile || kc.getContextObject(kc.getCurrentContext())?.namespace || 'default';
   return { kc, namespace, description: `Kubernetes API ${server} (${how}), own namespace ${namespace}` };
 }

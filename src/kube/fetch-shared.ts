@@ -10,10 +10,17 @@ export class Uncached<V> {
 }
 
 /** `cached`: answered from the cache or by a load another caller had already started. */
-export async function fetchShared<V extends NonNullable<unknown>, C>(cache: LRUCache<string, V, C>, key: string, context: C): Promise<{ value: V; cached: boolean }> {
+export async function fetchShared<V extends NonNullable<unknown>, C>(
+  cache: LRUCache<string, V, C>,
+  key: string,
+  context: C,
+): Promise<{ value: V; cached: boolean }> {
   const status: LRUCache.Status<string, V, C> = {};
   // lru-cache types `fetch` by whether the context type is known; here it is generic.
-  const fetch = cache.fetch.bind(cache) as (key: string, options: LRUCache.FetchOptions<string, V, C>) => Promise<V | undefined>;
+  const fetch = cache.fetch.bind(cache) as (
+    key: string,
+    options: LRUCache.FetchOptions<string, V, C>,
+  ) => Promise<V | undefined>;
   try {
     const value = await fetch(key, { context, status });
     return { value: value as V, cached: status.fetch === 'hit' || status.fetch === 'inflight' };

@@ -14,9 +14,14 @@ import { LRUCache } from 'lru-cache';
 import { Uncached, fetchShared } from './fetch-shared.js';
 
 /** `unavailable`: refused by the rate limit, or the request failed with `error` (the caller classifies it). */
-export type KindInfo = { status: 'known'; namespaced: boolean } | { status: 'unknown' } | { status: 'unavailable'; reason: string; rateLimited: boolean; error?: unknown };
+export type KindInfo =
+  | { status: 'known'; namespaced: boolean }
+  | { status: 'unknown' }
+  | { status: 'unavailable'; reason: string; rateLimited: boolean; error?: unknown };
 
-type Listing = { ok: true; kinds: ReadonlyMap<string, boolean> } | { ok: false; reason: string; rateLimited: boolean; error?: unknown };
+type Listing =
+  | { ok: true; kinds: ReadonlyMap<string, boolean> }
+  | { ok: false; reason: string; rateLimited: boolean; error?: unknown };
 
 /** Most apiVersions remembered (a cluster serves a few dozen; the rest are made up). */
 const MAX_API_VERSIONS = 512;
@@ -48,7 +53,11 @@ export class KindDiscovery {
    * `admit` is asked before each discovery request (the client-side rate limit); `configuration` aborts requests at
    * their deadline.
    */
-  constructor(configuration: Configuration, ttlMs: number, private readonly admit: () => boolean) {
+  constructor(
+    configuration: Configuration,
+    ttlMs: number,
+    private readonly admit: () => boolean,
+  ) {
     this.api = new DiscoveringObjectApi(configuration);
     this.groups = new ApisApi(configuration);
     // A listing is kept for ttlMs; a failed one is shared by the callers waiting for it, then forgotten.
@@ -65,12 +74,17 @@ export class KindDiscovery {
 
   async find(apiVersion: string, kind: string): Promise<KindInfo> {
     const { value } = await fetchShared(this.listings, apiVersion, undefined);
-    if (!value.ok) return { status: 'unavailable', reason: value.reason, rateLimited: value.rateLimited, error: value.error };
+    if (!value.ok)
+      return { status: 'unavailable', reason: value.reason, rateLimited: value.rateLimited, error: value.error };
     const namespaced = value.kinds.get(kind);
     if (namespaced !== undefined) return { status: 'known', namespaced };
     if (this.served.get(apiVersion)?.has(kind)) {
       this.listings.delete(apiVersion); // listed again by the next lookup
-      return { status: 'unavailable', reason: `discovery of ${apiVersion} no longer lists ${kind}, which it served before`, rateLimited: false };
+      return {
+        status: 'unavailable',
+        reason: `discovery of ${apiVersion} no longer lists ${kind}, which it served before`,
+        rateLimited: false,
+      };
     }
     return { status: 'unknown' };
   }
@@ -83,11 +97,26 @@ export class KindDiscovery {
         this.remember(apiVersion, kinds);
         return { ok: true, kinds };
       }
-      if (this.served.has(apiVersion)) return { ok: false, reason: `discovery of ${apiVersion} answered 404, although it served kinds before`, rateLimited: false };
-      if (await this.listedByServer(apiVersion)) return { ok: false, reason: `discovery of ${apiVersion} answered 404, although the API server lists that version`, rateLimited: false };
+      if (this.served.has(apiVersion))
+        return {
+          ok: false,
+          reason: `discovery of ${apiVersion} answered 404, although it served kinds before`,
+          rateLimited: false,
+        };
+      if (await this.listedByServer(apiVersion))
+        return {
+          ok: false,
+          reason: `discovery of ${apiVersion} answered 404, although the API server lists that version`,
+          rateLimited: false,
+        };
       return { ok: true, kinds: new Map() };
     } catch (err) {
-      return { ok: false, reason: `discovery of ${apiVersion} failed: ${err instanceof ApiException ? `HTTP ${err.code}` : (err as Error).message}`, rateLimited: false, error: err };
+      return {
+        ok: false,
+        reason: `discovery of ${apiVersion} failed: ${err instanceof ApiException ? `HTTP ${err.code}` : (err as Error).message}`,
+        rateLimited: false,
+        error: err,
+      };
     }
   }
 

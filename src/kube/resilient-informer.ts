@@ -7,7 +7,12 @@
  * - a half-open watch can hang silently → a watchdog relists after a period without activity;
  * - a throwing handler would crash the process → handlers are wrapped, failures logged.
  */
-import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  makeInformer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 
@@ -42,7 +47,9 @@ export interface ResilientInformer {
   stop(): Promise<void>;
 }
 
-export function startResilientInformer<T extends KubernetesObject>(options: ResilientInformerOptions<T>): ResilientInformer {
+export function startResilientInformer<T extends KubernetesObject>(
+  options: ResilientInformerOptions<T>,
+): ResilientInformer {
   const { name, log, metrics } = options;
   const backoff = options.backoff ?? WATCH_BACKOFF;
   const random = options.random ?? Math.random;
@@ -70,7 +77,10 @@ export function startResilientInformer<T extends KubernetesObject>(options: Resi
       try {
         options.onChange(type, object);
       } catch (err) {
-        log.error({ informer: name, type, object: object.metadata?.name, err: (err as Error).message }, 'informer handler failed');
+        log.error(
+          { informer: name, type, object: object.metadata?.name, err: (err as Error).message },
+          'informer handler failed',
+        );
       }
     });
   }
@@ -81,7 +91,10 @@ export function startResilientInformer<T extends KubernetesObject>(options: Resi
     if (stopped) return;
     metrics.informerRestarts.inc({ informer: name });
     const wait = restartDelayMs(delay, random);
-    log.warn({ informer: name, err: (err as Error)?.message ?? String(err), retryInMs: wait }, 'watch failed; restarting with backoff (last good state stays in force)');
+    log.warn(
+      { informer: name, err: (err as Error)?.message ?? String(err), retryInMs: wait },
+      'watch failed; restarting with backoff (last good state stays in force)',
+    );
     clearTimeout(restartTimer);
     restartTimer = setTimeout(() => {
       if (!stopped) informer.start().catch(() => undefined);
@@ -89,12 +102,18 @@ export function startResilientInformer<T extends KubernetesObject>(options: Resi
     delay = Math.min(backoff.maxMs, delay * 2);
   });
 
-  const watchdog = setInterval(() => {
-    if (stopped || Date.now() - lastActivity < options.relistAfterMs) return;
-    log.info({ informer: name, quietMs: Date.now() - lastActivity }, 'no watch activity; relisting');
-    lastActivity = Date.now();
-    void informer.stop().then(() => (stopped ? undefined : informer.start())).catch(() => undefined);
-  }, Math.max(50, Math.min(options.relistAfterMs / 4, 30_000)));
+  const watchdog = setInterval(
+    () => {
+      if (stopped || Date.now() - lastActivity < options.relistAfterMs) return;
+      log.info({ informer: name, quietMs: Date.now() - lastActivity }, 'no watch activity; relisting');
+      lastActivity = Date.now();
+      void informer
+        .stop()
+        .then(() => (stopped ? undefined : informer.start()))
+        .catch(() => undefined);
+    },
+    Math.max(50, Math.min(options.relistAfterMs / 4, 30_000)),
+  );
   watchdog.unref();
 
   informer.start().catch(() => undefined); // failures arrive on 'error'

@@ -87,7 +87,10 @@ export function createRuleErrorReporter(kc: KubeConfig, log: Logger, bucket?: To
       })
       .catch((err: unknown) => {
         for (const key of problems.keys()) reported.delete(`${namespace}/${name}@${resourceVersion ?? ''}/${key}`); // again on the next reload
-        log.warn({ configMap: `${namespace}/${name}`, err: (err as Error).message }, 'could not record the rule error as a Kubernetes Event');
+        log.warn(
+          { configMap: `${namespace}/${name}`, err: (err as Error).message },
+          'could not record the rule error as a Kubernetes Event',
+        );
       });
   }
 
@@ -99,7 +102,11 @@ export function createRuleErrorReporter(kc: KubeConfig, log: Logger, bucket?: To
       if (reported.size >= MAX_REMEMBERED) reported.clear();
       reported.add(fingerprint);
       const id = `${namespace}/${name}`;
-      const entry = waiting.get(id) ?? { configMap, problems: new Map<string, string[]>(), readyAt: Date.now() + GATHER_MS };
+      const entry = waiting.get(id) ?? {
+        configMap,
+        problems: new Map<string, string[]>(),
+        readyAt: Date.now() + GATHER_MS,
+      };
       entry.configMap = configMap; // the newest version
       entry.problems.set(key, problems);
       waiting.set(id, entry);

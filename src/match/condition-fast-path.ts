@@ -54,10 +54,19 @@ type Leaf = (facts: KnownFacts) => unknown;
  * compileConditionTest returns a test for a rule's parsed condition tree, or undefined when the tree
  * needs the engine (see above). `operator` looks an operator up in the engine the rules are bound to.
  */
-export function compileConditionTest(root: ParsedCondition, operator: (name: string) => EngineOperator | undefined): ConditionTest | undefined {
+export function compileConditionTest(
+  root: ParsedCondition,
+  operator: (name: string) => EngineOperator | undefined,
+): ConditionTest | undefined {
   const compile = (node: ParsedCondition): ((facts: KnownFacts) => Verdict) | undefined => {
     // The engine's own order: any, then all, then not (Condition.booleanOperator).
-    const group = Object.hasOwn(node, 'any') ? 'any' : Object.hasOwn(node, 'all') ? 'all' : Object.hasOwn(node, 'not') ? 'not' : undefined;
+    const group = Object.hasOwn(node, 'any')
+      ? 'any'
+      : Object.hasOwn(node, 'all')
+        ? 'all'
+        : Object.hasOwn(node, 'not')
+          ? 'not'
+          : undefined;
     if (group === 'not') {
       const inner = compile(node.not!);
       return inner && ((facts) => negate(inner(facts)));

@@ -100,7 +100,12 @@ export function createDigestRecorder(deps: DigestRecorderDeps): DigestRecorder {
         const later = mayPassLater(err);
         if (later) {
           log.warn({ ...fields, error }, 'digest key not evaluated now; the Broker will redeliver');
-          return each({ outcome: 'failed', error, retryAfterMs: later.retryAfterMs, ...(later.unavailable ? { unavailable: true } : {}) });
+          return each({
+            outcome: 'failed',
+            error,
+            retryAfterMs: later.retryAfterMs,
+            ...(later.unavailable ? { unavailable: true } : {}),
+          });
         }
         metrics.templateErrors.inc({ rule: rule.name });
         log.error({ ...fields, error }, 'digest key failed; the occurrence is not grouped');

@@ -16,7 +16,8 @@ export function explainConditions(tree: unknown): ConditionOutcome[] {
   const walk = (node: unknown): void => {
     if (typeof node !== 'object' || node === null) return;
     const condition = node as Record<string, unknown>;
-    for (const group of ['all', 'any'] as const) if (Array.isArray(condition[group])) (condition[group] as unknown[]).forEach(walk);
+    for (const group of ['all', 'any'] as const)
+      if (Array.isArray(condition[group])) (condition[group] as unknown[]).forEach(walk);
     if (condition.not) walk(condition.not);
     if (typeof condition.fact === 'string') {
       out.push({

@@ -11,7 +11,8 @@ export function inScope(rules: CompiledRule[], input: EventInput): CompiledRule[
   if (rules.every((rule) => rule.scope === undefined)) return rules;
   const involved = (input.event.involvedObject as ObjectReference | undefined)?.namespace || undefined;
   const eventNamespace = ownNamespaceOf(input);
-  const namespace = involved && eventNamespace && involved !== eventNamespace ? undefined : (involved ?? eventNamespace);
+  const namespace =
+    involved && eventNamespace && involved !== eventNamespace ? undefined : (involved ?? eventNamespace);
   return rules.filter((rule) => rule.scope === undefined || rule.scope === namespace);
 }
 

@@ -25,7 +25,12 @@ export function factsByScope(cluster: Cluster, input: EventInput, teamClusterKin
   };
 }
 
-export async function matchByScope(rules: readonly CompiledRule[], input: EventInput, facts: FactsByScope, options: MatchOptions = {}): Promise<MatchResult> {
+export async function matchByScope(
+  rules: readonly CompiledRule[],
+  input: EventInput,
+  facts: FactsByScope,
+  options: MatchOptions = {},
+): Promise<MatchResult> {
   const first = rules[0]?.scope;
   if (rules.every((rule) => rule.scope === first)) return match(rules, input, facts(first), options);
   const byScope = new Map<string | undefined, CompiledRule[]>();

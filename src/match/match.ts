@@ -25,9 +25,15 @@ export interface MatchOptions {
   explain?: boolean;
 }
 
-type Outcome = { rule: CompiledRule; result: boolean; conditions?: unknown } | { rule: CompiledRule; error: string; cause: unknown };
+type Outcome =
+  { rule: CompiledRule; result: boolean; conditions?: unknown } | { rule: CompiledRule; error: string; cause: unknown };
 
-export async function match(rules: readonly CompiledRule[], input: EventInput, facts: LazyFacts, { explain = false }: MatchOptions = {}): Promise<MatchResult> {
+export async function match(
+  rules: readonly CompiledRule[],
+  input: EventInput,
+  facts: LazyFacts,
+  { explain = false }: MatchOptions = {},
+): Promise<MatchResult> {
   const candidates = rules.filter((rule) => rule.on.has(input.change));
   const result: MatchResult = { matched: [], failed: [], evaluated: [] };
   if (candidates.length === 0) return result;

@@ -142,7 +142,8 @@ function sides(rule: CompiledRule): { end: CompiledRule; start: CompiledRule } {
 export interface RegionPairing {
   /**
    * occurrence handles one matched occurrence of a region rule: records a start, or closes the region with
-   * `deliverAll` (the rule's actions with `$region` bound). A dry run's store records and claims nothing (readOnlyRegions).
+   * `deliverAll` (the rule's actions with `$region` bound). A dry run's store records and claims nothing
+   * (readOnlyRegions).
    */
   occurrence<R extends Delivered>(
     rule: CompiledRule,
@@ -158,11 +159,7 @@ export interface RegionPairing {
  * (readOnlyRegions); the CLI's `test` and the playground a memory of their own, so a start and its end among
  * one run's events pair.
  */
-export function createRegionPairing(
-  store: RegionStore,
-  metrics: Metrics,
-  log: Logger,
-): RegionPairing {
+export function createRegionPairing(store: RegionStore, metrics: Metrics, log: Logger): RegionPairing {
   /**
    * The occurrences of one region in this process are handled one after the other, in the order they reach
    * it: a batch holding a start and its end (its events run at once) opens the region before the end closes it,
@@ -219,7 +216,11 @@ export function createRegionPairing(
         const later = mayPassLater(err);
         if (later) {
           log.warn({ ...context, error }, 'region key not evaluated now; the Broker will redeliver');
-          return reports('failed', { error, retryAfterMs: later.retryAfterMs, unavailable: later.unavailable || undefined });
+          return reports('failed', {
+            error,
+            retryAfterMs: later.retryAfterMs,
+            unavailable: later.unavailable || undefined,
+          });
         }
         metrics.templateErrors.inc({ rule: rule.name });
         log.error({ ...context, error }, 'region key failed; the occurrence is not paired');

@@ -49,7 +49,8 @@ function indexKeys(rule: CompiledRule): Key[] {
     if (typeof fact !== 'string' || !INDEXABLE_FACTS.has(fact) || params !== undefined) continue;
     if (path !== undefined && typeof path !== 'string') continue;
     if (operator === 'equal' && isPrimitive(value)) keys.push({ fact, path, values: [value] });
-    if (operator === 'in' && Array.isArray(value) && value.length > 0 && value.every(isPrimitive)) keys.push({ fact, path, values: value });
+    if (operator === 'in' && Array.isArray(value) && value.length > 0 && value.every(isPrimitive))
+      keys.push({ fact, path, values: value });
   }
   return keys;
 }
@@ -89,7 +90,8 @@ export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
     candidates(input) {
       const positions = [...always];
       for (const dimension of dimensionList) {
-        const factValue = dimension.fact === 'event' ? input.event : dimension.fact === 'cloudevent' ? input.cloudevent : input.change;
+        const factValue =
+          dimension.fact === 'event' ? input.event : dimension.fact === 'cloudevent' ? input.cloudevent : input.change;
         const value = dimension.path === undefined ? factValue : resolvePath(factValue, dimension.path);
         if (!isPrimitive(value)) continue;
         const found = dimension.byValue.get(value);

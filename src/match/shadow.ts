@@ -12,7 +12,8 @@ import type { CompiledRule } from '../rules/compiled-rule.js';
 export const SHADOW_LABEL = 'kube-event-rules/shadow';
 
 /** A rendered request as reports print it (secrets already redacted), or why it could not be rendered. */
-export type ShadowRequest = { method: string; url?: string; headers: Record<string, string>; body: unknown } | { error: string };
+export type ShadowRequest =
+  { method: string; url?: string; headers: Record<string, string>; body: unknown } | { error: string };
 
 export interface ShadowOutcome {
   rule: string;
@@ -42,7 +43,11 @@ export async function compareShadow(
   const shadowMatched = matched.has(shadow);
   if (!twin) return { rule: shadow.name, matched: shadowMatched, live: 'none', differences: [], kinds: [] };
   const twinMatched = matched.has(twin);
-  const outcome = { rule: shadow.name, matched: shadowMatched, live: twinMatched ? ('matched' as const) : ('not_matched' as const) };
+  const outcome = {
+    rule: shadow.name,
+    matched: shadowMatched,
+    live: twinMatched ? ('matched' as const) : ('not_matched' as const),
+  };
   if (shadowMatched !== twinMatched) {
     const difference = shadowMatched ? 'matched by the shadow rule only' : 'matched by the live rule only';
     return { ...outcome, differences: [difference], kinds: [shadowMatched ? 'only_shadow' : 'only_live'] };
@@ -71,14 +76,22 @@ const show = (value: unknown) => {
 /** requestDifferences lists what differs between two rendered requests, field by field. */
 export function requestDifferences(shadow: ShadowRequest, live: ShadowRequest): string[] {
   if ('error' in shadow || 'error' in live) {
-    if ('error' in shadow && 'error' in live) return shadow.error === live.error ? [] : [`both fail, differently: shadow ${show(shadow.error)}, live ${show(live.error)}`];
-    return ['error' in shadow ? `the shadow rule fails to render: ${show(shadow.error)}` : `the live rule fails to render: ${show((live as { error: string }).error)}`];
+    if ('error' in shadow && 'error' in live)
+      return shadow.error === live.error
+        ? []
+        : [`both fail, differently: shadow ${show(shadow.error)}, live ${show(live.error)}`];
+    return [
+      'error' in shadow
+        ? `the shadow rule fails to render: ${show(shadow.error)}`
+        : `the live rule fails to render: ${show((live as { error: string }).error)}`,
+    ];
   }
   const differences: string[] = [];
   if (shadow.method !== live.method) differences.push(`method ${shadow.method} instead of ${live.method}`);
   if (shadow.url !== live.url) differences.push(`url ${show(shadow.url)} instead of ${show(live.url)}`);
   for (const name of new Set([...Object.keys(shadow.headers), ...Object.keys(live.headers)])) {
-    if (shadow.headers[name] !== live.headers[name]) differences.push(`header ${name}: ${show(shadow.headers[name])} instead of ${show(live.headers[name])}`);
+    if (shadow.headers[name] !== live.headers[name])
+      differences.push(`header ${name}: ${show(shadow.headers[name])} instead of ${show(live.headers[name])}`);
   }
   differences.push(...valueDifferences('body', shadow.body, live.body));
   return differences;
@@ -89,7 +102,8 @@ function valueDifferences(path: string, a: unknown, b: unknown, found: string[] 
   if (found.length >= 10) return found;
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
   if (isObject(a) && isObject(b) && Array.isArray(a) === Array.isArray(b)) {
-    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) valueDifferences(`${path}.${key}`, a[key], b[key], found);
+    for (const key of new Set([...Object.keys(a), ...Object.keys(b)]))
+      valueDifferences(`${path}.${key}`, a[key], b[key], found);
     return found;
   }
   if (JSON.stringify(a) !== JSON.stringify(b)) found.push(`${path}: ${show(a)} instead of ${show(b)}`);
@@ -126,11 +140,18 @@ export class ShadowLedger {
    * status: per shadow rule in force, how often it was evaluated, matched and differed; the last differences, newest
    * first.
    */
-  status(inForce: readonly CompiledRule[]): { rules: { rule: string; twin: boolean; evaluated: number; matched: number; differed: number }[]; lastDifferences: ShadowDifference[] } {
+  status(inForce: readonly CompiledRule[]): {
+    rules: { rule: string; twin: boolean; evaluated: number; matched: number; differed: number }[];
+    lastDifferences: ShadowDifference[];
+  } {
     const shadows = inForce.filter((rule) => rule.shadow);
     for (const rule of [...this.counts.keys()]) if (!shadows.some((s) => s.name === rule)) this.counts.delete(rule);
     return {
-      rules: shadows.map((rule) => ({ rule: rule.name, twin: twinOf(rule, inForce) !== undefined, ...(this.counts.get(rule.name) ?? { evaluated: 0, matched: 0, differed: 0 }) })),
+      rules: shadows.map((rule) => ({
+        rule: rule.name,
+        twin: twinOf(rule, inForce) !== undefined,
+        ...(this.counts.get(rule.name) ?? { evaluated: 0, matched: 0, differed: 0 }),
+      })),
       lastDifferences: [...this.last].reverse(),
     };
   }

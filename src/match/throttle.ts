@@ -10,14 +10,17 @@ export interface ThrottleStore {
   admit(key: string, occurrence: string, windowMs: number, max: number, peek?: boolean): Promise<boolean>;
 }
 
-export const DEFAULT_THROTTLE_KEY = 'involvedObject.kind & "/" & involvedObject.namespace & "/" & involvedObject.name & "/" & reason';
+export const DEFAULT_THROTTLE_KEY =
+  'involvedObject.kind & "/" & involvedObject.namespace & "/" & involvedObject.name & "/" & reason';
 
 /** parseDuration reads "90s", "10m", "1h", "1d" or a number of seconds into milliseconds. */
 export function parseDuration(value: string | number): number {
   if (typeof value === 'number') return value * 1000;
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
   if (!match) throw new Error(`"${value}" is not a duration (examples: 90s, 10m, 1h)`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    (match[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'
+  ];
   return Number(match[1]) * unit;
 }
 

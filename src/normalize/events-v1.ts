@@ -8,7 +8,8 @@ type Raw = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Raw => typeof value === 'object' && value !== null && !Array.isArray(value);
 const text = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
-const number = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
+const number = (value: unknown): number | undefined =>
+  typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 
 /** rawCount is the Event's own repeat count, if it has one (undefined for a first scheduler-style event). */
 export function rawCount(raw: Raw): number | undefined {
@@ -20,10 +21,15 @@ export function toCoreV1(raw: Raw): KubeEvent {
   const series = isObject(raw.series) ? raw.series : undefined;
   const source = isObject(raw.source) ? raw.source : {};
   const deprecatedSource = isObject(raw.deprecatedSource) ? raw.deprecatedSource : {};
-  const involvedObject = (isObject(raw.involvedObject) ? raw.involvedObject : isObject(raw.regarding) ? raw.regarding : {}) as ObjectReference;
+  const involvedObject = (
+    isObject(raw.involvedObject) ? raw.involvedObject : isObject(raw.regarding) ? raw.regarding : {}
+  ) as ObjectReference;
   const eventTime = text(raw.eventTime) ?? null;
   const component =
-    text(source.component) ?? text(deprecatedSource.component) ?? text(raw.reportingComponent) ?? text(raw.reportingController);
+    text(source.component) ??
+    text(deprecatedSource.component) ??
+    text(raw.reportingComponent) ??
+    text(raw.reportingController);
   const host = text(source.host) ?? text(deprecatedSource.host) ?? text(raw.reportingInstance);
 
   const event: KubeEvent = {
@@ -38,14 +44,27 @@ export function toCoreV1(raw: Raw): KubeEvent {
     type: text(raw.type),
     firstTimestamp: text(raw.firstTimestamp) ?? text(raw.deprecatedFirstTimestamp) ?? eventTime,
     lastTimestamp:
-      text(raw.lastTimestamp) ?? text(raw.deprecatedLastTimestamp) ?? text(series?.lastObservedTime) ?? eventTime ?? text(raw.firstTimestamp) ?? null,
+      text(raw.lastTimestamp) ??
+      text(raw.deprecatedLastTimestamp) ??
+      text(series?.lastObservedTime) ??
+      eventTime ??
+      text(raw.firstTimestamp) ??
+      null,
     count: rawCount(raw) ?? 1,
     eventTime,
     reportingComponent: text(raw.reportingComponent) ?? text(raw.reportingController) ?? component,
     reportingInstance: text(raw.reportingInstance) ?? host ?? '',
   };
   // The events.k8s.io names are gone once mapped; keeping them would give rules two names for one field.
-  for (const key of ['regarding', 'note', 'deprecatedSource', 'deprecatedFirstTimestamp', 'deprecatedLastTimestamp', 'deprecatedCount', 'reportingController']) {
+  for (const key of [
+    'regarding',
+    'note',
+    'deprecatedSource',
+    'deprecatedFirstTimestamp',
+    'deprecatedLastTimestamp',
+    'deprecatedCount',
+    'reportingController',
+  ]) {
     delete event[key];
   }
   return event;

@@ -38,7 +38,11 @@ export function normalize(ce: CloudEvent<unknown>, tracker: Classifier): Normali
   }
   const [, mode, verb] = match as unknown as [string, 'resource' | 'ref', Verb];
   if (!isObject(ce.data)) {
-    throw new InvalidEventError(400, 'invalid data', `${ce.type} needs a JSON object as data, got ${describe(ce.data)}`);
+    throw new InvalidEventError(
+      400,
+      'invalid data',
+      `${ce.type} needs a JSON object as data, got ${describe(ce.data)}`,
+    );
   }
   if (mode === 'ref') {
     const { kind, namespace, name, apiVersion } = ce.data as ObjectReference;

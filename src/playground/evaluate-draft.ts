@@ -54,13 +54,21 @@ const SAFE_LABEL = /^[\w.-]{1,100}$/;
 export async function evaluateDraft(input: DraftInput, context: DraftContext): Promise<DraftResult> {
   const bytes = Buffer.byteLength(input.document);
   if (bytes > MAX_DOCUMENT_BYTES) {
-    const problem = { message: `the document has ${bytes} bytes; the playground takes one of at most ${MAX_DOCUMENT_BYTES} (validate checks larger ones)`, from: 0, to: 1, line: 1, column: 1 };
+    const problem = {
+      message: `the document has ${bytes} bytes; the playground takes one of at most ${MAX_DOCUMENT_BYTES} (validate checks larger ones)`,
+      from: 0,
+      to: 1,
+      line: 1,
+      column: 1,
+    };
     return { problems: [problem], eventProblems: [], objectProblems: [], rules: [], results: [], golden: '' };
   }
   const { rules, problems } = await checkRuleText(input.document, context.templates);
   const label = input.eventLabel && SAFE_LABEL.test(input.eventLabel) ? input.eventLabel : 'event.json';
   const eventProblems: string[] = [];
-  const { objects, problems: objectProblems } = parseManifests(input.objects?.trim() ? [{ label: 'objects', text: input.objects }] : []);
+  const { objects, problems: objectProblems } = parseManifests(
+    input.objects?.trim() ? [{ label: 'objects', text: input.objects }] : [],
+  );
   const cluster = objects.length > 0 ? manifestCluster(objects, { fallback: context.cluster }) : context.cluster;
   const ruleSet = { rules, index: buildRuleIndex(rules) };
   const pipeline = createDryRunPipeline(() => ruleSet, cluster, { env: context.env, occurrences: 1000 });
@@ -68,7 +76,8 @@ export async function evaluateDraft(input: DraftInput, context: DraftContext): P
   let requests: ReturnType<typeof toRequests> = [];
   try {
     requests = input.event.trim() ? toRequests(JSON.parse(input.event) as unknown, label) : [];
-    if (requests.length === 0) eventProblems.push('no event: pick one or paste a CloudEvent, an Event or `kubectl get events -o json` output');
+    if (requests.length === 0)
+      eventProblems.push('no event: pick one or paste a CloudEvent, an Event or `kubectl get events -o json` output');
   } catch (err) {
     eventProblems.push(err instanceof SyntaxError ? `the event is not JSON: ${err.message}` : describeError(err));
   }

@@ -20,7 +20,9 @@ export interface RecordedEvent {
 /** Events larger than this are listed but not kept (a 1 MiB message would crowd out the rest). */
 export const MAX_ENTRY_BYTES = 64 * 1024;
 
-/** An entry: already serialized, or the event itself (and when it came, in ms) until the playground first asks for it. */
+/**
+ * An entry: already serialized, or the event itself (and when it came, in ms) until the playground first asks for it.
+ */
 type Entry = RecordedEvent | { event: CloudEvent<unknown>; receivedAt: number };
 
 export class RecentEvents {
@@ -60,13 +62,20 @@ function toRecorded(event: CloudEvent<unknown>, receivedAtMs: number): RecordedE
   }
   const data = event.data;
   const raw = typeof data === 'string' || Buffer.isBuffer(data) || data instanceof Uint8Array;
-  const file = raw ? { headers, bodyEncoding: 'raw', body: Buffer.from(data).toString('utf8') } : { headers, body: data ?? null };
-  const involved = ((data ?? {}) as { involvedObject?: { kind?: string; name?: string }; regarding?: { kind?: string; name?: string }; reason?: string });
+  const file = raw
+    ? { headers, bodyEncoding: 'raw', body: Buffer.from(data).toString('utf8') }
+    : { headers, body: data ?? null };
+  const involved = (data ?? {}) as {
+    involvedObject?: { kind?: string; name?: string };
+    regarding?: { kind?: string; name?: string };
+    reason?: string;
+  };
   const object = involved.involvedObject ?? involved.regarding;
   const label = knownSecrets.redact(
     `${String(event.type ?? '')}${involved.reason ? ` ${involved.reason}` : ''}${object?.kind ? ` ${object.kind}/${object.name ?? ''}` : ''} (${String(event.id ?? '')})`,
   );
   const text = knownSecrets.redact(JSON.stringify(file, null, 2));
-  if (Buffer.byteLength(text) > MAX_ENTRY_BYTES) return { label, receivedAt, note: `not kept: ${Buffer.byteLength(text)} bytes (more than ${MAX_ENTRY_BYTES})` };
+  if (Buffer.byteLength(text) > MAX_ENTRY_BYTES)
+    return { label, receivedAt, note: `not kept: ${Buffer.byteLength(text)} bytes (more than ${MAX_ENTRY_BYTES})` };
   return { label, receivedAt, text };
 }

@@ -37,7 +37,8 @@ const MAX_FILE_BYTES = 256 * 1024;
 
 const SECURITY_HEADERS = {
   // Everything the page needs is its own files; CodeMirror writes style elements (hence inline styles).
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
 };
@@ -68,7 +69,10 @@ export function addPlaygroundRoutes(router: Router, deps: PlaygroundDeps, guard:
     const file = page.get(path || 'index.html');
     if (!file) {
       ctx.status = page.size === 0 ? 503 : 404;
-      ctx.body = page.size === 0 ? { error: 'not built', detail: 'the playground page is not built: run `npm run build`' } : { error: 'not found', detail: ctx.path };
+      ctx.body =
+        page.size === 0
+          ? { error: 'not built', detail: 'the playground page is not built: run `npm run build`' }
+          : { error: 'not found', detail: ctx.path };
       return;
     }
     ctx.set(SECURITY_HEADERS);
@@ -78,7 +82,10 @@ export function addPlaygroundRoutes(router: Router, deps: PlaygroundDeps, guard:
   });
 
   router.get('/playground/api/context', guard, async (ctx) => {
-    const [examples, documents] = await Promise.all([readTextFiles(EXAMPLES_DIR, /\.json$/), readTextFiles(deps.rulesDir, /\.(ya?ml|json)$/i)]);
+    const [examples, documents] = await Promise.all([
+      readTextFiles(EXAMPLES_DIR, /\.json$/),
+      readTextFiles(deps.rulesDir, /\.(ya?ml|json)$/i),
+    ]);
     ctx.set('cache-control', 'no-store');
     ctx.body = {
       mode: deps.mode,
@@ -97,7 +104,13 @@ export function addPlaygroundRoutes(router: Router, deps: PlaygroundDeps, guard:
   });
 
   router.post('/playground/api/evaluate', guard, async (ctx) => {
-    const input = parseDraft(await getRawBody(ctx.req, { length: ctx.get('content-length') || undefined, limit: deps.maxBodyBytes, encoding: 'utf8' }));
+    const input = parseDraft(
+      await getRawBody(ctx.req, {
+        length: ctx.get('content-length') || undefined,
+        limit: deps.maxBodyBytes,
+        encoding: 'utf8',
+      }),
+    );
     ctx.set('cache-control', 'no-store');
     ctx.body = await evaluateDraft(input, deps);
   });
@@ -111,11 +124,18 @@ function parseDraft(body: string): DraftInput {
     throw new InvalidEventError(400, 'invalid JSON', (err as Error).message);
   }
   const draft = value as Partial<Record<keyof DraftInput, unknown>> | null;
-  if (typeof draft !== 'object' || draft === null) throw new InvalidEventError(400, 'invalid request', 'expected {document, event, eventLabel?, objects?}');
+  if (typeof draft !== 'object' || draft === null)
+    throw new InvalidEventError(400, 'invalid request', 'expected {document, event, eventLabel?, objects?}');
   for (const field of ['document', 'event', 'eventLabel', 'objects'] as const) {
-    if (draft[field] !== undefined && typeof draft[field] !== 'string') throw new InvalidEventError(400, 'invalid request', `${field} must be a string`);
+    if (draft[field] !== undefined && typeof draft[field] !== 'string')
+      throw new InvalidEventError(400, 'invalid request', `${field} must be a string`);
   }
-  return { document: (draft.document as string) ?? '', event: (draft.event as string) ?? '', eventLabel: draft.eventLabel as string | undefined, objects: draft.objects as string | undefined };
+  return {
+    document: (draft.document as string) ?? '',
+    event: (draft.event as string) ?? '',
+    eventLabel: draft.eventLabel as string | undefined,
+    objects: draft.objects as string | undefined,
+  };
 }
 
 /** selectorLabels turns "a=b,c==d" into the labels a ConfigMap needs to be selected (set-based terms are left out). */

@@ -31,7 +31,11 @@ export function loadPage(dir = PAGE_DIR): Map<string, PageFile> {
     for (const name of readdirSync(folder)) {
       const path = join(folder, name);
       if (statSync(path).isDirectory()) walk(path);
-      else files.set(relative(dir, path).split('\\').join('/'), { type: TYPES[extname(name)] ?? 'application/octet-stream', body: readFileSync(path) });
+      else
+        files.set(relative(dir, path).split('\\').join('/'), {
+          type: TYPES[extname(name)] ?? 'application/octet-stream',
+          body: readFileSync(path),
+        });
     }
   };
   walk(dir);

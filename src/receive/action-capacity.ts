@@ -31,7 +31,11 @@ export interface ActionCapacity {
 /** How long the Broker should wait before redelivering a refused request. */
 const RETRY_AFTER_MS = 1000;
 
-export function createActionCapacity({ perRequest, perProcess, perTeam = Math.max(1, Math.floor(perProcess / 10)) }: ActionCapacityOptions): ActionCapacity {
+export function createActionCapacity({
+  perRequest,
+  perProcess,
+  perTeam = Math.max(1, Math.floor(perProcess / 10)),
+}: ActionCapacityOptions): ActionCapacity {
   let inFlight = 0;
   let teamsInFlight = 0;
   const byTeam = new Map<string, number>();
@@ -43,22 +47,30 @@ export function createActionCapacity({ perRequest, perProcess, perTeam = Math.ma
     },
     reserve(actions, teamActions = new Map()) {
       if (actions > perRequest) {
-        return refuse(`the request matched ${actions} actions, more than MAX_ACTIONS_PER_REQUEST (${perRequest}): send smaller batches`);
+        return refuse(
+          `the request matched ${actions} actions, more than MAX_ACTIONS_PER_REQUEST (${perRequest}): send smaller batches`,
+        );
       }
       let teamTotal = 0;
       for (const [namespace, count] of teamActions) {
         const held = byTeam.get(namespace) ?? 0;
         if (held + count > perTeam) {
-          return refuse(`namespace ${namespace}: ${held} of its rules' actions in flight; ${count} more would pass TEAM_MAX_ACTIONS_IN_FLIGHT (${perTeam})`);
+          return refuse(
+            `namespace ${namespace}: ${held} of its rules' actions in flight; ${count} more would pass TEAM_MAX_ACTIONS_IN_FLIGHT (${perTeam})`,
+          );
         }
         teamTotal += count;
       }
       if (teamTotal > 0 && teamsInFlight + teamTotal > teamsMax) {
-        return refuse(`${teamsInFlight} actions of team rules in flight; ${teamTotal} more would pass the teams' half of MAX_ACTIONS_IN_FLIGHT (${teamsMax}), kept so cluster rules always have room`);
+        return refuse(
+          `${teamsInFlight} actions of team rules in flight; ${teamTotal} more would pass the teams' half of MAX_ACTIONS_IN_FLIGHT (${teamsMax}), kept so cluster rules always have room`,
+        );
       }
       // An idle process takes any request within the per-request cap, so a large one is never starved.
       if (inFlight > 0 && inFlight + actions > perProcess) {
-        return refuse(`${inFlight} actions in flight; ${actions} more would pass MAX_ACTIONS_IN_FLIGHT (${perProcess})`);
+        return refuse(
+          `${inFlight} actions in flight; ${actions} more would pass MAX_ACTIONS_IN_FLIGHT (${perProcess})`,
+        );
       }
       inFlight += actions;
       teamsInFlight += teamTotal;

@@ -29,7 +29,8 @@ const SDK_USES_BIG_INT = process.env.CE_USE_BIG_INT === 'true';
 
 /** fastBinaryJson returns the CloudEvent of a plain binary-mode JSON request, or undefined to use the SDK. */
 export function fastBinaryJson(headers: IncomingHttpHeaders, body: string): CloudEvent<unknown> | undefined {
-  if (SDK_USES_BIG_INT || headers['content-type'] !== 'application/json' || headers['ce-specversion'] !== '1.0') return undefined;
+  if (SDK_USES_BIG_INT || headers['content-type'] !== 'application/json' || headers['ce-specversion'] !== '1.0')
+    return undefined;
   if (body.charCodeAt(0) !== 0x7b /* { */) return undefined; // the SDK quotes bodies that do not start with { [ or "
   const event: Record<string, unknown> = {};
   for (const [header, attribute] of ATTRIBUTE_HEADERS) {

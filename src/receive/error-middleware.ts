@@ -31,7 +31,10 @@ export function errorMiddleware(
       const invalid = toInvalidEvent(err);
       if (invalid) {
         onInvalid(ctx.headers, invalid, ctx.path);
-        log.warn({ status: invalid.status, error: invalid.error, detail: invalid.detail, ceId: ctx.get('ce-id') || undefined }, 'request rejected');
+        log.warn(
+          { status: invalid.status, error: invalid.error, detail: invalid.detail, ceId: ctx.get('ce-id') || undefined },
+          'request rejected',
+        );
         ctx.status = invalid.status;
         ctx.body = { error: invalid.error, detail: invalid.detail };
       } else {

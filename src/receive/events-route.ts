@@ -49,7 +49,12 @@ const BODY_BYTES_RETRY_AFTER_SECONDS = 1;
  * reserveBodyBytes takes room for the request's body before it is read, or answers 429 + Retry-After
  * (counted) and returns undefined. The release is to be called once the request is answered.
  */
-function reserveBodyBytes(ctx: Parameters<Middleware>[0], config: Config, bodyBytes: BodyBytesInFlight | undefined, metrics?: Metrics): (() => void) | undefined {
+function reserveBodyBytes(
+  ctx: Parameters<Middleware>[0],
+  config: Config,
+  bodyBytes: BodyBytesInFlight | undefined,
+  metrics?: Metrics,
+): (() => void) | undefined {
   if (!bodyBytes) return () => {};
   const bytes = bytesToReserve(ctx.get('content-length'), config.maxBodyBytes);
   const release = bodyBytes.reserve(bytes);
@@ -77,7 +82,16 @@ async function readEvents(ctx: Parameters<Middleware>[0], config: Config): Promi
 /** POST /: answers the request itself (never calls next). */
 export type EventsHandler = (ctx: Parameters<Middleware>[0], next: Next) => Promise<void>;
 
-export function eventsRoute({ config, pipeline, capacity, metrics, isReady, recent, bodyBytes, tracing = NO_TRACING }: EventsRouteDeps): EventsHandler {
+export function eventsRoute({
+  config,
+  pipeline,
+  capacity,
+  metrics,
+  isReady,
+  recent,
+  bodyBytes,
+  tracing = NO_TRACING,
+}: EventsRouteDeps): EventsHandler {
   return async function receiveEvents(ctx) {
     if (!isReady()) {
       // Before the rules are loaded every event would look unmatched and be acknowledged — lost.
@@ -173,9 +187,15 @@ function answer(ctx: Parameters<Middleware>[0], reports: EventReport[], metrics:
       r.actions
         .filter((a) => a.outcome === 'failed')
         // The Broker forwards this to the dead-letter sink: a status, never the destination's answer.
-        .map((a) => ({ retryAfterMs: a.retryAfterMs, unavailable: a.unavailable, detail: `rule ${a.rule} → destination ${a.destination}: ${a.status !== undefined ? `HTTP ${a.status}` : (a.error ?? 'failed')}` })),
+        .map((a) => ({
+          retryAfterMs: a.retryAfterMs,
+          unavailable: a.unavailable,
+          detail: `rule ${a.rule} → destination ${a.destination}: ${a.status !== undefined ? `HTTP ${a.status}` : (a.error ?? 'failed')}`,
+        })),
     ),
-    ...reports.filter((r) => r.outcome === 'retry').map((r) => ({ retryAfterMs: r.retryAfterMs, unavailable: false, detail: r.detail ?? 'a lookup failed' })),
+    ...reports
+      .filter((r) => r.outcome === 'retry')
+      .map((r) => ({ retryAfterMs: r.retryAfterMs, unavailable: false, detail: r.detail ?? 'a lookup failed' })),
   ];
   if (failed.length === 0) {
     ctx.status = 204;

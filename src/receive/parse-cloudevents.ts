@@ -28,8 +28,11 @@ export function parseCloudEvents(headers: IncomingHttpHeaders, body: string): Cl
   }
   const events = Array.isArray(parsed) ? parsed : [parsed];
   if (events.length === 0) throw new InvalidEventError(400, 'empty batch', 'the batch holds no CloudEvent');
-  if (events.length > MAX_BATCH) throw new InvalidEventError(413, 'batch too large', `${events.length} events in one batch; at most ${MAX_BATCH}`);
-  const binary = !String(headers['content-type'] ?? '').toLowerCase().startsWith('application/cloudevents');
+  if (events.length > MAX_BATCH)
+    throw new InvalidEventError(413, 'batch too large', `${events.length} events in one batch; at most ${MAX_BATCH}`);
+  const binary = !String(headers['content-type'] ?? '')
+    .toLowerCase()
+    .startsWith('application/cloudevents');
   const shallow = openingBrackets(body, MAX_DATA_DEPTH) <= MAX_DATA_DEPTH;
   return events.map((event, i) => {
     const where = events.length > 1 ? `batch entry ${i}: ` : '';
@@ -42,12 +45,20 @@ export function parseCloudEvents(headers: IncomingHttpHeaders, body: string): Cl
     const parsed = binary ? withJsonData(event, where) : event;
     // No walk when the whole body could not nest that deep (fewer brackets than the limit).
     const depth = shallow ? 0 : nestingDepth(parsed.data, MAX_DATA_DEPTH);
-    if (depth > MAX_DATA_DEPTH) throw new InvalidEventError(400, 'data too deeply nested', `${where}data is nested more than ${MAX_DATA_DEPTH} levels deep`);
+    if (depth > MAX_DATA_DEPTH)
+      throw new InvalidEventError(
+        400,
+        'data too deeply nested',
+        `${where}data is nested more than ${MAX_DATA_DEPTH} levels deep`,
+      );
     return parsed;
   });
 }
 
-/** openingBrackets counts `{` and `[` in the text (in strings too: an upper bound of how deep it nests), up to past `limit`. */
+/**
+ * openingBrackets counts `{` and `[` in the text (in strings too: an upper bound of how deep it nests), up to past
+ * `limit`.
+ */
 export function openingBrackets(text: string, limit: number): number {
   let count = 0;
   for (const bracket of ['{', '[']) {
@@ -94,7 +105,12 @@ export function sdkToEvent(headers: IncomingHttpHeaders, body: string): CloudEve
 }
 
 /** The content types whose binary-mode body the SDK already parsed as JSON (cloudevents parsers.js). */
-const PARSED_BY_SDK = new Set(['application/json', 'application/json; charset=utf-8', 'application/cloudevents+json', 'application/cloudevents+json; charset=utf-8']);
+const PARSED_BY_SDK = new Set([
+  'application/json',
+  'application/json; charset=utf-8',
+  'application/cloudevents+json',
+  'application/cloudevents+json; charset=utf-8',
+]);
 
 /** withJsonData parses a binary-mode JSON body the SDK left as text (e.g. `application/json;charset=UTF-8`). */
 function withJsonData(event: CloudEvent<unknown>, where: string): CloudEvent<unknown> {

@@ -9,7 +9,13 @@
  *   (already delivered actions are not resent), a bounded number of times.
  */
 import { CloudEvent } from 'cloudevents';
-import { ApiException, CoreV1Api, EventsV1Api, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  EventsV1Api,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { abortingConfiguration } from '../kube/aborting-configuration.js';
 import type { KubeConnection } from '../kube/connect.js';
 import { startResilientInformer, type ChangeType, type ResilientInformer } from '../kube/resilient-informer.js';
@@ -42,13 +48,25 @@ export interface EventWatch {
 
 /** A watched Event, core/v1 or events.k8s.io/v1: the times lastSeen reads (strings once made plain JSON). */
 type Raw = KubernetesObject &
-  Partial<Record<'lastTimestamp' | 'deprecatedLastTimestamp' | 'eventTime' | 'firstTimestamp' | 'deprecatedFirstTimestamp', string | Date>> & {
+  Partial<
+    Record<
+      'lastTimestamp' | 'deprecatedLastTimestamp' | 'eventTime' | 'firstTimestamp' | 'deprecatedFirstTimestamp',
+      string | Date
+    >
+  > & {
     series?: { lastObservedTime?: string | Date };
   };
 
 /** lastSeen: when an Event last occurred, whatever API shape it has. */
 function lastSeen(event: Raw): number {
-  const candidates = [event.series?.lastObservedTime, event.lastTimestamp, event.deprecatedLastTimestamp, event.eventTime, event.firstTimestamp, event.deprecatedFirstTimestamp];
+  const candidates = [
+    event.series?.lastObservedTime,
+    event.lastTimestamp,
+    event.deprecatedLastTimestamp,
+    event.eventTime,
+    event.firstTimestamp,
+    event.deprecatedFirstTimestamp,
+  ];
   for (const value of candidates) {
     const time = value ? Date.parse(String(value)) : NaN;
     if (!Number.isNaN(time)) return time;
@@ -95,13 +113,18 @@ export function watchEvents(
     if (report.outcome !== 'retry' && !report.actions.some((a) => a.outcome === 'failed')) return done();
     if (stopped) return; // still owed: the saved position stays before it, so the next process handles it
     if (attempt >= options.retries) {
-      log.error({ ceId: ce.id, attempts: attempt + 1 }, 'standalone: delivery still failing after the in-process retries; giving up on this event');
+      log.error(
+        { ceId: ce.id, attempts: attempt + 1 },
+        'standalone: delivery still failing after the in-process retries; giving up on this event',
+      );
       return done();
     }
     const delay = Math.min(30_000, 1000 * 2 ** attempt);
     const timer = setTimeout(() => {
       timers.delete(timer);
-      void handle(ce, attempt + 1, done).catch((err: unknown) => log.error({ err: (err as Error).message }, 'standalone: event processing failed'));
+      void handle(ce, attempt + 1, done).catch((err: unknown) =>
+        log.error({ err: (err as Error).message }, 'standalone: event processing failed'),
+      );
     }, delay);
     timers.add(timer);
   }
@@ -128,16 +151,23 @@ export function watchEvents(
       const current = position.position;
       if (!options.position || current === 0 || current === savedAt) return;
       savedAt = current;
-      await options.position.set(key, String(current)).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'standalone: watch position not saved'));
+      await options.position
+        .set(key, String(current))
+        .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'standalone: watch position not saved'));
     };
     saving = setInterval(() => void save(), SAVE_EVERY_MS);
     saving.unref();
     let starting = true;
     if (saved === undefined) {
-      log.warn({ api: apiVersion, maxAgeMs: options.maxAgeMs }, 'standalone: no saved watch position (first start, or no REDIS_URL): Events of the last STANDALONE_MAX_AGE_SECONDS are sent, counted as possible duplicates');
+      log.warn(
+        { api: apiVersion, maxAgeMs: options.maxAgeMs },
+        'standalone: no saved watch position (first start, or no REDIS_URL): Events of the last STANDALONE_MAX_AGE_SECONDS are sent, counted as possible duplicates',
+      );
     }
     log.info({ api: apiVersion, maxAgeMs: options.maxAgeMs, resumeAfter: saved }, 'standalone: watching Events');
-    const list = (apiVersion === 'v1' ? () => core.listEventForAllNamespaces() : () => eventsV1.listEventForAllNamespaces()) as () => Promise<KubernetesListObject<Raw>>;
+    const list = (
+      apiVersion === 'v1' ? () => core.listEventForAllNamespaces() : () => eventsV1.listEventForAllNamespaces()
+    ) as () => Promise<KubernetesListObject<Raw>>;
     informer = startResilientInformer<Raw>({
       name: 'events',
       kc: connection.kc,
@@ -151,14 +181,20 @@ export function watchEvents(
         const event = JSON.parse(JSON.stringify(object)) as Raw;
         const rev = revision(event.metadata?.resourceVersion);
         if (type === 'add' && saved !== undefined && rev !== undefined && rev <= saved) return position.seen(rev); // handled before the restart
-        if (type === 'add' && (saved === undefined || rev === undefined) && Date.now() - lastSeen(event) > options.maxAgeMs) {
+        if (
+          type === 'add' &&
+          (saved === undefined || rev === undefined) &&
+          Date.now() - lastSeen(event) > options.maxAgeMs
+        ) {
           if (rev !== undefined) position.seen(rev);
           return; // older than the start window
         }
         if (starting && saved === undefined) metrics.standaloneResent.inc(); // may have been sent before a restart
         if (rev !== undefined) position.begin(rev);
         const done = () => (rev === undefined ? undefined : position.end(rev));
-        void handle(toCloudEvent(type, event, apiVersion), 0, done).catch((err: unknown) => log.error({ err: (err as Error).message }, 'standalone: event processing failed'));
+        void handle(toCloudEvent(type, event, apiVersion), 0, done).catch((err: unknown) =>
+          log.error({ err: (err as Error).message }, 'standalone: event processing failed'),
+        );
       },
     });
     await informer.synced;

@@ -3,7 +3,16 @@
  * (the host allowlist checks the URL), and the framing and hop-by-hop headers would let a rule split or
  * smuggle a request past the destination's proxy. The HTTP client sets all of them itself.
  */
-const FORBIDDEN = new Set(['host', 'connection', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'keep-alive']);
+const FORBIDDEN = new Set([
+  'host',
+  'connection',
+  'transfer-encoding',
+  'content-length',
+  'upgrade',
+  'te',
+  'trailer',
+  'keep-alive',
+]);
 
 /** forbiddenHeader: why a rule may not set this header, or undefined when it may. */
 export function forbiddenHeader(name: string): string | undefined {

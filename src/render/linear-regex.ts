@@ -17,7 +17,11 @@ import { RE2JS, RE2JSSyntaxException } from 're2js';
 /** A regex RE2 cannot compile; `position` is a 0-based index into the pattern as written. */
 export class RegexSyntaxError extends Error {
   /** `tooLarge`: RE2 could run it, but its program is over the cap (REGEX_MAX_PROGRAM_SIZE). */
-  constructor(readonly reason: string, readonly position: number, readonly tooLarge = false) {
+  constructor(
+    readonly reason: string,
+    readonly position: number,
+    readonly tooLarge = false,
+  ) {
     super(`${reason} (at position ${position})`);
     this.name = 'RegexSyntaxError';
   }
@@ -96,7 +100,11 @@ export class LinearRegExp {
     }
     const groups: (string | undefined)[] = [];
     for (let i = 0; i <= matcher.groupCount(); i++) groups.push(matcher.group(i) ?? undefined);
-    const result = Object.assign(groups, { index: matcher.start(), input: text, groups: undefined }) as unknown as RegExpExecArray;
+    const result = Object.assign(groups, {
+      index: matcher.start(),
+      input: text,
+      groups: undefined,
+    }) as unknown as RegExpExecArray;
     if (this.global) this.lastIndex = matcher.end();
     return result;
   }
@@ -124,7 +132,11 @@ export class LinearRegExp {
 }
 
 /** compileLinearRegex compiles a pattern for the `matches` operator, or throws a RegexSyntaxError. */
-export function compileLinearRegex(pattern: string, flags = '', maxProgramSize = DEFAULT_MAX_PROGRAM_SIZE): LinearRegExp {
+export function compileLinearRegex(
+  pattern: string,
+  flags = '',
+  maxProgramSize = DEFAULT_MAX_PROGRAM_SIZE,
+): LinearRegExp {
   return new LinearRegExp(pattern, flags, maxProgramSize);
 }
 
@@ -132,12 +144,20 @@ function compileRe2(source: string, flags: string, maxProgramSize: number): RE2J
   let bits = 0;
   for (const flag of flags) {
     if (FLAG_BITS[flag] !== undefined) bits |= FLAG_BITS[flag];
-    else if (flag === 'y') throw new RegexSyntaxError('the sticky flag "y" is not supported (it would carry state from one event to the next)', source.length);
-    else if (!IGNORED_FLAGS.has(flag)) throw new RegexSyntaxError(`unknown flag "${flag}" (known: i, m, s)`, source.length);
+    else if (flag === 'y')
+      throw new RegexSyntaxError(
+        'the sticky flag "y" is not supported (it would carry state from one event to the next)',
+        source.length,
+      );
+    else if (!IGNORED_FLAGS.has(flag))
+      throw new RegexSyntaxError(`unknown flag "${flag}" (known: i, m, s)`, source.length);
   }
   rejectNamedBackReferences(source);
   const largest = largestRepetition(source);
-  const culprit = largest.count > 1 ? `; the repeat ${JSON.stringify(largest.text)} multiplies what it repeats${largest.product > largest.count ? ` (×${largest.product} with the repeats inside it)` : ''}` : '';
+  const culprit =
+    largest.count > 1
+      ? `; the repeat ${JSON.stringify(largest.text)} multiplies what it repeats${largest.product > largest.count ? ` (×${largest.product} with the repeats inside it)` : ''}`
+      : '';
   const tooLarge = (size: string) =>
     new RegexSyntaxError(
       `the pattern ${size} RE2 instructions, more than the ${maxProgramSize} allowed (REGEX_MAX_PROGRAM_SIZE): matching costs up to one step per instruction per character${culprit}`,
@@ -218,7 +238,10 @@ function rejectNamedBackReferences(source: string): void {
   for (let i = 0; i < source.length; i++) {
     if (source[i] !== '\\') continue;
     if (source.startsWith('k<', i + 1) || source[i + 1] === '8' || source[i + 1] === '9') {
-      throw new RegexSyntaxError(`invalid escape sequence ${JSON.stringify(source.slice(i, i + 3))}: ${BACK_REFERENCES}`, i);
+      throw new RegexSyntaxError(
+        `invalid escape sequence ${JSON.stringify(source.slice(i, i + 3))}: ${BACK_REFERENCES}`,
+        i,
+      );
     }
     i++;
   }
@@ -233,7 +256,8 @@ function syntaxError(source: string, err: RE2JSSyntaxException): RegexSyntaxErro
   const position = unescapedIndexOf(source, fragment);
   let hint = '';
   if (/^\\[1-9]/.test(fragment)) hint = `: ${BACK_REFERENCES}`;
-  else if (/^\(\?<?[=!]/.test(fragment)) hint = ': look-ahead and look-behind are not supported (regexes run in linear time, on RE2)';
+  else if (/^\(\?<?[=!]/.test(fragment))
+    hint = ': look-ahead and look-behind are not supported (regexes run in linear time, on RE2)';
   return new RegexSyntaxError(`${err.error} ${JSON.stringify(shorten(fragment))}${hint}`, Math.max(0, position));
 }
 

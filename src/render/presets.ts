@@ -74,7 +74,8 @@ const DIGEST_LINES = `(
 export const PRESETS: Record<string, Preset> = {
   'wavefront-event': {
     fields: ['name', 'annotations.*', 'startTime', 'endTime', 'tags', 'hosts', 'isEphemeral'],
-    description: 'Wavefront / Operations for Applications event (POST /api/v2/event): name, annotations, startTime/endTime in ms (a region rule: the start and end times)',
+    description:
+      'Wavefront / Operations for Applications event (POST /api/v2/event): name, annotations, startTime/endTime in ms (a region rule: the start and end times)',
     body: `(
       $t := $toMillis(lastTimestamp);
       {
@@ -98,7 +99,8 @@ export const PRESETS: Record<string, Preset> = {
   },
   'grafana-annotation': {
     fields: ['time', 'timeEnd', 'text', 'tags', 'dashboardUID', 'dashboardId', 'panelId'],
-    description: 'Grafana annotation (POST /api/annotations): text, time/timeEnd in ms, tags (a region rule: a region from start to end); set dashboardUID/panelId with fields',
+    description:
+      'Grafana annotation (POST /api/annotations): text, time/timeEnd in ms, tags (a region rule: a region from start to end); set dashboardUID/panelId with fields',
     body: `{
       "time": $toMillis(firstTimestamp),
       "timeEnd": $toMillis(lastTimestamp),
@@ -123,7 +125,8 @@ export const PRESETS: Record<string, Preset> = {
   },
   'graphite-event': {
     fields: ['what', 'tags', 'when', 'data'],
-    description: 'Graphite events (POST /events/ of graphite-web; Grafana Graphite annotations): what, tags, when in s, data',
+    description:
+      'Graphite events (POST /events/ of graphite-web; Grafana Graphite annotations): what, tags, when in s, data',
     body: `{
       "what": ${TITLE},
       "tags": ["k8s", reason, involvedObject.kind] ~> $append(involvedObject.namespace ? [involvedObject.namespace] : []),
@@ -132,7 +135,19 @@ export const PRESETS: Record<string, Preset> = {
     }`,
   },
   slack: {
-    fields: ['text', 'blocks', 'attachments', 'username', 'icon_emoji', 'icon_url', 'channel', 'thread_ts', 'mrkdwn', 'unfurl_links', 'unfurl_media'],
+    fields: [
+      'text',
+      'blocks',
+      'attachments',
+      'username',
+      'icon_emoji',
+      'icon_url',
+      'channel',
+      'thread_ts',
+      'mrkdwn',
+      'unfurl_links',
+      'unfurl_media',
+    ],
     description: 'Slack incoming webhook: text (the fallback) and Block Kit blocks',
     body: `(
       $title := ${TITLE} & (count > 1 ? " (×" & count & ")" : "");
@@ -186,9 +201,29 @@ export const PRESETS: Record<string, Preset> = {
     )`,
   },
   pagerduty: {
-    fields: ['routing_key', 'event_action', 'dedup_key', 'payload.summary', 'payload.source', 'payload.severity', 'payload.timestamp', 'payload.component', 'payload.group', 'payload.class', 'payload.custom_details', 'payload.custom_details.*', 'client', 'client_url', 'links', 'images'],
-    required: { routing_key: 'the integration\'s routing key, e.g. { secretKeyRef: { name: pagerduty, key: routing-key } }' },
-    description: 'PagerDuty Events API v2 trigger (POST /v2/enqueue); routing_key from fields (required); dedup_key is the involved object and reason, so repeats update one incident',
+    fields: [
+      'routing_key',
+      'event_action',
+      'dedup_key',
+      'payload.summary',
+      'payload.source',
+      'payload.severity',
+      'payload.timestamp',
+      'payload.component',
+      'payload.group',
+      'payload.class',
+      'payload.custom_details',
+      'payload.custom_details.*',
+      'client',
+      'client_url',
+      'links',
+      'images',
+    ],
+    required: {
+      routing_key: "the integration's routing key, e.g. { secretKeyRef: { name: pagerduty, key: routing-key } }",
+    },
+    description:
+      'PagerDuty Events API v2 trigger (POST /v2/enqueue); routing_key from fields (required); dedup_key is the involved object and reason, so repeats update one incident',
     body: `{
       "event_action": "trigger",
       "dedup_key": $substring($join([involvedObject.kind, involvedObject.namespace, involvedObject.name, reason], "/"), 0, 255),
@@ -206,7 +241,8 @@ export const PRESETS: Record<string, Preset> = {
   },
   alertmanager: {
     fields: ['labels.*', 'annotations.*', 'startsAt', 'endsAt', 'generatorURL'],
-    description: 'Prometheus Alertmanager API v2 (POST /api/v2/alerts): an array with one alert; ends 5 minutes after the occurrence',
+    description:
+      'Prometheus Alertmanager API v2 (POST /api/v2/alerts): an array with one alert; ends 5 minutes after the occurrence',
     body: `[{
       "labels": {
         "alertname": "Kubernetes" & reason,
@@ -224,8 +260,21 @@ export const PRESETS: Record<string, Preset> = {
     }]`,
   },
   'datadog-event': {
-    fields: ['title', 'text', 'date_happened', 'alert_type', 'source_type_name', 'aggregation_key', 'tags', 'priority', 'host', 'related_event_id', 'device_name'],
-    description: 'Datadog events v1 (POST /api/v1/events): title, text, date_happened in s, alert_type, tags, aggregation_key',
+    fields: [
+      'title',
+      'text',
+      'date_happened',
+      'alert_type',
+      'source_type_name',
+      'aggregation_key',
+      'tags',
+      'priority',
+      'host',
+      'related_event_id',
+      'device_name',
+    ],
+    description:
+      'Datadog events v1 (POST /api/v1/events): title, text, date_happened in s, alert_type, tags, aggregation_key',
     body: `{
       "title": $substring(${TITLE}, 0, 100),
       "text": $substring(message, 0, 4000),
@@ -254,7 +303,8 @@ export const PRESETS: Record<string, Preset> = {
       'ce-id': '$occurrence & "/" & $rule.name',
       'ce-source': '"kube-event-rules/" & $rule.name',
       'ce-type': '"dev.kube-event-rules.event." & $lowercase(type ? type : "normal")',
-      'ce-subject': 'involvedObject.kind & "/" & (involvedObject.namespace ? involvedObject.namespace & "/" : "") & involvedObject.name',
+      'ce-subject':
+        'involvedObject.kind & "/" & (involvedObject.namespace ? involvedObject.namespace & "/" : "") & involvedObject.name',
       'ce-time': 'lastTimestamp',
     },
     body: '$',
@@ -290,7 +340,8 @@ function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
-    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     previous = current;
   }
   return previous[b.length];
@@ -307,7 +358,9 @@ export function presetFieldProblems(name: string, fieldNames: string[]): string[
   for (const path of fieldNames) {
     if (allowed(preset, path)) continue;
     const guess = closest(preset, path);
-    problems.push(`fields.${path}: "${path}" is not a field of preset ${name}${guess ? ` — did you mean "${guess}"?` : ''} (its fields: ${preset.fields.join(', ')})`);
+    problems.push(
+      `fields.${path}: "${path}" is not a field of preset ${name}${guess ? ` — did you mean "${guess}"?` : ''} (its fields: ${preset.fields.join(', ')})`,
+    );
   }
   for (const [field, what] of Object.entries(preset.required ?? {})) {
     if (!fieldNames.includes(field)) problems.push(`fields: preset ${name} needs fields.${field}: ${what}`);

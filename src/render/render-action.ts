@@ -39,7 +39,10 @@ function readersFor(deps: ActionRenderDeps, scope: string | undefined): ScopeRea
   if (!byScope) readersByDeps.set(deps, (byScope = new Map<string | undefined, ScopeReaders>()));
   let readers = byScope.get(scope);
   if (!readers) {
-    readers = { secrets: scopedSecrets(deps.cluster.secrets, scope), configMaps: deps.cluster.configMaps && scopedSecrets(deps.cluster.configMaps, scope) };
+    readers = {
+      secrets: scopedSecrets(deps.cluster.secrets, scope),
+      configMaps: deps.cluster.configMaps && scopedSecrets(deps.cluster.configMaps, scope),
+    };
     byScope.set(scope, readers);
   }
   return readers;
@@ -107,7 +110,8 @@ const MISSING_OBJECT_RETRY_MS = 30_000;
  * wait; `unavailable` when it is this service's state (503), not a wait asked for (429). Undefined: permanent.
  */
 export function mayPassLater(err: unknown): { retryAfterMs?: number; unavailable: boolean } | undefined {
-  if (err instanceof LookupFailedError || err instanceof TemplateQueueError) return { retryAfterMs: err.retryAfterMs, unavailable: false };
+  if (err instanceof LookupFailedError || err instanceof TemplateQueueError)
+    return { retryAfterMs: err.retryAfterMs, unavailable: false };
   if (err instanceof MissingObjectError) return { retryAfterMs: MISSING_OBJECT_RETRY_MS, unavailable: true };
   if (err instanceof TemplateError && GUARD_CODES.has(err.code ?? '')) return { unavailable: true };
   return undefined;
@@ -116,12 +120,18 @@ export function mayPassLater(err: unknown): { retryAfterMs?: number; unavailable
 /** renderFailure: what a renderAction error means, its message redacted. */
 export function renderFailure(err: unknown, rule: CompiledRule, action: CompiledAction): RenderFailure {
   const template = err instanceof TemplateError;
-  const error = knownSecrets.redact(`${template ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`);
+  const error = knownSecrets.redact(
+    `${template ? `rule ${rule.name} action ${action.index} body: ` : ''}${describeError(err)}`,
+  );
   const guard = err instanceof TemplateError && GUARD_CODES.has(err.code ?? '');
-  // A missing (or forbidden) Secret or ConfigMap may be created by the next rollout: redelivered, dead-lettered in the end.
-  if (err instanceof MissingObjectError) return { outcome: 'failed', error, retryAfterMs: MISSING_OBJECT_RETRY_MS, unavailable: true };
-  // Template and configuration errors are permanent; a guard trip or anything else (an API outage reading a Secret) may pass.
+  // A missing (or forbidden) Secret or ConfigMap may be created by the next rollout: redelivered, dead-lettered in the
+  // end.
+  if (err instanceof MissingObjectError)
+    return { outcome: 'failed', error, retryAfterMs: MISSING_OBJECT_RETRY_MS, unavailable: true };
+  // Template and configuration errors are permanent; a guard trip or anything else (an API outage reading a Secret) may
+  // pass.
   if (!guard && (template || err instanceof ConfigurationError)) return { outcome: 'error', error, template };
-  const retryAfterMs = err instanceof LookupFailedError || err instanceof TemplateQueueError ? err.retryAfterMs : undefined;
+  const retryAfterMs =
+    err instanceof LookupFailedError || err instanceof TemplateQueueError ? err.retryAfterMs : undefined;
   return { outcome: 'failed', error, retryAfterMs, template, guard };
 }

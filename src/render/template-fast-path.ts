@@ -66,7 +66,9 @@ const ISO_8601 = /^\d{4}(-[01]\d)?(-[0-3]\d)?(T[0-2]\d:[0-5]\d:[0-5]\d)?(\.\d+)?
  * compileFastPath compiles a JSONata AST to closures, or returns undefined when the template uses anything
  * outside the subset. The returned function gives the template's value, or BAIL.
  */
-export function compileFastPath(ast: unknown): ((input: unknown, bindings: Record<string, unknown>) => unknown) | undefined {
+export function compileFastPath(
+  ast: unknown,
+): ((input: unknown, bindings: Record<string, unknown>) => unknown) | undefined {
   const boundNames = new Set<string>();
   collectBindings(ast, boundNames);
   const evaluate = compile(ast as Node, 0, boundNames);
@@ -100,7 +102,11 @@ function collectBindings(node: unknown, names: Set<string>): void {
  */
 function inSubset(node: Node, type = node?.type): boolean {
   const allowed = ALLOWED_KEYS[type];
-  return node?.type === type && allowed !== undefined && Object.keys(node).every((key) => allowed.includes(key) || (key === 'keepArray' && !node.keepArray));
+  return (
+    node?.type === type &&
+    allowed !== undefined &&
+    Object.keys(node).every((key) => allowed.includes(key) || (key === 'keepArray' && !node.keepArray))
+  );
 }
 
 function compile(node: Node, depth: number, bound: Set<string>): Evaluator | undefined {
@@ -172,7 +178,8 @@ function bind(node: Node, sub: (child: unknown) => Evaluator | undefined): Evalu
 function variable(name: string): Evaluator {
   if (name === '' || name === '$') return (c) => checked(c.input);
   return (c) => {
-    for (let scope = c.scope; scope; scope = scope.parent) if (scope.vars.has(name)) return checked(scope.vars.get(name));
+    for (let scope = c.scope; scope; scope = scope.parent)
+      if (scope.vars.has(name)) return checked(scope.vars.get(name));
     if (Object.prototype.hasOwnProperty.call(c.bindings, name)) return checked(c.bindings[name]);
     return bail(); // undefined, or one of JSONata's built-in functions used as a value
   };
@@ -180,7 +187,8 @@ function variable(name: string): Evaluator {
 
 /** checked admits the values the subset handles exactly: arrays and functions take JSONata's own paths. */
 function checked(value: unknown): unknown {
-  if (Array.isArray(value) || typeof value === 'function' || typeof value === 'symbol' || typeof value === 'bigint') bail();
+  if (Array.isArray(value) || typeof value === 'function' || typeof value === 'symbol' || typeof value === 'bigint')
+    bail();
   return value;
 }
 
@@ -195,7 +203,8 @@ function path(steps: Node[], sub: (child: unknown) => Evaluator | undefined): Ev
   return (c) => {
     let value = from(c);
     for (const name of names) {
-      if (value === null || typeof value !== 'object' || !Object.prototype.hasOwnProperty.call(value, name)) return undefined;
+      if (value === null || typeof value !== 'object' || !Object.prototype.hasOwnProperty.call(value, name))
+        return undefined;
       value = checked((value as Record<string, unknown>)[name]);
     }
     return value;
@@ -310,7 +319,13 @@ function unary(node: Node, sub: (child: unknown) => Evaluator | undefined): Eval
   }
 }
 
-function call(procedure: Node, args: Node[], first: Evaluator | undefined, sub: (child: unknown) => Evaluator | undefined, bound: Set<string>): Evaluator | undefined {
+function call(
+  procedure: Node,
+  args: Node[],
+  first: Evaluator | undefined,
+  sub: (child: unknown) => Evaluator | undefined,
+  bound: Set<string>,
+): Evaluator | undefined {
   if (procedure?.type !== 'variable' || !Array.isArray(args)) return undefined;
   const name = String(procedure.value);
   const arity = FUNCTION_ARITY[name];
@@ -393,7 +408,8 @@ function primitive(v: unknown): unknown {
 function text(v: unknown): string {
   if (v === undefined) return '';
   if (typeof v === 'string') return v;
-  if (typeof v === 'number') return finite(v) ? JSON.stringify(Number.isInteger(v) ? v : Number(v.toPrecision(15))) : bail();
+  if (typeof v === 'number')
+    return finite(v) ? JSON.stringify(Number.isInteger(v) ? v : Number(v.toPrecision(15))) : bail();
   if (typeof v === 'boolean' || v === null) return String(v);
   return bail(); // objects: JSONata's own serialization
 }

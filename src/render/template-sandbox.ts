@@ -16,7 +16,14 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TemplateError, TemplateQueueError, describeError } from '../errors.js';
-import { CPU_BUDGET, OUT_OF_MEMORY, OVERRUN, type SandboxAnswer, type SandboxTask, type WorkerMessage } from './sandbox-protocol.js';
+import {
+  CPU_BUDGET,
+  OUT_OF_MEMORY,
+  OVERRUN,
+  type SandboxAnswer,
+  type SandboxTask,
+  type WorkerMessage,
+} from './sandbox-protocol.js';
 
 export interface SandboxOptions {
   workers: number;
@@ -54,7 +61,9 @@ export interface TemplateSandbox {
 export { CPU_BUDGET, OUT_OF_MEMORY, OVERRUN };
 
 /** The worker's file: the TypeScript source under tsx (tests, bench), the compiled file in the image. */
-const WORKER_FILE = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './template-worker.ts' : './template-worker.js', import.meta.url));
+const WORKER_FILE = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? './template-worker.ts' : './template-worker.js', import.meta.url),
+);
 
 interface Job {
   task: SandboxTask;
@@ -91,7 +100,11 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
     const child = fork(options.workerFile ?? WORKER_FILE, [], {
       // The service's own flags (the TypeScript loader under tsx) without its heap size or debugger port, then the
       // worker's heap.
-      execArgv: [...process.execArgv.filter((arg) => !/^--(max-old-space-size|inspect)/.test(arg)), `--max-old-space-size=${options.heapMb}`, '--max-semi-space-size=2'],
+      execArgv: [
+        ...process.execArgv.filter((arg) => !/^--(max-old-space-size|inspect)/.test(arg)),
+        `--max-old-space-size=${options.heapMb}`,
+        '--max-semi-space-size=2',
+      ],
       serialization: 'advanced',
       // Templates never read the environment; the workers get none of it (Secrets may be in it).
       env: {},
@@ -115,15 +128,23 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
       if (job) {
         job.settle(
           worker.killed
-            ? new TemplateError(`template still running ${overrunMs} ms after it started (CPU budget ${options.budgetMs} ms); its worker was stopped and replaced`, OVERRUN)
+            ? new TemplateError(
+                `template still running ${overrunMs} ms after it started (CPU budget ${options.budgetMs} ms); its worker was stopped and replaced`,
+                OVERRUN,
+              )
             : signal === 'SIGABRT' || code === 134
-              ? new TemplateError(`template used more than the ${options.heapMb} MB heap of its worker (TEMPLATE_WORKER_HEAP_MB); the worker was replaced`, OUT_OF_MEMORY)
+              ? new TemplateError(
+                  `template used more than the ${options.heapMb} MB heap of its worker (TEMPLATE_WORKER_HEAP_MB); the worker was replaced`,
+                  OUT_OF_MEMORY,
+                )
               : new Error(`template worker exited (${signal ?? `code ${code}`})`),
         );
       }
       if (!worker.ready) {
         // It died starting up: try again in a second (no crash loop); with no worker left, none would answer the queue.
-        if (workers.size === 0) for (const waiting of queue.splice(0)) waiting.settle(new Error(`template worker could not start (${signal ?? `code ${code}`})`));
+        if (workers.size === 0)
+          for (const waiting of queue.splice(0))
+            waiting.settle(new Error(`template worker could not start (${signal ?? `code ${code}`})`));
         startAfter = Date.now() + 1000;
         setTimeout(start, 1000).unref();
       } else if (!closed) spawn();
@@ -193,20 +214,40 @@ export function createTemplateSandbox(options: SandboxOptions): TemplateSandbox 
       if (closed) throw new Error('template sandbox closed');
       if (workers.size === 0) start();
       if (workers.size === 0) throw new Error('template workers are not running (one failed to start; retrying)');
-      if (queue.length >= maxQueued) throw new TemplateQueueError(`template workers busy: ${queue.length} evaluations already waiting (TEMPLATE_QUEUE)`, QUEUE_RETRY_AFTER_MS);
-      const task: SandboxTask = { id: nextId++, source, input, bindings, cpuBudgetMs: options.budgetMs, timeoutMs: 2 * overrunMs, maxOutputBytes: options.maxOutputBytes };
+      if (queue.length >= maxQueued)
+        throw new TemplateQueueError(
+          `template workers busy: ${queue.length} evaluations already waiting (TEMPLATE_QUEUE)`,
+          QUEUE_RETRY_AFTER_MS,
+        );
+      const task: SandboxTask = {
+        id: nextId++,
+        source,
+        input,
+        bindings,
+        cpuBudgetMs: options.budgetMs,
+        timeoutMs: 2 * overrunMs,
+        maxOutputBytes: options.maxOutputBytes,
+      };
       const enqueued = Date.now();
       const answer = await new Promise<SandboxAnswer | Error>((settle) => {
         const job: Job = { task, settle };
         if (deadline !== undefined) {
           // An evaluation whose request was answered is wasted work and delays the next requests: drop it.
-          job.expiry = setTimeout(() => {
-            const at = queue.indexOf(job);
-            if (at < 0) return;
-            queue.splice(at, 1);
-            settle(new TemplateQueueError(`template not evaluated: waited ${Date.now() - enqueued} ms for a template worker, until its request's deadline`, QUEUE_RETRY_AFTER_MS));
-            holdOpen();
-          }, Math.max(0, deadline - Date.now()));
+          job.expiry = setTimeout(
+            () => {
+              const at = queue.indexOf(job);
+              if (at < 0) return;
+              queue.splice(at, 1);
+              settle(
+                new TemplateQueueError(
+                  `template not evaluated: waited ${Date.now() - enqueued} ms for a template worker, until its request's deadline`,
+                  QUEUE_RETRY_AFTER_MS,
+                ),
+              );
+              holdOpen();
+            },
+            Math.max(0, deadline - Date.now()),
+          );
           job.expiry.unref();
         }
         queue.push(job);

@@ -38,7 +38,12 @@ const SEQUENCE_LIMIT = 100_000;
  * `$eval` builds) run on RE2, in linear time.
  */
 export function jsonataOptions(timeoutMs: number): jsonata.JsonataOptions {
-  return { timeout: timeoutMs, stack: STACK_LIMIT, sequence: SEQUENCE_LIMIT, RegexEngine: LinearRegExp as unknown as RegExpConstructor };
+  return {
+    timeout: timeoutMs,
+    stack: STACK_LIMIT,
+    sequence: SEQUENCE_LIMIT,
+    RegexEngine: LinearRegExp as unknown as RegExpConstructor,
+  };
 }
 
 export interface Template {
@@ -129,7 +134,11 @@ export function checkRegexLiterals(source: string, ast: unknown): void {
         // A regex node's position is just past its flags: `/pattern/flags`.
         const end = typeof position === 'number' ? position : source.length;
         const start = end - value.flags.replace('g', '').length - 1 - value.source.length;
-        throw new TemplateError(`regex: ${err.reason} at ${pointAt(source, start + err.position)}`, 'REGEX', start + err.position);
+        throw new TemplateError(
+          `regex: ${err.reason} at ${pointAt(source, start + err.position)}`,
+          'REGEX',
+          start + err.position,
+        );
       }
     }
     for (const child of Object.values(node)) visit(child);
@@ -138,7 +147,11 @@ export function checkRegexLiterals(source: string, ast: unknown): void {
 }
 
 /** fastResult evaluates on the fast path; should it ever throw, JSONata gets the final word. */
-function fastResult(fast: NonNullable<ReturnType<typeof compileFastPath>>, input: unknown, bindings: Record<string, unknown>): unknown {
+function fastResult(
+  fast: NonNullable<ReturnType<typeof compileFastPath>>,
+  input: unknown,
+  bindings: Record<string, unknown>,
+): unknown {
   try {
     return fast(input, bindings);
   } catch {
@@ -151,13 +164,17 @@ function fastResult(fast: NonNullable<ReturnType<typeof compileFastPath>>, input
  * serializing also drops JSONata's null prototypes.
  */
 export function toJsonText(result: unknown, maxOutputBytes: number): string {
-  if (result === undefined) throw new TemplateError('template produced no value (an empty result: check the paths it reads)', EMPTY_RESULT);
+  if (result === undefined)
+    throw new TemplateError('template produced no value (an empty result: check the paths it reads)', EMPTY_RESULT);
   const text = JSON.stringify(result, (_key, value: unknown) => {
     if (typeof value === 'function') throw new TemplateError('template produced a function, not a JSON value');
     return value;
   });
   if (text.length > maxOutputBytes / 3 && Buffer.byteLength(text) > maxOutputBytes) {
-    throw new TemplateError(`template produced ${Buffer.byteLength(text)} bytes of JSON, more than TEMPLATE_MAX_OUTPUT_BYTES (${maxOutputBytes})`, OUTPUT_TOO_LARGE);
+    throw new TemplateError(
+      `template produced ${Buffer.byteLength(text)} bytes of JSON, more than TEMPLATE_MAX_OUTPUT_BYTES (${maxOutputBytes})`,
+      OUTPUT_TOO_LARGE,
+    );
   }
   return text;
 }

@@ -39,7 +39,9 @@ export interface MaterialReaders {
 
 export const NO_CLUSTER_CONFIGMAPS: SecretReader = {
   async read(name, key) {
-    throw new ConfigurationError(`configMapKeyRef ${name}/${key}: no Kubernetes cluster is configured, so ConfigMaps cannot be read (use {file: PATH} for local runs)`);
+    throw new ConfigurationError(
+      `configMapKeyRef ${name}/${key}: no Kubernetes cluster is configured, so ConfigMaps cannot be read (use {file: PATH} for local runs)`,
+    );
   },
 };
 
@@ -49,7 +51,13 @@ export function compileTransport(spec: DestinationSpec): CompiledTransport | und
   const compiled: CompiledTransport = {};
   if (spec.tls) {
     const { ca, clientCert, clientKey, serverName, insecureSkipVerify } = spec.tls;
-    compiled.tls = { ca, cert: clientCert, key: clientKey, servername: serverName, insecure: insecureSkipVerify === true };
+    compiled.tls = {
+      ca,
+      cert: clientCert,
+      key: clientKey,
+      servername: serverName,
+      insecure: insecureSkipVerify === true,
+    };
   }
   if (spec.proxy) {
     let url: URL;
@@ -58,17 +66,26 @@ export function compileTransport(spec: DestinationSpec): CompiledTransport | und
     } catch {
       throw new Error(`proxy.url: ${JSON.stringify(spec.proxy.url)} is not a URL`);
     }
-    if (url.username || url.password) throw new Error('proxy.url: must not carry credentials (give them with proxy.username and proxy.password, from a Secret)');
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`proxy.url: ${url.protocol} proxies are not supported (http: or https:)`);
+    if (url.username || url.password)
+      throw new Error(
+        'proxy.url: must not carry credentials (give them with proxy.username and proxy.password, from a Secret)',
+      );
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new Error(`proxy.url: ${url.protocol} proxies are not supported (http: or https:)`);
     compiled.proxy = { url: url.origin, host: url.host, username: spec.proxy.username, password: spec.proxy.password };
   }
   return compiled;
 }
 
 /** resolveTransport reads the material for one request (cached by the readers) and gives the transport. */
-export async function resolveTransport(compiled: CompiledTransport, destination: string, readers: MaterialReaders): Promise<Transport> {
+export async function resolveTransport(
+  compiled: CompiledTransport,
+  destination: string,
+  readers: MaterialReaders,
+): Promise<Transport> {
   const { tls, proxy } = compiled;
-  const read = (what: string, source: MaterialSource | undefined) => (source ? readMaterial(source, `destination ${destination} ${what}`, readers) : undefined);
+  const read = (what: string, source: MaterialSource | undefined) =>
+    source ? readMaterial(source, `destination ${destination} ${what}`, readers) : undefined;
   const values = await Promise.all([
     read('tls.ca', tls?.ca),
     read('tls.clientCert', tls?.cert),
@@ -86,11 +103,18 @@ export async function resolveTransport(compiled: CompiledTransport, destination:
     checkTlsMaterial(destination, transport.tls);
   }
   if (proxy) {
-    const token = username !== undefined && password !== undefined ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` : undefined;
-    if (token) for (const credential of [username!, password!, token, token.slice('Basic '.length)]) knownSecrets.remember(credential);
+    const token =
+      username !== undefined && password !== undefined
+        ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`
+        : undefined;
+    if (token)
+      for (const credential of [username!, password!, token, token.slice('Basic '.length)])
+        knownSecrets.remember(credential);
     transport.proxy = { uri: proxy.url, host: proxy.host, token };
   }
-  transport.hash = createHash('sha256').update(JSON.stringify([transport.tls, transport.proxy])).digest('hex');
+  transport.hash = createHash('sha256')
+    .update(JSON.stringify([transport.tls, transport.proxy]))
+    .digest('hex');
   compiled.last = { values, transport };
   return transport;
 }
@@ -104,16 +128,23 @@ function checkTlsMaterial(destination: string, tls: NonNullable<Transport['tls']
     createSecureContext({ ca: tls.ca, cert: tls.cert, key: tls.key });
   } catch (err) {
     const detail = (err as Error).message.replace(/^error:[0-9A-F]+:/i, '');
-    const which = /key values mismatch/i.test(detail) ? 'tls.clientCert and tls.clientKey do not belong together' : `tls material is not valid PEM (${detail})`;
+    const which = /key values mismatch/i.test(detail)
+      ? 'tls.clientCert and tls.clientKey do not belong together'
+      : `tls material is not valid PEM (${detail})`;
     throw new ConfigurationError(`destination ${destination}: ${which}`);
   }
 }
 
 async function readMaterial(source: MaterialSource, what: string, readers: MaterialReaders): Promise<string> {
   try {
-    if ('secretKeyRef' in source) return (await readers.secrets.read(source.secretKeyRef.name, source.secretKeyRef.key)).trim();
-    if ('configMapKeyRef' in source) return (await readers.configMaps.read(source.configMapKeyRef.name, source.configMapKeyRef.key)).trim();
-    if (!readers.files) throw new ConfigurationError(`{ file } is not allowed in a team's rules; use a secretKeyRef or configMapKeyRef of the team's namespace`);
+    if ('secretKeyRef' in source)
+      return (await readers.secrets.read(source.secretKeyRef.name, source.secretKeyRef.key)).trim();
+    if ('configMapKeyRef' in source)
+      return (await readers.configMaps.read(source.configMapKeyRef.name, source.configMapKeyRef.key)).trim();
+    if (!readers.files)
+      throw new ConfigurationError(
+        `{ file } is not allowed in a team's rules; use a secretKeyRef or configMapKeyRef of the team's namespace`,
+      );
     return await readMaterialFile(source.file);
   } catch (err) {
     if (err instanceof Error) err.message = `${what}: ${err.message}`;

@@ -38,7 +38,13 @@ export function literalPrefix(template: Pick<UrlTemplate, 'parts'>): string {
 }
 
 /** resolveUrlTemplate builds the URL of one event; undefined when no part gave a value. */
-export async function resolveUrlTemplate(template: UrlTemplate, what: string, input: unknown, bindings: Record<string, unknown>, deadline?: number): Promise<string | undefined> {
+export async function resolveUrlTemplate(
+  template: UrlTemplate,
+  what: string,
+  input: unknown,
+  bindings: Record<string, unknown>,
+  deadline?: number,
+): Promise<string | undefined> {
   let url = '';
   let valued = false;
   for (const [index, part] of template.parts.entries()) {
@@ -55,13 +61,18 @@ export async function resolveUrlTemplate(template: UrlTemplate, what: string, in
       throw err;
     }
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
-      throw new ConfigurationError(`${what}: the expression ${JSON.stringify(part.template.source)} must give a string, got ${JSON.stringify(value)}`);
+      throw new ConfigurationError(
+        `${what}: the expression ${JSON.stringify(part.template.source)} must give a string, got ${JSON.stringify(value)}`,
+      );
     }
     url += index === 0 ? String(value) : encodeURIComponent(String(value));
     valued = true;
   }
   if (!valued) return undefined;
-  if (hasDotSegment(url)) throw new ConfigurationError(`${what}: ${JSON.stringify(url)} has a "." or ".." path segment, which would send it to another path`);
+  if (hasDotSegment(url))
+    throw new ConfigurationError(
+      `${what}: ${JSON.stringify(url)} has a "." or ".." path segment, which would send it to another path`,
+    );
   return url;
 }
 

@@ -31,7 +31,8 @@ export type CompiledValue =
   | UrlTemplate;
 
 export function compileValue(source: ValueSource, options: TemplateOptions): CompiledValue {
-  if (typeof source === 'string' || typeof source === 'number' || typeof source === 'boolean') return { kind: 'literal', value: source };
+  if (typeof source === 'string' || typeof source === 'number' || typeof source === 'boolean')
+    return { kind: 'literal', value: source };
   if ('jsonata' in source) return { kind: 'template', template: compileTemplate(source.jsonata, options) };
   if ('env' in source) return { kind: 'env', name: source.env, prefix: source.prefix ?? '' };
   return { kind: 'secret', ...source.secretKeyRef, prefix: source.prefix ?? '' };
@@ -78,11 +79,15 @@ export async function resolveValue(
     }
     case 'env': {
       const found = context.env[value.name];
-      if (found === undefined || found === '') throw new ConfigurationError(`${what}: environment variable ${value.name} is not set`);
+      if (found === undefined || found === '')
+        throw new ConfigurationError(`${what}: environment variable ${value.name} is not set`);
       return { value: value.prefix + knownSecrets.remember(found), secret: true };
     }
     case 'secret':
-      return { value: value.prefix + knownSecrets.remember(await context.secrets.read(value.name, value.key)).trim(), secret: true };
+      return {
+        value: value.prefix + knownSecrets.remember(await context.secrets.read(value.name, value.key)).trim(),
+        secret: true,
+      };
     case 'url': {
       const url = await resolveUrlTemplate(value, what, context.input, context.bindings, context.deadline);
       return url === undefined ? undefined : { value: url, secret: false };
@@ -91,7 +96,11 @@ export async function resolveValue(
 }
 
 /** resolveField is resolveValue for body fields: a JSONata value keeps its JSON type (number, list, object). */
-export async function resolveField(value: CompiledValue, what: string, context: ResolveContext): Promise<{ value: unknown; secret: boolean } | undefined> {
+export async function resolveField(
+  value: CompiledValue,
+  what: string,
+  context: ResolveContext,
+): Promise<{ value: unknown; secret: boolean } | undefined> {
   if (value.kind === 'literal') return { value: value.value, secret: false }; // a number stays a number
   if (value.kind !== 'template') return resolveValue(value, what, context);
   try {

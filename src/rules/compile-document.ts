@@ -50,10 +50,18 @@ export function runToEnd<T>(steps: Generator<void, T>): T {
  * compileDocumentSteps is compileDocument as steps, one per rule, so a loader can let the event loop serve
  * requests between them: a 1 MiB document holds ≈ 2,000 rules, and compiling them cold takes seconds.
  */
-export function* compileDocumentSteps(document: unknown, source: string, options: TemplateOptions): Generator<void, CompileResult> {
+export function* compileDocumentSteps(
+  document: unknown,
+  source: string,
+  options: TemplateOptions,
+): Generator<void, CompileResult> {
   const manifest = document as { apiVersion?: unknown; kind?: unknown } | null;
   if (manifest && typeof manifest === 'object' && typeof manifest.kind === 'string' && 'apiVersion' in manifest) {
-    return { problems: [`this is a Kubernetes ${manifest.kind} manifest, not a rule document (a rule document has "destinations" and "rules" at the top)`] };
+    return {
+      problems: [
+        `this is a Kubernetes ${manifest.kind} manifest, not a rule document (a rule document has "destinations" and "rules" at the top)`,
+      ],
+    };
   }
   const rulesList = (document as { rules?: unknown } | null)?.rules;
   const skeleton = Array.isArray(rulesList) ? { ...(document as object), rules: [] } : document;
@@ -61,7 +69,10 @@ export function* compileDocumentSteps(document: unknown, source: string, options
   const ruleErrors: ErrorObject[] = [];
   for (const [i, rule] of (rulesList as unknown[]).entries()) {
     if (i % 100 === 99) yield;
-    if (!validateRule(rule)) ruleErrors.push(...(validateRule.errors ?? []).map((e) => ({ ...e, instancePath: `/rules/${i}${e.instancePath}` })));
+    if (!validateRule(rule))
+      ruleErrors.push(
+        ...(validateRule.errors ?? []).map((e) => ({ ...e, instancePath: `/rules/${i}${e.instancePath}` })),
+      );
   }
   if (ruleErrors.length > 0) return { problems: schemaProblems(ruleErrors, document) };
   const doc = document as RuleDocument;
@@ -78,12 +89,16 @@ export function* compileDocumentSteps(document: unknown, source: string, options
     yield;
     const where = `rules[${i}] (${spec.name})`;
     // A shadow rule may share its name with the live rule it would replace; two of one kind may not.
-    const identity = `${spec.shadow ?? doc.shadow ? 'shadow:' : ''}${spec.name}`;
+    const identity = `${(spec.shadow ?? doc.shadow) ? 'shadow:' : ''}${spec.name}`;
     if (names.has(identity)) problems.push(`${where}.name: another rule of this document has the same name`);
     names.add(identity);
     const shadow = (spec.shadow ?? doc.shadow) === true;
     const { region, conditions } = compileRegion(spec, shadow, where, regexBudget, options, problems);
-    const { rule, test, problems: conditionProblems } = conditions ? buildRule(spec.name, conditions, regexBudget) : { problems: [] };
+    const {
+      rule,
+      test,
+      problems: conditionProblems,
+    } = conditions ? buildRule(spec.name, conditions, regexBudget) : { problems: [] };
     // A region's sides were checked where they are written (region.start, region.end).
     if (!spec.region) problems.push(...conditionProblems.map((p) => `${where}.${p}`));
     const actions: CompiledAction[] = [];
@@ -92,34 +107,71 @@ export function* compileDocumentSteps(document: unknown, source: string, options
       const destination = destinations.get(action.destination);
       if (!destination) {
         const known = [...Object.keys(doc.destinations ?? {})].join(', ') || 'none defined';
-        problems.push(`${where}.actions[${index}].destination: "${action.destination}" is not a destination of this document (known: ${known})`);
+        problems.push(
+          `${where}.actions[${index}].destination: "${action.destination}" is not a destination of this document (known: ${known})`,
+        );
         return;
       }
       const at = `${where}.actions[${index}]`;
       const actionProblem = destinationKind(destination.kind).checkAction?.(action);
       if (actionProblem) problems.push(`${at}: ${actionProblem}`);
       const preset = action.preset === undefined ? undefined : PRESETS[action.preset];
-      if (action.preset !== undefined) problems.push(...presetFieldProblems(action.preset, Object.keys(action.fields ?? {})).map((p) => `${at}.${p}`));
+      if (action.preset !== undefined)
+        problems.push(...presetFieldProblems(action.preset, Object.keys(action.fields ?? {})).map((p) => `${at}.${p}`));
       // A digest rule's preset sends its digest form (refused at load where the preset has none).
-      if (preset && spec.digest && !preset.digestBody) problems.push(`${at}.preset: preset ${action.preset} has no digest form (presets with one: ${Object.keys(PRESETS).filter((n) => PRESETS[n].digestBody).join(', ')}); write a body over $digest`);
-      const presetBody = spec.digest ? preset?.digestBody : ((spec.region ? preset?.regionBody : undefined) ?? preset?.body);
+      if (preset && spec.digest && !preset.digestBody)
+        problems.push(
+          `${at}.preset: preset ${action.preset} has no digest form (presets with one: ${Object.keys(PRESETS)
+            .filter((n) => PRESETS[n].digestBody)
+            .join(', ')}); write a body over $digest`,
+        );
+      const presetBody = spec.digest
+        ? preset?.digestBody
+        : ((spec.region ? preset?.regionBody : undefined) ?? preset?.body);
       const bodySource = presetBody ?? action.body;
-      const body = bodySource === undefined ? undefined : attempt(problems, `${at}.${preset ? `preset ${action.preset}` : 'body'}`, () => compileTemplate(bodySource, options));
-      const presetHeaders = Object.entries(preset?.headers ?? {}).map(([name, expression]): [string, CompiledValue] => [name, { kind: 'template', template: compileTemplate(expression, options) }]);
+      const body =
+        bodySource === undefined
+          ? undefined
+          : attempt(problems, `${at}.${preset ? `preset ${action.preset}` : 'body'}`, () =>
+              compileTemplate(bodySource, options),
+            );
+      const presetHeaders = Object.entries(preset?.headers ?? {}).map(([name, expression]): [string, CompiledValue] => [
+        name,
+        { kind: 'template', template: compileTemplate(expression, options) },
+      ]);
       const fields = Object.entries(action.fields ?? {}).flatMap(([path, value]): [string, CompiledValue][] => {
         const compiled = attempt(problems, `${at}.fields.${path}`, () => compileValue(value, options));
         return compiled ? [[path, compiled]] : [];
       });
-      const valueTemplates = [destination.url, ...destination.headers.map(([, v]) => v), ...presetHeaders.map(([, v]) => v), ...fields.map(([, v]) => v)].flatMap((v) =>
-        v?.kind === 'template' ? [v.template] : v?.kind === 'url' ? v.parts.flatMap((part) => ('template' in part ? [part.template] : [])) : [],
+      const valueTemplates = [
+        destination.url,
+        ...destination.headers.map(([, v]) => v),
+        ...presetHeaders.map(([, v]) => v),
+        ...fields.map(([, v]) => v),
+      ].flatMap((v) =>
+        v?.kind === 'template'
+          ? [v.template]
+          : v?.kind === 'url'
+            ? v.parts.flatMap((part) => ('template' in part ? [part.template] : []))
+            : [],
       );
-      const metricTemplates = destination.metric ? [...destination.metric.labels.map(([, t]) => t), destination.metric.value] : [];
+      const metricTemplates = destination.metric
+        ? [...destination.metric.labels.map(([, t]) => t), destination.metric.value]
+        : [];
       const uses = new Set([body, ...valueTemplates, ...metricTemplates].flatMap((t) => (t ? [...t.uses] : [])));
       for (const fact of destinationKind(destination.kind).reads) uses.add(fact);
       const hash = actionHash(action);
       const rank = identities.get(hash) ?? 0;
       identities.set(hash, rank + 1);
-      actions.push({ index, identity: rank === 0 ? hash : `${hash}.${rank}`, destination, body, presetHeaders, fields, uses });
+      actions.push({
+        index,
+        identity: rank === 0 ? hash : `${hash}.${rank}`,
+        destination,
+        body,
+        presetHeaders,
+        fields,
+        uses,
+      });
     });
     const throttle = spec.throttle
       ? attempt(problems, `${where}.throttle`, () => ({
@@ -154,7 +206,10 @@ export function* compileDocumentSteps(document: unknown, source: string, options
 /** actionHash: what an action sends where, as a short stable hash (its position in the rule left out). */
 function actionHash(action: ActionSpec): string {
   const { destination, body, preset, fields } = action;
-  return createHash('sha256').update(JSON.stringify([destination, body ?? null, preset ?? null, fields ?? null])).digest('base64url').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify([destination, body ?? null, preset ?? null, fields ?? null]))
+    .digest('base64url')
+    .slice(0, 16);
 }
 
 function compileDestination(name: string, spec: DestinationSpec, options: TemplateOptions): CompiledDestination {
@@ -163,7 +218,10 @@ function compileDestination(name: string, spec: DestinationSpec, options: Templa
     headers.push([header, prefixed(`headers.${header}`, () => compileValue(value, options))]);
   }
   const kind = spec.kind ?? DEFAULT_KIND;
-  if (!Object.hasOwn(DESTINATION_KINDS, kind)) throw new Error(`kind: unknown destination kind ${JSON.stringify(kind)} (known: ${Object.keys(DESTINATION_KINDS).join(', ')})`);
+  if (!Object.hasOwn(DESTINATION_KINDS, kind))
+    throw new Error(
+      `kind: unknown destination kind ${JSON.stringify(kind)} (known: ${Object.keys(DESTINATION_KINDS).join(', ')})`,
+    );
   const problem = destinationKind(kind).check(spec);
   if (problem) throw new Error(problem);
   return {
@@ -171,7 +229,14 @@ function compileDestination(name: string, spec: DestinationSpec, options: Templa
     name,
     kind,
     transport: compileTransport(spec),
-    url: spec.url === undefined ? undefined : prefixed('url', () => (typeof spec.url === 'object' && 'jsonata' in spec.url ? compileUrlTemplate(spec.url.jsonata, options) : compileValue(spec.url!, options))),
+    url:
+      spec.url === undefined
+        ? undefined
+        : prefixed('url', () =>
+            typeof spec.url === 'object' && 'jsonata' in spec.url
+              ? compileUrlTemplate(spec.url.jsonata, options)
+              : compileValue(spec.url!, options),
+          ),
     method: spec.method ?? 'POST',
     headers,
     timeoutMs: spec.timeoutSeconds === undefined ? undefined : spec.timeoutSeconds * 1000,
@@ -202,7 +267,8 @@ function schemaProblems(errors: ErrorObject[], document: unknown): string[] {
   const leaves = errors.filter((e) => !['oneOf', 'if', 'anyOf'].includes(e.keyword));
   const candidates = leaves.length > 0 ? leaves : errors;
   const focused = candidates.filter(
-    (e, _, all) => !all.some((other) => other.instancePath.startsWith(`${e.instancePath}/`)) && !otherConditionForm(e, document),
+    (e, _, all) =>
+      !all.some((other) => other.instancePath.startsWith(`${e.instancePath}/`)) && !otherConditionForm(e, document),
   );
   // A top-level leaf condition fails every group form: then say so rather than nothing.
   const chosen = focused.length > 0 ? focused : candidates;
@@ -211,10 +277,13 @@ function schemaProblems(errors: ErrorObject[], document: unknown): string[] {
     const { path, value } = locate(error.instancePath, document);
     let detail = error.message ?? 'is invalid';
     if (error.keyword === 'additionalProperties') detail = `unknown field "${String(error.params.additionalProperty)}"`;
-    if (error.keyword === 'pattern' && path.endsWith('.operator')) detail = `unknown operator ${JSON.stringify(value)} (known: ${OPERATOR_NAMES})`;
-    else if (error.keyword === 'pattern') detail = `${JSON.stringify(value)} must match ${String(error.params.pattern)}`;
+    if (error.keyword === 'pattern' && path.endsWith('.operator'))
+      detail = `unknown operator ${JSON.stringify(value)} (known: ${OPERATOR_NAMES})`;
+    else if (error.keyword === 'pattern')
+      detail = `${JSON.stringify(value)} must match ${String(error.params.pattern)}`;
     if (error.keyword === 'not' && /^rules\[\d+\].*\.actions\[\d+\]$/.test(path)) {
-      detail = 'has both "preset" and "body": a preset builds the body itself — keep "preset" and change what it builds with "fields", or drop "preset" and write the whole "body"';
+      detail =
+        'has both "preset" and "body": a preset builds the body itself — keep "preset" and change what it builds with "fields", or drop "preset" and write the whole "body"';
     }
     if (error.keyword === 'enum') {
       const allowed = (error.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ');

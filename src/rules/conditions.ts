@@ -12,13 +12,26 @@
 import { Engine, OperatorDecorator, Rule, type TopLevelCondition } from 'json-rules-engine';
 import { parsePath, resolvePath } from './path-resolver.js';
 import { compileConditionTest, type ConditionTest, type EngineOperator } from '../match/condition-fast-path.js';
-import { DEFAULT_MAX_PROGRAM_SIZE, RegexSyntaxError, compileLinearRegex, type LinearRegExp } from '../render/linear-regex.js';
+import {
+  DEFAULT_MAX_PROGRAM_SIZE,
+  RegexSyntaxError,
+  compileLinearRegex,
+  type LinearRegExp,
+} from '../render/linear-regex.js';
 
 export const FACTS = ['event', 'cloudevent', 'change', 'object', 'owner', 'namespace'] as const;
 
 const BUILT_IN_OPERATORS = [
-  'equal', 'notEqual', 'in', 'notIn', 'contains', 'doesNotContain',
-  'lessThan', 'lessThanInclusive', 'greaterThan', 'greaterThanInclusive',
+  'equal',
+  'notEqual',
+  'in',
+  'notIn',
+  'contains',
+  'doesNotContain',
+  'lessThan',
+  'lessThanInclusive',
+  'greaterThan',
+  'greaterThanInclusive',
 ];
 const CUSTOM_OPERATORS = ['matches', 'startsWith', 'endsWith'];
 /** Operators on presence itself: they take no value and no decorator. */
@@ -38,7 +51,11 @@ export interface RegexLimits {
   /** Longest text a `matches` condition reads, in UTF-8 bytes: longer text does not match. */
   maxInputBytes: number;
 }
-export const DEFAULT_REGEX_LIMITS: RegexLimits = { maxProgramSize: DEFAULT_MAX_PROGRAM_SIZE, programBudget: 100_000, maxInputBytes: 16 * 1024 };
+export const DEFAULT_REGEX_LIMITS: RegexLimits = {
+  maxProgramSize: DEFAULT_MAX_PROGRAM_SIZE,
+  programBudget: 100_000,
+  maxInputBytes: 16 * 1024,
+};
 let limits = DEFAULT_REGEX_LIMITS;
 
 /** setRegexLimits: the service's settings, set once at start (the CLI keeps the defaults). */
@@ -107,21 +124,36 @@ function withinInputLimit(text: string): boolean {
 function createOperatorEngine(): Engine {
   const engine = new Engine([], { allowUndefinedFacts: true, pathResolver: resolvePath as never });
   const isText = (value: unknown): value is string => typeof value === 'string';
-  engine.addOperator('matches', (fact: unknown, pattern: unknown) => isText(fact) && isText(pattern) && withinInputLimit(fact) && regexFor(pattern).test(fact));
-  engine.addOperator('startsWith', (fact: unknown, prefix: unknown) => isText(fact) && isText(prefix) && fact.startsWith(prefix));
-  engine.addOperator('endsWith', (fact: unknown, suffix: unknown) => isText(fact) && isText(suffix) && fact.endsWith(suffix));
+  engine.addOperator(
+    'matches',
+    (fact: unknown, pattern: unknown) =>
+      isText(fact) && isText(pattern) && withinInputLimit(fact) && regexFor(pattern).test(fact),
+  );
+  engine.addOperator(
+    'startsWith',
+    (fact: unknown, prefix: unknown) => isText(fact) && isText(prefix) && fact.startsWith(prefix),
+  );
+  engine.addOperator(
+    'endsWith',
+    (fact: unknown, suffix: unknown) => isText(fact) && isText(suffix) && fact.endsWith(suffix),
+  );
   // Every comparison is false when either side is absent; presence is tested only by exists/absent.
   const operators = (engine as unknown as { operators: { get(name: string): EngineOperator } }).operators;
   for (const name of [...BUILT_IN_OPERATORS, ...CUSTOM_OPERATORS]) {
     const compare = operators.get(name);
-    engine.addOperator(name, (fact: unknown, value: unknown) => !isAbsent(fact) && !isAbsent(value) && compare.evaluate(fact, value) === true);
+    engine.addOperator(
+      name,
+      (fact: unknown, value: unknown) => !isAbsent(fact) && !isAbsent(value) && compare.evaluate(fact, value) === true,
+    );
   }
   engine.addOperator('exists', (fact: unknown) => !isAbsent(fact));
   engine.addOperator('absent', (fact: unknown) => isAbsent(fact));
-  const decorators = (engine as unknown as { operators: { decorators: Map<string, DecoratorParts> } }).operators.decorators;
+  const decorators = (engine as unknown as { operators: { decorators: Map<string, DecoratorParts> } }).operators
+    .decorators;
   for (const name of DECORATORS) {
     const { cb, factValueValidator } = decorators.get(name)!;
-    const decorate = (fact: unknown, value: unknown, next: Next) => !isAbsent(fact) && !isAbsent(value) && cb(fact, value, next);
+    const decorate = (fact: unknown, value: unknown, next: Next) =>
+      !isAbsent(fact) && !isAbsent(value) && cb(fact, value, next);
     engine.addOperatorDecorator(new OperatorDecorator(name, decorate, factValueValidator));
   }
   return engine;
@@ -138,7 +170,10 @@ const operatorEngine = createOperatorEngine();
 
 /** The engine's Operator for a plain (undecorated) name, as `Condition.evaluate` looks it up. */
 function engineOperator(name: string): EngineOperator | undefined {
-  return (operatorEngine as unknown as { operators: { get(name: string): EngineOperator | null } }).operators.get(name) ?? undefined;
+  return (
+    (operatorEngine as unknown as { operators: { get(name: string): EngineOperator | null } }).operators.get(name) ??
+    undefined
+  );
 }
 
 /** An evaluable rule: json-rules-engine's Rule, with the method it has but does not declare. */
@@ -165,13 +200,21 @@ const HELD_REGEXES = Symbol('held regexes');
  * when its conditions allow one (src/match/condition-fast-path.ts); problems are returned, not thrown.
  * `budget` is shared by the rules of one document.
  */
-export function buildRule(name: string, conditions: TopLevelCondition, budget = new RegexBudget()): { rule?: EvaluableRule; test?: ConditionTest; problems: string[] } {
+export function buildRule(
+  name: string,
+  conditions: TopLevelCondition,
+  budget = new RegexBudget(),
+): { rule?: EvaluableRule; test?: ConditionTest; problems: string[] } {
   const problems: string[] = [];
   const held: LinearRegExp[] = [];
   checkCondition(conditions, 'conditions', problems, { budget, held }, true);
   if (problems.length > 0) return { problems };
   try {
-    const rule = new Rule({ name, conditions: withPresenceValues(conditions) as TopLevelCondition, event: { type: name } }) as EvaluableRule;
+    const rule = new Rule({
+      name,
+      conditions: withPresenceValues(conditions) as TopLevelCondition,
+      event: { type: name },
+    }) as EvaluableRule;
     Object.defineProperty(rule, HELD_REGEXES, { value: held });
     (rule as unknown as { setEngine(engine: Engine): void }).setEngine(operatorEngine);
     const parsed = (rule as unknown as { conditions: Parameters<typeof compileConditionTest>[0] }).conditions;
@@ -189,7 +232,8 @@ function withPresenceValues(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(withPresenceValues);
   if (node === null || typeof node !== 'object') return node;
   const condition = node as Record<string, unknown>;
-  if (typeof condition.operator === 'string' && PRESENCE_OPERATORS.includes(condition.operator)) return { ...condition, value: true };
+  if (typeof condition.operator === 'string' && PRESENCE_OPERATORS.includes(condition.operator))
+    return { ...condition, value: true };
   const copy: Record<string, unknown> = { ...condition };
   for (const group of ['all', 'any', 'not']) if (group in copy) copy[group] = withPresenceValues(copy[group]);
   return copy;
@@ -217,7 +261,9 @@ function checkCondition(node: unknown, where: string, problems: string[], contex
   }
   if ('not' in condition) return checkCondition(condition.not, `${where}.not`, problems, context);
   if ('condition' in condition) {
-    problems.push(`${where}: shared condition references ({condition: ...}) are not supported; write the condition inline`);
+    problems.push(
+      `${where}: shared condition references ({condition: ...}) are not supported; write the condition inline`,
+    );
     return;
   }
   if (top) {
@@ -234,25 +280,33 @@ function checkLeaf(condition: Record<string, unknown>, where: string, problems: 
     problems.push(`${where}.operator: missing (one of ${OPERATORS.join(', ')})`);
     return;
   }
-  if (PRESENCE_OPERATORS.includes(operator.split(':').pop() as string)) return checkPresence(condition, operator, where, problems);
+  if (PRESENCE_OPERATORS.includes(operator.split(':').pop() as string))
+    return checkPresence(condition, operator, where, problems);
   const parts = operator.split(':');
   const base = parts.pop() as string;
   for (const decorator of parts) {
-    if (!DECORATORS.includes(decorator)) problems.push(`${where}.operator: unknown decorator "${decorator}" in "${operator}" (known: ${DECORATORS.join(', ')})`);
+    if (!DECORATORS.includes(decorator))
+      problems.push(
+        `${where}.operator: unknown decorator "${decorator}" in "${operator}" (known: ${DECORATORS.join(', ')})`,
+      );
   }
   if (![...BUILT_IN_OPERATORS, ...CUSTOM_OPERATORS].includes(base)) {
     problems.push(`${where}.operator: unknown operator "${base}" (known: ${OPERATORS.join(', ')})`);
   }
   if (!('value' in condition)) problems.push(`${where}.value: missing`);
   const value = condition.value;
-  if (value === null) problems.push(`${where}.value: null is absent, and every comparison with an absent value is false; test for it with operator: absent (or exists)`);
+  if (value === null)
+    problems.push(
+      `${where}.value: null is absent, and every comparison with an absent value is false; test for it with operator: absent (or exists)`,
+    );
   if (typeof value === 'object' && value !== null && 'fact' in value) {
     const ref = value as Record<string, unknown>;
     checkFact(ref.fact, ref.path, `${where}.value`, problems);
   } else if (base === 'matches') {
     const patterns = Array.isArray(value) && parts.some((d) => d.endsWith('Value')) ? value : [value];
     for (const pattern of patterns) {
-      if (typeof pattern !== 'string') problems.push(`${where}.value: "matches" needs a regex string, got ${JSON.stringify(pattern)}`);
+      if (typeof pattern !== 'string')
+        problems.push(`${where}.value: "matches" needs a regex string, got ${JSON.stringify(pattern)}`);
       else checkPattern(pattern, `${where}.value`, problems, context);
     }
   }
@@ -291,10 +345,14 @@ function shorten(text: string): string {
 function checkPresence(condition: Record<string, unknown>, operator: string, where: string, problems: string[]): void {
   if (operator.includes(':')) {
     const base = operator.split(':').pop();
-    problems.push(`${where}.operator: "${operator}": ${base} takes no decorator (write ${base === 'exists' ? 'absent' : 'exists'} for the opposite)`);
+    problems.push(
+      `${where}.operator: "${operator}": ${base} takes no decorator (write ${base === 'exists' ? 'absent' : 'exists'} for the opposite)`,
+    );
   }
   if ('value' in condition && condition.value !== true) {
-    problems.push(`${where}.value: ${operator} takes no value (write ${operator === 'exists' ? 'absent' : 'exists'} for the opposite)`);
+    problems.push(
+      `${where}.value: ${operator} takes no value (write ${operator === 'exists' ? 'absent' : 'exists'} for the opposite)`,
+    );
   }
 }
 

@@ -37,10 +37,18 @@ async function compileSliced(document: unknown, source: string, options: Templat
   }
 }
 
-export async function checkRuleText(text: string, options: TemplateOptions): Promise<{ rules: CompiledRule[]; problems: LocatedProblem[] }> {
+export async function checkRuleText(
+  text: string,
+  options: TemplateOptions,
+): Promise<{ rules: CompiledRule[]; problems: LocatedProblem[] }> {
   const problems: LocatedProblem[] = [];
   const rules: CompiledRule[] = [];
-  const at = (message: string, from: number, to: number): LocatedProblem => ({ message, from, to: Math.max(to, from + 1), ...lineColumn(text, from) });
+  const at = (message: string, from: number, to: number): LocatedProblem => ({
+    message,
+    from,
+    to: Math.max(to, from + 1),
+    ...lineColumn(text, from),
+  });
   const documents = parseAllDocuments(text, { prettyErrors: false });
   for (const [i, doc] of documents.entries()) {
     const prefix = documents.length > 1 ? `document ${i + 1}: ` : '';
@@ -110,7 +118,8 @@ function locate(doc: Document, text: string, problem: string): { from: number; t
   const unknown = /^unknown field "([^"]+)"/.exec(detail);
   if (unknown && isMap(node)) {
     const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === unknown[1]);
-    if (pair && isScalar(pair.key) && pair.key.range) return { from: pair.key.range[0], to: pair.key.range[1], message: problem };
+    if (pair && isScalar(pair.key) && pair.key.range)
+      return { from: pair.key.range[0], to: pair.key.range[1], message: problem };
   }
   const target = (node ?? keyNode) as Node | undefined;
   const range = target?.range ?? keyNode?.range ?? [0, 0, 0];
@@ -120,17 +129,26 @@ function locate(doc: Document, text: string, problem: string): { from: number; t
     if (offset !== undefined) {
       const where = lineColumn(text, offset);
       // The expression-relative position and its caret snippet become the file's line and column.
-      const message = problem.split('\n')[0].replace(/at line \d+, column \d+/, `at line ${where.line}, column ${where.column} of the file`);
+      const message = problem
+        .split('\n')[0]
+        .replace(/at line \d+, column \d+/, `at line ${where.line}, column ${where.column} of the file`);
       return { from: offset, to: offset + 1, message };
     }
   }
   // A map or list: its first line, not the whole block.
-  const end = isScalar(target) ? range[1] : Math.min(range[1], text.indexOf('\n', range[0]) < 0 ? range[1] : text.indexOf('\n', range[0]));
+  const end = isScalar(target)
+    ? range[1]
+    : Math.min(range[1], text.indexOf('\n', range[0]) < 0 ? range[1] : text.indexOf('\n', range[0]));
   return { from: range[0], to: Math.max(end, range[0] + 1), message: problem.split('\n')[0] };
 }
 
 /** offsetInScalar maps a line/column inside a scalar's value to the file, where the scalar's style lets us. */
-function offsetInScalar(text: string, scalar: Node & { type?: string }, line: number, column: number): number | undefined {
+function offsetInScalar(
+  text: string,
+  scalar: Node & { type?: string },
+  line: number,
+  column: number,
+): number | undefined {
   const [start, end] = scalar.range!;
   if (scalar.type === 'BLOCK_LITERAL' || scalar.type === 'BLOCK_FOLDED') {
     const lines = text.slice(start, end).split('\n');

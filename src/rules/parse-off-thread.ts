@@ -20,7 +20,8 @@ const WORKER_HEAP_MB = 256;
  */
 const PARSE_BUDGET_MS = 20_000;
 
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './parse-worker.ts' : './parse-worker.js', import.meta.url).href;
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './parse-worker.ts' : './parse-worker.js', import.meta.url)
+  .href;
 
 /** Worker threads do not inherit the TypeScript loader the tests and `npm start` run with; register it there too. */
 const BOOT = `const { workerData } = require('node:worker_threads');
@@ -43,7 +44,11 @@ function parseInWorker(text: string, budgetMs: number): Promise<ParsedDocuments>
     const failed = (why: string) => resolve({ documents: [], problems: [`could not be parsed: ${why}`] });
     let worker: Worker;
     try {
-      worker = new Worker(BOOT, { eval: true, workerData: { url: WORKER_URL, text }, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+      worker = new Worker(BOOT, {
+        eval: true,
+        workerData: { url: WORKER_URL, text },
+        resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+      });
     } catch (err) {
       failed(`no parser thread (${(err as Error).message})`);
       return;
@@ -51,7 +56,9 @@ function parseInWorker(text: string, budgetMs: number): Promise<ParsedDocuments>
     let answered = false;
     const budget = setTimeout(() => {
       answered = true;
-      failed(`parsing took longer than ${budgetMs / 1000} s (a document built to be slow to read, e.g. tens of thousands of keys in one map)`);
+      failed(
+        `parsing took longer than ${budgetMs / 1000} s (a document built to be slow to read, e.g. tens of thousands of keys in one map)`,
+      );
       void worker.terminate();
     }, budgetMs);
     worker.once('message', (json: string) => {
@@ -65,7 +72,11 @@ function parseInWorker(text: string, budgetMs: number): Promise<ParsedDocuments>
       clearTimeout(budget);
       if (answered) return;
       answered = true;
-      failed(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `the parser needed more than ${WORKER_HEAP_MB} MB (a document too large or too deeply nested)` : err.message);
+      failed(
+        err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? `the parser needed more than ${WORKER_HEAP_MB} MB (a document too large or too deeply nested)`
+          : err.message,
+      );
     });
     worker.once('exit', (code) => {
       clearTimeout(budget);

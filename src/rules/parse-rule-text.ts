@@ -67,7 +67,8 @@ function countValues(value: unknown, limit: number): number {
 
 function describeParseFailure(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
-  if (/alias count/i.test(message)) return `more than ${MAX_ALIAS_COUNT} alias expansions (a YAML alias bomb?): ${message}`;
+  if (/alias count/i.test(message))
+    return `more than ${MAX_ALIAS_COUNT} alias expansions (a YAML alias bomb?): ${message}`;
   if (err instanceof RangeError) return `nested too deeply to read (${message})`;
   return message;
 }

@@ -22,7 +22,8 @@ export function parsePath(path: string): (string | number)[] {
     const c = path[i];
     if (c === '.') {
       const { names, end } = readName(path, i + 1);
-      if (names.length === 0) throw new Error(`path ${JSON.stringify(path)}: expected a name after "." at position ${i + 1}`);
+      if (names.length === 0)
+        throw new Error(`path ${JSON.stringify(path)}: expected a name after "." at position ${i + 1}`);
       segments.push(...names);
       i = end;
     } else if (c === '[') {
@@ -31,7 +32,10 @@ export function parsePath(path: string): (string | number)[] {
       const inner = path.slice(i + 1, close).trim();
       if (/^\d+$/.test(inner)) segments.push(Number(inner));
       else if (/^'[^']*'$|^"[^"]*"$/.test(inner)) segments.push(inner.slice(1, -1));
-      else throw new Error(`path ${JSON.stringify(path)}: [${inner}] is not an index or a quoted name (filters and wildcards are not supported)`);
+      else
+        throw new Error(
+          `path ${JSON.stringify(path)}: [${inner}] is not an index or a quoted name (filters and wildcards are not supported)`,
+        );
       i = close + 1;
     } else {
       throw new Error(`path ${JSON.stringify(path)}: unexpected ${JSON.stringify(c)} at position ${i}`);

@@ -65,10 +65,16 @@ function asTeamRule(rule: CompiledRule, scope: string): CompiledRule {
   const copies = new Map<CompiledDestination, CompiledDestination>();
   const qualified = (destination: CompiledDestination) => {
     let copy = copies.get(destination);
-    if (!copy) copies.set(destination, (copy = { ...destination, name: qualifiedName(scope, destination.name), scope }));
+    if (!copy)
+      copies.set(destination, (copy = { ...destination, name: qualifiedName(scope, destination.name), scope }));
     return copy;
   };
-  return { ...rule, scope, name: qualifiedName(scope, rule.declaredName), actions: rule.actions.map((action) => ({ ...action, destination: qualified(action.destination) })) };
+  return {
+    ...rule,
+    scope,
+    name: qualifiedName(scope, rule.declaredName),
+    actions: rule.actions.map((action) => ({ ...action, destination: qualified(action.destination) })),
+  };
 }
 
 export class RuleStore {
@@ -140,7 +146,11 @@ export class RuleStore {
   private sizeProblem(source: string, text: string, scope?: string): Checked | undefined {
     const limit = this.options.maxSourceBytes ?? DEFAULT_MAX_SOURCE_BYTES;
     const bytes = Buffer.byteLength(text);
-    if (bytes > limit) return { rules: [], problems: [`${source}: ${bytes} bytes, over the limit of ${limit} (RULES_MAX_SOURCE_BYTES); not read`] };
+    if (bytes > limit)
+      return {
+        rules: [],
+        problems: [`${source}: ${bytes} bytes, over the limit of ${limit} (RULES_MAX_SOURCE_BYTES); not read`],
+      };
     const overQuota = this.policy.checkText(text, scope);
     return overQuota.length > 0 ? { rules: [], problems: overQuota.map((p) => `${source}: ${p}`) } : undefined;
   }
@@ -164,7 +174,8 @@ export class RuleStore {
       problems.push(...found.map((p) => `${where}: ${p}`));
       if (compiled) rules.push(...compiled.rules.map((rule) => (scope === undefined ? rule : asTeamRule(rule, scope))));
     }
-    if (parsed.documents.length === 0 && problems.length === 0) problems.push(`${source}: no rule document found (the file is empty)`);
+    if (parsed.documents.length === 0 && problems.length === 0)
+      problems.push(`${source}: no rule document found (the file is empty)`);
     return { rules, problems };
   }
 
@@ -235,13 +246,19 @@ export class RuleStore {
 
   private apply(source: string, checked: Checked, scope?: string): string[] {
     const { problems } = checked;
-    const rules = this.shadowSources.has(source) ? checked.rules.map((rule) => ({ ...rule, shadow: true })) : checked.rules;
+    const rules = this.shadowSources.has(source)
+      ? checked.rules.map((rule) => ({ ...rule, shadow: true }))
+      : checked.rules;
     const previous = this.sources.get(source);
     const told = previous?.told ?? '';
     if (problems.length === 0) {
       this.sources.set(source, { scope, rules, errors: [], conflicts: [], told });
       for (const destination of new Set(rules.flatMap((rule) => rule.actions.map((action) => action.destination)))) {
-        if (destination.transport?.tls?.insecure) this.log.warn({ source, destination: destination.name }, 'TLS CERTIFICATE VERIFICATION IS OFF for this destination (tls.insecureSkipVerify): anyone on the path can read and change what it is sent');
+        if (destination.transport?.tls?.insecure)
+          this.log.warn(
+            { source, destination: destination.name },
+            'TLS CERTIFICATE VERIFICATION IS OFF for this destination (tls.insecureSkipVerify): anyone on the path can read and change what it is sent',
+          );
       }
     } else {
       this.sources.set(source, { scope, rules: previous?.rules ?? [], errors: problems, conflicts: [], told });
@@ -272,7 +289,11 @@ export class RuleStore {
   status(): SourceStatus[] {
     return [...this.sources.entries()]
       .sort(([a], [b]) => a.localeCompare(b))
-      .map(([source, state]) => ({ source, rules: state.rules.map((r) => r.name), errors: [...state.errors, ...state.conflicts] }));
+      .map(([source, state]) => ({
+        source,
+        rules: state.rules.map((r) => r.name),
+        errors: [...state.errors, ...state.conflicts],
+      }));
   }
 
   /** rebuild assembles the RuleSet from the sources the tenancy policy lets into force, and tells what changed. */
@@ -281,7 +302,12 @@ export class RuleStore {
     const entries = [...this.sources.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     // Shadow rules share their live twin's name by design: names are the live rules' business; the quota counts both.
     const rejected = this.policy.arbitrate(
-      entries.map(([source, state]) => ({ source, scope: state.scope, rules: state.rules.filter((rule) => !rule.shadow), shadowRules: state.rules.filter((rule) => rule.shadow).length })),
+      entries.map(([source, state]) => ({
+        source,
+        scope: state.scope,
+        rules: state.rules.filter((rule) => !rule.shadow),
+        shadowRules: state.rules.filter((rule) => rule.shadow).length,
+      })),
     );
     const rules: CompiledRule[] = [];
     for (const [source, state] of entries) {
@@ -292,10 +318,17 @@ export class RuleStore {
     this.ruleSet = { rules, index: buildRuleIndex(rules) };
     this.metrics.rulesLoaded.set(rules.length);
     this.metrics.userMetrics.declare(rules);
-    this.metrics.ruleReloads.inc({ result: [...this.sources.values()].some((s) => s.errors.length + s.conflicts.length > 0) ? 'error' : 'ok' });
+    this.metrics.ruleReloads.inc({
+      result: [...this.sources.values()].some((s) => s.errors.length + s.conflicts.length > 0) ? 'error' : 'ok',
+    });
     const inForce = new Set(rules.map((rule) => rule.name));
     for (const old of before) {
-      if (!inForce.has(old.name)) forgetRule(this.metrics, old.name, old.actions.map((a) => a.destination.name));
+      if (!inForce.has(old.name))
+        forgetRule(
+          this.metrics,
+          old.name,
+          old.actions.map((a) => a.destination.name),
+        );
     }
     for (const [source, state] of entries) this.tell(source, state);
   }
@@ -307,7 +340,8 @@ export class RuleStore {
     if (told === state.told) return;
     state.told = told;
     if (problems.length === 0) return;
-    for (const problem of state.conflicts) this.log.error({ source, problem }, 'rule document rejected by the tenancy policy');
+    for (const problem of state.conflicts)
+      this.log.error({ source, problem }, 'rule document rejected by the tenancy policy');
     for (const listener of this.listeners) listener(source, problems);
   }
 }

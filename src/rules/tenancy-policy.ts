@@ -14,7 +14,13 @@ import { ConfigurationError } from '../errors.js';
 import { destinationKind } from '../deliver/kinds/registry.js';
 import { literalPrefix } from '../render/url-template.js';
 import { forbiddenHeader } from '../render/forbidden-headers.js';
-import { TEAM_LABEL, definitionOf, describeDefinition, sameDefinition, type MetricDefinition } from '../deliver/user-metrics.js';
+import {
+  TEAM_LABEL,
+  definitionOf,
+  describeDefinition,
+  sameDefinition,
+  type MetricDefinition,
+} from '../deliver/user-metrics.js';
 import type { CompiledDocument, CompiledRule } from './compiled-rule.js';
 import type { RuleDocument, ValueSource } from './document.js';
 
@@ -76,7 +82,10 @@ export interface TenancyPolicy {
   /** checkDestination throws a ConfigurationError when a rendered URL goes to a host its scope may not send to. */
   checkDestination(scope: string | undefined, destination: string, url: string): void;
   /** envFor: the environment a rule of this scope reads (a team's: the allowlisted variables only). */
-  envFor(scope: string | undefined, env: Readonly<Record<string, string | undefined>>): Record<string, string | undefined>;
+  envFor(
+    scope: string | undefined,
+    env: Readonly<Record<string, string | undefined>>,
+  ): Record<string, string | undefined>;
   /** Cluster-scoped kinds a team's enrichment may read. */
   readonly teamClusterKinds: ReadonlySet<string>;
 }
@@ -103,11 +112,13 @@ function valueSources(document: RuleDocument): [string, ValueSource][] {
   const found: [string, ValueSource][] = [];
   for (const [name, destination] of Object.entries(document.destinations ?? {})) {
     if (destination.url !== undefined) found.push([`destinations.${name}.url`, destination.url]);
-    for (const [header, value] of Object.entries(destination.headers ?? {})) found.push([`destinations.${name}.headers.${header}`, value]);
+    for (const [header, value] of Object.entries(destination.headers ?? {}))
+      found.push([`destinations.${name}.headers.${header}`, value]);
   }
   document.rules.forEach((rule, i) =>
     rule.actions.forEach((action, j) => {
-      for (const [field, value] of Object.entries(action.fields ?? {})) found.push([`rules[${i}] (${rule.name}).actions[${j}].fields.${field}`, value]);
+      for (const [field, value] of Object.entries(action.fields ?? {}))
+        found.push([`rules[${i}] (${rule.name}).actions[${j}].fields.${field}`, value]);
     }),
   );
   return found;
@@ -122,18 +133,41 @@ function transportProblems(document: RuleDocument, scope: string | undefined): s
   for (const [name, destination] of Object.entries(document.destinations ?? {})) {
     const at = `destinations.${name}`;
     const serverName = destination.tls?.serverName;
-    if (scope !== undefined && serverName !== undefined && serverName.toLowerCase() !== literalHostname(destination.url)) {
-      problems.push(`${at}.tls.serverName: ${JSON.stringify(serverName)} is not the URL's host; in a team's rules the name verified is the host the URL names (a different one would reach another service behind an allowed address)`);
+    if (
+      scope !== undefined &&
+      serverName !== undefined &&
+      serverName.toLowerCase() !== literalHostname(destination.url)
+    ) {
+      problems.push(
+        `${at}.tls.serverName: ${JSON.stringify(serverName)} is not the URL's host; in a team's rules the name verified is the host the URL names (a different one would reach another service behind an allowed address)`,
+      );
     }
     if (scope !== undefined && destination.tls?.insecureSkipVerify) {
-      problems.push(`${at}.tls.insecureSkipVerify: not allowed in a team's rules (certificate verification stays on; trust a private CA with tls.ca)`);
+      problems.push(
+        `${at}.tls.insecureSkipVerify: not allowed in a team's rules (certificate verification stays on; trust a private CA with tls.ca)`,
+      );
     }
-    const sources = { ...Object.fromEntries(Object.entries(destination.tls ?? {}).map(([k, v]) => [`tls.${k}`, v])), 'proxy.username': destination.proxy?.username, 'proxy.password': destination.proxy?.password };
+    const sources = {
+      ...Object.fromEntries(Object.entries(destination.tls ?? {}).map(([k, v]) => [`tls.${k}`, v])),
+      'proxy.username': destination.proxy?.username,
+      'proxy.password': destination.proxy?.password,
+    };
     for (const [field, source] of Object.entries(sources)) {
       if (typeof source !== 'object' || source === null) continue;
-      const ref = 'secretKeyRef' in source ? source.secretKeyRef : 'configMapKeyRef' in source ? source.configMapKeyRef : undefined;
-      if (ref && !SECRET_NAME.test(ref.name)) problems.push(`${at}.${field}: ${JSON.stringify(ref.name)} is not a Secret or ConfigMap name (lower-case letters, digits, '-' and '.')`);
-      if ('file' in source && scope !== undefined) problems.push(`${at}.${field}: { file } is not allowed in a team's rules; use a secretKeyRef or configMapKeyRef of namespace ${scope}`);
+      const ref =
+        'secretKeyRef' in source
+          ? source.secretKeyRef
+          : 'configMapKeyRef' in source
+            ? source.configMapKeyRef
+            : undefined;
+      if (ref && !SECRET_NAME.test(ref.name))
+        problems.push(
+          `${at}.${field}: ${JSON.stringify(ref.name)} is not a Secret or ConfigMap name (lower-case letters, digits, '-' and '.')`,
+        );
+      if ('file' in source && scope !== undefined)
+        problems.push(
+          `${at}.${field}: { file } is not allowed in a team's rules; use a secretKeyRef or configMapKeyRef of namespace ${scope}`,
+        );
     }
   }
   return problems;
@@ -161,14 +195,20 @@ function hostMatches(pattern: string, url: URL): boolean {
 
 /** templates lists every JSONata expression a document writes, with where it is. */
 function templates(document: RuleDocument): [string, string][] {
-  const found: [string, string][] = valueSources(document).flatMap(([where, value]) => (typeof value === 'object' && 'jsonata' in value ? [[where, value.jsonata] as [string, string]] : []));
+  const found: [string, string][] = valueSources(document).flatMap(([where, value]) =>
+    typeof value === 'object' && 'jsonata' in value ? [[where, value.jsonata] as [string, string]] : [],
+  );
   for (const [name, destination] of Object.entries(document.destinations ?? {})) {
-    for (const [label, expression] of Object.entries(destination.metric?.labels ?? {})) found.push([`destinations.${name}.metric.labels.${label}`, expression]);
-    if (destination.metric?.value !== undefined) found.push([`destinations.${name}.metric.value`, destination.metric.value]);
+    for (const [label, expression] of Object.entries(destination.metric?.labels ?? {}))
+      found.push([`destinations.${name}.metric.labels.${label}`, expression]);
+    if (destination.metric?.value !== undefined)
+      found.push([`destinations.${name}.metric.value`, destination.metric.value]);
   }
   document.rules.forEach((rule, i) => {
     const at = `rules[${i}] (${rule.name})`;
-    rule.actions.forEach((action, j) => action.body !== undefined && found.push([`${at}.actions[${j}].body`, action.body]));
+    rule.actions.forEach(
+      (action, j) => action.body !== undefined && found.push([`${at}.actions[${j}].body`, action.body]),
+    );
     if (rule.throttle?.key !== undefined) found.push([`${at}.throttle.key`, rule.throttle.key]);
     if (rule.region?.key !== undefined) found.push([`${at}.region.key`, rule.region.key]);
   });
@@ -178,7 +218,8 @@ function templates(document: RuleDocument): [string, string][] {
 export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY): TenancyPolicy {
   const envAllowed = new Set(settings.envAllowlist);
   const allowedEnvText = settings.envAllowlist.length > 0 ? settings.envAllowlist.join(', ') : 'none';
-  const hostsOf = (scope: string | undefined) => (scope === undefined ? settings.destinationHosts.cluster : settings.destinationHosts.team);
+  const hostsOf = (scope: string | undefined) =>
+    scope === undefined ? settings.destinationHosts.cluster : settings.destinationHosts.team;
   /** hostProblem: why this URL's host is not allowed for the scope, or undefined. */
   const hostProblem = (scope: string | undefined, url: string): string | undefined => {
     const hosts = hostsOf(scope);
@@ -203,27 +244,40 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
     checkText(text, scope) {
       const bytes = Buffer.byteLength(text);
       if (scope === undefined || bytes <= settings.documentBytes) return [];
-      return [`the document has ${bytes} bytes; a team's rule document may have at most ${settings.documentBytes} (TEAM_MAX_DOCUMENT_BYTES): split it over several keys`];
+      return [
+        `the document has ${bytes} bytes; a team's rule document may have at most ${settings.documentBytes} (TEAM_MAX_DOCUMENT_BYTES): split it over several keys`,
+      ];
     },
     checkDocument(document, compiled, scope) {
       const problems: string[] = [];
       if (scope !== undefined) {
         document.rules.forEach((rule, i) => {
           if (rule.actions.length > settings.actionsPerRule) {
-            problems.push(`rules[${i}] (${rule.name}).actions: ${rule.actions.length} actions; a team's rule may have at most ${settings.actionsPerRule} (TEAM_MAX_ACTIONS_PER_RULE)`);
+            problems.push(
+              `rules[${i}] (${rule.name}).actions: ${rule.actions.length} actions; a team's rule may have at most ${settings.actionsPerRule} (TEAM_MAX_ACTIONS_PER_RULE)`,
+            );
           }
         });
         for (const [name, destination] of Object.entries(document.destinations ?? {})) {
           if (destination.metric?.labels && Object.hasOwn(destination.metric.labels, TEAM_LABEL)) {
-            problems.push(`destinations.${name}.metric.labels.${TEAM_LABEL}: a team's metrics always carry ${TEAM_LABEL}="${scope}" (their own namespace); it cannot be declared: remove it`);
+            problems.push(
+              `destinations.${name}.metric.labels.${TEAM_LABEL}: a team's metrics always carry ${TEAM_LABEL}="${scope}" (their own namespace); it cannot be declared: remove it`,
+            );
           }
         }
         for (const [where, source] of templates(document)) {
           const bytes = Buffer.byteLength(source);
-          if (bytes > settings.templateBytes) problems.push(`${where}: the expression has ${bytes} bytes; a team's may have at most ${settings.templateBytes} (TEAM_MAX_TEMPLATE_BYTES)`);
+          if (bytes > settings.templateBytes)
+            problems.push(
+              `${where}: the expression has ${bytes} bytes; a team's may have at most ${settings.templateBytes} (TEAM_MAX_TEMPLATE_BYTES)`,
+            );
         }
       }
-      const destinations = new Map(compiled.rules.flatMap((rule) => rule.actions.map((action) => [action.destination.name, action.destination] as const)));
+      const destinations = new Map(
+        compiled.rules.flatMap((rule) =>
+          rule.actions.map((action) => [action.destination.name, action.destination] as const),
+        ),
+      );
       for (const [name, destination] of destinations) {
         const url = destination.url;
         if (!destinationKind(destination.kind).network || !url) continue;
@@ -237,7 +291,9 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
             const problem = hostProblem(scope, prefix);
             if (problem) problems.push(`${where}: ${JSON.stringify(prefix)} ${problem}`);
           } else if (scope !== undefined) {
-            problems.push(`${where}: a team's URL template must start with a literal scheme and host, e.g. "https://hooks.example.com/" & …; only cluster rules may choose the scheme or host with an expression`);
+            problems.push(
+              `${where}: a team's URL template must start with a literal scheme and host, e.g. "https://hooks.example.com/" & …; only cluster rules may choose the scheme or host with an expression`,
+            );
           }
         }
       }
@@ -251,15 +307,20 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
       // A destination's own proxy is a host it sends to as well (with the event inside a tunnel to the URL's host).
       for (const [name, destination] of Object.entries(document.destinations ?? {})) {
         const problem = destination.proxy && hostProblem(scope, destination.proxy.url);
-        if (problem) problems.push(`destinations.${name}.proxy.url: ${JSON.stringify(destination.proxy!.url)} ${problem}`);
+        if (problem)
+          problems.push(`destinations.${name}.proxy.url: ${JSON.stringify(destination.proxy!.url)} ${problem}`);
       }
       for (const [where, value] of valueSources(document)) {
         if (typeof value !== 'object') continue;
         if ('env' in value && scope !== undefined && !envAllowed.has(value.env)) {
-          problems.push(`${where}: { env: ${value.env} } is not allowed in a team's rules: they cannot read the service's environment (allowed by TEAM_ENV_ALLOWLIST: ${allowedEnvText}); use a secretKeyRef to a Secret of namespace ${scope}`);
+          problems.push(
+            `${where}: { env: ${value.env} } is not allowed in a team's rules: they cannot read the service's environment (allowed by TEAM_ENV_ALLOWLIST: ${allowedEnvText}); use a secretKeyRef to a Secret of namespace ${scope}`,
+          );
         }
         if ('secretKeyRef' in value && !SECRET_NAME.test(value.secretKeyRef.name)) {
-          problems.push(`${where}: secretKeyRef name ${JSON.stringify(value.secretKeyRef.name)} is not a Secret name (lower-case letters, digits, '-' and '.')`);
+          problems.push(
+            `${where}: secretKeyRef name ${JSON.stringify(value.secretKeyRef.name)} is not a Secret name (lower-case letters, digits, '-' and '.')`,
+          );
         }
       }
       return problems;
@@ -280,9 +341,13 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
         for (const rule of rules) {
           const cluster = clusterNames.get(rule.declaredName);
           if (scope !== undefined && cluster) {
-            problems.push(`rule "${rule.declaredName}" has the name of a cluster rule (${cluster}); a team's rule cannot replace it: rename it`);
+            problems.push(
+              `rule "${rule.declaredName}" has the name of a cluster rule (${cluster}); a team's rule cannot replace it: rename it`,
+            );
           } else if (own.has(rule.declaredName)) {
-            problems.push(`rule "${rule.declaredName}" is already defined in ${own.get(rule.declaredName)}, which comes first (${scope === undefined ? 'RULES_DIR files by name, then ConfigMaps by namespace/name/key' : 'ConfigMaps by name, then key'})`);
+            problems.push(
+              `rule "${rule.declaredName}" is already defined in ${own.get(rule.declaredName)}, which comes first (${scope === undefined ? 'RULES_DIR files by name, then ConfigMaps by namespace/name/key' : 'ConfigMaps by name, then key'})`,
+            );
           }
         }
         if (scope !== undefined) {
@@ -291,11 +356,16 @@ export function compileTenancyPolicy(settings: TenancySettings = DEFAULT_TENANCY
           const total = count + rules.length + shadowRules;
           if (total > settings.rulesPerNamespace) {
             const shadows = shadowRules > 0 ? ` (${shadowRules} of this document's shadow rules included)` : '';
-            problems.push(`namespace ${scope} would have ${total} rules${shadows}; at most ${settings.rulesPerNamespace} are allowed per team namespace (TEAM_MAX_RULES)`);
+            problems.push(
+              `namespace ${scope} would have ${total} rules${shadows}; at most ${settings.rulesPerNamespace} are allowed per team namespace (TEAM_MAX_RULES)`,
+            );
           }
         }
         if (problems.length > 0) {
-          rejected.set(source, problems.map((p) => `${source}: ${p}; this document is not in force`));
+          rejected.set(
+            source,
+            problems.map((p) => `${source}: ${p}; this document is not in force`),
+          );
           continue;
         }
         for (const rule of rules) own.set(rule.declaredName, source);
@@ -318,10 +388,11 @@ interface MetricClaim {
 }
 
 function* metricsOf(rules: readonly CompiledRule[]): Generator<MetricDefinition> {
-  for (const rule of rules) for (const action of rule.actions) {
-    const definition = definitionOf(action.destination);
-    if (definition) yield definition;
-  }
+  for (const rule of rules)
+    for (const action of rule.actions) {
+      const definition = definitionOf(action.destination);
+      if (definition) yield definition;
+    }
 }
 
 /**
@@ -329,27 +400,44 @@ function* metricsOf(rules: readonly CompiledRule[]): Generator<MetricDefinition>
  * differently. The cluster scope owns its metric names; teams share a name only with the same definition
  * (each team's series carry its namespace).
  */
-function metricClashes(claims: ReadonlyMap<string, MetricClaim>, source: string, scope: string | undefined, rules: readonly CompiledRule[]): string[] {
+function metricClashes(
+  claims: ReadonlyMap<string, MetricClaim>,
+  source: string,
+  scope: string | undefined,
+  rules: readonly CompiledRule[],
+): string[] {
   const problems: string[] = [];
   const own = new Map<string, MetricDefinition>();
   for (const definition of metricsOf(rules)) {
     const mine = own.get(definition.name);
     if (mine && !sameDefinition(mine, definition)) {
-      problems.push(`metric ${definition.name} is declared twice with different definitions (${describeDefinition(mine)}; ${describeDefinition(definition)})`);
+      problems.push(
+        `metric ${definition.name} is declared twice with different definitions (${describeDefinition(mine)}; ${describeDefinition(definition)})`,
+      );
     }
     own.set(definition.name, definition);
     const claim = claims.get(definition.name);
     if (!claim || mine) continue;
     if (scope !== undefined && claim.scope === undefined) {
-      problems.push(`metric ${definition.name} is declared by a cluster rule document (${claim.source}); a team's metric cannot share its name: rename it`);
+      problems.push(
+        `metric ${definition.name} is declared by a cluster rule document (${claim.source}); a team's metric cannot share its name: rename it`,
+      );
     } else if (!sameDefinition(claim.definition, definition)) {
       const where = claim.scope === scope ? claim.source : `another namespace's rules`;
-      problems.push(`metric ${definition.name} is already declared by ${where} as ${describeDefinition(claim.definition)}, which comes first; this document declares ${describeDefinition(definition)}: declare it the same way, or use another name`);
+      problems.push(
+        `metric ${definition.name} is already declared by ${where} as ${describeDefinition(claim.definition)}, which comes first; this document declares ${describeDefinition(definition)}: declare it the same way, or use another name`,
+      );
     }
   }
   return problems;
 }
 
-function claimMetrics(claims: Map<string, MetricClaim>, source: string, scope: string | undefined, rules: readonly CompiledRule[]): void {
-  for (const definition of metricsOf(rules)) if (!claims.has(definition.name)) claims.set(definition.name, { definition, source, scope });
+function claimMetrics(
+  claims: Map<string, MetricClaim>,
+  source: string,
+  scope: string | undefined,
+  rules: readonly CompiledRule[],
+): void {
+  for (const definition of metricsOf(rules))
+    if (!claims.has(definition.name)) claims.set(definition.name, { definition, source, scope });
 }

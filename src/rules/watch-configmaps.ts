@@ -70,7 +70,8 @@ export function watchRuleConfigMaps(
       store.setShadow(`${prefix}${key}`, cm.metadata?.labels?.[SHADOW_LABEL] === 'true');
       // In the background: a large ConfigMap is parsed off the event loop; its problems reach the store's listeners.
       void store.updateInBackground(`${prefix}${key}`, text, scope).then((problems) => {
-        if (problems.length === 0) log.info({ source: `${prefix}${key}`, scope: scope ?? 'cluster' }, 'rule document loaded');
+        if (problems.length === 0)
+          log.info({ source: `${prefix}${key}`, scope: scope ?? 'cluster' }, 'rule document loaded');
       });
     }
   }
@@ -80,7 +81,12 @@ export function watchRuleConfigMaps(
    * documents first, then this one's in key order). The keys beyond are never loaded — no source, no
    * metric series — and the ConfigMap gets one Warning Event that says so, not one per key.
    */
-  function withinDocumentQuota(cm: V1ConfigMap, prefix: string, data: Record<string, string>, scope: string | undefined): [string, string][] {
+  function withinDocumentQuota(
+    cm: V1ConfigMap,
+    prefix: string,
+    data: Record<string, string>,
+    scope: string | undefined,
+  ): [string, string][] {
     const entries = Object.entries(data).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const limit = options.teamMaxDocuments;
     if (scope === undefined || limit === undefined) return entries;
@@ -98,14 +104,28 @@ export function watchRuleConfigMaps(
 
   const watches =
     options.namespaces.length === 0
-      ? [{ name: 'rule-configmaps', path: '/api/v1/configmaps', list: () => core.listConfigMapForAllNamespaces({ labelSelector: options.selector }) }]
+      ? [
+          {
+            name: 'rule-configmaps',
+            path: '/api/v1/configmaps',
+            list: () => core.listConfigMapForAllNamespaces({ labelSelector: options.selector }),
+          },
+        ]
       : options.namespaces.map((namespace) => ({
           name: `rule-configmaps-${namespace}`,
           path: `/api/v1/namespaces/${namespace}/configmaps`,
           list: () => core.listNamespacedConfigMap({ namespace, labelSelector: options.selector }),
         }));
   const informers: ResilientInformer[] = watches.map((watch) =>
-    startResilientInformer<V1ConfigMap>({ ...watch, kc: connection.kc, labelSelector: options.selector, onChange, log, metrics, relistAfterMs: options.relistAfterMs }),
+    startResilientInformer<V1ConfigMap>({
+      ...watch,
+      kc: connection.kc,
+      labelSelector: options.selector,
+      onChange,
+      log,
+      metrics,
+      relistAfterMs: options.relistAfterMs,
+    }),
   );
   return {
     synced: Promise.all(informers.map((i) => i.synced)).then(() => undefined),

@@ -37,7 +37,12 @@ export interface DirectoryWatchOptions {
   retryMs?: number;
 }
 
-export function watchRulesDirectory(directory: string, store: RuleStore, log: Logger, options: DirectoryWatchOptions = {}): DirectoryWatch {
+export function watchRulesDirectory(
+  directory: string,
+  store: RuleStore,
+  log: Logger,
+  options: DirectoryWatchOptions = {},
+): DirectoryWatch {
   const maxBytes = options.maxSourceBytes ?? DEFAULT_MAX_SOURCE_BYTES;
   const sourceName = (entry: string) => `file:${entry}`;
   const directorySource = `dir:${directory}`;
@@ -73,7 +78,10 @@ export function watchRulesDirectory(directory: string, store: RuleStore, log: Lo
     for (const { name, folder } of entries) {
       if (folder) {
         present.add(`${name}/`);
-        report(`${name}/`, `a folder: files in subfolders of RULES_DIR are not read (only *.yaml, *.yml and *.json directly in ${directory}); move them up or mount them elsewhere`);
+        report(
+          `${name}/`,
+          `a folder: files in subfolders of RULES_DIR are not read (only *.yaml, *.yml and *.json directly in ${directory}); move them up or mount them elsewhere`,
+        );
       } else if (RULE_FILE.test(name)) {
         present.add(name);
         await loadFile(name);
@@ -97,19 +105,25 @@ export function watchRulesDirectory(directory: string, store: RuleStore, log: Lo
     let bytes: Buffer;
     try {
       const { size } = await stat(path);
-      if (size > maxBytes) return report(file, `${size} bytes, over the limit of ${maxBytes} (RULES_MAX_SOURCE_BYTES); not read`);
+      if (size > maxBytes)
+        return report(file, `${size} bytes, over the limit of ${maxBytes} (RULES_MAX_SOURCE_BYTES); not read`);
       bytes = await readFile(path);
     } catch (err) {
       const { code, message } = err as NodeJS.ErrnoException;
       if (code === 'ENOENT') return; // removed between readdir and read; the next event reloads
       return report(file, `cannot be read: ${message}`);
     }
-    if (!isUtf8(bytes)) return report(file, `not UTF-8 text (the first invalid byte is on line ${firstInvalidLine(bytes)}); save it as UTF-8`);
+    if (!isUtf8(bytes))
+      return report(
+        file,
+        `not UTF-8 text (the first invalid byte is on line ${firstInvalidLine(bytes)}); save it as UTF-8`,
+      );
     const text = bytes.toString('utf8');
     if (known.get(file) === text) return;
     known.set(file, text);
     const problems = await store.updateInBackground(sourceName(file), text);
-    if (problems.length === 0 && known.get(file) === text) log.info({ source: sourceName(file) }, 'rule document loaded');
+    if (problems.length === 0 && known.get(file) === text)
+      log.info({ source: sourceName(file) }, 'rule document loaded');
   }
 
   /** report puts a problem on an entry's source, once per change. */
@@ -121,12 +135,22 @@ export function watchRulesDirectory(directory: string, store: RuleStore, log: Lo
   }
 
   function reportDirectory(err: NodeJS.ErrnoException): void {
-    const why = err.code === 'ENOENT' ? 'does not exist' : err.code === 'ENOTDIR' ? 'is not a directory' : err.code === 'EACCES' ? 'is not readable (permission denied)' : err.message;
+    const why =
+      err.code === 'ENOENT'
+        ? 'does not exist'
+        : err.code === 'ENOTDIR'
+          ? 'is not a directory'
+          : err.code === 'EACCES'
+            ? 'is not readable (permission denied)'
+            : err.message;
     stopWatching();
     if (directoryProblem !== why) {
       directoryProblem = why;
       const consequence = store.ready ? 'the rules loaded before stay in force' : 'not ready until it can be read';
-      log.error({ directory, err: err.message }, `RULES_DIR ${directory} ${why}: ${consequence}; trying again every ${Math.round((options.retryMs ?? RETRY_MS) / 1000)} s`);
+      log.error(
+        { directory, err: err.message },
+        `RULES_DIR ${directory} ${why}: ${consequence}; trying again every ${Math.round((options.retryMs ?? RETRY_MS) / 1000)} s`,
+      );
       store.reportProblems(directorySource, [`${directorySource}: RULES_DIR ${why}; ${consequence}`]);
     }
     clearTimeout(retry);
@@ -173,11 +197,17 @@ export function watchRulesDirectory(directory: string, store: RuleStore, log: Lo
 /** listDirectory names the visible entries, telling folders (also through a symlink) from files. */
 async function listDirectory(directory: string): Promise<{ name: string; folder: boolean }[]> {
   const entries = await readdir(directory, { withFileTypes: true });
-  const visible = entries.filter((entry) => !entry.name.startsWith('.')).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const visible = entries
+    .filter((entry) => !entry.name.startsWith('.'))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return Promise.all(
     visible.map(async (entry) => {
       let folder = entry.isDirectory();
-      if (entry.isSymbolicLink()) folder = await stat(join(directory, entry.name)).then((s) => s.isDirectory(), () => false);
+      if (entry.isSymbolicLink())
+        folder = await stat(join(directory, entry.name)).then(
+          (s) => s.isDirectory(),
+          () => false,
+        );
       return { name: entry.name, folder };
     }),
   );
@@ -186,9 +216,10 @@ async function listDirectory(directory: string): Promise<{ name: string; folder:
 /** firstInvalidLine: the line of the first byte that does not start or continue a UTF-8 sequence. */
 function firstInvalidLine(bytes: Buffer): number {
   let end = bytes.length;
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const lead = bytes[i];
-    const continuations = lead < 0x80 ? 0 : (lead & 0xe0) === 0xc0 ? 1 : (lead & 0xf0) === 0xe0 ? 2 : (lead & 0xf8) === 0xf0 ? 3 : -1;
+    const continuations =
+      lead < 0x80 ? 0 : (lead & 0xe0) === 0xc0 ? 1 : (lead & 0xf0) === 0xe0 ? 2 : (lead & 0xf8) === 0xf0 ? 3 : -1;
     let valid = continuations >= 0;
     for (let k = 1; valid && k <= continuations; k++) valid = i + k < bytes.length && (bytes[i + k] & 0xc0) === 0x80;
     if (!valid) {

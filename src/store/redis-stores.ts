@@ -45,7 +45,14 @@ if ARGV[5] == '0' then
 end
 return 1`;
 
-type AdmitCommand = (key: string, now: number, windowMs: number, max: number, occurrence: string, peek: string) => Promise<number>;
+type AdmitCommand = (
+  key: string,
+  now: number,
+  windowMs: number,
+  max: number,
+  occurrence: string,
+  peek: string,
+) => Promise<number>;
 
 export interface RedisStoreOptions {
   url: string;
@@ -105,7 +112,10 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
     if (closing) return;
     if (up) {
       up = false;
-      log.warn({ reason }, 'redis unavailable: skipping it; throttles hold per replica and delivered actions are remembered by this replica until it is back');
+      log.warn(
+        { reason },
+        'redis unavailable: skipping it; throttles hold per replica and delivered actions are remembered by this replica until it is back',
+      );
     }
     probe ??= setInterval(checkBack, PROBE_EVERY_MS).unref();
   };
@@ -128,7 +138,10 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
     // command stays queued until its answer comes): a Redis stalled for hours must not fill the client up.
     if (redis.status !== 'ready' || pinging || queued() >= MAX_PENDING) return;
     pinging = true;
-    redis.ping().then(markUp, () => undefined).finally(() => (pinging = false));
+    redis
+      .ping()
+      .then(markUp, () => undefined)
+      .finally(() => (pinging = false));
   }
   redis.on('ready', markUp);
   redis.on('close', () => markDown('connection closed'));
@@ -158,7 +171,10 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
 
   const connected = new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
-      log.warn({ waitedMs: CONNECT_WAIT_MS }, 'redis: not connected yet; starting anyway on the per-replica memory stores until it is');
+      log.warn(
+        { waitedMs: CONNECT_WAIT_MS },
+        'redis: not connected yet; starting anyway on the per-replica memory stores until it is',
+      );
       resolve();
     }, CONNECT_WAIT_MS).unref();
     redis.once('ready', () => {
@@ -176,7 +192,9 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
         run(
           'delivered_get',
           // What was recorded in memory during an outage still counts once Redis is back.
-          async () => (await redis.exists(`${PREFIX}delivered:${key}`)) === 1 || (recordedInMemory && (await memoryDelivered.has(key))),
+          async () =>
+            (await redis.exists(`${PREFIX}delivered:${key}`)) === 1 ||
+            (recordedInMemory && (await memoryDelivered.has(key))),
           () => memoryDelivered.has(key),
         ),
       add: (key) =>
@@ -194,7 +212,15 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
         run(
           'throttle',
           async () => {
-            const admitted = (await admitThrottle(`${PREFIX}throttle:${key}`, Date.now(), Math.max(1, Math.round(windowMs)), max, occurrence, peek ? '1' : '0')) === 1;
+            const admitted =
+              (await admitThrottle(
+                `${PREFIX}throttle:${key}`,
+                Date.now(),
+                Math.max(1, Math.round(windowMs)),
+                max,
+                occurrence,
+                peek ? '1' : '0',
+              )) === 1;
             // This replica's own admissions are kept in memory too, so the stand-in window is not empty
             // when Redis goes away (a single replica keeps its exact limit through an outage).
             if (admitted && !peek) await memoryThrottle.admit(key, occurrence, windowMs, max);
@@ -206,7 +232,11 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
     position: {
       async get(key) {
         await connected; // read once at start: worth waiting for the connection, unlike the hot path
-        return run('position_get', async () => (await redis.get(`${PREFIX}position:${key}`)) ?? undefined, async () => undefined);
+        return run(
+          'position_get',
+          async () => (await redis.get(`${PREFIX}position:${key}`)) ?? undefined,
+          async () => undefined,
+        );
       },
       set: (key, value) =>
         run(
@@ -215,13 +245,20 @@ export function createRedisStores(options: RedisStoreOptions, metrics: Metrics, 
           async () => undefined,
         ),
     },
-    regions: createRedisRegionStore(redis, (command) => run('region', command, () => Promise.reject(new Error('Redis is unavailable'))), options.regionLimits),
+    regions: createRedisRegionStore(
+      redis,
+      (command) => run('region', command, () => Promise.reject(new Error('Redis is unavailable'))),
+      options.regionLimits,
+    ),
     digests: createRedisDigestStore(redis, run, PREFIX, options.windowMs),
     async close() {
       closing = true;
       clearInterval(probe);
       // QUIT lets the commands already sent finish; a Redis that does not answer is cut off.
-      await Promise.race([redis.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, options.timeoutMs).unref())]);
+      await Promise.race([
+        redis.quit().catch(() => undefined),
+        new Promise((resolve) => setTimeout(resolve, options.timeoutMs).unref()),
+      ]);
       redis.disconnect();
     },
   };

@@ -11,7 +11,10 @@ const main = new URL('../../src/main.ts', import.meta.url).pathname;
 describe('--help for every command', () => {
   for (const command of ['serve', 'validate', 'test', 'playground']) {
     it(`${command} --help`, () => {
-      const run = spawnSync(process.execPath, ['--import', 'tsx', main, command, '--help'], { encoding: 'utf8', env: { ...process.env, PORT: '1' } });
+      const run = spawnSync(process.execPath, ['--import', 'tsx', main, command, '--help'], {
+        encoding: 'utf8',
+        env: { ...process.env, PORT: '1' },
+      });
       assert.equal(run.status, 0, run.stderr);
       assert.match(run.stdout, new RegExp(`^usage: kube-event-rules ${command === 'serve' ? '\\[serve\\]' : command}`));
       assert.match(run.stdout, /example: /);

@@ -13,7 +13,21 @@ describe('line diff', () => {
     actual[16] = 'line sixteen';
     assert.equal(
       lineDiff(expected.join('\n'), actual.join('\n')),
-      ['  line 1', '  line 2', '- line 3', '+ line three', '  line 4', '  line 5', '  …', '  line 14', '  line 15', '- line 16', '+ line sixteen', '  line 17', '  line 18'].join('\n'),
+      [
+        '  line 1',
+        '  line 2',
+        '- line 3',
+        '+ line three',
+        '  line 4',
+        '  line 5',
+        '  …',
+        '  line 14',
+        '  line 15',
+        '- line 16',
+        '+ line sixteen',
+        '  line 17',
+        '  line 18',
+      ].join('\n'),
     );
   });
 

@@ -76,7 +76,16 @@ items:
 
 let dir: string;
 const path = (name: string) => join(dir, name);
-const options = (extra: Partial<TestOptions>): TestOptions => ({ rules: [path('rules.yaml')], secrets: [], objects: [], cluster: false, events: [EVENT], json: false, updateExpect: false, ...extra });
+const options = (extra: Partial<TestOptions>): TestOptions => ({
+  rules: [path('rules.yaml')],
+  secrets: [],
+  objects: [],
+  cluster: false,
+  events: [EVENT],
+  json: false,
+  updateExpect: false,
+  ...extra,
+});
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ker-objects-'));
@@ -87,13 +96,20 @@ before(async () => {
 
 describe('kube-event-rules test --objects', () => {
   it('supplies the namespace labels, $object and $owner from manifests', async () => {
-    const { results } = await runTests(options({ objects: [path('namespace.yaml'), path('workload.yaml')] }), async () => '');
+    const { results } = await runTests(
+      options({ objects: [path('namespace.yaml'), path('workload.yaml')] }),
+      async () => '',
+    );
     const [result] = results;
     assert.ok('outcome' in result);
     assert.deepEqual(result.matched, ['prod-crashloop']);
     const decided = result.evaluated![0].conditions.find((c) => c.fact === 'namespace')!;
     assert.equal(decided.factValue, 'prod');
-    assert.deepEqual(result.actions[0].request!.body, { team: 'payments', lastReason: 'OOMKilled', deployment: 'payment' });
+    assert.deepEqual(result.actions[0].request!.body, {
+      team: 'payments',
+      lastReason: 'OOMKilled',
+      deployment: 'payment',
+    });
   });
 
   it('without them the namespace fact is null and the rule does not match (what the author saw before)', async () => {
@@ -106,7 +122,10 @@ describe('kube-event-rules test --objects', () => {
 
   it('a namespace labelled otherwise does not match', async () => {
     await writeFile(path('staging.yaml'), NAMESPACE.replace('tier: prod', 'tier: staging'));
-    const { results } = await runTests(options({ objects: [path('staging.yaml'), path('workload.yaml')] }), async () => '');
+    const { results } = await runTests(
+      options({ objects: [path('staging.yaml'), path('workload.yaml')] }),
+      async () => '',
+    );
     assert.ok('outcome' in results[0]);
     assert.deepEqual(results[0].matched, []);
   });
@@ -114,8 +133,22 @@ describe('kube-event-rules test --objects', () => {
   it('a manifest that is not an object, or a missing file, is one line naming it', async () => {
     await writeFile(path('broken.yaml'), 'kind: Pod\nmetadata: {}\n');
     const lines: string[] = [];
-    await assert.rejects(testCommand(['--rules', path('rules.yaml'), '--objects', path('broken.yaml'), EVENT], (l) => lines.push(l), async () => ''), /broken\.yaml \(document 1\): an object needs kind and metadata\.name/);
-    await assert.rejects(testCommand(['--rules', path('rules.yaml'), '--objects', path('nope.yaml'), EVENT], (l) => lines.push(l), async () => ''), /--objects .*nope\.yaml: no such file/);
+    await assert.rejects(
+      testCommand(
+        ['--rules', path('rules.yaml'), '--objects', path('broken.yaml'), EVENT],
+        (l) => lines.push(l),
+        async () => '',
+      ),
+      /broken\.yaml \(document 1\): an object needs kind and metadata\.name/,
+    );
+    await assert.rejects(
+      testCommand(
+        ['--rules', path('rules.yaml'), '--objects', path('nope.yaml'), EVENT],
+        (l) => lines.push(l),
+        async () => '',
+      ),
+      /--objects .*nope\.yaml: no such file/,
+    );
   });
 });
 
@@ -138,9 +171,16 @@ describe('kube-event-rules test --cluster', () => {
   it('looks the objects up through the kubeconfig, read-only', async () => {
     const { results } = await runTests(options({ cluster: true }), async () => '');
     assert.ok('outcome' in results[0]);
-    assert.deepEqual(results[0].actions[0].request!.body, { team: 'payments', lastReason: 'OOMKilled', deployment: 'payment' });
+    assert.deepEqual(results[0].actions[0].request!.body, {
+      team: 'payments',
+      lastReason: 'OOMKilled',
+      deployment: 'payment',
+    });
     assert.ok(fake.requests.length > 0);
-    assert.deepEqual(fake.requests.filter((r) => r.method !== 'GET'), []);
+    assert.deepEqual(
+      fake.requests.filter((r) => r.method !== 'GET'),
+      [],
+    );
   });
 
   it('a lookup the API fails (500) is reported as not decided now or a failed action, never as "no match"', async () => {

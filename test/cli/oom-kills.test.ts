@@ -29,34 +29,57 @@ status:
 `;
 
 const NODE_OOM = {
-  apiVersion: 'v1', kind: 'Event', count: 1, type: 'Warning', reason: 'OOMKilling',
+  apiVersion: 'v1',
+  kind: 'Event',
+  count: 1,
+  type: 'Warning',
+  reason: 'OOMKilling',
   metadata: { name: 'node-1.oom', namespace: 'default', uid: 'node-oom-1' },
   involvedObject: { kind: 'Node', name: 'node-1', uid: 'node-1' },
   source: { component: 'kernel-monitor', host: 'node-1' },
-  firstTimestamp: '2024-05-14T09:00:00Z', lastTimestamp: '2024-05-14T09:00:00Z',
+  firstTimestamp: '2024-05-14T09:00:00Z',
+  lastTimestamp: '2024-05-14T09:00:00Z',
   message: 'Memory cgroup out of memory: Killed process 4242 (java) total-vm:123kB, anon-rss:100kB',
 };
 
 describe('OOM kills (docs/examples/oom-kills.yaml)', () => {
-  it('catches the container OOM kill on the Pod\'s BackOff, from its status; the node OOM separately', async () => {
+  it("catches the container OOM kill on the Pod's BackOff, from its status; the node OOM separately", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ker-oom-'));
     await writeFile(join(dir, 'pod.yaml'), POD);
     await writeFile(join(dir, 'node-oom.json'), JSON.stringify(NODE_OOM));
     process.env.SLACK_WEBHOOK_URL = 'https://hooks.slack.com/services/T/B/X';
     const { problems, results } = await runTests(
-      { rules: [RULES], secrets: [], objects: [join(dir, 'pod.yaml')], events: [join(EXAMPLES_DIR, 'pod-backoff-crashloop-resource-update.json'), join(dir, 'node-oom.json')], json: true, updateExpect: false },
+      {
+        rules: [RULES],
+        secrets: [],
+        objects: [join(dir, 'pod.yaml')],
+        events: [join(EXAMPLES_DIR, 'pod-backoff-crashloop-resource-update.json'), join(dir, 'node-oom.json')],
+        json: true,
+        updateExpect: false,
+      },
       async () => '',
     );
     assert.deepEqual(problems, []);
     const [backoff, node] = results;
     assert.ok('matched' in backoff && 'matched' in node);
     assert.deepEqual(backoff.matched, ['container-oom-killed']);
-    assert.deepEqual(backoff.actions[0].request!.body, { text: ':boom: shop/payment-5c7d9b8f6-2m4rt: container payment was OOM-killed (memory limit 256Mi, restarted 4 times)' });
+    assert.deepEqual(backoff.actions[0].request!.body, {
+      text: ':boom: shop/payment-5c7d9b8f6-2m4rt: container payment was OOM-killed (memory limit 256Mi, restarted 4 times)',
+    });
     assert.deepEqual(node.matched, ['node-oom-killing']);
   });
 
   it('without the Pod (no --objects, no cluster) the container rule cannot tell, and does not match', async () => {
-    const { results } = await runTests({ rules: [RULES], secrets: [], events: [join(EXAMPLES_DIR, 'pod-backoff-crashloop-resource-update.json')], json: true, updateExpect: false }, async () => '');
+    const { results } = await runTests(
+      {
+        rules: [RULES],
+        secrets: [],
+        events: [join(EXAMPLES_DIR, 'pod-backoff-crashloop-resource-update.json')],
+        json: true,
+        updateExpect: false,
+      },
+      async () => '',
+    );
     assert.ok('matched' in results[0]);
     assert.deepEqual(results[0].matched, []);
   });

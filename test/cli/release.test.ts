@@ -13,7 +13,9 @@ describe('release version', () => {
   const { version, files } = JSON.parse(read('package.json')) as { version: string; files: string[] };
 
   it('the manifests deploy the image of the package version', () => {
-    const kustomization = parse(read('deploy/base/kustomization.yaml')) as { images: { name: string; newTag: string }[] };
+    const kustomization = parse(read('deploy/base/kustomization.yaml')) as {
+      images: { name: string; newTag: string }[];
+    };
     assert.equal(kustomization.images.find((i) => i.name === 'kube-event-rules')?.newTag, version);
   });
 
@@ -24,6 +26,7 @@ describe('release version', () => {
   });
 
   it('the package carries what the CLI reads at run time', () => {
-    for (const path of ['dist', 'bin', 'rules', 'examples/events', 'src/rules/rule-document.schema.json']) assert.ok(files.includes(path), path);
+    for (const path of ['dist', 'bin', 'rules', 'examples/events', 'src/rules/rule-document.schema.json'])
+      assert.ok(files.includes(path), path);
   });
 });

@@ -42,19 +42,26 @@ describe('kube-event-rules (child process)', () => {
 
   it('on SIGTERM stops accepting, finishes the in-flight delivery, answers it, and exits 0', async () => {
     const rulesDir = await mkdtemp(join(tmpdir(), 'ker-cli-'));
-    await writeFile(join(rulesDir, 'r.yaml'), `
+    await writeFile(
+      join(rulesDir, 'r.yaml'),
+      `
 destinations: { slow: { url: "${sink.url}/slow" } }
 rules:
   - name: all-hpa
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: SuccessfulRescale } ] }
     actions: [ { destination: slow, body: '{"ok": true}' } ]
-`);
+`,
+    );
     sink.respond('/slow', { status: 200, delayMs: 800 });
     const proc = startProcess({ RULES_DIR: rulesDir, LOG_LEVEL: 'info' });
     const port = await proc.port;
     while (!proc.records.some((r) => r.msg === 'rules loaded')) await new Promise((r) => setTimeout(r, 20));
     const fixture = loadFixture('hpa-successful-rescale-up-resource-add');
-    const inFlight = fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: fixture.headers, body: bodyOf(fixture) });
+    const inFlight = fetch(`http://127.0.0.1:${port}/`, {
+      method: 'POST',
+      headers: fixture.headers,
+      body: bodyOf(fixture),
+    });
     await sink.waitFor('/slow', 1);
     proc.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 200));
@@ -81,10 +88,25 @@ rules:
       });
     // Headers that never finish; a body that never arrives.
     const headers = await slow('POST / HTTP/1.1\r\nHost: x\r\nce-id: 1\r\n');
-    const body = await slow('POST / HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"a":');
-    assert.ok(headers.closedAfterMs < 3000 && /^HTTP\/1\.1 408/.test(headers.answer), `slow headers: ${headers.closedAfterMs} ms, ${headers.answer.split('\r\n')[0]}`);
-    assert.ok(body.closedAfterMs < 4000 && /^HTTP\/1\.1 4\d\d/.test(body.answer), `slow body: ${body.closedAfterMs} ms, ${body.answer.split('\r\n')[0]}`);
-    const big = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { 'ce-id': '1', 'x-big': 'x'.repeat(64 * 1024) }, body: '{}' }).then((r) => r.status, () => 0);
+    const body = await slow(
+      'POST / HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"a":',
+    );
+    assert.ok(
+      headers.closedAfterMs < 3000 && /^HTTP\/1\.1 408/.test(headers.answer),
+      `slow headers: ${headers.closedAfterMs} ms, ${headers.answer.split('\r\n')[0]}`,
+    );
+    assert.ok(
+      body.closedAfterMs < 4000 && /^HTTP\/1\.1 4\d\d/.test(body.answer),
+      `slow body: ${body.closedAfterMs} ms, ${body.answer.split('\r\n')[0]}`,
+    );
+    const big = await fetch(`http://127.0.0.1:${port}/`, {
+      method: 'POST',
+      headers: { 'ce-id': '1', 'x-big': 'x'.repeat(64 * 1024) },
+      body: '{}',
+    }).then(
+      (r) => r.status,
+      () => 0,
+    );
     assert.equal(big, 431);
     assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200, 'still serving');
     proc.child.kill('SIGTERM');
@@ -103,21 +125,37 @@ rules:
     await writeFile(join(dir, 'sender'), 'sender-token-123');
     await writeFile(join(dir, 'admin'), 'admin-token-456');
     const metricsPort = await closedPort();
-    const proc = startProcess({ CLUSTER: 'off', RULES_DIR: 'rules', METRICS_PORT: String(metricsPort), AUTH_TOKEN_FILE: join(dir, 'sender'), ADMIN_TOKEN_FILE: join(dir, 'admin') });
+    const proc = startProcess({
+      CLUSTER: 'off',
+      RULES_DIR: 'rules',
+      METRICS_PORT: String(metricsPort),
+      AUTH_TOKEN_FILE: join(dir, 'sender'),
+      ADMIN_TOKEN_FILE: join(dir, 'admin'),
+    });
     const port = await proc.port;
     while (!proc.records.some((r) => r.msg === 'rules loaded')) await new Promise((r) => setTimeout(r, 20));
     const fixture = loadFixture('pod-backoff-crashloop-resource-update');
     const post = (authorization?: string) =>
-      fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { ...fixture.headers, ...(authorization ? { authorization } : {}) }, body: bodyOf(fixture) });
+      fetch(`http://127.0.0.1:${port}/`, {
+        method: 'POST',
+        headers: { ...fixture.headers, ...(authorization ? { authorization } : {}) },
+        body: bodyOf(fixture),
+      });
     assert.equal((await post()).status, 401);
     assert.equal((await post('Bearer sender-token-123')).status, 204);
     assert.equal((await fetch(`http://127.0.0.1:${port}/status`)).status, 401);
-    assert.equal((await fetch(`http://127.0.0.1:${port}/status`, { headers: { authorization: 'Bearer admin-token-456' } })).status, 200);
+    assert.equal(
+      (await fetch(`http://127.0.0.1:${port}/status`, { headers: { authorization: 'Bearer admin-token-456' } })).status,
+      200,
+    );
     assert.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 404);
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     assert.match(metrics, /kube_event_rules_requests_refused_total\{endpoint="events",reason="missing_credential"\} 1/);
     assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status, 200);
-    assert.ok(!proc.output().stdout.includes('sender-token-123') && !proc.output().stdout.includes('admin-token-456'), 'no token in the log');
+    assert.ok(
+      !proc.output().stdout.includes('sender-token-123') && !proc.output().stdout.includes('admin-token-456'),
+      'no token in the log',
+    );
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exited, 0);
 
@@ -138,7 +176,14 @@ rules:
       try {
         for (let i = 0; i < 200 && !ready; i++) {
           const port = /"port":(\d+)/.exec(stdout)?.[1];
-          if (port && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) ready = true;
+          if (
+            port &&
+            (await fetch(`http://127.0.0.1:${port}/readyz`).then(
+              (r) => r.ok,
+              () => false,
+            ))
+          )
+            ready = true;
           else await new Promise((r) => setTimeout(r, 50));
         }
         assert.ok(ready, 'the service became ready');

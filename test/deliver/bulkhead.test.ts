@@ -42,7 +42,13 @@ rules:${rule('slow', 'Slow')}${rule('fast', 'Fast')}${rule('broken', 'Broken')}
         deliveryAttempts: 1,
         deliveryTimeoutMs: 2500,
         deliveryDeadlineMs: 6000,
-        destinations: { ...loadConfig({}).destinations, maxConcurrent: 2, maxQueued: 2, failureThreshold: 3, openMs: 400 },
+        destinations: {
+          ...loadConfig({}).destinations,
+          maxConcurrent: 2,
+          maxQueued: 2,
+          failureThreshold: 3,
+          openMs: 400,
+        },
       },
     });
   });
@@ -57,18 +63,34 @@ rules:${rule('slow', 'Slow')}${rule('fast', 'Fast')}${rule('broken', 'Broken')}
     sink.always('/slow', 'hang');
     let slowSettled = 0;
     const slow = Array.from({ length: 6 }, (_, i) => svc.post(event('Slow', i)).finally(() => slowSettled++));
-    await waitUntil('2 in flight and 2 queued', async () =>
-      (await svc.metric('kube_event_rules_destination_in_flight', { destination: 'slow' })) === 2 &&
-      (await svc.metric('kube_event_rules_destination_queued', { destination: 'slow' })) === 2, 5000);
+    await waitUntil(
+      '2 in flight and 2 queued',
+      async () =>
+        (await svc.metric('kube_event_rules_destination_in_flight', { destination: 'slow' })) === 2 &&
+        (await svc.metric('kube_event_rules_destination_queued', { destination: 'slow' })) === 2,
+      5000,
+    );
     // The fast destination has the same small bulkhead: 4 at a time (2 in flight, 2 queued) always fit.
     const fast: { status: number }[] = [];
-    for (let i = 0; i < 20; i += 4) fast.push(...(await Promise.all([0, 1, 2, 3].map((j) => svc.post(event('Fast', i + j))))));
-    assert.deepEqual(fast.map((r) => r.status), fast.map(() => 204));
-    assert.equal(slowSettled, 2, 'the healthy destination answered while the slow one still held its 4 deliveries (only the 2 refused ones settled)');
+    for (let i = 0; i < 20; i += 4)
+      fast.push(...(await Promise.all([0, 1, 2, 3].map((j) => svc.post(event('Fast', i + j))))));
+    assert.deepEqual(
+      fast.map((r) => r.status),
+      fast.map(() => 204),
+    );
+    assert.equal(
+      slowSettled,
+      2,
+      'the healthy destination answered while the slow one still held its 4 deliveries (only the 2 refused ones settled)',
+    );
     sink.always('/slow', 200);
     sink.release('/slow');
     const statuses = (await Promise.all(slow)).map((r) => r.status).sort();
-    assert.deepEqual(statuses, [204, 204, 204, 204, 429, 429], '4 delivered (2 at once, 2 queued), 2 refused with Retry-After');
+    assert.deepEqual(
+      statuses,
+      [204, 204, 204, 204, 429, 429],
+      '4 delivered (2 at once, 2 queued), 2 refused with Retry-After',
+    );
     sink.always('/slow', undefined);
   });
 
@@ -95,8 +117,15 @@ describe('destination gauges', () => {
   it('read at scrape time: lanes of two documents sharing a destination name add up, the breaker shows the worst state', async () => {
     const metrics = createMetrics();
     let now = 0;
-    const bulkheads = createBulkheads({ maxConcurrent: 1, maxQueued: 5, failureThreshold: 1, openMs: 1000 }, metrics, () => now);
-    const gauge = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values.filter((v) => v.labels.destination === 'chat').map((v) => v.value);
+    const bulkheads = createBulkheads(
+      { maxConcurrent: 1, maxQueued: 5, failureThreshold: 1, openMs: 1000 },
+      metrics,
+      () => now,
+    );
+    const gauge = async (name: string) =>
+      (await metrics.registry.getSingleMetric(name)!.get()).values
+        .filter((v) => v.labels.destination === 'chat')
+        .map((v) => v.value);
     const first = await bulkheads.acquire('team-a.yaml#chat', 'chat');
     const second = await bulkheads.acquire('team-b.yaml#chat', 'chat');
     const queued = bulkheads.acquire('team-a.yaml#chat', 'chat'); // waits for team-a's only slot

@@ -51,29 +51,63 @@ const cases: Record<string, KindCase> = {
   },
   log: {
     valid: () => ({ kind: 'log' }),
-    invalid: { spec: { kind: 'log', proxy: { url: 'http://proxy:3128' } }, message: /tls and proxy apply to http destinations only \(this one is log\)/ },
+    invalid: {
+      spec: { kind: 'log', proxy: { url: 'http://proxy:3128' } },
+      message: /tls and proxy apply to http destinations only \(this one is log\)/,
+    },
     arrives: 'log',
   },
   'hpa-sender': {
     valid: () => ({ kind: 'hpa-sender' }),
-    invalid: { spec: { kind: 'hpa-sender', tls: { serverName: 'x' } }, message: /tls and proxy apply to http destinations only \(this one is hpa-sender\)/ },
+    invalid: {
+      spec: { kind: 'hpa-sender', tls: { serverName: 'x' } },
+      message: /tls and proxy apply to http destinations only \(this one is hpa-sender\)/,
+    },
     reads: ['object'], // the HPA's annotation names the Secret
-    object: () => ({ kind: 'HorizontalPodAutoscaler', metadata: { name: 'web', namespace: 'shop', annotations: { 'hpa-event': 'shop/hook' } } }),
-    secrets: (sink) => ({ 'shop/hook/url': `${sink}/hpa\n`, 'shop/hook/headers': '{"X-Token":"t0k3n"}', 'shop/hook/body': '{"text":"_message_","at":"_time_"}' }),
+    object: () => ({
+      kind: 'HorizontalPodAutoscaler',
+      metadata: { name: 'web', namespace: 'shop', annotations: { 'hpa-event': 'shop/hook' } },
+    }),
+    secrets: (sink) => ({
+      'shop/hook/url': `${sink}/hpa\n`,
+      'shop/hook/headers': '{"X-Token":"t0k3n"}',
+      'shop/hook/body': '{"text":"_message_","at":"_time_"}',
+    }),
     arrives: { path: '/hpa' },
   },
   metric: {
-    valid: () => ({ kind: 'metric', metric: { name: 'contract_scaling_total', type: 'counter', help: 'HPAs at their limit.', labels: { hpa: 'involvedObject.name', reason: 'reason' } } }),
-    invalid: { spec: { kind: 'metric', metric: { name: 'limits_total', type: 'counter', help: 'h', labels: { __name__: 'reason' } } }, message: /metric\.labels\.__name__: label names starting with __ are reserved by Prometheus/ },
+    valid: () => ({
+      kind: 'metric',
+      metric: {
+        name: 'contract_scaling_total',
+        type: 'counter',
+        help: 'HPAs at their limit.',
+        labels: { hpa: 'involvedObject.name', reason: 'reason' },
+      },
+    }),
+    invalid: {
+      spec: {
+        kind: 'metric',
+        metric: { name: 'limits_total', type: 'counter', help: 'h', labels: { __name__: 'reason' } },
+      },
+      message: /metric\.labels\.__name__: label names starting with __ are reserved by Prometheus/,
+    },
     arrives: { series: 'kube_event_rules_user_contract_scaling_total{hpa="web",reason="ScalingLimited"} 1' },
   },
 };
 
 const documentWith = (destination: DestinationSpec) => ({
   destinations: { out: destination },
-  rules: [{ name: 'r', conditions: { all: [{ fact: 'event', path: '$.reason', operator: 'equal', value: 'ScalingLimited' }] }, actions: [{ destination: 'out' }] }],
+  rules: [
+    {
+      name: 'r',
+      conditions: { all: [{ fact: 'event', path: '$.reason', operator: 'equal', value: 'ScalingLimited' }] },
+      actions: [{ destination: 'out' }],
+    },
+  ],
 });
-const compile = (destination: DestinationSpec) => compileDocument(documentWith(destination), 'contract.yaml', { timeoutMs: 1000 });
+const compile = (destination: DestinationSpec) =>
+  compileDocument(documentWith(destination), 'contract.yaml', { timeoutMs: 1000 });
 
 describe('destination kinds: the contract every registered kind keeps', () => {
   let sink: CaptureSink;
@@ -85,21 +119,38 @@ describe('destination kinds: the contract every registered kind keeps', () => {
     sink = await startCaptureSink();
     metrics = createMetrics();
     const bulkheads = createBulkheads({ maxConcurrent: 4, maxQueued: 4, failureThreshold: 5, openMs: 1000 }, metrics);
-    senders = createSenders({ network: withBulkhead(createHttpSender({ attempts: 2, retryAfterMaxMs: 1000, metrics }), bulkheads), writeLine: (line) => lines.push(line), userMetrics: metrics.userMetrics });
+    senders = createSenders({
+      network: withBulkhead(createHttpSender({ attempts: 2, retryAfterMaxMs: 1000, metrics }), bulkheads),
+      writeLine: (line) => lines.push(line),
+      userMetrics: metrics.userMetrics,
+    });
   });
   after(() => sink.close());
 
   it('every registered kind has a contract case, and the schema offers exactly the registered kinds', () => {
     assert.deepEqual(Object.keys(cases).sort(), Object.keys(DESTINATION_KINDS).sort());
-    const schema = JSON.parse(readFileSync(new URL('../../src/rules/rule-document.schema.json', import.meta.url), 'utf8')) as { definitions: Record<string, any> };
-    assert.deepEqual([...schema.definitions.destination.properties.kind.enum].sort(), Object.keys(DESTINATION_KINDS).sort());
+    const schema = JSON.parse(
+      readFileSync(new URL('../../src/rules/rule-document.schema.json', import.meta.url), 'utf8'),
+    ) as { definitions: Record<string, any> };
+    assert.deepEqual(
+      [...schema.definitions.destination.properties.kind.enum].sort(),
+      Object.keys(DESTINATION_KINDS).sort(),
+    );
   });
 
   it('an unknown kind is refused at load, naming the known ones', () => {
     // The schema refuses it first; the registry check guards documents compiled without it.
     const { problems } = compile({ kind: 'pager' });
-    assert.ok(problems.some((p) => /destinations\.out\.kind: "pager" must be one of "http", "log", "hpa-sender", "metric"/.test(p)), problems.join('\n'));
-    assert.throws(() => destinationKind('pager'), /unknown destination kind "pager" \(known: http, log, hpa-sender, metric\)/);
+    assert.ok(
+      problems.some((p) =>
+        /destinations\.out\.kind: "pager" must be one of "http", "log", "hpa-sender", "metric"/.test(p),
+      ),
+      problems.join('\n'),
+    );
+    assert.throws(
+      () => destinationKind('pager'),
+      /unknown destination kind "pager" \(known: http, log, hpa-sender, metric\)/,
+    );
   });
 
   for (const [name, kindCase] of Object.entries(cases)) {
@@ -115,7 +166,10 @@ describe('destination kinds: the contract every registered kind keeps', () => {
       it('refuses an invalid destination with a message that says why', () => {
         const { compiled, problems } = compile(kindCase.invalid.spec);
         assert.equal(compiled, undefined);
-        assert.ok(problems.some((p) => p.startsWith('destinations.out') && kindCase.invalid.message.test(p)), problems.join('\n'));
+        assert.ok(
+          problems.some((p) => p.startsWith('destinations.out') && kindCase.invalid.message.test(p)),
+          problems.join('\n'),
+        );
       });
 
       it('renders an action for an event and delivers it, reporting the outcome', async () => {
@@ -130,7 +184,12 @@ describe('destination kinds: the contract every registered kind keeps', () => {
             return value;
           },
         };
-        const context: ResolveContext = { input: event, bindings: { object: kindCase.object?.(sink.url) ?? null }, secrets: reader, env: {} };
+        const context: ResolveContext = {
+          input: event,
+          bindings: { object: kindCase.object?.(sink.url) ?? null },
+          secrets: reader,
+          env: {},
+        };
         const kind = destinationKind(name);
         const request = await kind.render(action, context);
         assert.equal(typeof request.body, 'string');
@@ -153,7 +212,10 @@ describe('destination kinds: the contract every registered kind keeps', () => {
           assert.equal(line.rule, 'r');
           assert.deepEqual(line.request.body, event);
         } else if ('series' in kindCase.arrives) {
-          assert.ok((await metrics.registry.metrics()).split('\n').includes(kindCase.arrives.series), await metrics.registry.metrics());
+          assert.ok(
+            (await metrics.registry.metrics()).split('\n').includes(kindCase.arrives.series),
+            await metrics.registry.metrics(),
+          );
         } else {
           const [arrived] = sink.received(kindCase.arrives.path);
           assert.ok(arrived, `a request arrived at ${kindCase.arrives.path}`);
@@ -168,18 +230,43 @@ describe('destination kinds: the contract every registered kind keeps', () => {
         if ('series' in kindCase.arrives) {
           // The metrics refuse an observation of a metric no rule in force declares (its document was removed
           // meanwhile).
-          const request = await destinationKind(name).render(action, { input: event, bindings: {}, secrets: { read: async () => '' }, env: {} });
+          const request = await destinationKind(name).render(action, {
+            input: event,
+            bindings: {},
+            secrets: { read: async () => '' },
+            env: {},
+          });
           metrics.userMetrics.declare([]);
-          const result = await senders[name].send(request, { timeoutMs: 2000, deadline: Date.now() + 5000, destination: 'out', context: { rule: 'r', ceId: 'ce-2', occurrence: 'o-2' } });
+          const result = await senders[name].send(request, {
+            timeoutMs: 2000,
+            deadline: Date.now() + 5000,
+            destination: 'out',
+            context: { rule: 'r', ceId: 'ce-2', occurrence: 'o-2' },
+          });
           assert.equal(result.outcome, 'rejected');
-          assert.match(result.error ?? '', /metric kube_event_rules_user_contract_scaling_total is no longer declared by any rule in force/);
+          assert.match(
+            result.error ?? '',
+            /metric kube_event_rules_user_contract_scaling_total is no longer declared by any rule in force/,
+          );
           return;
         }
         const secrets = kindCase.secrets?.(sink.url) ?? {};
-        const reader: SecretReader = { read: async (secret, key, namespace) => secrets[`${namespace}/${secret}/${key}`] ?? '{}' };
-        const request = await destinationKind(name).render(action, { input: event, bindings: { object: kindCase.object?.(sink.url) ?? null }, secrets: reader, env: {} });
+        const reader: SecretReader = {
+          read: async (secret, key, namespace) => secrets[`${namespace}/${secret}/${key}`] ?? '{}',
+        };
+        const request = await destinationKind(name).render(action, {
+          input: event,
+          bindings: { object: kindCase.object?.(sink.url) ?? null },
+          secrets: reader,
+          env: {},
+        });
         sink.respond(kindCase.arrives.path, { status: 404, body: 'no such hook' });
-        const result = await senders[name].send(request, { timeoutMs: 2000, deadline: Date.now() + 5000, destination: 'out', context: { rule: 'r', ceId: 'ce-2', occurrence: 'o-2' } });
+        const result = await senders[name].send(request, {
+          timeoutMs: 2000,
+          deadline: Date.now() + 5000,
+          destination: 'out',
+          context: { rule: 'r', ceId: 'ce-2', occurrence: 'o-2' },
+        });
         assert.equal(result.outcome, 'rejected');
         assert.equal(result.status, 404);
         assert.match(result.error ?? '', /HTTP 404: no such hook/);

@@ -97,10 +97,13 @@ describe('http sender (against a real local server)', () => {
 
   it('reports an unreachable destination as failed with the network error', async () => {
     const port = await closedPort();
-    const result = await sender.send({ ...request('/'), url: `http://127.0.0.1:${port}/x` }, { timeoutMs: 300, deadline: Date.now() + 2000, destination: 'd', context });
+    const result = await sender.send(
+      { ...request('/'), url: `http://127.0.0.1:${port}/x` },
+      { timeoutMs: 300, deadline: Date.now() + 2000, destination: 'd', context },
+    );
     assert.equal(result.outcome, 'failed');
     assert.match(result.error!, /ECONNREFUSED/);
-    assert.equal(result.attempts, 3, "a refused connection is retried");
+    assert.equal(result.attempts, 3, 'a refused connection is retried');
   });
 
   it('says how long it waited when a destination hangs every time', async () => {
@@ -154,10 +157,20 @@ describe('http sender (against a real local server)', () => {
     assert.equal(sink.received('/moved').length + sink.received('/next').length, 0, 'nothing followed');
   });
 
-  it('an attempt cut short by the deadline is inconclusive (no verdict for the breaker); the destination\'s own timeout is not', async () => {
+  it("an attempt cut short by the deadline is inconclusive (no verdict for the breaker); the destination's own timeout is not", async () => {
     sink.always('/cut-short', 'hang');
-    const byDeadline = await sender.send(request('/cut-short'), { timeoutMs: 5000, deadline: Date.now() + 300, destination: 'd', context });
-    const byOwnTimeout = await sender.send(request('/cut-short'), { timeoutMs: 150, deadline: Date.now() + 3000, destination: 'd', context });
+    const byDeadline = await sender.send(request('/cut-short'), {
+      timeoutMs: 5000,
+      deadline: Date.now() + 300,
+      destination: 'd',
+      context,
+    });
+    const byOwnTimeout = await sender.send(request('/cut-short'), {
+      timeoutMs: 150,
+      deadline: Date.now() + 3000,
+      destination: 'd',
+      context,
+    });
     sink.always('/cut-short', undefined);
     assert.equal(byDeadline.outcome, 'failed');
     assert.equal(byDeadline.inconclusive, true);
@@ -179,7 +192,10 @@ describe('http sender (against a real local server)', () => {
     const looping = await send('/loop');
     sink.always('/loop', undefined);
     assert.equal(looping.outcome, 'failed');
-    assert.equal(looping.error, 'HTTP 308: redirect to the same host, not followed after 2 followed on the same origin (fix the destination URL)');
+    assert.equal(
+      looping.error,
+      'HTTP 308: redirect to the same host, not followed after 2 followed on the same origin (fix the destination URL)',
+    );
     assert.equal(sink.received('/loop').length, 3, 'the first request and two redirects');
 
     const port = sink.url.split(':').pop();
@@ -187,11 +203,20 @@ describe('http sender (against a real local server)', () => {
     const crossOrigin = await send('/other-port');
     assert.equal(crossOrigin.outcome, 'failed');
     assert.match(crossOrigin.error!, /^HTTP 307: redirect to localhost:\d+, not followed/);
-    assert.equal(sink.received('/landed').length, 1, 'another host (even the same address by another name) is never followed');
+    assert.equal(
+      sink.received('/landed').length,
+      1,
+      'another host (even the same address by another name) is never followed',
+    );
   });
 
-    it('starts no attempt that is too close to the deadline (queued that long): failed with Retry-After, nothing sent', async () => {
-    const result = await sender.send(request('/too-late'), { timeoutMs: 300, deadline: Date.now() + 20, destination: 'd', context });
+  it('starts no attempt that is too close to the deadline (queued that long): failed with Retry-After, nothing sent', async () => {
+    const result = await sender.send(request('/too-late'), {
+      timeoutMs: 300,
+      deadline: Date.now() + 20,
+      destination: 'd',
+      context,
+    });
     assert.equal(result.outcome, 'failed');
     assert.equal(result.inconclusive, true);
     assert.equal(result.attempts, 0);
@@ -217,7 +242,13 @@ describe('http sender (against a real local server)', () => {
             res.on('close', () => clearInterval(drip));
           } else if (req.url === '/echo-500') {
             res.writeHead(500, { 'content-type': 'application/json' });
-            res.end(JSON.stringify({ error: 'upstream failed', youSent: req.headers, note: 'password=hunter2-long and Bearer abcdef123456' }));
+            res.end(
+              JSON.stringify({
+                error: 'upstream failed',
+                youSent: req.headers,
+                note: 'password=hunter2-long and Bearer abcdef123456',
+              }),
+            );
           }
         });
       });
@@ -228,31 +259,52 @@ describe('http sender (against a real local server)', () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     });
-    const to = (path: string, headers: Record<string, string> = {}): RenderedRequest => ({ ...request('/'), url: `${url}${path}`, headers: { 'content-type': 'application/json', ...headers } });
+    const to = (path: string, headers: Record<string, string> = {}): RenderedRequest => ({
+      ...request('/'),
+      url: `${url}${path}`,
+      headers: { 'content-type': 'application/json', ...headers },
+    });
 
     it('a 2xx counts as delivered once its status is known, whatever its body does', async () => {
       // Waiting for a body that never ends would hold the delivery (and its slot) until the attempt timeout.
       const started = Date.now();
       const results = await Promise.all(
-        Array.from({ length: 3 }, () => sender.send(to('/endless-200'), { timeoutMs: 6000, deadline: Date.now() + 8000, destination: 'd', context })),
+        Array.from({ length: 3 }, () =>
+          sender.send(to('/endless-200'), { timeoutMs: 6000, deadline: Date.now() + 8000, destination: 'd', context }),
+        ),
       );
       for (const result of results) assert.deepEqual(result, { outcome: 'delivered', attempts: 1, status: 200 });
       assert.ok(Date.now() - started < 6000, 'answered before the attempt timeout: the body was not waited for');
     });
 
     it('a 4xx stays a permanent rejection however slowly its body arrives', async () => {
-      const result = await sender.send(to('/trickling-404'), { timeoutMs: 4000, deadline: Date.now() + 8000, destination: 'd', context });
+      const result = await sender.send(to('/trickling-404'), {
+        timeoutMs: 4000,
+        deadline: Date.now() + 8000,
+        destination: 'd',
+        context,
+      });
       assert.equal(result.outcome, 'rejected');
       assert.equal(result.attempts, 1);
       assert.match(result.error!, /^HTTP 404: \.+ \(body not read within 1000 ms\)$/);
     });
 
-    it("an error body keeps status and a short excerpt, never our header values or credential-shaped text", async () => {
-      const secretHeaders = { authorization: 'Bearer s3cr3t-token-value', 'x-api-key': 'k-1234567890', 'x-signed': 'sig "quoted" value' };
-      const result = await sender.send(to('/echo-500', secretHeaders), { timeoutMs: 1000, deadline: Date.now() + 3000, destination: 'd', context });
+    it('an error body keeps status and a short excerpt, never our header values or credential-shaped text', async () => {
+      const secretHeaders = {
+        authorization: 'Bearer s3cr3t-token-value',
+        'x-api-key': 'k-1234567890',
+        'x-signed': 'sig "quoted" value',
+      };
+      const result = await sender.send(to('/echo-500', secretHeaders), {
+        timeoutMs: 1000,
+        deadline: Date.now() + 3000,
+        destination: 'd',
+        context,
+      });
       assert.equal(result.outcome, 'failed');
       assert.match(result.error!, /^HTTP 500: \{"error":"upstream failed"/);
-      for (const leaked of ['s3cr3t-token-value', 'k-1234567890', 'quoted', 'hunter2', 'abcdef123456']) assert.ok(!result.error!.includes(leaked), `${leaked} in ${result.error}`);
+      for (const leaked of ['s3cr3t-token-value', 'k-1234567890', 'quoted', 'hunter2', 'abcdef123456'])
+        assert.ok(!result.error!.includes(leaked), `${leaked} in ${result.error}`);
       assert.ok(result.error!.length <= 'HTTP 500: '.length + 200);
       assert.match(result.error!, /\[redacted\]/);
     });
@@ -260,7 +312,8 @@ describe('http sender (against a real local server)', () => {
 
   it('counts attempts by result', async () => {
     const text = await metrics.registry.getSingleMetricAsString('kube_event_rules_delivery_attempts_total');
-    for (const result of ['2xx', '3xx', '4xx', '5xx', '429', 'timeout', 'network']) assert.match(text, new RegExp(`result="${result}"`));
+    for (const result of ['2xx', '3xx', '4xx', '5xx', '429', 'timeout', 'network'])
+      assert.match(text, new RegExp(`result="${result}"`));
   });
 });
 
@@ -274,9 +327,21 @@ describe('retry policy', () => {
   });
 
   it('backs off exponentially with full jitter, capped', () => {
-    assert.equal(backoffMs(1, () => 0.999), 99);
-    assert.equal(backoffMs(3, () => 0.999), 399);
-    assert.equal(backoffMs(20, () => 0.999), 1998);
-    assert.equal(backoffMs(5, () => 0), 0);
+    assert.equal(
+      backoffMs(1, () => 0.999),
+      99,
+    );
+    assert.equal(
+      backoffMs(3, () => 0.999),
+      399,
+    );
+    assert.equal(
+      backoffMs(20, () => 0.999),
+      1998,
+    );
+    assert.equal(
+      backoffMs(5, () => 0),
+      0,
+    );
   });
 });

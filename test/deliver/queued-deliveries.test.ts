@@ -31,7 +31,10 @@ rules:
 `,
 });
 
-const settings = (overrides: Partial<ReturnType<typeof loadConfig>['destinations']>) => ({ ...loadConfig({}).destinations, ...overrides });
+const settings = (overrides: Partial<ReturnType<typeof loadConfig>['destinations']>) => ({
+  ...loadConfig({}).destinations,
+  ...overrides,
+});
 
 describe('queued deliveries', () => {
   it('a slow healthy destination and a burst larger than its slots: nothing queued is sent after its deadline', async () => {
@@ -41,7 +44,9 @@ describe('queued deliveries', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => setTimeout(() => res.writeHead(200).end('{}'), 700));
-      req.on('end', () => requests.push((JSON.parse(Buffer.concat(chunks).toString() || '{}') as { uid?: string }).uid ?? '?'));
+      req.on('end', () =>
+        requests.push((JSON.parse(Buffer.concat(chunks).toString() || '{}') as { uid?: string }).uid ?? '?'),
+      );
     });
     let started = 0;
     server.on('request', () => started++);
@@ -50,7 +55,11 @@ describe('queued deliveries', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const svc = await startService({
       rules: rules(url, 3),
-      config: { deliveryAttempts: 1, deliveryDeadlineMs: 1000, destinations: settings({ maxConcurrent: 2, maxQueued: 50, failureThreshold: 3 }) },
+      config: {
+        deliveryAttempts: 1,
+        deliveryDeadlineMs: 1000,
+        destinations: settings({ maxConcurrent: 2, maxQueued: 50, failureThreshold: 3 }),
+      },
     });
     try {
       const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => svc.post(event(i))));
@@ -58,13 +67,19 @@ describe('queued deliveries', () => {
       const notSent = answers.filter((a) => /deadline/.test(a.text)); // also: a slot came too close to the deadline
       assert.ok(queuedTooLong.length >= 1, 'some deliveries waited past their deadline in the queue');
       // Attempts cut short by the deadline, and deliveries never started, say nothing about the destination.
-      assert.ok(!answers.some((a) => /circuit open/.test(a.text)), 'a slow but healthy destination does not open its breaker');
+      assert.ok(
+        !answers.some((a) => /circuit open/.test(a.text)),
+        'a slow but healthy destination does not open its breaker',
+      );
       for (const a of queuedTooLong) {
         assert.equal(a.status, 429, 'refused with Retry-After');
         assert.ok(Number(a.headers.get('retry-after')) >= 1);
       }
       await new Promise((r) => setTimeout(r, 300)); // anything sent late would arrive now
-      assert.ok(started <= answers.length - notSent.length, `only deliveries that got a slot before their deadline reached the destination (${started} requests, ${notSent.length} of ${answers.length} not sent)`);
+      assert.ok(
+        started <= answers.length - notSent.length,
+        `only deliveries that got a slot before their deadline reached the destination (${started} requests, ${notSent.length} of ${answers.length} not sent)`,
+      );
       assert.ok(started < 12);
     } finally {
       await svc.stop();
@@ -73,7 +88,7 @@ describe('queued deliveries', () => {
     }
   });
 
-  it('attempts cut short by the request\'s deadline do not open the breaker of a slow but healthy destination', async () => {
+  it("attempts cut short by the request's deadline do not open the breaker of a slow but healthy destination", async () => {
     const server = createHttpServer((req, res) => {
       req.resume();
       req.on('end', () => setTimeout(() => res.writeHead(200).end('{}'), 700));
@@ -81,7 +96,11 @@ describe('queued deliveries', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const svc = await startService({
       rules: rules(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 3),
-      config: { deliveryAttempts: 1, deliveryDeadlineMs: 400, destinations: settings({ maxConcurrent: 1, failureThreshold: 2, openMs: 60_000 }) },
+      config: {
+        deliveryAttempts: 1,
+        deliveryDeadlineMs: 400,
+        destinations: settings({ maxConcurrent: 1, failureThreshold: 2, openMs: 60_000 }),
+      },
     });
     try {
       for (let i = 0; i < 4; i++) {
@@ -110,15 +129,26 @@ describe('queued deliveries', () => {
     const url = `http://127.0.0.1:${(blackhole.address() as AddressInfo).port}`;
     const svc = await startService({
       rules: rules(url, 0.3),
-      config: { deliveryAttempts: 1, deliveryDeadlineMs: 5000, destinations: settings({ maxConcurrent: 2, maxQueued: 50, failureThreshold: 3, openMs: 10_000 }) },
+      config: {
+        deliveryAttempts: 1,
+        deliveryDeadlineMs: 5000,
+        destinations: settings({ maxConcurrent: 2, maxQueued: 50, failureThreshold: 3, openMs: 10_000 }),
+      },
     });
     try {
       const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => svc.post(event(100 + i))));
-      assert.ok(answers.every((a) => a.status === 429 || a.status === 503), 'nothing acknowledged');
+      assert.ok(
+        answers.every((a) => a.status === 429 || a.status === 503),
+        'nothing acknowledged',
+      );
       const refused = answers.filter((a) => /circuit open/.test(a.text));
       // Two slots: at most 3 failures to open it plus the one still in flight when it opened.
       assert.ok(connections <= 4, `${connections} TCP connections reached the blackhole`);
-      assert.equal(refused.length, 20 - connections, 'every delivery that did not connect was refused by the open breaker');
+      assert.equal(
+        refused.length,
+        20 - connections,
+        'every delivery that did not connect was refused by the open breaker',
+      );
     } finally {
       await svc.stop();
       for (const socket of sockets) socket.destroy();
@@ -127,11 +157,17 @@ describe('queued deliveries', () => {
   });
 
   it('a waiter whose deadline passes leaves the queue; an opening breaker refuses every waiter at once', async () => {
-    const bulkheads = createBulkheads({ maxConcurrent: 1, maxQueued: 5, failureThreshold: 1, openMs: 60_000 }, createMetrics());
+    const bulkheads = createBulkheads(
+      { maxConcurrent: 1, maxQueued: 5, failureThreshold: 1, openMs: 60_000 },
+      createMetrics(),
+    );
     const held = await bulkheads.acquire('k', 'd', Date.now() + 5000);
     assert.ok(held.ok);
     const late = await bulkheads.acquire('k', 'd', Date.now() + 50);
-    assert.deepEqual(late.ok ? 'admitted' : late.reason, "destination busy: the request's deadline passed while queued (1 in flight)");
+    assert.deepEqual(
+      late.ok ? 'admitted' : late.reason,
+      "destination busy: the request's deadline passed while queued (1 in flight)",
+    );
     const waiting = [bulkheads.acquire('k', 'd', Date.now() + 5000), bulkheads.acquire('k', 'd', Date.now() + 5000)];
     held.release(true); // the breaker opens
     for (const admission of await Promise.all(waiting)) {

@@ -17,8 +17,9 @@ const event = (id: string) =>
   });
 
 describe('retryable 4xx statuses', () => {
-  const t = serviceBehindSink((sinkUrl) => ({
-    'r.yaml': `
+  const t = serviceBehindSink(
+    (sinkUrl) => ({
+      'r.yaml': `
 destinations:
   d: { url: "${sinkUrl}/d" }
 rules:
@@ -26,7 +27,9 @@ rules:
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: BackOff } ] }
     actions: [ { destination: d, body: '{ "uid": metadata.uid }' } ]
 `,
-  }), { deliveryAttempts: 1 });
+    }),
+    { deliveryAttempts: 1 },
+  );
 
   for (const status of [421, 423, 425]) {
     it(`${status} once, then the destination is fine: answered 503, delivered on the redelivery`, async () => {
@@ -35,12 +38,16 @@ rules:
       assert.equal(first.status, 503, `${status} answered ${first.status}: the action was never delivered`);
       const again = await t.svc.post(event(`s${status}`)); // the Broker's redelivery
       assert.equal(again.status, 204, again.text);
-      assert.equal(t.sink.received('/d').filter((r) => (r.json() as { uid: string }).uid === `uid-s${status}`).length, 2);
+      assert.equal(
+        t.sink.received('/d').filter((r) => (r.json() as { uid: string }).uid === `uid-s${status}`).length,
+        2,
+      );
     });
   }
 
   it('other 4xx stay permanent', () => {
-    for (const status of [400, 401, 403, 404, 409, 410, 422]) assert.equal(isRetryableStatus(status), false, String(status));
+    for (const status of [400, 401, 403, 404, 409, 410, 422])
+      assert.equal(isRetryableStatus(status), false, String(status));
     for (const status of [408, 429, 500, 503]) assert.equal(isRetryableStatus(status), true, String(status));
   });
 });

@@ -43,23 +43,44 @@ describe('TLS per destination (openssl CA, real HTTPS receivers)', { skip: needs
   });
 
   /** request builds the rendered request of a destination with this tls block, as the pipeline does. */
-  async function request(url: string, tls: TlsSpec | undefined, secrets: SecretReader = noSecrets): Promise<RenderedRequest> {
+  async function request(
+    url: string,
+    tls: TlsSpec | undefined,
+    secrets: SecretReader = noSecrets,
+  ): Promise<RenderedRequest> {
     const compiled = tls && compileTransport({ url, tls });
-    const transport = compiled && (await resolveTransport(compiled, 'grafana', { secrets, configMaps: noSecrets, files: true }));
-    return { method: 'POST', url, headers: { 'content-type': 'application/json' }, body: '{"a":1}', secretHeaders: [], secretUrl: false, transport };
+    const transport =
+      compiled && (await resolveTransport(compiled, 'grafana', { secrets, configMaps: noSecrets, files: true }));
+    return {
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/json' },
+      body: '{"a":1}',
+      secretHeaders: [],
+      secretUrl: false,
+      transport,
+    };
   }
   const send = (req: RenderedRequest, destination = 'grafana'): Promise<DeliveryResult> =>
     sender.send(req, { timeoutMs: 2000, deadline: Date.now() + 5000, destination, context });
-  const attempts = async (result: string) => sampleValue(await metrics.registry.metrics(), 'kube_event_rules_delivery_attempts_total', { result });
+  const attempts = async (result: string) =>
+    sampleValue(await metrics.registry.metrics(), 'kube_event_rules_delivery_attempts_total', { result });
 
-  it('delivers to a receiver whose certificate comes from the destination\'s private CA, reusing the connection', async () => {
+  it("delivers to a receiver whose certificate comes from the destination's private CA, reusing the connection", async () => {
     const before = receiver.connections().accepted;
     for (let i = 0; i < 6; i++) {
       // Each request resolves its transport anew (as each event does): the same material finds the same pool.
-      assert.deepEqual(await send(await request(`${receiver.url}/ok`, { ca: { file: ca.certFile } })), { outcome: 'delivered', attempts: 1, status: 204 });
+      assert.deepEqual(await send(await request(`${receiver.url}/ok`, { ca: { file: ca.certFile } })), {
+        outcome: 'delivered',
+        attempts: 1,
+        status: 204,
+      });
     }
     // The pool may open a second connection while the first is being handed back; never one per delivery.
-    assert.ok(receiver.connections().accepted - before <= 2, `6 deliveries over ${receiver.connections().accepted - before} TLS connections`);
+    assert.ok(
+      receiver.connections().accepted - before <= 2,
+      `6 deliveries over ${receiver.connections().accepted - before} TLS connections`,
+    );
     assert.equal(receiver.received.at(-1)?.body, '{"a":1}');
   });
 
@@ -68,7 +89,10 @@ describe('TLS per destination (openssl CA, real HTTPS receivers)', { skip: needs
     const result = await send(await request(`${receiver.url}/no-ca`, undefined));
     assert.equal(result.outcome, 'rejected');
     assert.equal(result.attempts, 1, 'not retried: retrying cannot fix a certificate');
-    assert.match(result.error!, /^TLS: the certificate of 127\.0\.0\.1:\d+ is not signed by a trusted CA \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\): trust its CA with tls\.ca/);
+    assert.match(
+      result.error!,
+      /^TLS: the certificate of 127\.0\.0\.1:\d+ is not signed by a trusted CA \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\): trust its CA with tls\.ca/,
+    );
     assert.equal((await attempts('tls')) - before, 1);
   });
 
@@ -94,8 +118,13 @@ describe('TLS per destination (openssl CA, real HTTPS receivers)', { skip: needs
     try {
       const result = await send(await request(`${elsewhere.url}/name`, { ca: { file: ca.certFile } }));
       assert.equal(result.outcome, 'rejected');
-      assert.match(result.error!, /^TLS: the certificate of 127\.0\.0\.1:\d+ is not for this name \(it is for DNS:grafana\.internal\): fix the URL, or set tls\.serverName/);
-      const named = await send(await request(`${elsewhere.url}/name`, { ca: { file: ca.certFile }, serverName: 'grafana.internal' }));
+      assert.match(
+        result.error!,
+        /^TLS: the certificate of 127\.0\.0\.1:\d+ is not for this name \(it is for DNS:grafana\.internal\): fix the URL, or set tls\.serverName/,
+      );
+      const named = await send(
+        await request(`${elsewhere.url}/name`, { ca: { file: ca.certFile }, serverName: 'grafana.internal' }),
+      );
       assert.deepEqual(named, { outcome: 'delivered', attempts: 1, status: 204 });
     } finally {
       await elsewhere.close();
@@ -105,7 +134,9 @@ describe('TLS per destination (openssl CA, real HTTPS receivers)', { skip: needs
   it('an https URL whose port speaks plain HTTP: rejected, and the message says so', async () => {
     const plain = await startCaptureSink();
     try {
-      const result = await send(await request(`${plain.url.replace('http:', 'https:')}/plain`, { ca: { file: ca.certFile } }));
+      const result = await send(
+        await request(`${plain.url.replace('http:', 'https:')}/plain`, { ca: { file: ca.certFile } }),
+      );
       assert.equal(result.outcome, 'rejected');
       assert.match(result.error!, /^TLS: 127\.0\.0\.1:\d+ does not speak TLS on this port \(ERR_SSL_\w+\)/);
     } finally {
@@ -113,7 +144,7 @@ describe('TLS per destination (openssl CA, real HTTPS receivers)', { skip: needs
     }
   });
 
-  it('insecureSkipVerify (a cluster document\'s opt-out) delivers to a certificate nobody trusts', async () => {
+  it("insecureSkipVerify (a cluster document's opt-out) delivers to a certificate nobody trusts", async () => {
     const result = await send(await request(`${receiver.url}/insecure`, { insecureSkipVerify: true }));
     assert.equal(result.outcome, 'delivered');
   });
@@ -121,15 +152,28 @@ describe('TLS per destination (openssl CA, real HTTPS receivers)', { skip: needs
   it('mutual TLS: the client certificate from a Secret is presented; without it the receiver refuses the handshake (permanent)', async () => {
     const client = ca.issue('kube-event-rules', { client: true });
     const mtls = await startHttpsReceiver({ ...ca.issue('mtls-receiver'), clientCa: ca.cert });
-    const secrets: SecretReader = { read: async (name, key) => (assert.equal(name, 'grafana-client'), key === 'tls.crt' ? client.cert : client.key) };
+    const secrets: SecretReader = {
+      read: async (name, key) => (assert.equal(name, 'grafana-client'), key === 'tls.crt' ? client.cert : client.key),
+    };
     try {
-      const withCert = { ca: { file: ca.certFile }, clientCert: { secretKeyRef: { name: 'grafana-client', key: 'tls.crt' } }, clientKey: { secretKeyRef: { name: 'grafana-client', key: 'tls.key' } } };
-      assert.deepEqual(await send(await request(`${mtls.url}/mtls`, withCert, secrets)), { outcome: 'delivered', attempts: 1, status: 204 });
+      const withCert = {
+        ca: { file: ca.certFile },
+        clientCert: { secretKeyRef: { name: 'grafana-client', key: 'tls.crt' } },
+        clientKey: { secretKeyRef: { name: 'grafana-client', key: 'tls.key' } },
+      };
+      assert.deepEqual(await send(await request(`${mtls.url}/mtls`, withCert, secrets)), {
+        outcome: 'delivered',
+        attempts: 1,
+        status: 204,
+      });
       assert.equal(mtls.received.at(-1)?.clientCn, 'kube-event-rules');
 
       const without = await send(await request(`${mtls.url}/mtls`, { ca: { file: ca.certFile } }));
       assert.equal(without.outcome, 'rejected');
-      assert.match(without.error!, /^TLS: 127\.0\.0\.1:\d+ refused the TLS handshake \(ERR_SSL_\w+\): it wants a client certificate it trusts/);
+      assert.match(
+        without.error!,
+        /^TLS: 127\.0\.0\.1:\d+ refused the TLS handshake \(ERR_SSL_\w+\): it wants a client certificate it trusts/,
+      );
       assert.ok(!without.error!.includes(client.key.slice(40, 80)));
     } finally {
       await mtls.close();
@@ -141,7 +185,14 @@ describe('TLS per destination (openssl CA, real HTTPS receivers)', { skip: needs
     const b = ca.issue('b', { client: true });
     const secrets: SecretReader = { read: async (_name, key) => (key === 'tls.crt' ? a.cert : b.key) };
     await assert.rejects(
-      request(`${receiver.url}/x`, { clientCert: { secretKeyRef: { name: 's', key: 'tls.crt' } }, clientKey: { secretKeyRef: { name: 's', key: 'tls.key' } } }, secrets),
+      request(
+        `${receiver.url}/x`,
+        {
+          clientCert: { secretKeyRef: { name: 's', key: 'tls.crt' } },
+          clientKey: { secretKeyRef: { name: 's', key: 'tls.key' } },
+        },
+        secrets,
+      ),
       /destination grafana: tls.clientCert and tls.clientKey do not belong together/,
     );
   });
@@ -152,7 +203,10 @@ describe('TLS per destination (openssl CA, real HTTPS receivers)', { skip: needs
     const secrets: SecretReader = { read: async () => caPem };
     const spec = { url: rotating.url, tls: { ca: { secretKeyRef: { name: 'ca', key: 'ca.crt' } } } };
     const compiled = compileTransport(spec)!;
-    const at = async () => ({ ...(await request(`${rotating.url}/r`, undefined)), transport: await resolveTransport(compiled, 'rotating', { secrets, configMaps: noSecrets, files: false }) });
+    const at = async () => ({
+      ...(await request(`${rotating.url}/r`, undefined)),
+      transport: await resolveTransport(compiled, 'rotating', { secrets, configMaps: noSecrets, files: false }),
+    });
     try {
       for (let i = 0; i < 3; i++) assert.equal((await send(await at(), 'rotating')).outcome, 'delivered');
       const old = rotating.connections().open;
@@ -165,8 +219,13 @@ describe('TLS per destination (openssl CA, real HTTPS receivers)', { skip: needs
       const used = rotating.received.at(-1)!.connection;
       assert.ok(!old.includes(used), 'a new connection, verified with the new CA');
       const deadline = Date.now() + 3000;
-      while (rotating.connections().open.some((id) => old.includes(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      assert.deepEqual(rotating.connections().open.filter((id) => old.includes(id)), [], 'the old pool was closed');
+      while (rotating.connections().open.some((id) => old.includes(id)) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(
+        rotating.connections().open.filter((id) => old.includes(id)),
+        [],
+        'the old pool was closed',
+      );
     } finally {
       await rotating.close();
     }

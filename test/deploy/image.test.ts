@@ -24,8 +24,15 @@ interface FinalStage {
 
 /** finalStage reads the last FROM section of the Dockerfile: WORKDIR, ENV, COPY, USER, ENTRYPOINT + CMD. */
 function finalStage(dockerfile: string): FinalStage {
-  const lines = dockerfile.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  const last = lines.map((l, i) => (l.startsWith('FROM ') ? i : -1)).filter((i) => i >= 0).pop()!;
+  const lines = dockerfile
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const last = lines
+    .map((l, i) => (l.startsWith('FROM ') ? i : -1))
+    .filter((i) => i >= 0)
+    .pop()!;
   const stage: FinalStage = { workdir: '/', env: {}, copies: [], command: [] };
   let entrypoint: string[] = [];
   let cmd: string[] = [];
@@ -60,19 +67,40 @@ describe('the image (final stage reproduced without a Docker engine)', () => {
         if (copy.from === 'deps') {
           // The deps stage: `npm ci --omit=dev --ignore-scripts` from the lockfile, in a clean folder.
           mkdirSync(at(stage.workdir), { recursive: true });
-          for (const file of ['package.json', 'package-lock.json']) copyFileSync(join(repo, file), at(join(stage.workdir, file)));
-          execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: at(stage.workdir), stdio: 'pipe' });
+          for (const file of ['package.json', 'package-lock.json'])
+            copyFileSync(join(repo, file), at(join(stage.workdir, file)));
+          execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'], {
+            cwd: at(stage.workdir),
+            stdio: 'pipe',
+          });
           rmSync(at(join(stage.workdir, 'package-lock.json')));
         } else if (copy.from === 'build') {
-          execFileSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(repo, 'tsconfig.build.json'), '--outDir', at(copy.target)], { stdio: 'pipe' });
-          execFileSync(process.execPath, [join(repo, 'node_modules/vite/bin/vite.js'), 'build', '--outDir', at(join(copy.target, 'web/playground'))], { cwd: repo, stdio: 'pipe' });
+          execFileSync(
+            process.execPath,
+            [
+              join(repo, 'node_modules/typescript/bin/tsc'),
+              '-p',
+              join(repo, 'tsconfig.build.json'),
+              '--outDir',
+              at(copy.target),
+            ],
+            { stdio: 'pipe' },
+          );
+          execFileSync(
+            process.execPath,
+            [join(repo, 'node_modules/vite/bin/vite.js'), 'build', '--outDir', at(join(copy.target, 'web/playground'))],
+            { cwd: repo, stdio: 'pipe' },
+          );
         } else {
           cpSync(join(repo, copy.source), at(copy.target), { recursive: true });
         }
       }
       // No dev tooling made it in (@types/node is a production dependency of client-node 1.4, so it may).
       for (const dep of ['typescript', 'tsx', 'esbuild', 'kubernetes-models', '@types/koa']) {
-        assert.throws(() => readFileSync(at(join(stage.workdir, 'node_modules', dep, 'package.json'))), `${dep} is not installed`);
+        assert.throws(
+          () => readFileSync(at(join(stage.workdir, 'node_modules', dep, 'package.json'))),
+          `${dep} is not installed`,
+        );
       }
       // The runtime: node at the image's path; everything owned by root and not writable by the app user.
       mkdirSync(at('usr/local/bin'), { recursive: true });
@@ -86,8 +114,16 @@ describe('the image (final stage reproduced without a Docker engine)', () => {
       const [program, ...args] = [at('usr/local/bin/node'), ...stage.command.slice(1)];
       const [uid, gid] = (stage.user ?? '').split(':');
       const child = asRoot
-        ? spawn('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', program, ...args], { cwd: at(stage.workdir), env: { ...env, PORT: String(port), HOST: '127.0.0.1', CLUSTER: 'off' }, stdio: ['ignore', 'pipe', 'pipe'] })
-        : spawn(program, args, { cwd: at(stage.workdir), env: { ...env, PORT: String(port), HOST: '127.0.0.1', CLUSTER: 'off' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        ? spawn('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', program, ...args], {
+            cwd: at(stage.workdir),
+            env: { ...env, PORT: String(port), HOST: '127.0.0.1', CLUSTER: 'off' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          })
+        : spawn(program, args, {
+            cwd: at(stage.workdir),
+            env: { ...env, PORT: String(port), HOST: '127.0.0.1', CLUSTER: 'off' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
       let output = '';
       child.stdout.on('data', (d: Buffer) => (output += d.toString()));
       child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -95,15 +131,26 @@ describe('the image (final stage reproduced without a Docker engine)', () => {
         const deadline = Date.now() + 20_000;
         let ready = false;
         while (!ready && Date.now() < deadline && child.exitCode === null) {
-          ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+          ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+            (r) => r.status === 200,
+            () => false,
+          );
           if (!ready) await new Promise((r) => setTimeout(r, 100));
         }
         assert.ok(ready, `the image's service became ready:\n${output}`);
-        const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { sources: { source: string }[] };
-        assert.deepEqual(status.sources.map((s) => s.source), ['file:hpa-sender-compat.yaml'], 'the bundled rule is loaded from RULES_DIR');
+        const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as {
+          sources: { source: string }[];
+        };
+        assert.deepEqual(
+          status.sources.map((s) => s.source),
+          ['file:hpa-sender-compat.yaml'],
+          'the bundled rule is loaded from RULES_DIR',
+        );
         const playground = await fetch(`http://127.0.0.1:${port}/playground/`);
         assert.equal(playground.status, 200, 'the image serves the playground page');
-        const context = (await (await fetch(`http://127.0.0.1:${port}/playground/api/context`)).json()) as { examples: unknown[] };
+        const context = (await (await fetch(`http://127.0.0.1:${port}/playground/api/context`)).json()) as {
+          examples: unknown[];
+        };
         assert.ok(context.examples.length > 0, 'with the example events');
       } finally {
         child.kill('SIGTERM');

@@ -70,7 +70,11 @@ describe('secret store', () => {
     await h.store.read('s', 'token');
     await settle();
     assert.equal(h.loads.length, 3);
-    assert.equal(h.records.filter((r) => String(r.msg).startsWith('Secret unreadable')).length, 1, 'one warning per outage');
+    assert.equal(
+      h.records.filter((r) => String(r.msg).startsWith('Secret unreadable')).length,
+      1,
+      'one warning per outage',
+    );
     h.answer(() => ({ token: 'v2' }));
     h.advance(6_000);
     assert.equal(await h.store.read('s', 'token'), 'v1', 'served stale while the background read runs');

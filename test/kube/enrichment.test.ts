@@ -58,7 +58,12 @@ const hpa = (name: string, annotation?: string) => ({
   spec: { minReplicas: 1, maxReplicas: 5 },
 });
 
-const hpaEvent = (hpaName: string, n: number, edit: (body: Record<string, any>) => void = () => undefined, verb = 'add') =>
+const hpaEvent = (
+  hpaName: string,
+  n: number,
+  edit: (body: Record<string, any>) => void = () => undefined,
+  verb = 'add',
+) =>
   withEvent(loadFixture('hpa-successful-rescale-up-resource-add'), (body, headers) => {
     body.metadata.uid = `hpa-${hpaName}-${n}`;
     body.involvedObject.name = hpaName;
@@ -86,12 +91,46 @@ describe('Kubernetes enrichment, Reference mode and hpa-sender compatibility', (
     fake.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { team: 'payments' } } });
     fake.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'payment', namespace: 'shop' } });
     const deployment = fake.get('apps/v1', 'Deployment', 'shop', 'payment')!;
-    fake.apply({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'payment-5c7d9b8f6', namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'payment', uid: deployment.metadata.uid, controller: true }] } });
+    fake.apply({
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: {
+        name: 'payment-5c7d9b8f6',
+        namespace: 'shop',
+        ownerReferences: [
+          {
+            apiVersion: 'apps/v1',
+            kind: 'Deployment',
+            name: 'payment',
+            uid: deployment.metadata.uid,
+            controller: true,
+          },
+        ],
+      },
+    });
     for (let i = 0; i < 50; i++) {
-      fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `payment-5c7d9b8f6-${i}`, uid: `payment-5c7d9b8f6-${i}-uid`, namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'payment-5c7d9b8f6', controller: true }] }, spec: { nodeName: `node-${i % 3}` } });
+      fake.apply({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {
+          name: `payment-5c7d9b8f6-${i}`,
+          uid: `payment-5c7d9b8f6-${i}-uid`,
+          namespace: 'shop',
+          ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'payment-5c7d9b8f6', controller: true }],
+        },
+        spec: { nodeName: `node-${i % 3}` },
+      });
     }
-    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'labelled-dev', namespace: 'shop', labels: { env: 'dev' } } });
-    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'labelled-prod', namespace: 'shop', labels: { env: 'prod' } } });
+    fake.apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'labelled-dev', namespace: 'shop', labels: { env: 'dev' } },
+    });
+    fake.apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'labelled-prod', namespace: 'shop', labels: { env: 'prod' } },
+    });
     fake.apply(wavefrontSecret(sink.url));
     fake.apply(hpa('checkout', 'shop/wavefront-hpe'));
     fake.apply(hpa('no-slash', 'wavefront-hpe'));
@@ -123,7 +162,11 @@ describe('Kubernetes enrichment, Reference mode and hpa-sender compatibility', (
     assert.equal(request.headers['content-type'], 'application/json');
     assert.deepEqual(request.json(), {
       name: 'HPA Scaling',
-      annotations: { severity: 'info', type: 'scaling', details: 'New size: 4; reason: cpu resource utilization (percentage of request) above target' },
+      annotations: {
+        severity: 'info',
+        type: 'scaling',
+        details: 'New size: 4; reason: cpu resource utilization (percentage of request) above target',
+      },
       tags: ['Scale'],
       startTime: 0,
       endTime: 0,
@@ -131,7 +174,8 @@ describe('Kubernetes enrichment, Reference mode and hpa-sender compatibility', (
   });
 
   it('fixes hpa-sender: quotes, backslashes and newlines stay valid JSON, and a _time_ inside the message is not rewritten', async () => {
-    const message = 'unable to get external metric shop/q/&LabelSelector{"queue": "orders"} \\d _time_ and _message_\nnext line';
+    const message =
+      'unable to get external metric shop/q/&LabelSelector{"queue": "orders"} \\d _time_ and _message_\nnext line';
     await svc.post(hpaEvent('checkout', 2, (body) => (body.message = message)));
     const [request] = sink.received('/api/v2/event');
     assert.equal((request.json() as { annotations: { details: string } }).annotations.details, message);
@@ -154,11 +198,22 @@ describe('Kubernetes enrichment, Reference mode and hpa-sender compatibility', (
       ['other-namespace', /outside the HPA's namespace; allow it with HPA_SENDER_SECRET_NAMESPACES/, 204],
     ] as const) {
       assert.equal((await svc.post(hpaEvent(name, 1))).status, status, name);
-      const logged = svc.logs.filter((l) => String(l.msg).startsWith('action not rendered')).map((l) => String(l.error));
-      assert.ok(logged.some((e) => error.test(e)), `${name}: ${logged.join(' | ')}`);
+      const logged = svc.logs
+        .filter((l) => String(l.msg).startsWith('action not rendered'))
+        .map((l) => String(l.error));
+      assert.ok(
+        logged.some((e) => error.test(e)),
+        `${name}: ${logged.join(' | ')}`,
+      );
     }
-    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'hpa-sender-compat', outcome: 'error' }), 2);
-    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'hpa-sender-compat', outcome: 'failed' }), 1);
+    assert.equal(
+      await svc.metric('kube_event_rules_deliveries_total', { rule: 'hpa-sender-compat', outcome: 'error' }),
+      2,
+    );
+    assert.equal(
+      await svc.metric('kube_event_rules_deliveries_total', { rule: 'hpa-sender-compat', outcome: 'failed' }),
+      1,
+    );
     await svc.post(hpaEvent('plain', 1));
     assert.equal(sink.requests.length, 0, 'an HPA without the annotation does not match');
   });
@@ -173,7 +228,10 @@ describe('Kubernetes enrichment, Reference mode and hpa-sender compatibility', (
 
   it('enriches with object, top owner and namespace labels', async () => {
     await svc.post(podEvent('payment-5c7d9b8f6-7', 1));
-    assert.deepEqual(sink.received('/enriched').map((r) => r.json()), [{ deployment: 'payment', team: 'payments', pod: 'payment-5c7d9b8f6-7', node: 'node-1' }]);
+    assert.deepEqual(
+      sink.received('/enriched').map((r) => r.json()),
+      [{ deployment: 'payment', team: 'payments', pod: 'payment-5c7d9b8f6-7', node: 'node-1' }],
+    );
   });
 
   it('a missing object (404) or a forbidden one (403) is a null fact, counted', async () => {
@@ -186,9 +244,17 @@ describe('Kubernetes enrichment, Reference mode and hpa-sender compatibility', (
   });
 
   it('an object that is gone (404) is absent: notEqual on it is false, the absent operator true', async () => {
-    for (const pod of ['vanished-pod', 'labelled-dev', 'labelled-prod', 'payment-5c7d9b8f6-3']) await svc.post(podEvent(pod, 1));
-    assert.deepEqual(sink.received('/not-prod').map((r) => r.json()), ['labelled-dev'], 'only a present label that is not prod');
-    assert.deepEqual(sink.received('/gone').map((r) => r.json()), ['vanished-pod']);
+    for (const pod of ['vanished-pod', 'labelled-dev', 'labelled-prod', 'payment-5c7d9b8f6-3'])
+      await svc.post(podEvent(pod, 1));
+    assert.deepEqual(
+      sink.received('/not-prod').map((r) => r.json()),
+      ['labelled-dev'],
+      'only a present label that is not prod',
+    );
+    assert.deepEqual(
+      sink.received('/gone').map((r) => r.json()),
+      ['vanished-pod'],
+    );
   });
 
   it('under a storm of 1,000 events about 50 objects, caches and rate-limits its API calls', async () => {
@@ -204,7 +270,10 @@ describe('Kubernetes enrichment, Reference mode and hpa-sender compatibility', (
     };
     const statuses = await Promise.all(Array.from({ length: 1000 }, (_, i) => deliver(i)));
     const seconds = (Date.now() - started) / 1000;
-    assert.ok(statuses.every((s) => s === 204), `statuses: ${[...new Set(statuses)].join(', ')}`);
+    assert.ok(
+      statuses.every((s) => s === 204),
+      `statuses: ${[...new Set(statuses)].join(', ')}`,
+    );
     const calls = fake.count('GET', /\/(pods|replicasets|deployments|namespaces)\//) - before;
     assert.ok(calls <= 40 + 20 * seconds + 1, `${calls} API calls in ${seconds.toFixed(1)} s exceed the rate limit`);
     assert.ok(calls <= 50, `at most one GET per pod (the owner chain and namespace are cached): ${calls}`);
@@ -220,7 +289,13 @@ describe('Kubernetes enrichment, Reference mode and hpa-sender compatibility', (
       headers['ce-id'] = 'ref-gone';
     });
     assert.equal((await svc.post(gone)).status, 204);
-    assert.equal(await svc.metric('kube_event_rules_events_received_total', { type: 'dev.knative.apiserver.ref.add', outcome: 'unresolved' }), 1);
+    assert.equal(
+      await svc.metric('kube_event_rules_events_received_total', {
+        type: 'dev.knative.apiserver.ref.add',
+        outcome: 'unresolved',
+      }),
+      1,
+    );
     assert.ok(fake.count('GET', /\/api\/v1\/namespaces\/shop\/events\/checkout\.gone$/) === 1);
   });
 });

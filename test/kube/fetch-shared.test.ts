@@ -39,8 +39,14 @@ describe('fetchShared (lru-cache with a fetchMethod)', () => {
     c.release();
     const answers = await Promise.all(waiting);
     assert.equal(c.loads(), 1);
-    assert.deepEqual(answers.map((a) => a.value.n), [1, 1, 1, 1, 1]);
-    assert.deepEqual(answers.map((a) => a.cached), [false, true, true, true, true]);
+    assert.deepEqual(
+      answers.map((a) => a.value.n),
+      [1, 1, 1, 1, 1],
+    );
+    assert.deepEqual(
+      answers.map((a) => a.cached),
+      [false, true, true, true, true],
+    );
     assert.deepEqual(await fetchShared(c.cache, 'k', { ok: true }), { value: { ok: true, n: 1 }, cached: true });
     assert.equal(c.loads(), 1);
   });
@@ -52,7 +58,14 @@ describe('fetchShared (lru-cache with a fetchMethod)', () => {
     c.release();
     const answers = await Promise.all(waiting);
     assert.equal(c.loads(), 1);
-    assert.deepEqual(answers.map((a) => a.value), [{ ok: false, n: 1 }, { ok: false, n: 1 }, { ok: false, n: 1 }]);
+    assert.deepEqual(
+      answers.map((a) => a.value),
+      [
+        { ok: false, n: 1 },
+        { ok: false, n: 1 },
+        { ok: false, n: 1 },
+      ],
+    );
     assert.equal(c.cache.has('k'), false);
     assert.deepEqual((await fetchShared(c.cache, 'k', { ok: false })).value, { ok: false, n: 2 });
   });

@@ -49,14 +49,36 @@ describe('lookups against a failing API', () => {
   before(async () => {
     fake = await startFakeKubeApi();
     sink = await startCaptureSink();
-    for (let i = 0; i < 5; i++) fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `web-${i}`, namespace: 'shop' }, spec: { nodeName: `node-${i}` } });
+    for (let i = 0; i < 5; i++)
+      fake.apply({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `web-${i}`, namespace: 'shop' },
+        spec: { nodeName: `node-${i}` },
+      });
     const hpa = loadFixture('hpa-successful-rescale-up-resource-add').body as Record<string, any>;
-    fake.apply({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: hpa.involvedObject.name, namespace: hpa.involvedObject.namespace } });
-    fake.apply({ ...hpa, metadata: { name: hpa.metadata.name, namespace: hpa.involvedObject.namespace, uid: 'stored-event-uid' } });
+    fake.apply({
+      apiVersion: 'autoscaling/v2',
+      kind: 'HorizontalPodAutoscaler',
+      metadata: { name: hpa.involvedObject.name, namespace: hpa.involvedObject.namespace },
+    });
+    fake.apply({
+      ...hpa,
+      metadata: { name: hpa.metadata.name, namespace: hpa.involvedObject.namespace, uid: 'stored-event-uid' },
+    });
     svc = await startService({
       rules: { 'r.yaml': rules(sink.url) },
       kube: connectionTo(fake),
-      config: { kube: { ...loadConfig({}).kube, rulesSelector: '', cacheTtlMs: 0, timeoutMs: 300, requestsPerSecond: 1000, burst: 1000 } },
+      config: {
+        kube: {
+          ...loadConfig({}).kube,
+          rulesSelector: '',
+          cacheTtlMs: 0,
+          timeoutMs: 300,
+          requestsPerSecond: 1000,
+          burst: 1000,
+        },
+      },
     });
   });
   after(async () => {
@@ -87,7 +109,10 @@ describe('lookups against a failing API', () => {
     fake.fail('GET', POD, 500);
     const failed = await svc.post(podEvent('web-2'));
     assert.equal(failed.status, 503);
-    assert.match(JSON.parse(failed.text).detail, /rule scheduled-pods not decided: .*Pod shop\/web-2: API server answered 500/);
+    assert.match(
+      JSON.parse(failed.text).detail,
+      /rule scheduled-pods not decided: .*Pod shop\/web-2: API server answered 500/,
+    );
     assert.equal(sink.received('/hook').length, 0);
     const again = withEvent(podEvent('web-2'), (body, headers) => {
       body.metadata.uid = `pod-web-2-${n - 1}`;
@@ -121,7 +146,10 @@ describe('lookups against a failing API', () => {
   it('a lookup a template needs ($object) that fails is answered 503, not sent without it', async () => {
     await new Promise((r) => setTimeout(r, 3000)); // the previous test's Retry-After
     fake.fail('GET', /horizontalpodautoscalers/, 500);
-    const hpa = withEvent(loadFixture('hpa-successful-rescale-up-resource-add'), (_b, headers) => (headers['ce-id'] = 'hpa-1'));
+    const hpa = withEvent(
+      loadFixture('hpa-successful-rescale-up-resource-add'),
+      (_b, headers) => (headers['ce-id'] = 'hpa-1'),
+    );
     assert.equal((await svc.post(hpa)).status, 503);
     assert.equal(sink.received('/hook').length, 0);
     assert.equal((await svc.post(hpa)).status, 204);
@@ -135,12 +163,17 @@ describe('lookups against a failing API', () => {
     assert.deepEqual([...new Set(answers.map((a) => a.status))], [503]);
     await waitUntil('hung lookups aborted', async () => (await fake.openConnections()) <= baseline + 1, 3000);
     assert.ok((await svc.metric('kube_event_rules_kube_requests_total', { kind: 'Pod', outcome: 'timeout' })) >= 1);
-    const lines = svc.logs.filter((l) => l.msg === 'API lookup failed; the event will be redelivered' && /no answer within/.test(String(l.error)));
+    const lines = svc.logs.filter(
+      (l) => l.msg === 'API lookup failed; the event will be redelivered' && /no answer within/.test(String(l.error)),
+    );
     assert.equal(lines.length, 1, 'one line for 20 timed-out lookups, not one per event');
   });
 
   it('Reference mode: an Event lookup answered 500 is 503, rate limited is 429 — not 204', async () => {
-    const reference = withEvent(loadFixture('hpa-successful-rescale-up-reference-add'), (_b, headers) => (headers['ce-id'] = 'ref-1'));
+    const reference = withEvent(
+      loadFixture('hpa-successful-rescale-up-reference-add'),
+      (_b, headers) => (headers['ce-id'] = 'ref-1'),
+    );
     fake.fail('GET', /\/events\//, 500);
     assert.equal((await svc.post(reference)).status, 503);
     fake.fail('GET', /\/events\//, 429, 1, { 'retry-after': '1' });
@@ -155,10 +188,16 @@ describe('lookups against a failing API', () => {
 });
 
 describe('the client-side rate limit', () => {
-  it('an event refused by the service\'s own token bucket is answered 429 with Retry-After, not dropped', async () => {
+  it("an event refused by the service's own token bucket is answered 429 with Retry-After, not dropped", async () => {
     const fake = await startFakeKubeApi();
     const sink = await startCaptureSink();
-    for (let i = 0; i < 5; i++) fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `web-${i}`, namespace: 'shop' }, spec: { nodeName: `node-${i}` } });
+    for (let i = 0; i < 5; i++)
+      fake.apply({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `web-${i}`, namespace: 'shop' },
+        spec: { nodeName: `node-${i}` },
+      });
     const svc = await startService({
       rules: { 'r.yaml': rules(sink.url) },
       kube: connectionTo(fake),
@@ -167,7 +206,10 @@ describe('the client-side rate limit', () => {
     try {
       const answers = [];
       for (let i = 0; i < 4; i++) answers.push(await svc.post(podEvent(`web-${i}`)));
-      assert.deepEqual(answers.map((a) => a.status), [204, 204, 429, 429]);
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        [204, 204, 429, 429],
+      );
       assert.ok(Number(answers[2].headers.get('retry-after')) >= 1);
       assert.equal(sink.received('/hook').length, 2);
       assert.equal(await svc.metric('kube_event_rules_kube_requests_total', { outcome: 'rate_limited' }), 2);
@@ -183,8 +225,17 @@ describe('discovery through a failing API', () => {
   it('a kind discovery that fails (500) is a failed lookup (503), never "no such kind"', async () => {
     const fake = await startFakeKubeApi();
     const sink = await startCaptureSink();
-    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1', namespace: 'shop' }, spec: { nodeName: 'node-1' } });
-    const svc = await startService({ rules: { 'r.yaml': rules(sink.url) }, kube: connectionTo(fake), config: { kube: { ...loadConfig({}).kube, rulesSelector: '', timeoutMs: 300 } } });
+    fake.apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web-1', namespace: 'shop' },
+      spec: { nodeName: 'node-1' },
+    });
+    const svc = await startService({
+      rules: { 'r.yaml': rules(sink.url) },
+      kube: connectionTo(fake),
+      config: { kube: { ...loadConfig({}).kube, rulesSelector: '', timeoutMs: 300 } },
+    });
     try {
       fake.fail('GET', /^\/api\/v1$/, 500);
       assert.equal((await svc.post(podEvent('web-1'))).status, 503);
@@ -200,7 +251,7 @@ describe('discovery through a failing API', () => {
 });
 
 describe('Secret reads through a failing API', () => {
-  it('share the rate limit, honour the API\'s Retry-After (429 to the Broker), and serve a known value stale', async () => {
+  it("share the rate limit, honour the API's Retry-After (429 to the Broker), and serve a known value stale", async () => {
     const fake = await startFakeKubeApi();
     const sink = await startCaptureSink();
     fake.apply(secret(OWN_NAMESPACE, 'hook', { token: 'abc' }));

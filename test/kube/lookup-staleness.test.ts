@@ -45,8 +45,18 @@ describe('lookup staleness', () => {
   before(async () => {
     fake = await startFakeKubeApi();
     sink = await startCaptureSink();
-    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1', namespace: 'shop', uid: 'web-1-uid' }, spec: { nodeName: 'node-1' } });
-    fake.apply({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'api', namespace: 'shop', uid: 'api-uid' }, spec: { nodeName: 'node-9' } });
+    fake.apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web-1', namespace: 'shop', uid: 'web-1-uid' },
+      spec: { nodeName: 'node-1' },
+    });
+    fake.apply({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'api', namespace: 'shop', uid: 'api-uid' },
+      spec: { nodeName: 'node-9' },
+    });
     // Default cache (KUBE_CACHE_SECONDS = 60): what is remembered is what is under test.
     svc = await startService({ rules: { 'r.yaml': rules(sink.url) }, kube: connectionTo(fake), config: { kube } });
   });
@@ -55,7 +65,8 @@ describe('lookup staleness', () => {
     await sink.close();
     await fake.close();
   });
-  const delivered = (name: string) => sink.received('/hook').filter((r) => (r.json() as { name: string }).name === name);
+  const delivered = (name: string) =>
+    sink.received('/hook').filter((r) => (r.json() as { name: string }).name === name);
 
   it('a discovery 404 of the core v1 (never listed yet) is 503, and the Pod is found on the redelivery', async () => {
     fake.fail('GET', /^\/api\/v1$/, 404, 1);
@@ -71,16 +82,27 @@ describe('lookup staleness', () => {
     assert.equal((await svc.post(eventAbout({ name: 'api', apiVersion: 'apps/v1', kind: 'Deployment' }))).status, 503);
     const found = await svc.metric('kube_event_rules_kube_requests_total', { kind: 'Deployment', outcome: 'found' });
     assert.equal((await svc.post(eventAbout({ name: 'api', apiVersion: 'apps/v1', kind: 'Deployment' }))).status, 204);
-    assert.equal(await svc.metric('kube_event_rules_kube_requests_total', { kind: 'Deployment', outcome: 'found' }), found + 1, 'the redelivery read the Deployment');
-    assert.equal((await svc.post(eventAbout({ name: 'x', apiVersion: 'made.up.example/v1', kind: 'Thing' }))).status, 204);
+    assert.equal(
+      await svc.metric('kube_event_rules_kube_requests_total', { kind: 'Deployment', outcome: 'found' }),
+      found + 1,
+      'the redelivery read the Deployment',
+    );
+    assert.equal(
+      (await svc.post(eventAbout({ name: 'x', apiVersion: 'made.up.example/v1', kind: 'Thing' }))).status,
+      204,
+    );
     assert.equal(delivered('x').length, 0);
   });
-
 
   it('a Pod recreated under its name is found a second after a 404 (not absent for the cache TTL)', async () => {
     const gap = await svc.post(eventAbout({ name: 'web-0', uid: 'old-uid' }));
     assert.equal(gap.status, 204, 'the old web-0 is gone: absent');
-    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-0', namespace: 'shop', uid: 'new-uid' }, spec: { nodeName: 'node-3' } });
+    fake.apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web-0', namespace: 'shop', uid: 'new-uid' },
+      spec: { nodeName: 'node-3' },
+    });
     await sleep(1200);
     const answer = await svc.post(eventAbout({ name: 'web-0', uid: 'new-uid' }));
     assert.equal(answer.status, 204, answer.text);
@@ -88,18 +110,36 @@ describe('lookup staleness', () => {
   });
 
   it('a cached object of another uid is read again', async () => {
-    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'db-0', namespace: 'shop', uid: 'db-old' }, spec: { nodeName: 'none' } });
+    fake.apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'db-0', namespace: 'shop', uid: 'db-old' },
+      spec: { nodeName: 'none' },
+    });
     assert.equal((await svc.post(eventAbout({ name: 'db-0', uid: 'db-old' }))).status, 204);
     assert.equal(delivered('db-0').length, 0, 'not scheduled on a node-: no match');
-    fake.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'db-0', namespace: 'shop', uid: 'db-new' }, spec: { nodeName: 'node-4' } });
+    fake.apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'db-0', namespace: 'shop', uid: 'db-new' },
+      spec: { nodeName: 'node-4' },
+    });
     const reads = fake.count('GET', /\/pods\/db-0$/);
     assert.equal((await svc.post(eventAbout({ name: 'db-0', uid: 'db-old' }))).status, 204);
     assert.equal(fake.count('GET', /\/pods\/db-0$/), reads, 'same uid: served from the cache');
     assert.equal((await svc.post(eventAbout({ name: 'db-0', uid: 'db-new' }))).status, 204);
-    assert.equal(fake.count('GET', /\/pods\/db-0$/), reads, 'read within the last second: not read again (event data names any uid)');
+    assert.equal(
+      fake.count('GET', /\/pods\/db-0$/),
+      reads,
+      'read within the last second: not read again (event data names any uid)',
+    );
     await sleep(1100);
     assert.equal((await svc.post(eventAbout({ name: 'db-0', uid: 'db-new' }))).status, 204);
-    assert.deepEqual(delivered('db-0').map((r) => (r.json() as { node: string }).node), ['node-4'], 'the old cached Pod stood in for the new one');
+    assert.deepEqual(
+      delivered('db-0').map((r) => (r.json() as { node: string }).node),
+      ['node-4'],
+      'the old cached Pod stood in for the new one',
+    );
   });
 });
 
@@ -109,7 +149,9 @@ describe('kind discovery', () => {
     try {
       // TTL 1 ms: listed every time.
       const listings = new KindDiscovery(abortingConfiguration(fake.kubeConfig(), 500), 1, () => true);
-      const discovery = { find: async (apiVersion: string, kind: string) => (await sleep(5), listings.find(apiVersion, kind)) };
+      const discovery = {
+        find: async (apiVersion: string, kind: string) => (await sleep(5), listings.find(apiVersion, kind)),
+      };
       assert.deepEqual(await discovery.find('apps/v1', 'Deployment'), { status: 'known', namespaced: true });
       fake.fail('GET', /^\/apis\/apps\/v1$/, 404, 1);
       fake.fail('GET', /^\/apis$/, 404, 1); // the group list cannot vouch for it either: what was served decides

@@ -13,20 +13,93 @@ import type { CompiledRule } from '../../src/rules/compile-document.js';
 import type { EventInput } from '../../src/normalize/kube-event.js';
 import { seededRandom } from '../support/random.js';
 
-const OPERATORS = ['equal', 'notEqual', 'in', 'notIn', 'contains', 'doesNotContain', 'lessThan', 'lessThanInclusive', 'greaterThan', 'greaterThanInclusive', 'matches', 'startsWith', 'endsWith', 'exists', 'absent'];
-const DECORATED = ['someFact:equal', 'everyValue:greaterThan', 'not:equal', 'not:in', 'swap:contains', 'someValue:matches', 'everyFact:notEqual', 'everyValue:notEqual'];
-const PATHS = ['$.reason', '$.count', '$.message', '$.involvedObject.kind', '$.items', '$.items[0]', '$.metadata.labels.team', "$.metadata.labels['app.kubernetes.io/name']", '$.weird', '$.missing.deeper', 'type', ''];
+const OPERATORS = [
+  'equal',
+  'notEqual',
+  'in',
+  'notIn',
+  'contains',
+  'doesNotContain',
+  'lessThan',
+  'lessThanInclusive',
+  'greaterThan',
+  'greaterThanInclusive',
+  'matches',
+  'startsWith',
+  'endsWith',
+  'exists',
+  'absent',
+];
+const DECORATED = [
+  'someFact:equal',
+  'everyValue:greaterThan',
+  'not:equal',
+  'not:in',
+  'swap:contains',
+  'someValue:matches',
+  'everyFact:notEqual',
+  'everyValue:notEqual',
+];
+const PATHS = [
+  '$.reason',
+  '$.count',
+  '$.message',
+  '$.involvedObject.kind',
+  '$.items',
+  '$.items[0]',
+  '$.metadata.labels.team',
+  "$.metadata.labels['app.kubernetes.io/name']",
+  '$.weird',
+  '$.missing.deeper',
+  'type',
+  '',
+];
 /** Values of every type an operator may meet, including ones it must reject or cannot handle. */
-const VALUES: unknown[] = ['BackOff', 'Pod', '3', '3.5', 'abc', '', 'Back', 'Off', '^Back', '[0-9]+', '/off$/i', '/x/y', 0, 1, 3, 2.5, -1, null, true, false, ['BackOff', 'Pulled'], ['a', 3, null], [], 'in', { a: 1 }];
+const VALUES: unknown[] = [
+  'BackOff',
+  'Pod',
+  '3',
+  '3.5',
+  'abc',
+  '',
+  'Back',
+  'Off',
+  '^Back',
+  '[0-9]+',
+  '/off$/i',
+  '/x/y',
+  0,
+  1,
+  3,
+  2.5,
+  -1,
+  null,
+  true,
+  false,
+  ['BackOff', 'Pulled'],
+  ['a', 3, null],
+  [],
+  'in',
+  { a: 1 },
+];
 
 function generateConditions(rnd: () => number): Record<string, unknown> {
   const pick = <T>(list: readonly T[]) => list[Math.floor(rnd() * list.length)];
   const leaf = (): Record<string, unknown> => {
     const fact = pick(['event', 'event', 'event', 'cloudevent', 'change', 'object']);
-    const condition: Record<string, unknown> = { fact, operator: rnd() < 0.05 ? pick(DECORATED) : pick(OPERATORS), value: pick(VALUES) };
+    const condition: Record<string, unknown> = {
+      fact,
+      operator: rnd() < 0.05 ? pick(DECORATED) : pick(OPERATORS),
+      value: pick(VALUES),
+    };
     const path = pick(PATHS);
-    if (path !== '' || rnd() < 0.5) condition.path = fact === 'cloudevent' ? pick(['$.type', '$.source', '$.id']) : path;
-    if (rnd() < 0.08) condition.value = { fact: pick(['event', 'cloudevent', 'change', 'owner']), path: pick(['$.reason', '$.type', '$.items', '$.missing']) };
+    if (path !== '' || rnd() < 0.5)
+      condition.path = fact === 'cloudevent' ? pick(['$.type', '$.source', '$.id']) : path;
+    if (rnd() < 0.08)
+      condition.value = {
+        fact: pick(['event', 'cloudevent', 'change', 'owner']),
+        path: pick(['$.reason', '$.type', '$.items', '$.missing']),
+      };
     if (condition.operator === 'exists' || condition.operator === 'absent') {
       if (rnd() < 0.5) delete condition.value;
       else condition.value = true;
@@ -35,7 +108,9 @@ function generateConditions(rnd: () => number): Record<string, unknown> {
     return condition;
   };
   const group = (depth: number): Record<string, unknown> => {
-    const items = Array.from({ length: Math.floor(rnd() * 4) }, () => (depth < 3 && rnd() < 0.3 ? group(depth + 1) : leaf()));
+    const items = Array.from({ length: Math.floor(rnd() * 4) }, () =>
+      depth < 3 && rnd() < 0.3 ? group(depth + 1) : leaf(),
+    );
     const roll = rnd();
     if (roll < 0.45) return { all: items };
     if (roll < 0.9) return { any: items };
@@ -46,16 +121,23 @@ function generateConditions(rnd: () => number): Record<string, unknown> {
 
 function generateEvent(rnd: () => number): EventInput {
   const pick = <T>(list: readonly T[]) => list[Math.floor(rnd() * list.length)];
-  const optional = (value: unknown) => (rnd() < 0.8 ? value : pick([undefined, null, 7, 'x', { nested: true }, ['BackOff']]));
+  const optional = (value: unknown) =>
+    rnd() < 0.8 ? value : pick([undefined, null, 7, 'x', { nested: true }, ['BackOff']]);
   return {
-    cloudevent: { type: pick(['dev.knative.apiserver.resource.add', 'other']), source: 's', id: pick(['1', 'BackOff']) },
+    cloudevent: {
+      type: pick(['dev.knative.apiserver.resource.add', 'other']),
+      source: 's',
+      id: pick(['1', 'BackOff']),
+    },
     event: {
       reason: optional(pick(['BackOff', 'Pulled', 'OOMKilling', 'in', ''])),
       count: optional(pick([0, 1, 3, 5, '3', '2.5', 'many', 3.5])),
       message: optional(pick(['Back-off restarting', 'New size: 3', 'OFF', ''])),
       involvedObject: optional({ kind: optional(pick(['Pod', 'Node'])) }),
       items: optional(pick([['BackOff', 'Pulled'], [3, null], [], ['a', ['b']]])),
-      metadata: optional({ labels: optional({ team: optional(pick(['a', 'b'])), 'app.kubernetes.io/name': pick(['web', 'db']) }) }),
+      metadata: optional({
+        labels: optional({ team: optional(pick(['a', 'b'])), 'app.kubernetes.io/name': pick(['web', 'db']) }),
+      }),
       // Objects the comparisons cannot turn into text or numbers: the engine throws; so must the fast path's caller.
       weird: pick<unknown>([{ toString: 'no' }, { valueOf: 1, toString: 2 }, 'plain', [{ toString: 'no' }]]),
     },
@@ -69,7 +151,17 @@ function compileRules(rnd: () => number, count: number): CompiledRule[] {
   for (let i = 0; rules.length < count; i++) {
     const { rule, test, problems } = buildRule(`r${i}`, generateConditions(rnd) as never);
     if (problems.length > 0 || !rule) continue; // invalid at load: never evaluated
-    rules.push({ name: `r${i}`, declaredName: `r${i}`, description: '', source: 'test', on: new Set(['add', 'update', 'unchanged'] as const), conditions: {} as never, rule, test, actions: [] });
+    rules.push({
+      name: `r${i}`,
+      declaredName: `r${i}`,
+      description: '',
+      source: 'test',
+      on: new Set(['add', 'update', 'unchanged'] as const),
+      conditions: {} as never,
+      rule,
+      test,
+      actions: [],
+    });
   }
   return rules;
 }
@@ -88,8 +180,16 @@ describe('condition fast path', () => {
         const engine = await match(rules, input, NO_FACTS, { explain: true });
         const fast = await match(rules, input, NO_FACTS);
         const where = `seed ${seed} event ${i}`;
-        assert.deepEqual(fast.matched.map((r) => r.name), engine.matched.map((r) => r.name), `${where}: matched`);
-        assert.deepEqual(fast.failed.map((f) => [f.rule.name, f.error]), engine.failed.map((f) => [f.rule.name, f.error]), `${where}: failed`);
+        assert.deepEqual(
+          fast.matched.map((r) => r.name),
+          engine.matched.map((r) => r.name),
+          `${where}: matched`,
+        );
+        assert.deepEqual(
+          fast.failed.map((f) => [f.rule.name, f.error]),
+          engine.failed.map((f) => [f.rule.name, f.error]),
+          `${where}: failed`,
+        );
         for (const rule of rules) {
           const verdict = rule.test?.({ event: input.event, cloudevent: input.cloudevent, change: input.change });
           if (verdict === undefined || verdict === ENGINE) deferred++;
@@ -106,14 +206,41 @@ describe('condition fast path', () => {
   });
 
   it('rejects a sticky regex at load: it would carry state from one event to the next', () => {
-    assert.match(buildRule('r', { all: [{ fact: 'event', path: '$.message', operator: 'matches', value: '/^a/y' }] }).problems.join(), /sticky/);
+    assert.match(
+      buildRule('r', {
+        all: [{ fact: 'event', path: '$.message', operator: 'matches', value: '/^a/y' }],
+      }).problems.join(),
+      /sticky/,
+    );
   });
 
   it('leaves to the engine what only the engine can answer', () => {
     const test = (conditions: unknown) => buildRule('r', conditions as never).test;
-    assert.equal(test({ all: [{ fact: 'owner', path: '$.kind', operator: 'equal', value: 'Deployment' }] }), undefined, 'enrichment fact');
-    assert.equal(test({ all: [{ fact: 'event', path: '$.items', operator: 'someFact:equal', value: 'a' }] }), undefined, 'decorated operator');
-    assert.equal(test({ all: [{ fact: 'event', path: '$.message', operator: 'matches', value: { fact: 'event', path: '$.reason' } }] }), undefined, 'regex from the event');
-    assert.equal(typeof test({ any: [{ fact: 'event', path: '$.reason', operator: 'equal', value: 'BackOff' }, { not: { fact: 'change', operator: 'in', value: ['add'] } }] }), 'function');
+    assert.equal(
+      test({ all: [{ fact: 'owner', path: '$.kind', operator: 'equal', value: 'Deployment' }] }),
+      undefined,
+      'enrichment fact',
+    );
+    assert.equal(
+      test({ all: [{ fact: 'event', path: '$.items', operator: 'someFact:equal', value: 'a' }] }),
+      undefined,
+      'decorated operator',
+    );
+    assert.equal(
+      test({
+        all: [{ fact: 'event', path: '$.message', operator: 'matches', value: { fact: 'event', path: '$.reason' } }],
+      }),
+      undefined,
+      'regex from the event',
+    );
+    assert.equal(
+      typeof test({
+        any: [
+          { fact: 'event', path: '$.reason', operator: 'equal', value: 'BackOff' },
+          { not: { fact: 'change', operator: 'in', value: ['add'] } },
+        ],
+      }),
+      'function',
+    );
   });
 });

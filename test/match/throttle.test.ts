@@ -41,13 +41,24 @@ describe('throttle store', () => {
       const key = `rule-${rule}|pod-${Math.floor(next() * 30)}`;
       const occurrence = `o-${Math.floor(next() * 8)}`;
       const peek = next() < 0.1;
-      const [windowMs, max] = [[500, 1], [2000, 2], [5000, 3]][rule];
+      const [windowMs, max] = [
+        [500, 1],
+        [2000, 2],
+        [5000, 3],
+      ][rule];
       const expected = modelAdmit(key, occurrence, windowMs, max, peek, now);
-      assert.equal(await store.admit(key, occurrence, windowMs, max, peek), expected, `step ${step}: ${key} ${occurrence}`);
+      assert.equal(
+        await store.admit(key, occurrence, windowMs, max, peek),
+        expected,
+        `step ${step}: ${key} ${occurrence}`,
+      );
       if (expected) admittedCount++;
       else refused++;
     }
-    assert.ok(admittedCount > 2000 && refused > 2000, `both answers were exercised (${admittedCount} admitted, ${refused} refused)`);
+    assert.ok(
+      admittedCount > 2000 && refused > 2000,
+      `both answers were exercised (${admittedCount} admitted, ${refused} refused)`,
+    );
   });
 
   it('parses durations', () => {
@@ -96,9 +107,19 @@ rules:
     assert.equal((await svc.post(occurrence('web-1', 8))).status, 204);
     assert.equal((await svc.post(occurrence('web-1', 9))).status, 204);
     assert.equal((await svc.post(occurrence('web-2', 3))).status, 204);
-    assert.equal((await svc.post(occurrence('web-1', 7))).status, 204, 'the redelivery of the admitted occurrence goes through');
-    const delivered = sink.received('/chat').slice(3).map((r) => r.json());
-    assert.deepEqual(delivered, [{ pod: 'web-2', count: 3 }, { pod: 'web-1', count: 7 }]);
+    assert.equal(
+      (await svc.post(occurrence('web-1', 7))).status,
+      204,
+      'the redelivery of the admitted occurrence goes through',
+    );
+    const delivered = sink
+      .received('/chat')
+      .slice(3)
+      .map((r) => r.json());
+    assert.deepEqual(delivered, [
+      { pod: 'web-2', count: 3 },
+      { pod: 'web-1', count: 7 },
+    ]);
     assert.equal(await svc.metric('kube_event_rules_suppressed_total', { rule: 'backoff-once-per-10m' }), 2);
     assert.ok(svc.logs.some((l) => l.msg === "suppressed by the rule's throttle"));
   });

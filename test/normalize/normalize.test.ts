@@ -26,9 +26,21 @@ function inputOf(ce: CloudEvent<unknown>, tracker = new OccurrenceTracker(100)) 
 
 describe('toCoreV1', () => {
   it('maps an events.k8s.io/v1 Event onto core/v1 names, equal to the same Event read through core/v1', () => {
-    const viaEvents = toCoreV1(loadFixture('events-k8s-io-v1-hpa-successful-rescale-resource-add').body as Record<string, unknown>);
+    const viaEvents = toCoreV1(
+      loadFixture('events-k8s-io-v1-hpa-successful-rescale-resource-add').body as Record<string, unknown>,
+    );
     const viaCore = toCoreV1(loadFixture('hpa-successful-rescale-up-resource-add').body as Record<string, unknown>);
-    for (const field of ['involvedObject', 'reason', 'message', 'source', 'type', 'firstTimestamp', 'lastTimestamp', 'count', 'reportingComponent'] as const) {
+    for (const field of [
+      'involvedObject',
+      'reason',
+      'message',
+      'source',
+      'type',
+      'firstTimestamp',
+      'lastTimestamp',
+      'count',
+      'reportingComponent',
+    ] as const) {
       assert.deepEqual(viaEvents[field], viaCore[field], field);
     }
     assert.equal(viaEvents.regarding, undefined);
@@ -61,7 +73,12 @@ describe('toCoreV1', () => {
   });
 
   it('gives count 1 and eventTime as both times to a first events.k8s.io Event without series', () => {
-    const event = toCoreV1({ metadata: { uid: 'u' }, eventTime: '2024-05-14T09:20:11.482913Z', reason: 'Scheduled', regarding: {} });
+    const event = toCoreV1({
+      metadata: { uid: 'u' },
+      eventTime: '2024-05-14T09:20:11.482913Z',
+      reason: 'Scheduled',
+      regarding: {},
+    });
     assert.equal(event.count, 1);
     assert.equal(event.firstTimestamp, '2024-05-14T09:20:11.482913Z');
     assert.equal(event.lastTimestamp, '2024-05-14T09:20:11.482913Z');
@@ -81,11 +98,22 @@ describe('normalize', () => {
   it('Reference mode: a reference to resolve, not an input', () => {
     const normalized = normalize(cloudEvent('hpa-successful-rescale-up-reference-add'), new OccurrenceTracker(10));
     assert.equal(normalized.kind, 'reference');
-    assert.deepEqual((normalized as { ref: unknown }).ref, { kind: 'Event', namespace: 'shop', name: 'checkout.17cf4ffb2470c4d5', apiVersion: 'v1' });
+    assert.deepEqual((normalized as { ref: unknown }).ref, {
+      kind: 'Event',
+      namespace: 'shop',
+      name: 'checkout.17cf4ffb2470c4d5',
+      apiVersion: 'v1',
+    });
   });
 
   it('other CloudEvent types: change other, the data as event', () => {
-    const ce = new CloudEvent({ specversion: '1.0', id: 'x1', source: 'ci', type: 'com.example.deploy', data: { app: 'web' } });
+    const ce = new CloudEvent({
+      specversion: '1.0',
+      id: 'x1',
+      source: 'ci',
+      type: 'com.example.deploy',
+      data: { app: 'web' },
+    });
     const input = inputOf(ce);
     assert.equal(input.change, 'other');
     assert.deepEqual(input.event, { app: 'web' });
@@ -94,8 +122,17 @@ describe('normalize', () => {
 
   it('rejects ApiServerSource events whose data is not an object', () => {
     for (const data of ['a string', [1, 2], null, undefined]) {
-      const ce = new CloudEvent({ specversion: '1.0', id: 'x', source: 's', type: 'dev.knative.apiserver.resource.add', data });
-      assert.throws(() => normalize(ce, new OccurrenceTracker(10)), (err: unknown) => err instanceof InvalidEventError && err.status === 400);
+      const ce = new CloudEvent({
+        specversion: '1.0',
+        id: 'x',
+        source: 's',
+        type: 'dev.knative.apiserver.resource.add',
+        data,
+      });
+      assert.throws(
+        () => normalize(ce, new OccurrenceTracker(10)),
+        (err: unknown) => err instanceof InvalidEventError && err.status === 400,
+      );
     }
   });
 });
@@ -130,7 +167,11 @@ describe('OccurrenceTracker (through normalize)', () => {
     const [a, b] = [new OccurrenceTracker(100), new OccurrenceTracker(100)];
     assert.equal(inputOf(withCount(3, 'c3'), a).change, 'update');
     assert.equal(inputOf(withCount(4, 'c4'), b).change, 'update');
-    assert.equal(inputOf(withCount(3, 'c3'), b).change, 'update', 'never seen by B: delivered, not "older than what I saw"');
+    assert.equal(
+      inputOf(withCount(3, 'c3'), b).change,
+      'update',
+      'never seen by B: delivered, not "older than what I saw"',
+    );
     assert.equal(inputOf(withCount(3, 'c3'), a).change, 'update', 'and A classifies its redelivery as before');
   });
 
@@ -161,7 +202,13 @@ describe('OccurrenceTracker (through normalize)', () => {
   it('forgets the oldest Events beyond its capacity', () => {
     const tracker = new OccurrenceTracker(2);
     const event = (uid: string, count: number, id: string, verb = 'update') =>
-      new CloudEvent({ specversion: '1.0', id, source: 's', type: `dev.knative.apiserver.resource.${verb}`, data: { kind: 'Event', metadata: { uid }, count } });
+      new CloudEvent({
+        specversion: '1.0',
+        id,
+        source: 's',
+        type: `dev.knative.apiserver.resource.${verb}`,
+        data: { kind: 'Event', metadata: { uid }, count },
+      });
     inputOf(event('u1', 5, '1', 'add'), tracker);
     inputOf(event('u2', 5, '2', 'add'), tracker);
     inputOf(event('u3', 5, '3', 'add'), tracker);
@@ -172,8 +219,21 @@ describe('OccurrenceTracker (through normalize)', () => {
 
   it('events.k8s.io: a first Event without series, then series.count 2, is a repeat', () => {
     const tracker = new OccurrenceTracker(10);
-    const first = { apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { uid: 's1' }, eventTime: '2024-05-14T09:00:00.000000Z', reason: 'FailedScheduling', regarding: {} };
-    const add = new CloudEvent({ specversion: '1.0', id: '1', source: 's', type: 'dev.knative.apiserver.resource.add', data: first });
+    const first = {
+      apiVersion: 'events.k8s.io/v1',
+      kind: 'Event',
+      metadata: { uid: 's1' },
+      eventTime: '2024-05-14T09:00:00.000000Z',
+      reason: 'FailedScheduling',
+      regarding: {},
+    };
+    const add = new CloudEvent({
+      specversion: '1.0',
+      id: '1',
+      source: 's',
+      type: 'dev.knative.apiserver.resource.add',
+      data: first,
+    });
     assert.equal(inputOf(add, tracker).change, 'add');
     const repeated = { ...first, series: { count: 2, lastObservedTime: '2024-05-14T09:01:00.000000Z' } };
     const update = add.cloneWith({ id: '2', type: 'dev.knative.apiserver.resource.update', data: repeated }, false);
@@ -185,24 +245,57 @@ describe('OccurrenceTracker (through normalize)', () => {
 
   it('uses lastTimestamp as the occurrence when there is no count', () => {
     const data = { kind: 'Event', metadata: { uid: 'u9' }, lastTimestamp: '2024-05-14T09:00:00Z' };
-    const ce = new CloudEvent({ specversion: '1.0', id: '1', source: 's', type: 'dev.knative.apiserver.resource.add', data });
+    const ce = new CloudEvent({
+      specversion: '1.0',
+      id: '1',
+      source: 's',
+      type: 'dev.knative.apiserver.resource.add',
+      data,
+    });
     const tracker = new OccurrenceTracker(10);
     assert.equal(inputOf(ce, tracker).occurrence, 'u9/2024-05-14T09:00:00Z');
-    const later = ce.cloneWith({ id: '2', type: 'dev.knative.apiserver.resource.update', data: { ...data, lastTimestamp: '2024-05-14T09:05:00Z' } }, false);
+    const later = ce.cloneWith(
+      {
+        id: '2',
+        type: 'dev.knative.apiserver.resource.update',
+        data: { ...data, lastTimestamp: '2024-05-14T09:05:00Z' },
+      },
+      false,
+    );
     assert.equal(inputOf(later, tracker).change, 'update');
-    const same = ce.cloneWith({ id: '3', type: 'dev.knative.apiserver.resource.update', data: { ...data, lastTimestamp: '2024-05-14T09:05:00Z' } }, false);
+    const same = ce.cloneWith(
+      {
+        id: '3',
+        type: 'dev.knative.apiserver.resource.update',
+        data: { ...data, lastTimestamp: '2024-05-14T09:05:00Z' },
+      },
+      false,
+    );
     assert.equal(inputOf(same, tracker).change, 'unchanged');
   });
 
   it('a lastTimestamp far in the future suppresses nothing but itself', () => {
     const data = { kind: 'Event', metadata: { uid: 'u2099' }, lastTimestamp: '2099-01-01T00:00:00Z' };
-    const ce = new CloudEvent({ specversion: '1.0', id: '1', source: 's', type: 'dev.knative.apiserver.resource.update', data });
+    const ce = new CloudEvent({
+      specversion: '1.0',
+      id: '1',
+      source: 's',
+      type: 'dev.knative.apiserver.resource.update',
+      data,
+    });
     const tracker = new OccurrenceTracker(10);
     assert.equal(inputOf(ce, tracker).change, 'update');
-    for (const [id, time] of [['2', '2024-05-14T09:05:00Z'], ['3', '2024-05-14T09:06:00Z']]) {
+    for (const [id, time] of [
+      ['2', '2024-05-14T09:05:00Z'],
+      ['3', '2024-05-14T09:06:00Z'],
+    ]) {
       const real = ce.cloneWith({ id, data: { ...data, lastTimestamp: time } }, false);
       assert.equal(inputOf(real, tracker).change, 'update', `the real update at ${time}`);
     }
-    assert.equal(inputOf(ce.cloneWith({ id: '4' }, false), tracker).change, 'unchanged', 'the 2099 occurrence itself, again');
+    assert.equal(
+      inputOf(ce.cloneWith({ id: '4' }, false), tracker).change,
+      'unchanged',
+      'the 2099 occurrence itself, again',
+    );
   });
 });

@@ -76,13 +76,20 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
 
   before(async () => {
     if (!existsSync(join(PAGE_DIR, 'index.html'))) {
-      const build = spawnSync('npx', ['vite', 'build'], { cwd: new URL('../../', import.meta.url).pathname, encoding: 'utf8' });
+      const build = spawnSync('npx', ['vite', 'build'], {
+        cwd: new URL('../../', import.meta.url).pathname,
+        encoding: 'utf8',
+      });
       assert.equal(build.status, 0, build.stderr);
     }
     await mkdir(ARTIFACTS, { recursive: true });
     const secrets = await mkdtemp(join(tmpdir(), 'ker-admin-'));
     await writeFile(join(secrets, 'admin-token'), ADMIN);
-    running = await startService({ rules: { 'crash-loops.yaml': RULES }, env: { HOOK_TOKEN: TOKEN }, config: { auth: { tokenFile: '', adminTokenFile: join(secrets, 'admin-token') } } });
+    running = await startService({
+      rules: { 'crash-loops.yaml': RULES },
+      env: { HOOK_TOKEN: TOKEN },
+      config: { auth: { tokenFile: '', adminTokenFile: join(secrets, 'admin-token') } },
+    });
     // An event the service received (it matches nothing): the playground offers it, redacted.
     const received = await running.post(loadFixture('hpa-successful-rescale-up-resource-add.json'));
     assert.equal(received.status, 204);
@@ -91,7 +98,12 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
     page.on('pageerror', (err) => problems.push(err.message));
     page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
     page.on('request', (request) => {
-      if (!request.url().startsWith(running.url) && !request.url().startsWith('blob:') && !request.url().startsWith('data:')) problems.push(`left the service: ${request.url()}`);
+      if (
+        !request.url().startsWith(running.url) &&
+        !request.url().startsWith('blob:') &&
+        !request.url().startsWith('data:')
+      )
+        problems.push(`left the service: ${request.url()}`);
     });
   });
 
@@ -105,8 +117,15 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
   const summary = () => page.locator('#summary');
 
   /** The page's document, inside functions that run in the page (the test project has no DOM types). */
-  type PageDocument = { querySelector(selector: string): { textContent: string | null; value?: string } | null; querySelectorAll(selector: string): { length: number } };
-  const waitFor = (selector: string, test: 'text' | 'value-starts' | 'value-includes' | 'count', expected: string | number) =>
+  type PageDocument = {
+    querySelector(selector: string): { textContent: string | null; value?: string } | null;
+    querySelectorAll(selector: string): { length: number };
+  };
+  const waitFor = (
+    selector: string,
+    test: 'text' | 'value-starts' | 'value-includes' | 'count',
+    expected: string | number,
+  ) =>
     page.waitForFunction(
       ([selector, test, expected]) => {
         const doc = (globalThis as unknown as { document: PageDocument }).document;
@@ -130,7 +149,10 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
     await page.getByLabel('Admin token').fill(ADMIN);
     await page.keyboard.press('Enter');
     await page.waitForSelector('body[data-state=ready]');
-    assert.equal(await page.getByLabel('Start from').first().inputValue(), 'example:pod-backoff-crashloop-resource-update.json');
+    assert.equal(
+      await page.getByLabel('Start from').first().inputValue(),
+      'example:pod-backoff-crashloop-resource-update.json',
+    );
     assert.equal(await page.getByLabel('Start from').nth(1).inputValue(), 'crash-loops.yaml');
     await settled();
     assert.equal(await summary().textContent(), 'Matched: crash-loops');
@@ -140,7 +162,7 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
     assert.match((await request.textContent()) ?? '', /POST https:\/\/hooks\.example\.com\/services\/T0\/B0/);
     const headers = await request.locator('.headers > *').allTextContents();
     assert.deepEqual(headers, ['content-type', 'application/json', 'authorization', '[redacted]']);
-    assert.doesNotMatch((await page.content()), new RegExp(TOKEN));
+    assert.doesNotMatch(await page.content(), new RegExp(TOKEN));
     assert.deepEqual(JSON.parse((await request.locator('pre.body').textContent()) ?? ''), {
       text: 'payment-5c7d9b8f6-2m4rt: Back-off restarting failed container payment in pod payment-5c7d9b8f6-2m4rt_shop(1710a6cd-4d03-4b2f-9fd8-2fe8f4132a13)',
     });
@@ -161,7 +183,12 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
     // Line 16 of the file is `"text": …`; the unclosed `(` leaves the parser at the closing `}` on line 17.
     const lines = BROKEN.split('\n');
     const closing = lines.findIndex((l, i) => i > 14 && l.trim() === '}');
-    assert.match(problem, new RegExp(`^line ${closing + 1}, column ${lines[closing].indexOf('}') + 1} rules\\[0\\] \\(crash-loops\\)\\.actions\\[0\\]\\.body: S0202: Expected "\\)", got "\\}" at line ${closing + 1}, column ${lines[closing].indexOf('}') + 1} of the file`));
+    assert.match(
+      problem,
+      new RegExp(
+        `^line ${closing + 1}, column ${lines[closing].indexOf('}') + 1} rules\\[0\\] \\(crash-loops\\)\\.actions\\[0\\]\\.body: S0202: Expected "\\)", got "\\}" at line ${closing + 1}, column ${lines[closing].indexOf('}') + 1} of the file`,
+      ),
+    );
     assert.equal(await page.locator('.cm-lintRange-error').count(), 1);
     assert.equal(await page.locator('.cm-lintRange-error').textContent(), '}');
     assert.match((await summary().textContent()) ?? '', /1 problem/);
@@ -200,10 +227,20 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
     assert.equal(await summary().textContent(), 'Matched: crash-loops');
     // Tab leaves the editor (it does not indent), so the keyboard reaches the rest of the page.
     await page.keyboard.press('Tab');
-    assert.equal(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { closest(s: string): unknown } | null } }).document.activeElement?.closest('.cm-editor') ?? null), null);
+    assert.equal(
+      await page.evaluate(
+        () =>
+          (
+            globalThis as unknown as { document: { activeElement: { closest(s: string): unknown } | null } }
+          ).document.activeElement?.closest('.cm-editor') ?? null,
+      ),
+      null,
+    );
     assert.ok(!(await editor().innerText()).includes('\t'), 'the Tab typed nothing');
-    for (const name of ['Save as golden test case', 'Copy as ConfigMap', 'Refresh received']) assert.equal(await page.getByRole('button', { name }).count(), 1);
-    for (const label of ['Test case name', 'ConfigMap name', 'in namespace', /^Event — /]) assert.equal(await page.getByLabel(label).count(), 1);
+    for (const name of ['Save as golden test case', 'Copy as ConfigMap', 'Refresh received'])
+      assert.equal(await page.getByRole('button', { name }).count(), 1);
+    for (const label of ['Test case name', 'ConfigMap name', 'in namespace', /^Event — /])
+      assert.equal(await page.getByLabel(label).count(), 1);
   });
 
   it('saves a golden case that `kube-event-rules test --expect` accepts', async () => {
@@ -218,16 +255,28 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
     await page.getByRole('button', { name: 'Save as golden test case' }).click();
     await waitFor('#export-text', 'value-starts', 'kube-event-rules test');
     await page.waitForTimeout(500);
-    assert.deepEqual(downloads.sort(), ['crash.event.json', 'crash.expected.json', 'crash.objects.yaml', 'crash.rules.yaml']);
+    assert.deepEqual(downloads.sort(), [
+      'crash.event.json',
+      'crash.expected.json',
+      'crash.objects.yaml',
+      'crash.rules.yaml',
+    ]);
     const command = await page.locator('#export-text').inputValue();
-    assert.equal(command, 'kube-event-rules test --rules crash.rules.yaml --objects crash.objects.yaml --expect crash.expected.json crash.event.json');
+    assert.equal(
+      command,
+      'kube-event-rules test --rules crash.rules.yaml --objects crash.objects.yaml --expect crash.expected.json crash.event.json',
+    );
     const lines: string[] = [];
     const cwd = process.cwd();
     process.chdir(folder);
     const env = process.env.HOOK_TOKEN;
     process.env.HOOK_TOKEN = TOKEN;
     try {
-      const code = await testCommand(command.split(' ').slice(2), (l) => lines.push(l), async () => '');
+      const code = await testCommand(
+        command.split(' ').slice(2),
+        (l) => lines.push(l),
+        async () => '',
+      );
       assert.equal(code, 0, lines.join('\n'));
     } finally {
       process.chdir(cwd);
@@ -243,8 +292,15 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
     await page.getByLabel('in namespace').fill('shop');
     await page.getByRole('button', { name: 'Copy as ConfigMap' }).click();
     await waitFor('#export-text', 'value-includes', 'kind: ConfigMap');
-    const manifest = parse(await page.locator('#export-text').inputValue()) as { metadata: { name: string; namespace: string; labels: Record<string, string> }; data: Record<string, string> };
-    assert.deepEqual(manifest.metadata, { name: 'shop-rules', namespace: 'shop', labels: { 'kube-event-rules/rules': 'true' } });
+    const manifest = parse(await page.locator('#export-text').inputValue()) as {
+      metadata: { name: string; namespace: string; labels: Record<string, string> };
+      data: Record<string, string>;
+    };
+    assert.deepEqual(manifest.metadata, {
+      name: 'shop-rules',
+      namespace: 'shop',
+      labels: { 'kube-event-rules/rules': 'true' },
+    });
     assert.equal(manifest.data['rules.yaml'], `${WITH_NAMESPACE}# edited from the keyboard\n`);
     await shot('5-configmap');
   });
@@ -265,7 +321,10 @@ describe('rule playground in Chromium', { skip: needs('chromium') }, () => {
     const text = (await page.locator('.shadow').textContent()) ?? '';
     assert.match(text, /crash-loops: shadow matched, live rule matched — 1 difference/);
     assert.match(text, /action 0 \(hook\): body\.text: "\[shop\] Back-off/);
-    assert.match((await page.locator('.rule h3').allTextContents()).join('\n'), /crash-loops \(shadow: never sends\) matched/);
+    assert.match(
+      (await page.locator('.rule h3').allTextContents()).join('\n'),
+      /crash-loops \(shadow: never sends\) matched/,
+    );
     await shot('6-shadow');
   });
 

@@ -16,7 +16,11 @@ const structured = (reason: string, n: number) => {
     h['ce-id'] = `${reason}-${n}`;
     h['ce-type'] = 'dev.knative.apiserver.resource.add';
   });
-  const attributes = Object.fromEntries(Object.entries(headers).filter(([k]) => k.startsWith('ce-')).map(([k, v]) => [k.slice(3), v]));
+  const attributes = Object.fromEntries(
+    Object.entries(headers)
+      .filter(([k]) => k.startsWith('ce-'))
+      .map(([k, v]) => [k.slice(3), v]),
+  );
   return { ...attributes, datacontenttype: 'application/json', data: body };
 };
 
@@ -24,7 +28,10 @@ describe('action capacity', () => {
   let sink: CaptureSink;
   let svc: RunningService;
   const batch = (reason: string, from: number, count: number) =>
-    svc.postRaw({ 'content-type': 'application/cloudevents-batch+json' }, JSON.stringify(Array.from({ length: count }, (_, i) => structured(reason, from + i))));
+    svc.postRaw(
+      { 'content-type': 'application/cloudevents-batch+json' },
+      JSON.stringify(Array.from({ length: count }, (_, i) => structured(reason, from + i))),
+    );
 
   before(async () => {
     sink = await startCaptureSink();
@@ -70,10 +77,18 @@ rules:
 
   it('holds dry runs to the same caps: rendering is their work', async () => {
     const body = JSON.stringify(Array.from({ length: 6 }, (_, i) => structured('Fan', 500 + i)));
-    const response = await fetch(`${svc.url}/dry-run`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json' }, body });
+    const response = await fetch(`${svc.url}/dry-run`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents-batch+json' },
+      body,
+    });
     assert.equal(response.status, 429);
     assert.match(await response.text(), /MAX_ACTIONS_PER_REQUEST/);
-    const within = await fetch(`${svc.url}/dry-run`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify([structured('Fan', 600)]) });
+    const within = await fetch(`${svc.url}/dry-run`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents-batch+json' },
+      body: JSON.stringify([structured('Fan', 600)]),
+    });
     assert.equal(within.status, 200);
     assert.equal(((await within.json()) as { events: { actions: unknown[] }[] }).events[0].actions.length, 2);
   });

@@ -33,7 +33,10 @@ rules:
     assert.equal((await t.svc.post(event('add', 'ce-add-1', 'uid-lifecycle'))).status, 204);
     const del = await t.svc.post(event('delete', 'ce-del-1', 'uid-lifecycle'));
     assert.equal(del.status, 204, del.text);
-    assert.deepEqual(t.sink.received('/lifecycle').map((r) => (r.json() as { change: string }).change), ['add', 'delete']);
+    assert.deepEqual(
+      t.sink.received('/lifecycle').map((r) => (r.json() as { change: string }).change),
+      ['add', 'delete'],
+    );
     assert.equal((await t.svc.post(event('delete', 'ce-del-1', 'uid-lifecycle'))).status, 204);
     assert.equal(t.sink.received('/lifecycle').length, 2, 'a redelivered delete is still a duplicate');
   });
@@ -74,8 +77,9 @@ rules:
 });
 
 describe('the same CloudEvent twice in one batch', () => {
-  const t = serviceBehindSink((sinkUrl) => ({
-    'r.yaml': `
+  const t = serviceBehindSink(
+    (sinkUrl) => ({
+      'r.yaml': `
 destinations:
   d: { url: "${sinkUrl}/d" }
 rules:
@@ -83,13 +87,22 @@ rules:
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: BackOff } ] }
     actions: [ { destination: d, body: '{ "uid": metadata.uid, "count": count }' } ]
 `,
-  }), { deliveryAttempts: 1 });
+    }),
+    { deliveryAttempts: 1 },
+  );
 
   const batch = (uid: string) => {
     const data = { ...(loadFixture('pod-backoff-crashloop-resource-update').body as Record<string, any>) };
     data.metadata = { ...data.metadata, uid };
     data.count = 5;
-    const entry = { specversion: '1.0', id: `ce-${uid}`, source: 'test', type: 'dev.knative.apiserver.resource.update', datacontenttype: 'application/json', data };
+    const entry = {
+      specversion: '1.0',
+      id: `ce-${uid}`,
+      source: 'test',
+      type: 'dev.knative.apiserver.resource.update',
+      datacontenttype: 'application/json',
+      data,
+    };
     return JSON.stringify([entry, entry]);
   };
 

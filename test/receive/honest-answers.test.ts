@@ -17,8 +17,9 @@ const event = (reason: string, n: number) =>
   });
 
 describe('honest answers', () => {
-  const t = serviceBehindSink((sinkUrl) => ({
-    'r.yaml': `
+  const t = serviceBehindSink(
+    (sinkUrl) => ({
+      'r.yaml': `
 destinations:
   good: { url: "${sinkUrl}/good" }
   other: { url: "${sinkUrl}/other" }
@@ -33,7 +34,9 @@ rules:
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: TypeError } ] }
     actions: [ { destination: other, body: '{ "n": reason + 1 }' } ]
 `,
-  }), { deliveryAttempts: 1 });
+    }),
+    { deliveryAttempts: 1 },
+  );
 
   it('a guard trip asks for a redelivery (503 + Retry-After); the good rule beside it is delivered', async () => {
     const response = await t.svc.post(event('Huge', 1));
@@ -42,7 +45,10 @@ rules:
     assert.match(response.text, /huge-sequence → destination other: .*D2015/);
     assert.equal(t.sink.received('/good').length, 1);
     assert.equal(t.sink.received('/other').length, 0);
-    assert.equal(await t.svc.metric('kube_event_rules_deliveries_total', { rule: 'huge-sequence', outcome: 'failed' }), 1);
+    assert.equal(
+      await t.svc.metric('kube_event_rules_deliveries_total', { rule: 'huge-sequence', outcome: 'failed' }),
+      1,
+    );
     assert.equal(await t.svc.metric('kube_event_rules_events_received_total', { outcome: 'retry' }), 1);
   });
 
@@ -54,7 +60,10 @@ rules:
     const wait = Number(held.headers.get('retry-after'));
     assert.ok(wait > 30 && wait <= 60, `Retry-After ${wait} s: the rest of the quarantine`);
     assert.equal(t.sink.received('/good').length, 3, 'the good rule kept delivering');
-    assert.equal(await t.svc.metric('kube_event_rules_deliveries_total', { rule: 'huge-sequence', outcome: 'failed' }), 3);
+    assert.equal(
+      await t.svc.metric('kube_event_rules_deliveries_total', { rule: 'huge-sequence', outcome: 'failed' }),
+      3,
+    );
   });
 
   it('a deterministic template error is permanent: counted, answered 204', async () => {

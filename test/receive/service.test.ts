@@ -125,49 +125,120 @@ describe('service end to end', () => {
       ceType: 'dev.knative.apiserver.resource.add',
     });
     const repeat = chart.find((p) => p.occurrence === '322c9a28-b0d7-4b46-9419-c45a2c0dad1e/2')!;
-    assert.equal(repeat.startTime, Date.parse('2024-05-14T10:03:48Z'), 'a repeat is marked at its own time, not the first one');
+    assert.equal(
+      repeat.startTime,
+      Date.parse('2024-05-14T10:03:48Z'),
+      'a repeat is marked at its own time, not the first one',
+    );
     const headers = sink.received('/chart')[0].headers;
     assert.equal(headers.authorization, 'Bearer s3cret');
     assert.equal(headers['x-event-reason'], 'SuccessfulRescale');
     assert.equal(headers['content-type'], 'application/json');
 
-    assert.deepEqual(sink.received('/chat/shop').map((r) => r.json()), [{ text: 'BackOff payment-5c7d9b8f6-2m4rt x7' }]);
-    assert.deepEqual(svc.lines.map((l) => l.request.body), [{ reason: 'FailedGetResourceMetric' }, { reason: 'BackOff' }]);
+    assert.deepEqual(
+      sink.received('/chat/shop').map((r) => r.json()),
+      [{ text: 'BackOff payment-5c7d9b8f6-2m4rt x7' }],
+    );
+    assert.deepEqual(
+      svc.lines.map((l) => l.request.body),
+      [{ reason: 'FailedGetResourceMetric' }, { reason: 'BackOff' }],
+    );
 
     assert.equal(await svc.metric('kube_event_rules_events_received_total', { outcome: 'invalid' }), 2);
-    assert.equal(await svc.metric('kube_event_rules_events_received_total', { type: 'dev.knative.apiserver.ref.add', outcome: 'unresolved' }), 1);
+    assert.equal(
+      await svc.metric('kube_event_rules_events_received_total', {
+        type: 'dev.knative.apiserver.ref.add',
+        outcome: 'unresolved',
+      }),
+      1,
+    );
     assert.equal(await svc.metric('kube_event_rules_rule_matches_total', { rule: 'hpa-rescale' }), 4);
-    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'hpa-rescale', outcome: 'delivered' }), 3);
-    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'hpa-rescale', outcome: 'skipped_duplicate' }), 1);
+    assert.equal(
+      await svc.metric('kube_event_rules_deliveries_total', { rule: 'hpa-rescale', outcome: 'delivered' }),
+      3,
+    );
+    assert.equal(
+      await svc.metric('kube_event_rules_deliveries_total', { rule: 'hpa-rescale', outcome: 'skipped_duplicate' }),
+      1,
+    );
     assert.equal(await svc.metric('kube_event_rules_delivery_duration_seconds_count', { destination: 'chart' }), 3);
   });
 
   it('accepts structured and batch mode', async () => {
     const fixture = rescale(1);
     const attributes = Object.fromEntries(
-      Object.entries(fixture.headers).filter(([k]) => k.startsWith('ce-')).map(([k, v]) => [k.slice(3), v]),
+      Object.entries(fixture.headers)
+        .filter(([k]) => k.startsWith('ce-'))
+        .map(([k, v]) => [k.slice(3), v]),
     );
-    const structured = await svc.postRaw({ 'content-type': 'application/cloudevents+json' }, JSON.stringify({ ...attributes, datacontenttype: 'application/json', data: fixture.body }));
+    const structured = await svc.postRaw(
+      { 'content-type': 'application/cloudevents+json' },
+      JSON.stringify({ ...attributes, datacontenttype: 'application/json', data: fixture.body }),
+    );
     assert.equal(structured.status, 204);
     const batch = [2, 3].map((n) => {
       const f = rescale(n);
-      return { ...Object.fromEntries(Object.entries(f.headers).filter(([k]) => k.startsWith('ce-')).map(([k, v]) => [k.slice(3), v])), datacontenttype: 'application/json', data: f.body };
+      return {
+        ...Object.fromEntries(
+          Object.entries(f.headers)
+            .filter(([k]) => k.startsWith('ce-'))
+            .map(([k, v]) => [k.slice(3), v]),
+        ),
+        datacontenttype: 'application/json',
+        data: f.body,
+      };
     });
     const response = await svc.postRaw({ 'content-type': 'application/cloudevents-batch+json' }, JSON.stringify(batch));
     assert.equal(response.status, 204);
-    assert.deepEqual(sink.received('/chart').map((r) => (r.json() as { name: string }).name).sort(), ['HPA shop/hpa-1', 'HPA shop/hpa-2', 'HPA shop/hpa-3']);
+    assert.deepEqual(
+      sink
+        .received('/chart')
+        .map((r) => (r.json() as { name: string }).name)
+        .sort(),
+      ['HPA shop/hpa-1', 'HPA shop/hpa-2', 'HPA shop/hpa-3'],
+    );
   });
 
   it('rejects malformed requests with a 4xx that says what is wrong, and keeps serving', async () => {
     const hpa = loadFixture('hpa-successful-rescale-up-resource-add');
     const cases: { name: string; headers: Record<string, string>; body: string; status: number; error: RegExp }[] = [
-      { name: 'plain JSON, no CloudEvent', headers: { 'content-type': 'application/json' }, body: '{}', status: 400, error: /not a CloudEvent/ },
-      { name: 'truncated JSON', headers: hpa.headers, body: bodyOf(hpa).slice(0, 100), status: 400, error: /invalid JSON/ },
+      {
+        name: 'plain JSON, no CloudEvent',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+        status: 400,
+        error: /not a CloudEvent/,
+      },
+      {
+        name: 'truncated JSON',
+        headers: hpa.headers,
+        body: bodyOf(hpa).slice(0, 100),
+        status: 400,
+        error: /invalid JSON/,
+      },
       { name: 'data is a string', headers: hpa.headers, body: '"just text"', status: 400, error: /invalid data/ },
       { name: 'data is an array', headers: hpa.headers, body: '[1,2]', status: 400, error: /invalid data/ },
-      { name: 'missing ce-source', headers: { ...hpa.headers, 'ce-source': '' }, body: bodyOf(hpa), status: 400, error: /invalid CloudEvent/ },
-      { name: 'structured mode without type', headers: { 'content-type': 'application/cloudevents+json' }, body: '{"specversion":"1.0","id":"1","source":"s"}', status: 400, error: /invalid CloudEvent/ },
-      { name: 'body over the limit', headers: hpa.headers, body: JSON.stringify({ ...(hpa.body as object), message: 'x'.repeat(1024 * 1024) }), status: 413, error: /body too large/ },
+      {
+        name: 'missing ce-source',
+        headers: { ...hpa.headers, 'ce-source': '' },
+        body: bodyOf(hpa),
+        status: 400,
+        error: /invalid CloudEvent/,
+      },
+      {
+        name: 'structured mode without type',
+        headers: { 'content-type': 'application/cloudevents+json' },
+        body: '{"specversion":"1.0","id":"1","source":"s"}',
+        status: 400,
+        error: /invalid CloudEvent/,
+      },
+      {
+        name: 'body over the limit',
+        headers: hpa.headers,
+        body: JSON.stringify({ ...(hpa.body as object), message: 'x'.repeat(1024 * 1024) }),
+        status: 413,
+        error: /body too large/,
+      },
     ];
     for (const c of cases) {
       const response = await svc.postRaw(c.headers, c.body);
@@ -189,22 +260,42 @@ describe('service end to end', () => {
     assert.equal(noop.status, 204);
     assert.equal(gone.status, 204);
     assert.equal(sink.received('/chart').length, 1);
-    assert.deepEqual(svc.lines.map((l) => l.request.body), [{ expired: 'checkout.17cf4ffb2470c4d5' }], 'the opted-in delete rule fired');
+    assert.deepEqual(
+      svc.lines.map((l) => l.request.body),
+      [{ expired: 'checkout.17cf4ffb2470c4d5' }],
+      'the opted-in delete rule fired',
+    );
   });
 
   it('evaluates other CloudEvent types with their attributes and data', async () => {
     const response = await svc.postRaw(
-      { 'ce-specversion': '1.0', 'ce-id': 'd1', 'ce-source': 'ci/pipeline', 'ce-type': 'com.example.deploy', 'content-type': 'application/json' },
+      {
+        'ce-specversion': '1.0',
+        'ce-id': 'd1',
+        'ce-source': 'ci/pipeline',
+        'ce-type': 'com.example.deploy',
+        'content-type': 'application/json',
+      },
       '{"app":"web"}',
     );
     assert.equal(response.status, 204);
-    assert.deepEqual(sink.received('/chart').map((r) => r.json()), [{ name: 'deploy web', source: 'ci/pipeline' }]);
-    assert.equal(sink.received('/chart')[0].headers['x-event-reason'], undefined, 'a header expression without a value leaves the header out');
+    assert.deepEqual(
+      sink.received('/chart').map((r) => r.json()),
+      [{ name: 'deploy web', source: 'ci/pipeline' }],
+    );
+    assert.equal(
+      sink.received('/chart')[0].headers['x-event-reason'],
+      undefined,
+      'a header expression without a value leaves the header out',
+    );
     assert.equal(await svc.metric('kube_event_rules_events_received_total', { type: 'other', outcome: 'matched' }), 1);
   });
 
   it('parses binary-mode JSON data sent with a non-canonical content type', async () => {
-    const fixture = withEvent(rescale(40), (_b, headers) => (headers['content-type'] = 'application/json;charset=UTF-8'));
+    const fixture = withEvent(
+      rescale(40),
+      (_b, headers) => (headers['content-type'] = 'application/json;charset=UTF-8'),
+    );
     assert.equal((await svc.post(fixture)).status, 204);
     assert.equal((sink.received('/chart')[0].json() as { name: string }).name, 'HPA shop/hpa-40');
   });
@@ -228,7 +319,10 @@ describe('service end to end', () => {
     assert.equal(sink.received('/chat/shop').filter((r) => r.method === 'POST').length, 3 + 1);
     assert.equal(await svc.metric('kube_event_rules_events_received_total', { outcome: 'retry' }), 1);
     assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'crashloop', outcome: 'failed' }), 1);
-    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'warnings', outcome: 'skipped_duplicate' }), 1);
+    assert.equal(
+      await svc.metric('kube_event_rules_deliveries_total', { rule: 'warnings', outcome: 'skipped_duplicate' }),
+      1,
+    );
   });
 
   it('passes a destination 429 with a long Retry-After on to the Broker', async () => {
@@ -242,18 +336,28 @@ describe('service end to end', () => {
     sink.respond('/chart', { status: 400, body: '{"message":"bad event"}' });
     const response = await svc.post(rescale(12));
     assert.equal(response.status, 204);
-    assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'hpa-rescale', outcome: 'rejected' }), 1);
-    assert.ok(svc.logs.some((l) => l.msg === 'delivery rejected by the destination; not retried' && /bad event/.test(String(l.error))));
+    assert.equal(
+      await svc.metric('kube_event_rules_deliveries_total', { rule: 'hpa-rescale', outcome: 'rejected' }),
+      1,
+    );
+    assert.ok(
+      svc.logs.some(
+        (l) => l.msg === 'delivery rejected by the destination; not retried' && /bad event/.test(String(l.error)),
+      ),
+    );
   });
 
   it('counts a template error, keeps the other actions going and answers 2xx', async () => {
-    await svc.writeRules('broken.yaml', `
+    await svc.writeRules(
+      'broken.yaml',
+      `
 destinations: { stdout: { kind: log } }
 rules:
   - name: broken-template
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: SuccessfulRescale } ] }
     actions: [ { destination: stdout, body: '{ "n": reason + 1 }' } ]
-`);
+`,
+    );
     const response = await svc.post(rescale(13));
     assert.equal(response.status, 204);
     assert.equal(sink.received('/chart').length, 1);
@@ -276,14 +380,17 @@ rules:
   });
 
   it('redacts secret values in log-destination output', async () => {
-    await svc.writeRules('secret-log.yaml', `
+    await svc.writeRules(
+      'secret-log.yaml',
+      `
 destinations:
   stdout: { kind: log, headers: { Authorization: { env: CHART_TOKEN } } }
 rules:
   - name: secret-log
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: SuccessfulRescale } ] }
     actions: [ { destination: stdout } ]
-`);
+`,
+    );
     await svc.post(rescale(14));
     const line = svc.lines.find((l) => l.destination === 'stdout');
     assert.equal(line?.request.headers.authorization, '[redacted]');
@@ -294,17 +401,35 @@ rules:
   it('serves health, readiness, status and metrics', async () => {
     assert.equal((await fetch(`${svc.url}/healthz`)).status, 200);
     assert.equal((await fetch(`${svc.url}/readyz`)).status, 200);
-    const status = (await (await fetch(`${svc.url}/status`)).json()) as { rulesLoaded: number; sources: { source: string; errors: string[] }[] };
+    const status = (await (await fetch(`${svc.url}/status`)).json()) as {
+      rulesLoaded: number;
+      sources: { source: string; errors: string[] }[];
+    };
     assert.equal(status.rulesLoaded, 5);
-    assert.deepEqual(status.sources.map((s) => s.source), ['file:rules.yaml']);
+    assert.deepEqual(
+      status.sources.map((s) => s.source),
+      ['file:rules.yaml'],
+    );
     const metrics = await (await fetch(`${svc.url}/metrics`)).text();
-    for (const name of ['events_received_total', 'rule_matches_total', 'deliveries_total', 'delivery_duration_seconds', 'template_errors_total', 'rules_loaded', 'rule_load_errors']) {
+    for (const name of [
+      'events_received_total',
+      'rule_matches_total',
+      'deliveries_total',
+      'delivery_duration_seconds',
+      'template_errors_total',
+      'rules_loaded',
+      'rule_load_errors',
+    ]) {
       assert.match(metrics, new RegExp(`kube_event_rules_${name}`), name);
     }
     svc.service.drain();
     assert.equal((await fetch(`${svc.url}/readyz`)).status, 503, 'not ready once draining');
     const refused = await svc.post(rescale(99));
-    assert.equal(refused.status, 503, 'events are refused (the Broker retries elsewhere) rather than acknowledged unprocessed');
+    assert.equal(
+      refused.status,
+      503,
+      'events are refused (the Broker retries elsewhere) rather than acknowledged unprocessed',
+    );
     assert.equal(refused.headers.get('retry-after'), '1');
   });
 
@@ -321,7 +446,9 @@ rules:
     assert.equal(sink.received('/reload').length, 1);
 
     await svc.writeRules('reload.yaml', doc('equalz'));
-    const status = (await (await fetch(`${svc.url}/status`)).json()) as { sources: { source: string; errors: string[]; rules: string[] }[] };
+    const status = (await (await fetch(`${svc.url}/status`)).json()) as {
+      sources: { source: string; errors: string[]; rules: string[] }[];
+    };
     const source = status.sources.find((s) => s.source === 'file:reload.yaml')!;
     assert.match(source.errors[0], /unknown operator "equalz"/);
     assert.deepEqual(source.rules, ['reloaded']);
@@ -337,18 +464,25 @@ rules:
     await svc.service.rules.reload();
     await svc.post(rescale(22));
     assert.equal(sink.received('/reload').length, 2, 'deleted rule no longer fires');
-    assert.equal(await svc.metric('kube_event_rules_rule_matches_total', { rule: 'reloaded' }), 0, 'its series are gone');
+    assert.equal(
+      await svc.metric('kube_event_rules_rule_matches_total', { rule: 'reloaded' }),
+      0,
+      'its series are gone',
+    );
   });
 
   it('picks up a rule file change through the directory watch, without an explicit reload', async () => {
     const { writeFile } = await import('node:fs/promises');
-    await writeFile(`${svc.rulesDir}/watched.yaml`, `
+    await writeFile(
+      `${svc.rulesDir}/watched.yaml`,
+      `
 destinations: { hook: { url: "${sink.url}/watched" } }
 rules:
   - name: watched
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: SuccessfulRescale } ] }
     actions: [ { destination: hook } ]
-`);
+`,
+    );
     const deadline = Date.now() + 5000;
     while (!svc.service.store.current.rules.some((r) => r.name === 'watched')) {
       assert.ok(Date.now() < deadline, 'the watcher loaded the new file within 5 s');
@@ -356,6 +490,10 @@ rules:
     }
     await svc.post(rescale(30));
     const [captured] = await sink.waitFor('/watched', 1);
-    assert.equal((captured.json() as { reason: string }).reason, 'SuccessfulRescale', 'without a body template the normalized Event is sent');
+    assert.equal(
+      (captured.json() as { reason: string }).reason,
+      'SuccessfulRescale',
+      'without a body template the normalized Event is sent',
+    );
   });
 });

@@ -17,8 +17,9 @@ const event = (reason: string, id: string) =>
   });
 
 describe('template evaluations past their deadline', () => {
-  const t = serviceBehindSink((sinkUrl) => ({
-    'r.yaml': `
+  const t = serviceBehindSink(
+    (sinkUrl) => ({
+      'r.yaml': `
 destinations:
   slow: { url: "${sinkUrl}/slow" }
   good: { url: "${sinkUrl}/good" }
@@ -30,12 +31,18 @@ rules:
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: Good } ] }
     actions: [ { destination: good, body: '{ "r": $join([reason, "x"], ",") }' } ]
 `,
-  }), { templateTimeoutMs: 1000, deliveryDeadlineMs: 3000 });
+    }),
+    { templateTimeoutMs: 1000, deliveryDeadlineMs: 3000 },
+  );
 
   it('a good event is answered by its deadline while slow templates are queued; queued work of answered requests is dropped', async () => {
     assert.equal((await t.svc.post(event('Slow', 'warm'))).status, 204); // workers started
     const batch = Array.from({ length: 60 }, (_, i) => ({
-      specversion: '1.0', id: `slow-${i}`, source: 'test', type: 'dev.knative.apiserver.resource.add', datacontenttype: 'application/json',
+      specversion: '1.0',
+      id: `slow-${i}`,
+      source: 'test',
+      type: 'dev.knative.apiserver.resource.add',
+      datacontenttype: 'application/json',
       data: { ...(event('Slow', `slow-${i}`).body as object) },
     }));
     const slow = t.svc.postRaw({ 'content-type': 'application/cloudevents-batch+json' }, JSON.stringify(batch));
@@ -46,11 +53,17 @@ rules:
     const answered = await slow;
     // Before: 204 after ≈ 9 s (60 × 0.3 s of CPU on 2 workers), every evaluation run. A wide margin: a loaded box is
     // slow.
-    assert.ok(waited < 3000 + 2500, `the good event waited ${waited.toFixed(0)} ms behind slow templates (deadline 3000 ms)`);
+    assert.ok(
+      waited < 3000 + 2500,
+      `the good event waited ${waited.toFixed(0)} ms behind slow templates (deadline 3000 ms)`,
+    );
     assert.ok(good.status === 204 || good.status === 429, `${good.status} ${good.text}`);
     assert.equal(answered.status, 429, answered.text);
     assert.match(answered.text, /waited \d+ ms for a template worker/);
     await new Promise((r) => setTimeout(r, 500));
-    assert.ok(t.sink.received('/slow').length < 60, `${t.sink.received('/slow').length} slow evaluations delivered: queued work was not dropped`);
+    assert.ok(
+      t.sink.received('/slow').length < 60,
+      `${t.sink.received('/slow').length} slow evaluations delivered: queued work was not dropped`,
+    );
   });
 });

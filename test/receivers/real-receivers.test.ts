@@ -50,8 +50,14 @@ rules:
       body.lastTimestamp = now(); // an active alert: endsAt is 5 minutes after the occurrence
     });
     assert.equal((await svc.post(crash)).status, 204);
-    const response = await fetch(`${alertmanager.url}/api/v2/alerts?filter=${encodeURIComponent('alertname="KubernetesBackOff"')}`);
-    const alerts = (await response.json()) as { labels: Record<string, string>; annotations: Record<string, string>; status: { state: string } }[];
+    const response = await fetch(
+      `${alertmanager.url}/api/v2/alerts?filter=${encodeURIComponent('alertname="KubernetesBackOff"')}`,
+    );
+    const alerts = (await response.json()) as {
+      labels: Record<string, string>;
+      annotations: Record<string, string>;
+      status: { state: string };
+    }[];
     assert.equal(alerts.length, 1);
     assert.equal(alerts[0].labels.namespace, 'shop');
     assert.equal(alerts[0].labels.team, 'payments');
@@ -64,18 +70,36 @@ rules:
     for (const name of ['hpa-successful-rescale-up-resource-add', 'hpa-successful-rescale-down-resource-add']) {
       assert.equal((await svc.post(loadFixture(name))).status, 204);
     }
-    const events = (await (await fetch(`${graphite.url}/events/get_data?tags=SuccessfulRescale&from=-10y`)).json()) as { what: string; when: number; data: string; tags: string[] }[];
-    assert.deepEqual(events.map((e) => e.when).sort(), [Date.parse('2024-05-14T09:12:03Z') / 1000, Date.parse('2024-05-14T09:27:33Z') / 1000]);
-    assert.ok(events.every((e) => e.what === 'SuccessfulRescale HorizontalPodAutoscaler shop/checkout' && e.tags.includes('k8s')));
+    const events = (await (await fetch(`${graphite.url}/events/get_data?tags=SuccessfulRescale&from=-10y`)).json()) as {
+      what: string;
+      when: number;
+      data: string;
+      tags: string[];
+    }[];
+    assert.deepEqual(events.map((e) => e.when).sort(), [
+      Date.parse('2024-05-14T09:12:03Z') / 1000,
+      Date.parse('2024-05-14T09:27:33Z') / 1000,
+    ]);
+    assert.ok(
+      events.every(
+        (e) => e.what === 'SuccessfulRescale HorizontalPodAutoscaler shop/checkout' && e.tags.includes('k8s'),
+      ),
+    );
     assert.ok(events.some((e) => e.data === 'New size: 2; reason: All metrics below target'));
   });
 
   it('Prometheus scrapes /metrics and PromQL returns the match and delivery counts of this test', async () => {
     const query = async (promql: string) => {
-      const body = (await (await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(promql)}`)).json()) as { data: { result: { value: [number, string] }[] } };
+      const body = (await (
+        await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(promql)}`)
+      ).json()) as { data: { result: { value: [number, string] }[] } };
       return body.data.result.length > 0 ? Number(body.data.result[0].value[1]) : undefined;
     };
-    await waitUntil('Prometheus has scraped the counts', async () => (await query('sum(kube_event_rules_deliveries_total{outcome="delivered"})')) === 3, 30_000);
+    await waitUntil(
+      'Prometheus has scraped the counts',
+      async () => (await query('sum(kube_event_rules_deliveries_total{outcome="delivered"})')) === 3,
+      30_000,
+    );
     assert.equal(await query('kube_event_rules_rule_matches_total{rule="crashloop-alerts"}'), 1);
     assert.equal(await query('kube_event_rules_rule_matches_total{rule="hpa-chart-events"}'), 2);
     assert.equal(await query('sum(kube_event_rules_events_received_total{outcome="matched"})'), 3);

@@ -46,7 +46,8 @@ const unhealthy = (object: string, count: number) =>
     headers['ce-id'] = `unhealthy-${object}-${count}`;
   });
 
-const warnings = (svc: RunningService, text: string) => svc.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith(text)).length;
+const warnings = (svc: RunningService, text: string) =>
+  svc.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith(text)).length;
 
 async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -101,18 +102,30 @@ describe('Redis stalls and outages', { skip: needs('redis-server') }, () => {
     const statuses = await Promise.all(answers);
     clearInterval(sampler);
 
-    assert.ok(statuses.every((s) => s === 204), 'every event answered (the stores fail open, nothing is lost)');
+    assert.ok(
+      statuses.every((s) => s === 204),
+      'every event answered (the stores fail open, nothing is lost)',
+    );
     assert.ok(throttled.every((s) => s === 204));
-    const sent = (object: string) => sink.received('/limited').filter((r) => (r.json() as { object: string }).object === object).length;
+    const sent = (object: string) =>
+      sink.received('/limited').filter((r) => (r.json() as { object: string }).object === object).length;
     assert.equal(sent('during-stall'), 3, 'the throttle (max 3) still limits, per replica, while Redis is stalled');
     assert.equal(sent('across-stall'), 3, 'a window begun in Redis goes on in memory: one more, not three');
     latencies.sort((a, b) => a - b);
     const p50 = latencies[Math.floor(latencies.length / 2)];
-    console.log(`redis SIGSTOP: p50 ${p50.toFixed(0)} ms, max ${latencies[latencies.length - 1].toFixed(0)} ms, most commands pending ${maxPending}`);
+    console.log(
+      `redis SIGSTOP: p50 ${p50.toFixed(0)} ms, max ${latencies[latencies.length - 1].toFixed(0)} ms, most commands pending ${maxPending}`,
+    );
     assert.ok(p50 < TIMEOUT_MS, `most events do not wait for Redis at all (p50 ${p50.toFixed(0)} ms)`);
-    assert.ok(latencies[latencies.length - 1] < 2 * TIMEOUT_MS, `no event waited for two Redis timeouts (max ${latencies[latencies.length - 1].toFixed(0)} ms)`);
+    assert.ok(
+      latencies[latencies.length - 1] < 2 * TIMEOUT_MS,
+      `no event waited for two Redis timeouts (max ${latencies[latencies.length - 1].toFixed(0)} ms)`,
+    );
     // Only commands sent before the first timeout (≈ one timeout's worth of events) and the probes wait.
-    assert.ok(maxPending <= TIMEOUT_MS / 20 + 10, `the client's queue stays bounded (${maxPending} pending at most for 110 events)`);
+    assert.ok(
+      maxPending <= TIMEOUT_MS / 20 + 10,
+      `the client's queue stays bounded (${maxPending} pending at most for 110 events)`,
+    );
     assert.equal(stores.available(), false);
     assert.equal(warnings(svc, 'redis unavailable'), 1, 'one warning for the outage, not one per event');
 

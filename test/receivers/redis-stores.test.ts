@@ -48,14 +48,20 @@ describe('Redis store', { skip: needs('redis-server') }, () => {
       assert.equal((await second.post(occurrence('BackOff', 3))).status, 204);
       assert.equal(setup.sink.received('/ok').length, 1, 'the delivered action was not sent again');
       assert.equal(setup.sink.received('/flaky').filter((r) => r.method === 'POST').length, 3 + 1);
-      assert.equal(await second.metric('kube_event_rules_deliveries_total', { destination: 'ok', outcome: 'skipped_duplicate' }), 1);
+      assert.equal(
+        await second.metric('kube_event_rules_deliveries_total', { destination: 'ok', outcome: 'skipped_duplicate' }),
+        1,
+      );
     } finally {
       await second.stop();
     }
   });
 
   it('throttle windows are shared by replicas', async () => {
-    const [a, b] = await Promise.all([startService({ rules: rules(setup.sink.url), config: { redisUrl: setup.redis.url } }), startService({ rules: rules(setup.sink.url), config: { redisUrl: setup.redis.url } })]);
+    const [a, b] = await Promise.all([
+      startService({ rules: rules(setup.sink.url), config: { redisUrl: setup.redis.url } }),
+      startService({ rules: rules(setup.sink.url), config: { redisUrl: setup.redis.url } }),
+    ]);
     try {
       const before = setup.sink.received('/ok').length;
       await a.post(occurrence('Unhealthy', 2)); // updates with count > 1: new occurrences
@@ -71,7 +77,10 @@ describe('Redis store', { skip: needs('redis-server') }, () => {
     const port = await closedPort();
     let ready = false;
     const starting = startService({ rules: rules(setup.sink.url), config: { redisUrl: `redis://127.0.0.1:${port}` } });
-    void starting.then(() => (ready = true), () => undefined);
+    void starting.then(
+      () => (ready = true),
+      () => undefined,
+    );
     await new Promise((r) => setTimeout(r, 700));
     const readyWithoutRedis = ready;
     const late = await startRedis(port);

@@ -58,42 +58,64 @@ describe('standalone restart', { skip: needs('redis-server') }, () => {
     startService({
       rules: { 'r.yaml': rules(sink.url) },
       kube: connectionTo(fake),
-      config: { kube: { ...loadConfig({}).kube, rulesSelector: '' }, standalone: { enabled: true, maxAgeMs: 300_000, retries: 5 }, deliveryAttempts: 1, ...(redisUrl ? { redisUrl } : {}) },
+      config: {
+        kube: { ...loadConfig({}).kube, rulesSelector: '' },
+        standalone: { enabled: true, maxAgeMs: 300_000, retries: 5 },
+        deliveryAttempts: 1,
+        ...(redisUrl ? { redisUrl } : {}),
+      },
     });
 
-  it('resumes from the saved position: what changed while down is sent, nothing else; a change still retrying is handed over', { timeout: 60_000 }, async () => {
-    fake.apply(schedulerEvent('a'));
-    fake.apply(schedulerEvent('b'));
-    const first = await start(redis.url);
-    try {
-      await first.service.standalone!.synced;
-      await waitUntil('a and b delivered', () => sent().length === 2, 5000);
-      assert.equal(await first.metric('kube_event_rules_standalone_resent_total'), 2, 'no saved position yet: counted as possible duplicates');
-      await fake.waitForWatchers(1);
-      sink.always('/hook', 500);
-      fake.apply(schedulerEvent('c')); // fails, and is still being retried in-process at shutdown
-      await waitUntil('c tried', () => sent().some((p) => p.pod === 'c'), 5000);
-      await new Promise((r) => setTimeout(r, 1200)); // a periodic save happens meanwhile: it must stay before c
-    } finally {
-      await first.stop();
-    }
-    sink.always('/hook', undefined);
-    sink.requests.length = 0;
+  it(
+    'resumes from the saved position: what changed while down is sent, nothing else; a change still retrying is handed over',
+    { timeout: 60_000 },
+    async () => {
+      fake.apply(schedulerEvent('a'));
+      fake.apply(schedulerEvent('b'));
+      const first = await start(redis.url);
+      try {
+        await first.service.standalone!.synced;
+        await waitUntil('a and b delivered', () => sent().length === 2, 5000);
+        assert.equal(
+          await first.metric('kube_event_rules_standalone_resent_total'),
+          2,
+          'no saved position yet: counted as possible duplicates',
+        );
+        await fake.waitForWatchers(1);
+        sink.always('/hook', 500);
+        fake.apply(schedulerEvent('c')); // fails, and is still being retried in-process at shutdown
+        await waitUntil('c tried', () => sent().some((p) => p.pod === 'c'), 5000);
+        await new Promise((r) => setTimeout(r, 1200)); // a periodic save happens meanwhile: it must stay before c
+      } finally {
+        await first.stop();
+      }
+      sink.always('/hook', undefined);
+      sink.requests.length = 0;
 
-    fake.apply(schedulerEvent('b', 2)); // repeated while the service was down
-    fake.apply(schedulerEvent('d')); // new while the service was down
-    const second = await start(redis.url);
-    try {
-      await second.service.standalone!.synced;
-      await waitUntil('c, b (count 2) and d delivered', () => sent().length >= 3, 5000);
-      await new Promise((r) => setTimeout(r, 300));
-      assert.deepEqual(sent().map((p) => `${p.pod}/${p.count}`).sort(), ['b/2', 'c/1', 'd/1']);
-      assert.equal(await second.metric('kube_event_rules_standalone_resent_total'), 0);
-      assert.equal(await second.metric('kube_event_rules_deliveries_total', { outcome: 'skipped_duplicate' }), 0, 'a was not even looked at again');
-    } finally {
-      await second.stop();
-    }
-  });
+      fake.apply(schedulerEvent('b', 2)); // repeated while the service was down
+      fake.apply(schedulerEvent('d')); // new while the service was down
+      const second = await start(redis.url);
+      try {
+        await second.service.standalone!.synced;
+        await waitUntil('c, b (count 2) and d delivered', () => sent().length >= 3, 5000);
+        await new Promise((r) => setTimeout(r, 300));
+        assert.deepEqual(
+          sent()
+            .map((p) => `${p.pod}/${p.count}`)
+            .sort(),
+          ['b/2', 'c/1', 'd/1'],
+        );
+        assert.equal(await second.metric('kube_event_rules_standalone_resent_total'), 0);
+        assert.equal(
+          await second.metric('kube_event_rules_deliveries_total', { outcome: 'skipped_duplicate' }),
+          0,
+          'a was not even looked at again',
+        );
+      } finally {
+        await second.stop();
+      }
+    },
+  );
 
   it('without a saved position (no REDIS_URL) a restart sends the start window again, counted as possible duplicates', async () => {
     sink.requests.length = 0;

@@ -77,7 +77,12 @@ describe('cut texts of kept occurrences', () => {
     const before = heap();
     for (let i = 0; i < N; i++) assert.equal((await svc.post(hostile(i, BIG, 'b'))).status, 204);
     const grown = (heap() - before) / 2 ** 20;
-    console.log(`heap grew ${grown.toFixed(1)} MiB for ${N} kept occurrences (cut texts: ~${((N * 2 * (4096 + 1024)) / 2 ** 20).toFixed(1)} MiB at most)`);
-    assert.ok(grown < 10, `${N} kept occurrences hold ${grown.toFixed(1)} MiB: the cut texts keep the whole messages alive`);
+    console.log(
+      `heap grew ${grown.toFixed(1)} MiB for ${N} kept occurrences (cut texts: ~${((N * 2 * (4096 + 1024)) / 2 ** 20).toFixed(1)} MiB at most)`,
+    );
+    assert.ok(
+      grown < 10,
+      `${N} kept occurrences hold ${grown.toFixed(1)} MiB: the cut texts keep the whole messages alive`,
+    );
   });
 });

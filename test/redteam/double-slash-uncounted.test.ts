@@ -20,12 +20,20 @@ after(() => svc.stop());
 it('an invalid event POSTed to // is counted like one POSTed to /', async () => {
   const invalid = async (path: string) => {
     const event = crashLoop(1);
-    const response = await fetch(`${svc.url}${path}`, { method: 'POST', headers: event.headers, body: bodyOf(event).slice(0, -3) });
+    const response = await fetch(`${svc.url}${path}`, {
+      method: 'POST',
+      headers: event.headers,
+      body: bodyOf(event).slice(0, -3),
+    });
     return response.status;
   };
   const counted = () => svc.metric('kube_event_rules_events_received_total', { outcome: 'invalid' });
   const valid = crashLoop(2);
-  assert.equal((await fetch(`${svc.url}//`, { method: 'POST', headers: valid.headers, body: bodyOf(valid) })).status, 204, 'POST // is processed as POST /');
+  assert.equal(
+    (await fetch(`${svc.url}//`, { method: 'POST', headers: valid.headers, body: bodyOf(valid) })).status,
+    204,
+    'POST // is processed as POST /',
+  );
   const start = await counted();
   assert.equal(await invalid('/'), 400);
   assert.equal(await counted(), start + 1, 'POST / counted');

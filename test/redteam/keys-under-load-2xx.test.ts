@@ -51,16 +51,24 @@ after(async () => {
 
 it('a digest or region occurrence whose key could not be evaluated for load is not answered 204', async () => {
   // Fill the one worker and its queue with slow evaluations (each runs to its CPU budget).
-  const slow = Array.from({ length: 4 }, (_, i) => svc.post(withEvent(crashLoop(100 + i, `slow${i}`), (b) => (b.reason = 'Slow'))));
+  const slow = Array.from({ length: 4 }, (_, i) =>
+    svc.post(withEvent(crashLoop(100 + i, `slow${i}`), (b) => (b.reason = 'Slow'))),
+  );
   await new Promise((r) => setTimeout(r, 100));
   const answer = await svc.post(crashLoop(1));
   await Promise.all(slow);
   const recorded = await svc.metric('kube_event_rules_digest_occurrences_total', { outcome: 'recorded' });
   const open = await svc.metric('kube_event_rules_regions_open');
-  console.log(`answer ${answer.status} ${answer.text}; digest occurrences recorded: ${recorded}; regions open: ${open}`);
+  console.log(
+    `answer ${answer.status} ${answer.text}; digest occurrences recorded: ${recorded}; regions open: ${open}`,
+  );
   // Control: the same kind of event once the workers are free is recorded in both.
   assert.equal((await svc.post(crashLoop(2, 'control'))).status, 204);
-  assert.equal(await svc.metric('kube_event_rules_digest_occurrences_total', { outcome: 'recorded' }), recorded + 1, 'control recorded');
+  assert.equal(
+    await svc.metric('kube_event_rules_digest_occurrences_total', { outcome: 'recorded' }),
+    recorded + 1,
+    'control recorded',
+  );
   assert.equal(await svc.metric('kube_event_rules_regions_open'), open + 1, 'control region opened');
   if (answer.status === 204) {
     assert.equal(recorded, 1, 'answered 204 although its digest occurrence was not recorded');

@@ -17,15 +17,35 @@ const rule = (scope: string, help: string) =>
     name: `${scope}/deploys`,
     scope,
     shadow: false,
-    actions: [{ destination: { name: `${scope}/m`, kind: 'metric', scope, metric: { name: 'kube_event_rules_user_deploys_total', type: 'counter', help, labels: [['reason', {}]] } } }],
+    actions: [
+      {
+        destination: {
+          name: `${scope}/m`,
+          kind: 'metric',
+          scope,
+          metric: { name: 'kube_event_rules_user_deploys_total', type: 'counter', help, labels: [['reason', {}]] },
+        },
+      },
+    ],
   }) as unknown as CompiledRule;
 
 it("a team editing its metric's help text does not reset another team's series", async () => {
   const registry = new Registry();
   const metrics = new UserMetrics(registry, 100, 100);
   metrics.declare([rule('aaa', 'Deploys.'), rule('bbb', 'Deploys.')]);
-  for (let i = 0; i < 7; i++) assert.equal(metrics.record({ metric: 'kube_event_rules_user_deploys_total', type: 'counter', labels: { reason: 'Scaled', namespace: 'bbb' } }), undefined);
-  const bbb = async () => (await registry.getSingleMetricAsString('kube_event_rules_user_deploys_total')).split('\n').find((l) => l.includes('namespace="bbb"'));
+  for (let i = 0; i < 7; i++)
+    assert.equal(
+      metrics.record({
+        metric: 'kube_event_rules_user_deploys_total',
+        type: 'counter',
+        labels: { reason: 'Scaled', namespace: 'bbb' },
+      }),
+      undefined,
+    );
+  const bbb = async () =>
+    (await registry.getSingleMetricAsString('kube_event_rules_user_deploys_total'))
+      .split('\n')
+      .find((l) => l.includes('namespace="bbb"'));
   assert.match((await bbb()) ?? '', / 7$/);
   // Team aaa edits only the help text of its own document.
   metrics.declare([rule('aaa', 'Deploys, counted by aaa.'), rule('bbb', 'Deploys.')]);

@@ -46,7 +46,10 @@ let svc: RunningService;
 before(async () => {
   sink = await startCaptureSink();
   // REGION_MAX_OPEN small so the test is quick; the default 10,000 takes 10,000 Events.
-  svc = await startService({ rules: { 'r.yaml': RULE(sink.url) }, config: { regions: { maxOpen: 5, maxOpenPerTeam: 1 } } });
+  svc = await startService({
+    rules: { 'r.yaml': RULE(sink.url) },
+    config: { regions: { maxOpen: 5, maxOpenPerTeam: 1 } },
+  });
 });
 after(async () => {
   await svc.stop();
@@ -70,9 +73,19 @@ it('a start stamped in 2999 is closed by its 1 s timeout like any other', async 
 
 it('Events a team creates in its own namespace cannot take every place of a cluster region rule for good', async () => {
   // The cluster rule's regions belong to no team: TEAM_MAX_OPEN_REGIONS does not apply, whoever made the Events.
-  for (let i = 0; i < 4; i++) assert.equal((await svc.post(event(`forged-${i}`, 'BackOff', Date.parse('2999-01-01T00:00:00Z'), 'aaa'))).status, 204);
+  for (let i = 0; i < 4; i++)
+    assert.equal(
+      (await svc.post(event(`forged-${i}`, 'BackOff', Date.parse('2999-01-01T00:00:00Z'), 'aaa'))).status,
+      204,
+    );
   await new Promise((r) => setTimeout(r, 2500)); // their 1 s timeout, and two sweeps, are past
   const platform = await svc.post(event('checkout', 'BackOff', Date.now(), 'prod'));
-  console.log(`regions open: ${await svc.metric('kube_event_rules_regions_open')}; a start in namespace prod is answered ${platform.status}`);
-  assert.equal(platform.status, 204, 'namespace prod\'s start refused: the places are held by aaa\'s Events stamped 2999');
+  console.log(
+    `regions open: ${await svc.metric('kube_event_rules_regions_open')}; a start in namespace prod is answered ${platform.status}`,
+  );
+  assert.equal(
+    platform.status,
+    204,
+    "namespace prod's start refused: the places are held by aaa's Events stamped 2999",
+  );
 });

@@ -22,7 +22,11 @@ const event = (reason: string, n: number) =>
 /** The structured form of an event, for a batch. */
 const structured = (reason: string, n: number) => {
   const { headers, body } = event(reason, n);
-  const attributes = Object.fromEntries(Object.entries(headers).filter(([k]) => k.startsWith('ce-')).map(([k, v]) => [k.slice(3), v]));
+  const attributes = Object.fromEntries(
+    Object.entries(headers)
+      .filter(([k]) => k.startsWith('ce-'))
+      .map(([k, v]) => [k.slice(3), v]),
+  );
   return { ...attributes, datacontenttype: 'application/json', data: body };
 };
 
@@ -84,7 +88,11 @@ rules:
     await sink.close();
   });
 
-  for (const [reason, guard] of [['Loop', /CPU budget/], ['Pad', /heap of its worker|still running/], ['Range', /D2015/]] as const) {
+  for (const [reason, guard] of [
+    ['Loop', /CPU budget/],
+    ['Pad', /heap of its worker|still running/],
+    ['Range', /D2015/],
+  ] as const) {
     it(`${reason}: the hostile action is answered 503, the good rule's event delivered`, async () => {
       const before = sink.received('/good').length;
       const response = await svc.post(event(reason, 1));
@@ -102,7 +110,11 @@ rules:
     assert.equal(held.status, 503);
     assert.match(held.text, /quarantined until/);
     assert.equal(await svc.metric('kube_event_rules_deliveries_total', { rule: 'pad', outcome: 'failed' }), 3);
-    assert.equal(await svc.metric('kube_event_rules_template_quarantines_total', { rule: 'pad' }), 1, 'quarantined once, counted once');
+    assert.equal(
+      await svc.metric('kube_event_rules_template_quarantines_total', { rule: 'pad' }),
+      1,
+      'quarantined once, counted once',
+    );
     assert.equal(sink.received('/good').length, 5, 'every good action delivered');
   });
 
@@ -111,7 +123,10 @@ rules:
     const keyed = await svc.post(event('KeyPad', 1));
     assert.equal(keyed.status, 204, 'a throttle key that fails admits: delivered, never lost');
     assert.equal(sink.received('/good').length, before + 1);
-    assert.ok(svc.logs.some((l) => l.rule === 'hostile-throttle-key' && /throttle key/.test(String(l.error))), 'and the failure is logged');
+    assert.ok(
+      svc.logs.some((l) => l.rule === 'hostile-throttle-key' && /throttle key/.test(String(l.error))),
+      'and the failure is logged',
+    );
     const headed = await svc.post(event('HeaderPad', 1));
     assert.equal(headed.status, 503, headed.text);
     assert.match(headed.text, /heap of its worker|still running/);
@@ -124,7 +139,11 @@ rules:
     assert.equal(response.status, 204, response.text.slice(0, 500));
     const received = sink.received('/joined');
     assert.equal(received.length, 1000);
-    assert.equal(new Set(received.map((r) => (r.json() as { uid: string }).uid)).size, 1000, 'each event its own payload');
+    assert.equal(
+      new Set(received.map((r) => (r.json() as { uid: string }).uid)).size,
+      1000,
+      'each event its own payload',
+    );
     assert.match((received[0].json() as { name: string }).name, /^Joined Pod /);
     assert.equal(await svc.metric('kube_event_rules_template_errors_total', { rule: 'joined' }), 0);
   });

@@ -84,10 +84,21 @@ rules:
     stop = true;
     await noise;
     await Promise.all(pending);
-    console.log(`isolation run: healthy p99 ${alone.toFixed(1)} ms alone, ${withNoise.toFixed(1)} ms with a runaway template and a hanging destination (${misbehaving} misbehaving events)`);
-    assert.ok(await svc.metric('kube_event_rules_template_errors_total', { rule: 'runaway-template' }) >= 2, 'runaway template counted');
-    assert.ok(svc.logs.some((l) => l.rule === 'runaway-template' && /quarantined/.test(String(l.msg))), 'and quarantined after repeated timeouts');
-    assert.ok(await svc.metric('kube_event_rules_deliveries_total', { rule: 'stuck-destination', outcome: 'failed' }) >= 1, 'hanging destination counted');
+    console.log(
+      `isolation run: healthy p99 ${alone.toFixed(1)} ms alone, ${withNoise.toFixed(1)} ms with a runaway template and a hanging destination (${misbehaving} misbehaving events)`,
+    );
+    assert.ok(
+      (await svc.metric('kube_event_rules_template_errors_total', { rule: 'runaway-template' })) >= 2,
+      'runaway template counted',
+    );
+    assert.ok(
+      svc.logs.some((l) => l.rule === 'runaway-template' && /quarantined/.test(String(l.msg))),
+      'and quarantined after repeated timeouts',
+    );
+    assert.ok(
+      (await svc.metric('kube_event_rules_deliveries_total', { rule: 'stuck-destination', outcome: 'failed' })) >= 1,
+      'hanging destination counted',
+    );
     assert.ok(withNoise < 1000, `healthy p99 stays bounded (${withNoise.toFixed(1)} ms)`);
   });
 });

@@ -28,40 +28,78 @@ const event = (message: string, id: string) =>
     headers['ce-type'] = 'dev.knative.apiserver.resource.add';
   });
 
-const matchesRule = (pattern: string) => ({ all: [{ fact: 'event', path: '$.message', operator: 'matches', value: pattern }] });
+const matchesRule = (pattern: string) => ({
+  all: [{ fact: 'event', path: '$.message', operator: 'matches', value: pattern }],
+});
 
 describe('regex cost: program size', () => {
   it('a pattern whose program is over REGEX_MAX_PROGRAM_SIZE is refused, naming the repeat and its position', () => {
     assert.throws(
       () => compileRegex(SLOW),
-      (err: RegexSyntaxError) => err.tooLarge && err.position === SLOW.indexOf('{1000}') && /REGEX_MAX_PROGRAM_SIZE/.test(err.message) && /"\{1000\}"/.test(err.message),
+      (err: RegexSyntaxError) =>
+        err.tooLarge &&
+        err.position === SLOW.indexOf('{1000}') &&
+        /REGEX_MAX_PROGRAM_SIZE/.test(err.message) &&
+        /"\{1000\}"/.test(err.message),
     );
     // Just over the cap once compiled (RE2 counts 602 instructions), and inside a /literal/ (positions count the "/").
     assert.throws(() => compileRegex('\\w{600}'), /compiles to 602 RE2 instructions, more than the 500 allowed/);
-    assert.throws(() => compileRegex('/x(?:ab|cd){300}/i'), (err: RegexSyntaxError) => err.position === 11 && /compiles to \d+ RE2/.test(err.message));
+    assert.throws(
+      () => compileRegex('/x(?:ab|cd){300}/i'),
+      (err: RegexSyntaxError) => err.position === 11 && /compiles to \d+ RE2/.test(err.message),
+    );
     const { problems } = buildRule('slow', matchesRule(SLOW));
-    assert.match(problems.join('\n'), /conditions\.all\[0\]\.value: invalid regex .*REGEX_MAX_PROGRAM_SIZE.*at position 13/);
+    assert.match(
+      problems.join('\n'),
+      /conditions\.all\[0\]\.value: invalid regex .*REGEX_MAX_PROGRAM_SIZE.*at position 13/,
+    );
   });
 
   it('ordinary patterns stay well inside the cap', () => {
-    for (const pattern of ['^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$', '(?i)error|fail(ed|ure)|crash|oom', '^(?:(?:25[0-5]|2[0-4]\\d|1?\\d?\\d)\\.){3}(?:25[0-5]|2[0-4]\\d|1?\\d?\\d)$', '(?:a|y|ay|ya){70}b']) {
+    for (const pattern of [
+      '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$',
+      '(?i)error|fail(ed|ure)|crash|oom',
+      '^(?:(?:25[0-5]|2[0-4]\\d|1?\\d?\\d)\\.){3}(?:25[0-5]|2[0-4]\\d|1?\\d?\\d)$',
+      '(?:a|y|ay|ya){70}b',
+    ]) {
       assert.ok(compileRegex(pattern).programSize <= 500, pattern);
     }
   });
 
   it("a document's patterns together are bounded by REGEX_PROGRAM_BUDGET, and the document is refused by name", () => {
     // 250 distinct patterns of ≈ 400 instructions each: every one under the cap, ≈ 115,000 together.
-    const conditions = { any: Array.from({ length: 250 }, (_, i) => ({ fact: 'event', path: '$.message', operator: 'matches', value: `(?:a|y|ay|ya|b${i}){40}c` })) };
-    const document = { destinations: { d: { url: 'http://127.0.0.1:9/x' } }, rules: [{ name: 'many', conditions, actions: [{ destination: 'd', body: '{ "x": 1 }' }] }] };
+    const conditions = {
+      any: Array.from({ length: 250 }, (_, i) => ({
+        fact: 'event',
+        path: '$.message',
+        operator: 'matches',
+        value: `(?:a|y|ay|ya|b${i}){40}c`,
+      })),
+    };
+    const document = {
+      destinations: { d: { url: 'http://127.0.0.1:9/x' } },
+      rules: [{ name: 'many', conditions, actions: [{ destination: 'd', body: '{ "x": 1 }' }] }],
+    };
     const { compiled, problems } = compileDocument(document, 'hostile.yaml', { timeoutMs: 100 });
     assert.equal(compiled, undefined);
     assert.equal(problems.length, 1, problems.join('\n'));
-    assert.match(problems[0], /^rules\[0\] \(many\)\.conditions\.any\[\d+\]\.value: the regexes of this document compile to more than 100000 RE2 instructions together \(REGEX_PROGRAM_BUDGET/);
+    assert.match(
+      problems[0],
+      /^rules\[0\] \(many\)\.conditions\.any\[\d+\]\.value: the regexes of this document compile to more than 100000 RE2 instructions together \(REGEX_PROGRAM_BUDGET/,
+    );
   });
 
   it('a pattern shared by many rules of one document is counted once', () => {
-    const rules = Array.from({ length: 100 }, (_, i) => ({ name: `r${i}`, conditions: matchesRule('(?:a|y|ay|ya){70}b'), actions: [{ destination: 'd', body: '{ "x": 1 }' }] }));
-    const { compiled, problems } = compileDocument({ destinations: { d: { url: 'http://127.0.0.1:9/x' } }, rules }, 'shared.yaml', { timeoutMs: 100 });
+    const rules = Array.from({ length: 100 }, (_, i) => ({
+      name: `r${i}`,
+      conditions: matchesRule('(?:a|y|ay|ya){70}b'),
+      actions: [{ destination: 'd', body: '{ "x": 1 }' }],
+    }));
+    const { compiled, problems } = compileDocument(
+      { destinations: { d: { url: 'http://127.0.0.1:9/x' } }, rules },
+      'shared.yaml',
+      { timeoutMs: 100 },
+    );
     assert.deepEqual(problems, []);
     assert.equal(compiled!.rules.length, 100);
   });

@@ -26,9 +26,20 @@ const HOSTILE: { pattern: string; input: string; matches: boolean }[] = [
 ];
 
 async function matchesRule(pattern: string, message: string): Promise<boolean> {
-  const { rule, test, problems } = buildRule('r', { all: [{ fact: 'event', path: '$.message', operator: 'matches', value: pattern }] });
+  const { rule, test, problems } = buildRule('r', {
+    all: [{ fact: 'event', path: '$.message', operator: 'matches', value: pattern }],
+  });
   assert.deepEqual(problems, []);
-  const compiled = { name: 'r', description: '', source: 'test', on: new Set(['add']), conditions: {}, rule, test, actions: [] } as unknown as CompiledRule;
+  const compiled = {
+    name: 'r',
+    description: '',
+    source: 'test',
+    on: new Set(['add']),
+    conditions: {},
+    rule,
+    test,
+    actions: [],
+  } as unknown as CompiledRule;
   const input = { cloudevent: {}, event: { message }, change: 'add' as const, occurrence: 'o' };
   // Both evaluators: the synchronous fast path and json-rules-engine (explain forces the engine).
   const fast = await match([compiled], input as never, NO_FACTS);
@@ -56,7 +67,12 @@ describe('linear-time regexes', () => {
 
   it('every JSONata regex function runs on RE2: $match, $contains, $replace, $split', async () => {
     const message = `${'a'.repeat(30)}! ${'1a'.repeat(2_000)}`;
-    for (const source of ['$match(message, /(a|a)+!/)', '$replace(message, /(\\d|\\w)+x/, "-")', '$split(message, /(.*a){25}!/)', '$contains(message, /^(\\w+\\s?){1,40}$/)']) {
+    for (const source of [
+      '$match(message, /(a|a)+!/)',
+      '$replace(message, /(\\d|\\w)+x/, "-")',
+      '$split(message, /(.*a){25}!/)',
+      '$contains(message, /^(\\w+\\s?){1,40}$/)',
+    ]) {
       const template = compileTemplate(source, { timeoutMs: 60_000 });
       const { ms } = await timedAsync(() => template.evaluate({ message }, {}));
       assert.ok(ms < BOUND_MS, `${source} took ${ms} ms`);
@@ -72,31 +88,51 @@ describe('linear-time regexes', () => {
       ['(?<n>a)\\k<n>', 7, /back-references/],
     ];
     for (const [pattern, position, hint] of cases) {
-      assert.throws(() => compileLinearRegex(pattern), (err: unknown) => {
-        assert.ok(err instanceof RegexSyntaxError, String(err));
-        assert.equal(err.position, position, `${pattern}: ${err.message}`);
-        assert.match(err.message, hint);
-        assert.match(err.message, new RegExp(`at position ${position}`));
-        return true;
-      });
+      assert.throws(
+        () => compileLinearRegex(pattern),
+        (err: unknown) => {
+          assert.ok(err instanceof RegexSyntaxError, String(err));
+          assert.equal(err.position, position, `${pattern}: ${err.message}`);
+          assert.match(err.message, hint);
+          assert.match(err.message, new RegExp(`at position ${position}`));
+          return true;
+        },
+      );
     }
     // An escaped backslash before "1" is a literal, not a back-reference: the error points at the real one.
-    assert.throws(() => compileLinearRegex('\\\\1(a)\\1'), (err: RegexSyntaxError) => err.position === 6);
+    assert.throws(
+      () => compileLinearRegex('\\\\1(a)\\1'),
+      (err: RegexSyntaxError) => err.position === 6,
+    );
   });
 
   it('the matches operator reports the position in the value as written, /pattern/flags included', () => {
-    assert.throws(() => compileRegex('/(a)\\1/i'), (err: RegexSyntaxError) => err.position === 4);
+    assert.throws(
+      () => compileRegex('/(a)\\1/i'),
+      (err: RegexSyntaxError) => err.position === 4,
+    );
     assert.throws(() => compileRegex('/^a/y'), /sticky/);
-    const { problems } = buildRule('r', { all: [{ fact: 'event', path: '$.message', operator: 'matches', value: '(?=x)' }] });
-    assert.match(problems.join('\n'), /conditions\.all\[0\]\.value: invalid regex "\(\?=x\)": .*look-ahead.*at position 0/);
+    const { problems } = buildRule('r', {
+      all: [{ fact: 'event', path: '$.message', operator: 'matches', value: '(?=x)' }],
+    });
+    assert.match(
+      problems.join('\n'),
+      /conditions\.all\[0\]\.value: invalid regex "\(\?=x\)": .*look-ahead.*at position 0/,
+    );
   });
 
   it('a template regex RE2 cannot run is rejected at load with line and column', () => {
-    assert.throws(() => compileTemplate('{\n  "a": $match(message, /(x)\\1/)\n}', { timeoutMs: 100 }), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'REGEX');
-      assert.match(err.message, /back-references are not supported.* at line 2, column 28\n {4} {2}"a": \$match\(message, \/\(x\)\\1\/\)\n {4} {27}\^/);
-      return true;
-    });
+    assert.throws(
+      () => compileTemplate('{\n  "a": $match(message, /(x)\\1/)\n}', { timeoutMs: 100 }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'REGEX');
+        assert.match(
+          err.message,
+          /back-references are not supported.* at line 2, column 28\n {4} {2}"a": \$match\(message, \/\(x\)\\1\/\)\n {4} {27}\^/,
+        );
+        return true;
+      },
+    );
   });
 
   it('$eval cannot bring a backtracking regex in at run time', async () => {
@@ -104,16 +140,38 @@ describe('linear-time regexes', () => {
     const { value, ms } = await timedAsync(() => template.evaluate({ m: `${'a'.repeat(40)}!` }, {}));
     assert.equal(value, false);
     assert.ok(ms < BOUND_MS, `took ${ms} ms`);
-    await assert.rejects(compileTemplate('$eval("$contains(m, /(a)\\\\1/)", $)', { timeoutMs: 100 }).evaluate({ m: 'aa' }, {}), /back-references/);
+    await assert.rejects(
+      compileTemplate('$eval("$contains(m, /(a)\\\\1/)", $)', { timeoutMs: 100 }).evaluate({ m: 'aa' }, {}),
+      /back-references/,
+    );
   });
 
   it('gives JSONata the same results as the native engine for ordinary patterns', async () => {
-    const inputs = ['', 'Back-off restarting failed container web in pod web-7d9 (ns prod)', 'a1b22c333 ddd EE ff', 'line one\nline two\nLINE three', 'héllo wörld 😀 ok', 'aaa'];
+    const inputs = [
+      '',
+      'Back-off restarting failed container web in pod web-7d9 (ns prod)',
+      'a1b22c333 ddd EE ff',
+      'line one\nline two\nLINE three',
+      'héllo wörld 😀 ok',
+      'aaa',
+    ];
     const templates = [
-      '$match(s, /[a-z]+/)', '$match(s, /(\\w)(\\d+)?/, 3)', '$match(s, /^line/m)', '$match(s, /LINE/i)', '$match(s, /(?<word>o\\w)/)',
-      '$replace(s, /\\s+/, "_")', '$replace(s, /(\\w+) (\\w+)/, "$2 $1")', '$replace(s, /a/, "b", 2)', '$replace(s, /[aeiou]/i, function($m) { $uppercase($m.match) })',
-      '$split(s, /\\s/)', '$split(s, /[,()]/, 2)', '$contains(s, /\\d{3}/)', '$contains(s, /^$/)', 's ~> $replace(/ö|é/, "o")',
-      '$match(s, /x*/)', '$split(s, /b*/)',
+      '$match(s, /[a-z]+/)',
+      '$match(s, /(\\w)(\\d+)?/, 3)',
+      '$match(s, /^line/m)',
+      '$match(s, /LINE/i)',
+      '$match(s, /(?<word>o\\w)/)',
+      '$replace(s, /\\s+/, "_")',
+      '$replace(s, /(\\w+) (\\w+)/, "$2 $1")',
+      '$replace(s, /a/, "b", 2)',
+      '$replace(s, /[aeiou]/i, function($m) { $uppercase($m.match) })',
+      '$split(s, /\\s/)',
+      '$split(s, /[,()]/, 2)',
+      '$contains(s, /\\d{3}/)',
+      '$contains(s, /^$/)',
+      's ~> $replace(/ö|é/, "o")',
+      '$match(s, /x*/)',
+      '$split(s, /b*/)',
     ];
     let compared = 0;
     for (const source of templates) {
@@ -130,11 +188,23 @@ describe('linear-time regexes', () => {
   });
 
   it('test answers like the native engine over a stream of texts, repeats included (the last answer is remembered)', () => {
-    const texts = ['Back-off', 'back-off', 'Back-off', 'x'.repeat(5_000), 'Back-off', 'x'.repeat(5_000), '', 'OOMKilled', 'OOMKilled', 'Back-off'];
+    const texts = [
+      'Back-off',
+      'back-off',
+      'Back-off',
+      'x'.repeat(5_000),
+      'Back-off',
+      'x'.repeat(5_000),
+      '',
+      'OOMKilled',
+      'OOMKilled',
+      'Back-off',
+    ];
     for (const pattern of ['^[A-Z]', 'off$', 'x{400}', '^$', 'OOM|Back']) {
       const linear = compileLinearRegex(pattern);
       const native = new RegExp(pattern);
-      for (const [i, text] of texts.entries()) assert.equal(linear.test(text), native.test(text), `${pattern} on text ${i}`);
+      for (const [i, text] of texts.entries())
+        assert.equal(linear.test(text), native.test(text), `${pattern} on text ${i}`);
     }
   });
 
@@ -166,4 +236,3 @@ async function outcome(run: () => Promise<unknown>): Promise<unknown> {
     return { error: (err as { code?: string }).code ?? String(err) };
   }
 }
-

@@ -14,23 +14,43 @@ import { join } from 'node:path';
 import { EXAMPLES_DIR, loadFixture } from '../support/fixtures.js';
 
 const check = (action: Record<string, unknown>) =>
-  newStore().check('doc', stringify({ destinations: { d: { url: 'https://receiver.example.com/x' } }, rules: [{ name: 'r', conditions: { all: [] }, actions: [{ destination: 'd', ...action }] }] }));
+  newStore().check(
+    'doc',
+    stringify({
+      destinations: { d: { url: 'https://receiver.example.com/x' } },
+      rules: [{ name: 'r', conditions: { all: [] }, actions: [{ destination: 'd', ...action }] }],
+    }),
+  );
 
 describe('preset fields', () => {
-  it('a misspelt field is refused at load, with the likely field and the preset\'s fields', () => {
+  it("a misspelt field is refused at load, with the likely field and the preset's fields", () => {
     const { problems } = check({ preset: 'pagerduty', fields: { routing_key: 'k', 'payload.sevrity': 'critical' } });
     assert.equal(problems.length, 1);
-    assert.match(problems[0], /^doc: rules\[0\] \(r\)\.actions\[0\]\.fields\.payload\.sevrity: "payload\.sevrity" is not a field of preset pagerduty — did you mean "payload\.severity"\? \(its fields: routing_key, event_action, dedup_key, payload\.summary/);
+    assert.match(
+      problems[0],
+      /^doc: rules\[0\] \(r\)\.actions\[0\]\.fields\.payload\.sevrity: "payload\.sevrity" is not a field of preset pagerduty — did you mean "payload\.severity"\? \(its fields: routing_key, event_action, dedup_key, payload\.summary/,
+    );
   });
 
   it('a required field that is missing is refused at load, saying what to put there', () => {
     const { problems } = check({ preset: 'pagerduty' });
-    assert.deepEqual(problems, ['doc: rules[0] (r).actions[0].fields: preset pagerduty needs fields.routing_key: the integration\'s routing key, e.g. { secretKeyRef: { name: pagerduty, key: routing-key } }']);
+    assert.deepEqual(problems, [
+      "doc: rules[0] (r).actions[0].fields: preset pagerduty needs fields.routing_key: the integration's routing key, e.g. { secretKeyRef: { name: pagerduty, key: routing-key } }",
+    ]);
   });
 
-  it('open parts of a receiver\'s API take any name; generic presets take any field', () => {
-    assert.deepEqual(check({ preset: 'pagerduty', fields: { routing_key: 'k', 'payload.custom_details.team': 'shop' } }).problems, []);
-    assert.deepEqual(check({ preset: 'alertmanager', fields: { 'labels.team': 'shop', '0.annotations.runbook': 'https://runbooks.example.com/x' } }).problems, []);
+  it("open parts of a receiver's API take any name; generic presets take any field", () => {
+    assert.deepEqual(
+      check({ preset: 'pagerduty', fields: { routing_key: 'k', 'payload.custom_details.team': 'shop' } }).problems,
+      [],
+    );
+    assert.deepEqual(
+      check({
+        preset: 'alertmanager',
+        fields: { 'labels.team': 'shop', '0.annotations.runbook': 'https://runbooks.example.com/x' },
+      }).problems,
+      [],
+    );
     assert.deepEqual(check({ preset: 'webhook', fields: { anything: 'goes' } }).problems, []);
   });
 
@@ -47,10 +67,31 @@ describe('preset fields', () => {
       join(dir, 'rules.yaml'),
       stringify({
         destinations: { grafana: { url: 'https://grafana.example.com/api/annotations' } },
-        rules: [{ name: 'g', conditions: { all: [] }, actions: [{ destination: 'grafana', preset: 'grafana-annotation', fields: { dashboardUID: 'abc', panelId: 2, dashboardId: 0 } }] }],
+        rules: [
+          {
+            name: 'g',
+            conditions: { all: [] },
+            actions: [
+              {
+                destination: 'grafana',
+                preset: 'grafana-annotation',
+                fields: { dashboardUID: 'abc', panelId: 2, dashboardId: 0 },
+              },
+            ],
+          },
+        ],
       }),
     );
-    const { problems, results } = await runTests({ rules: [join(dir, 'rules.yaml')], secrets: [], events: [join(EXAMPLES_DIR, 'pod-backoff-crashloop-resource-update.json')], json: true, updateExpect: false }, async () => '');
+    const { problems, results } = await runTests(
+      {
+        rules: [join(dir, 'rules.yaml')],
+        secrets: [],
+        events: [join(EXAMPLES_DIR, 'pod-backoff-crashloop-resource-update.json')],
+        json: true,
+        updateExpect: false,
+      },
+      async () => '',
+    );
     assert.deepEqual(problems, []);
     const result = results[0];
     assert.ok('actions' in result);
@@ -69,19 +110,32 @@ describe('pagerduty dedup_key', () => {
       join(dir, 'rules.yaml'),
       stringify({
         destinations: { pd: { url: 'https://pagerduty.example.com/v2/enqueue' } },
-        rules: [{ name: 'page', conditions: { all: [] }, actions: [{ destination: 'pd', preset: 'pagerduty', fields: { routing_key: 'R' } }] }],
+        rules: [
+          {
+            name: 'page',
+            conditions: { all: [] },
+            actions: [{ destination: 'pd', preset: 'pagerduty', fields: { routing_key: 'R' } }],
+          },
+        ],
       }),
     );
-    const paths = await Promise.all(events.map(async (event, i) => {
-      const path = join(dir, `e${i}.json`);
-      await writeFile(path, JSON.stringify(event));
-      return path;
-    }));
-    const { results } = await runTests({ rules: [join(dir, 'rules.yaml')], secrets: [], events: paths, json: true, updateExpect: false }, async () => '');
-    return results.map((r) => ('actions' in r ? (r.actions[0].request!.body as { dedup_key: string }).dedup_key : 'none'));
+    const paths = await Promise.all(
+      events.map(async (event, i) => {
+        const path = join(dir, `e${i}.json`);
+        await writeFile(path, JSON.stringify(event));
+        return path;
+      }),
+    );
+    const { results } = await runTests(
+      { rules: [join(dir, 'rules.yaml')], secrets: [], events: paths, json: true, updateExpect: false },
+      async () => '',
+    );
+    return results.map((r) =>
+      'actions' in r ? (r.actions[0].request!.body as { dedup_key: string }).dedup_key : 'none',
+    );
   }
 
-  it('is the same for every repeat of one object\'s reason, and differs for another reason or object', async () => {
+  it("is the same for every repeat of one object's reason, and differs for another reason or object", async () => {
     const base = loadFixture('pod-backoff-crashloop-resource-update.json');
     const repeat = (count: number, edit: (body: Record<string, any>) => void = () => undefined) => {
       const body = structuredClone(base.body) as Record<string, any>;

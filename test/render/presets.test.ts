@@ -17,17 +17,49 @@ import schema from '../../src/rules/rule-document.schema.json' with { type: 'jso
 
 type Obj = Record<string, any>;
 
-async function render(preset: string, fixture: string, fields?: Record<string, unknown>): Promise<{ request: RenderedRequest; body: any; occurrence: string }> {
-  const doc = { destinations: { d: { url: 'https://receiver.example.com/x' } }, rules: [{ name: `p-${preset}`, conditions: { all: [] }, actions: [{ destination: 'd', preset, ...(fields ? { fields } : {}) }] }] };
+async function render(
+  preset: string,
+  fixture: string,
+  fields?: Record<string, unknown>,
+): Promise<{ request: RenderedRequest; body: any; occurrence: string }> {
+  const doc = {
+    destinations: { d: { url: 'https://receiver.example.com/x' } },
+    rules: [
+      {
+        name: `p-${preset}`,
+        conditions: { all: [] },
+        actions: [{ destination: 'd', preset, ...(fields ? { fields } : {}) }],
+      },
+    ],
+  };
   const { rules, problems } = newStore().check('preset', stringify(doc));
   assert.deepEqual(problems, []);
   const f = loadFixture(fixture);
-  const ce = new CE({ specversion: '1.0', id: f.headers['ce-id'], source: f.headers['ce-source'], type: f.headers['ce-type'], data: f.body });
+  const ce = new CE({
+    specversion: '1.0',
+    id: f.headers['ce-id'],
+    source: f.headers['ce-source'],
+    type: f.headers['ce-type'],
+    data: f.body,
+  });
   const normalized = normalize(ce, new OccurrenceTracker(10));
   assert.equal(normalized.kind, 'input');
   const input = normalized.input;
-  const bindings = { cloudevent: input.cloudevent, rule: { name: `p-${preset}`, description: '' }, occurrence: input.occurrence, change: input.change, object: null, owner: null, namespace: null };
-  const request = await renderRequest(rules[0].actions[0], { input: input.event, bindings, secrets: NO_CLUSTER_SECRETS, env: { PD_KEY: 'R0UTINGKEY' } });
+  const bindings = {
+    cloudevent: input.cloudevent,
+    rule: { name: `p-${preset}`, description: '' },
+    occurrence: input.occurrence,
+    change: input.change,
+    object: null,
+    owner: null,
+    namespace: null,
+  };
+  const request = await renderRequest(rules[0].actions[0], {
+    input: input.event,
+    bindings,
+    secrets: NO_CLUSTER_SECRETS,
+    env: { PD_KEY: 'R0UTINGKEY' },
+  });
   return { request, body: JSON.parse(request.body), occurrence: input.occurrence };
 }
 
@@ -35,7 +67,8 @@ const HPA = 'hpa-successful-rescale-up-resource-add';
 const BACKOFF = 'pod-backoff-crashloop-resource-update';
 const isMs = (v: unknown) => Number.isInteger(v) && String(v).length === 13;
 const isSeconds = (v: unknown) => Number.isInteger(v) && String(v).length === 10;
-const isStringMap = (v: unknown) => typeof v === 'object' && v !== null && Object.values(v).every((x) => typeof x === 'string');
+const isStringMap = (v: unknown) =>
+  typeof v === 'object' && v !== null && Object.values(v).every((x) => typeof x === 'string');
 const isStrings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
 describe('presets', () => {
@@ -64,7 +97,9 @@ describe('presets', () => {
 
   it('graphite-event: what, tags, when in seconds, data', async () => {
     const { body } = await render('graphite-event', HPA);
-    assert.ok(typeof body.what === 'string' && isStrings(body.tags) && isSeconds(body.when) && typeof body.data === 'string');
+    assert.ok(
+      typeof body.what === 'string' && isStrings(body.tags) && isSeconds(body.when) && typeof body.data === 'string',
+    );
   });
 
   it('slack: text fallback and Block Kit blocks within limits', async () => {
@@ -83,7 +118,11 @@ describe('presets', () => {
     assert.equal(attachment.content.type, 'AdaptiveCard');
     assert.equal(attachment.content.version, '1.4');
     assert.ok(attachment.content.body.every((element: Obj) => ['TextBlock', 'FactSet'].includes(element.type)));
-    assert.ok(attachment.content.body.find((e: Obj) => e.type === 'FactSet').facts.every((f: Obj) => typeof f.title === 'string' && typeof f.value === 'string'));
+    assert.ok(
+      attachment.content.body
+        .find((e: Obj) => e.type === 'FactSet')
+        .facts.every((f: Obj) => typeof f.title === 'string' && typeof f.value === 'string'),
+    );
   });
 
   it('pagerduty: trigger with routing_key (from env, redacted when printed), dedup_key = involved object and reason, valid payload', async () => {
@@ -139,11 +178,17 @@ describe('presets', () => {
 
   it('webhook: rule, occurrence, change and the normalized Event', async () => {
     const { body, occurrence } = await render('webhook', HPA);
-    assert.deepEqual([body.rule, body.occurrence, body.change, body.event.reason], ['p-webhook', occurrence, 'add', 'SuccessfulRescale']);
+    assert.deepEqual(
+      [body.rule, body.occurrence, body.change, body.event.reason],
+      ['p-webhook', occurrence, 'add', 'SuccessfulRescale'],
+    );
   });
 
   it('a body and a preset together are rejected', () => {
-    const doc = { destinations: { d: { url: 'https://x.example.com' } }, rules: [{ name: 'r', conditions: { all: [] }, actions: [{ destination: 'd', preset: 'slack', body: '{}' }] }] };
+    const doc = {
+      destinations: { d: { url: 'https://x.example.com' } },
+      rules: [{ name: 'r', conditions: { all: [] }, actions: [{ destination: 'd', preset: 'slack', body: '{}' }] }],
+    };
     assert.ok(newStore().check('p', stringify(doc)).problems.length > 0);
   });
 });

@@ -55,7 +55,8 @@ describe('template fast path', () => {
     for (const preset of Object.values(PRESETS)) {
       let taken = 0;
       for (const event of events) if (await agrees(preset.body, event, bindings(event))) taken++;
-      for (const header of Object.values(preset.headers ?? {})) for (const event of events) await agrees(header, event, bindings(event));
+      for (const header of Object.values(preset.headers ?? {}))
+        for (const event of events) await agrees(header, event, bindings(event));
       if (taken === events.length) fastPresets++;
     }
     console.log(`presets on the fast path: ${fastPresets} of ${Object.keys(PRESETS).length}`);
@@ -63,27 +64,82 @@ describe('template fast path', () => {
   });
 
   it('takes the region bodies (grafana-annotation, wavefront-event) at an end and at a timeout, as JSONata gives them', async () => {
-    const view = (event: Record<string, any>) => ({ reason: event.reason, message: event.message, type: event.type, involvedObject: event.involvedObject });
+    const view = (event: Record<string, any>) => ({
+      reason: event.reason,
+      message: event.message,
+      type: event.type,
+      involvedObject: event.involvedObject,
+    });
     for (const [name, preset] of Object.entries(PRESETS).filter(([, p]) => p.regionBody)) {
       for (const [start, end] of events.slice(1).map((event, i) => [events[i], event])) {
-        const ended = { key: 'k', start: { time: 1000, event: view(start) }, end: { time: 61_000, event: view(end) }, endedBy: 'end' };
+        const ended = {
+          key: 'k',
+          start: { time: 1000, event: view(start) },
+          end: { time: 61_000, event: view(end) },
+          endedBy: 'end',
+        };
         const timedOut = { ...ended, end: { time: 1000, event: null }, endedBy: 'timeout' };
-        for (const region of [ended, timedOut]) assert.ok(await agrees(preset.regionBody!, end, { ...bindings(end), region }), `${name} region body on the fast path`);
+        for (const region of [ended, timedOut])
+          assert.ok(
+            await agrees(preset.regionBody!, end, { ...bindings(end), region }),
+            `${name} region body on the fast path`,
+          );
       }
     }
   });
 
   it('takes the benchmark template', async () => {
-    for (const event of events) assert.ok(await agrees(BODY_TEMPLATE, event, bindings(event)), 'benchmark template on the fast path');
+    for (const event of events)
+      assert.ok(await agrees(BODY_TEMPLATE, event, bindings(event)), 'benchmark template on the fast path');
   });
 
   it('gives what JSONata gives on edge values: float text, code points, timestamps, empty and null', async () => {
-    const edges = { f: 0.1 + 0.2, third: 1 / 3, big: 2 ** 53 + 2, tiny: 1e-7, neg: -0, emoji: '😀a😀b', empty: '', nil: null, t: '2024-05-14T09:05:12.5+02:00', day: '2024-05-14', obj: {}, one: { a: 1 }, yes: true };
+    const edges = {
+      f: 0.1 + 0.2,
+      third: 1 / 3,
+      big: 2 ** 53 + 2,
+      tiny: 1e-7,
+      neg: -0,
+      emoji: '😀a😀b',
+      empty: '',
+      nil: null,
+      t: '2024-05-14T09:05:12.5+02:00',
+      day: '2024-05-14',
+      obj: {},
+      one: { a: 1 },
+      yes: true,
+    };
     const templates = [
-      ...Object.keys(edges).flatMap((k) => [`"v=" & ${k}`, `$string(${k})`, `${k} ? "y" : "n"`, `${k} = ${k}`, `${k} != "x"`, `{ "k": ${k} }`, `[${k}]`, `$append(${k}, ${k})`]),
-      ...['f', 'third', 'big', 'tiny', 'neg'].flatMap((k) => [`${k} + 1`, `${k} * 3`, `-${k}`, `$floor(${k})`, `${k} < 1`, `${k} % 2`]),
-      ...['emoji', 'empty'].flatMap((k) => ['0', '1', '-2', '-10', '2.7'].flatMap((start) => [`$substring(${k}, ${start})`, `$substring(${k}, ${start}, 2)`, `$substring(${k}, ${start}, -1)`])),
-      '$toMillis(t)', '$toMillis(day)', '$lowercase(emoji)', '$uppercase(emoji)', '(f & third) & big',
+      ...Object.keys(edges).flatMap((k) => [
+        `"v=" & ${k}`,
+        `$string(${k})`,
+        `${k} ? "y" : "n"`,
+        `${k} = ${k}`,
+        `${k} != "x"`,
+        `{ "k": ${k} }`,
+        `[${k}]`,
+        `$append(${k}, ${k})`,
+      ]),
+      ...['f', 'third', 'big', 'tiny', 'neg'].flatMap((k) => [
+        `${k} + 1`,
+        `${k} * 3`,
+        `-${k}`,
+        `$floor(${k})`,
+        `${k} < 1`,
+        `${k} % 2`,
+      ]),
+      ...['emoji', 'empty'].flatMap((k) =>
+        ['0', '1', '-2', '-10', '2.7'].flatMap((start) => [
+          `$substring(${k}, ${start})`,
+          `$substring(${k}, ${start}, 2)`,
+          `$substring(${k}, ${start}, -1)`,
+        ]),
+      ),
+      '$toMillis(t)',
+      '$toMillis(day)',
+      '$lowercase(emoji)',
+      '$uppercase(emoji)',
+      '(f & third) & big',
     ];
     let taken = 0;
     for (const template of templates) if (await agrees(template, edges, bindings(edges))) taken++;
@@ -95,34 +151,80 @@ describe('template fast path', () => {
     const pick = <T>(list: readonly T[]): T => list[Math.floor(rnd() * list.length)];
     const STRINGS = ['', 'a', 'Warning', 'Normal', 'x y', 'ü', '😀a😀', '1', 'line\nbreak', '"q"'];
     const NUMBERS = [0, 1, -2, 1.5, 0.1, 3, 1e21, 100, -0.25, 7];
-    const FIELDS = ['reason', 'type', 'count', 'message', 'kind', 'meta', 'list', 'num', 'flag', 'ts', 'nested', 'empty', 'absent'];
+    const FIELDS = [
+      'reason',
+      'type',
+      'count',
+      'message',
+      'kind',
+      'meta',
+      'list',
+      'num',
+      'flag',
+      'ts',
+      'nested',
+      'empty',
+      'absent',
+    ];
     const value = (depth: number): unknown => {
       switch (Math.floor(rnd() * (depth > 1 ? 7 : 9))) {
-        case 0: return pick(STRINGS);
-        case 1: return pick(NUMBERS);
-        case 2: return rnd() < 0.5;
-        case 3: return null;
-        case 4: return pick([0.1 + 0.2, 1 / 3, -0, 2 ** 53, 1e-7]);
-        case 5: return pick(['2024-05-14T09:05:12Z', '2024-05-14T09:05:12.123+02:00', '2024-05-14', 'not a time', '2024-13-45T25:00:00']);
-        case 6: return pick(STRINGS) + pick(STRINGS);
-        case 7: return Array.from({ length: Math.floor(rnd() * 3) }, () => value(depth + 1));
-        default: return Object.fromEntries(Array.from({ length: Math.floor(rnd() * 3) }, () => [pick(['a', 'b', 'name', 'labels']), value(depth + 1)]));
+        case 0:
+          return pick(STRINGS);
+        case 1:
+          return pick(NUMBERS);
+        case 2:
+          return rnd() < 0.5;
+        case 3:
+          return null;
+        case 4:
+          return pick([0.1 + 0.2, 1 / 3, -0, 2 ** 53, 1e-7]);
+        case 5:
+          return pick([
+            '2024-05-14T09:05:12Z',
+            '2024-05-14T09:05:12.123+02:00',
+            '2024-05-14',
+            'not a time',
+            '2024-13-45T25:00:00',
+          ]);
+        case 6:
+          return pick(STRINGS) + pick(STRINGS);
+        case 7:
+          return Array.from({ length: Math.floor(rnd() * 3) }, () => value(depth + 1));
+        default:
+          return Object.fromEntries(
+            Array.from({ length: Math.floor(rnd() * 3) }, () => [pick(['a', 'b', 'name', 'labels']), value(depth + 1)]),
+          );
       }
     };
     const event = () => Object.fromEntries(FIELDS.filter(() => rnd() < 0.8).map((f) => [f, value(0)]));
-    const path = () => pick([
-      () => pick(FIELDS),
-      () => `${pick(['meta', 'nested', 'absent'])}.${pick(['a', 'b', 'name', 'labels'])}`,
-      () => `meta.labels.${pick(['a', 'team'])}`,
-      () => pick(['$rule.name', '$occurrence', '$cloudevent.type', '$object.metadata.labels.team', '$owner', '$change', '$', '$.reason', '$unknown', '$string']),
-    ])();
+    const path = () =>
+      pick([
+        () => pick(FIELDS),
+        () => `${pick(['meta', 'nested', 'absent'])}.${pick(['a', 'b', 'name', 'labels'])}`,
+        () => `meta.labels.${pick(['a', 'team'])}`,
+        () =>
+          pick([
+            '$rule.name',
+            '$occurrence',
+            '$cloudevent.type',
+            '$object.metadata.labels.team',
+            '$owner',
+            '$change',
+            '$',
+            '$.reason',
+            '$unknown',
+            '$string',
+          ]),
+      ])();
     const expr = (depth: number): string => {
       if (depth > 3 || rnd() < 0.25) {
         return pick([
           () => JSON.stringify(pick(STRINGS)),
           () => String(pick(NUMBERS)),
           () => pick(['true', 'false', 'null']),
-          path, path, path,
+          path,
+          path,
+          path,
         ])();
       }
       const e = () => expr(depth + 1);
@@ -136,7 +238,8 @@ describe('template fast path', () => {
         () => `{ "k": ${e()}, "l": ${e()} }`,
         () => `[${e()}, ${e()}]`,
         () => `$${pick(['string', 'lowercase', 'uppercase', 'floor', 'toMillis'])}(${e()})`,
-        () => `$substring(${e()}, ${pick(['0', '1', '-3', '2.5'])}${rnd() < 0.5 ? `, ${pick(['0', '2', '-1', '100'])}` : ''})`,
+        () =>
+          `$substring(${e()}, ${pick(['0', '1', '-3', '2.5'])}${rnd() < 0.5 ? `, ${pick(['0', '2', '-1', '100'])}` : ''})`,
         () => `$append(${e()}, ${e()})`,
         () => `(${e()} ~> $append(${e()}))`,
         () => `( $v := ${e()}; { "v": $v, "w": ${e()} } )`,

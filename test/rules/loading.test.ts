@@ -28,7 +28,10 @@ rules:
         body: '{ "rule": $rule.name }'
 `;
 
-const ALIAS_BOMB = ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]', ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(', ')}]`)].join('\n');
+const ALIAS_BOMB = [
+  'a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]',
+  ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(', ')}]`),
+].join('\n');
 
 const backoff = (n: number) =>
   withEvent(loadFixture('pod-backoff-crashloop-resource-update'), (body, headers) => {
@@ -53,12 +56,25 @@ describe('loading rules', () => {
     const rulesDir = join(parent, 'rules');
     const svc = await startService({ config: { rulesDir, rulesRetryMs: 50 }, awaitReady: false });
     try {
-      await waitUntil('reported', async () => (await svc.metric('kube_event_rules_rule_load_errors', { source: `dir:${rulesDir}` })) === 1);
+      await waitUntil(
+        'reported',
+        async () => (await svc.metric('kube_event_rules_rule_load_errors', { source: `dir:${rulesDir}` })) === 1,
+      );
       assert.equal((await fetch(`${svc.url}/readyz`)).status, 503);
       const status = (await (await fetch(`${svc.url}/status`)).json()) as Status;
       assert.equal(status.ready, false);
-      assert.match(status.sources.find((s) => s.source === `dir:${rulesDir}`)!.errors[0], /RULES_DIR does not exist; not ready until it can be read/);
-      assert.ok(svc.logs.some((l) => l.level === 50 && /RULES_DIR .* does not exist: not ready until it can be read; trying again/.test(String(l.msg))), 'a clear error line');
+      assert.match(
+        status.sources.find((s) => s.source === `dir:${rulesDir}`)!.errors[0],
+        /RULES_DIR does not exist; not ready until it can be read/,
+      );
+      assert.ok(
+        svc.logs.some(
+          (l) =>
+            l.level === 50 &&
+            /RULES_DIR .* does not exist: not ready until it can be read; trying again/.test(String(l.msg)),
+        ),
+        'a clear error line',
+      );
       assert.equal((await svc.post(backoff(1))).status, 503, 'events are not answered 2xx while no rules are loaded');
 
       // The directory appears whole (as a volume does): written aside, then renamed into place.
@@ -68,10 +84,16 @@ describe('loading rules', () => {
       await svc.service.ready;
       assert.equal((await fetch(`${svc.url}/readyz`)).status, 200);
       const recovered = (await (await fetch(`${svc.url}/status`)).json()) as Status;
-      assert.deepEqual(recovered.sources.map((s) => [s.source, s.errors]), [['file:good.yaml', []]]);
+      assert.deepEqual(
+        recovered.sources.map((s) => [s.source, s.errors]),
+        [['file:good.yaml', []]],
+      );
       assert.equal(await svc.metric('kube_event_rules_rule_load_errors', { source: `dir:${rulesDir}` }), 0);
       assert.equal((await svc.post(backoff(2))).status, 204);
-      assert.deepEqual(svc.lines.map((l) => l.rule), ['appeared']);
+      assert.deepEqual(
+        svc.lines.map((l) => l.rule),
+        ['appeared'],
+      );
     } finally {
       await svc.stop();
     }
@@ -90,7 +112,12 @@ describe('loading rules', () => {
   it('an alias bomb, an oversized file, too-deep JSON, a non-UTF-8 file and a subfolder are rejected sources beside a good rule', async () => {
     const nonUtf8 = Buffer.concat([Buffer.from(GOOD('latin1').replace('BackOff', 'Back')), Buffer.from([0xe9, 0x0a])]);
     const svc = await startService({
-      rules: { 'good.yaml': GOOD('good'), 'bomb.yaml': ALIAS_BOMB, 'huge.yaml': `# ${'x'.repeat(300_000)}\n${GOOD('huge')}`, 'deep.json': `${'['.repeat(100_000)}${']'.repeat(100_000)}` },
+      rules: {
+        'good.yaml': GOOD('good'),
+        'bomb.yaml': ALIAS_BOMB,
+        'huge.yaml': `# ${'x'.repeat(300_000)}\n${GOOD('huge')}`,
+        'deep.json': `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
+      },
       config: { rulesMaxSourceBytes: 200_000 },
       awaitReady: false,
     });
@@ -112,7 +139,11 @@ describe('loading rules', () => {
         assert.equal(await svc.metric('kube_event_rules_rule_load_errors', { source }), 1, source);
       }
       assert.equal((await svc.post(backoff(3))).status, 204);
-      assert.deepEqual(svc.lines.map((l) => l.rule), ['good'], 'the good rule serves; nothing from the subfolder');
+      assert.deepEqual(
+        svc.lines.map((l) => l.rule),
+        ['good'],
+        'the good rule serves; nothing from the subfolder',
+      );
     } finally {
       await svc.stop();
     }
@@ -140,7 +171,10 @@ describe('loading rules', () => {
     const store = new RuleStore({ timeoutMs: 100 }, createMetrics(), log);
     const anchor = Array.from({ length: 20_000 }, (_, i) => `x${i}`).join(', ');
     const text = `a: &a [${anchor}]\n${Array.from({ length: 99 }, (_, i) => `r${i}: *a`).join('\n')}`;
-    assert.match(store.check('file:wide.yaml', text).problems.join(), /more than 1000000 values once its aliases are expanded/);
+    assert.match(
+      store.check('file:wide.yaml', text).problems.join(),
+      /more than 1000000 values once its aliases are expanded/,
+    );
   });
 
   it('a text the parser needs too long for is stopped and reported; the next parse runs normally', async () => {
@@ -174,11 +208,17 @@ describe('loading rules', () => {
     const slow = store.updateInBackground('file:a.yaml', largeDocument(64 * 1024, 'old'));
     store.update('file:a.yaml', GOOD('newer'));
     await slow;
-    assert.deepEqual(store.current.rules.map((r) => r.name), ['newer']);
+    assert.deepEqual(
+      store.current.rules.map((r) => r.name),
+      ['newer'],
+    );
     const removed = store.updateInBackground('file:b.yaml', largeDocument(64 * 1024, 'gone'));
     store.remove('file:b.yaml');
     await removed;
     await store.settled();
-    assert.deepEqual(store.current.rules.map((r) => r.name), ['newer']);
+    assert.deepEqual(
+      store.current.rules.map((r) => r.name),
+      ['newer'],
+    );
   });
 });

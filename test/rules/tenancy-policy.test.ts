@@ -4,7 +4,11 @@ import { loadConfig } from '../../src/config.js';
 import { DEFAULT_TENANCY, bySourceOrder, compileTenancyPolicy } from '../../src/rules/tenancy-policy.js';
 
 describe('tenancy policy settings', () => {
-  const policy = compileTenancyPolicy({ ...DEFAULT_TENANCY, envAllowlist: ['CLUSTER_NAME'], destinationHosts: { cluster: [], team: ['hooks.example.com', '*.corp.example', '127.0.0.1:8080'] } });
+  const policy = compileTenancyPolicy({
+    ...DEFAULT_TENANCY,
+    envAllowlist: ['CLUSTER_NAME'],
+    destinationHosts: { cluster: [], team: ['hooks.example.com', '*.corp.example', '127.0.0.1:8080'] },
+  });
   const allowed = (url: string, scope: string | null = 'team-a') => {
     try {
       policy.checkDestination(scope ?? undefined, 'd', url);
@@ -34,8 +38,15 @@ describe('tenancy policy settings', () => {
   });
 
   it('config refuses a host entry that could never match (a URL, a path)', () => {
-    assert.throws(() => loadConfig({ DESTINATION_HOSTS_TEAM: 'hooks.example.com,https://x.example/' }), /DESTINATION_HOSTS_TEAM entry "https:\/\/x\.example\/" is not a host/);
-    assert.deepEqual(loadConfig({ DESTINATION_HOSTS_CLUSTER: 'a.example, *.b.example ,c.example:443' }).tenancy.destinationHosts.cluster, ['a.example', '*.b.example', 'c.example:443']);
+    assert.throws(
+      () => loadConfig({ DESTINATION_HOSTS_TEAM: 'hooks.example.com,https://x.example/' }),
+      /DESTINATION_HOSTS_TEAM entry "https:\/\/x\.example\/" is not a host/,
+    );
+    assert.deepEqual(
+      loadConfig({ DESTINATION_HOSTS_CLUSTER: 'a.example, *.b.example ,c.example:443' }).tenancy.destinationHosts
+        .cluster,
+      ['a.example', '*.b.example', 'c.example:443'],
+    );
     assert.deepEqual(loadConfig({ TEAM_CLUSTER_KINDS: '' }).tenancy.clusterKinds, [], 'empty: none');
     assert.deepEqual(loadConfig({}).tenancy.clusterKinds, ['Namespace', 'Node']);
   });
@@ -47,6 +58,9 @@ describe('tenancy policy settings', () => {
       { source: 'file:z.yaml', rules: [] },
       { source: 'configmap:aaa/a/r.yaml', scope: 'aaa', rules: [] },
     ];
-    assert.deepEqual([...sources].sort(bySourceOrder).map((s) => s.source), ['file:z.yaml', 'configmap:observability/a/r.yaml', 'configmap:aaa/a/r.yaml', 'configmap:aaa/x/r.yaml']);
+    assert.deepEqual(
+      [...sources].sort(bySourceOrder).map((s) => s.source),
+      ['file:z.yaml', 'configmap:observability/a/r.yaml', 'configmap:aaa/a/r.yaml', 'configmap:aaa/x/r.yaml'],
+    );
   });
 });

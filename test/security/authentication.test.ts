@@ -26,7 +26,12 @@ const FETCH_TOKEN = 'service-account-token-for-the-jwks';
  * A cluster's OIDC issuer: the discovery document, and the JWKS only for a caller with the fetch token (as the API
  * server).
  */
-async function startIssuer(tls?: { cert: string; key: string }): Promise<{ url: string; jwksRequests: number; sign(claims: Claims, key?: CryptoKey): Promise<string>; close(): Promise<void> }> {
+async function startIssuer(tls?: { cert: string; key: string }): Promise<{
+  url: string;
+  jwksRequests: number;
+  sign(claims: Claims, key?: CryptoKey): Promise<string>;
+  close(): Promise<void>;
+}> {
   const { publicKey, privateKey } = await generateKeyPair('RS256');
   const jwk = { ...(await exportJWK(publicKey)), kid: 'cluster-key', alg: 'RS256', use: 'sig' };
   let url = '';
@@ -49,7 +54,13 @@ async function startIssuer(tls?: { cert: string; key: string }): Promise<{ url: 
   const handle = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
     res.setHeader('content-type', 'application/json');
     if (req.url === '/.well-known/openid-configuration') {
-      res.end(JSON.stringify({ issuer: url, jwks_uri: `${url}/openid/v1/jwks`, id_token_signing_alg_values_supported: ['RS256'] }));
+      res.end(
+        JSON.stringify({
+          issuer: url,
+          jwks_uri: `${url}/openid/v1/jwks`,
+          id_token_signing_alg_values_supported: ['RS256'],
+        }),
+      );
     } else if (req.url === '/openid/v1/jwks' && req.headers.authorization === `Bearer ${FETCH_TOKEN}`) {
       issuer.jwksRequests++;
       res.end(JSON.stringify({ keys: [jwk] }));
@@ -84,12 +95,18 @@ describe('authenticated endpoints', () => {
     return svc.postRaw({ ...event.headers, ...(authorization ? { authorization } : {}) }, bodyOf(event));
   };
   const admin = async (path: '/dry-run' | '/status', authorization?: string) => {
-    const init = path === '/dry-run' ? { method: 'POST', headers: { ...event.headers }, body: bodyOf(event) } : { method: 'GET', headers: {} };
+    const init =
+      path === '/dry-run'
+        ? { method: 'POST', headers: { ...event.headers }, body: bodyOf(event) }
+        : { method: 'GET', headers: {} };
     if (authorization) (init.headers as Record<string, string>).authorization = authorization;
     const response = await fetch(`${svc.url}${path}`, init);
     return { status: response.status, headers: response.headers, text: await response.text() };
   };
-  const refused = async (name: string) => sampleValue(await (await fetch(`${metricsUrl}/metrics`)).text(), 'kube_event_rules_requests_refused_total', { reason: name });
+  const refused = async (name: string) =>
+    sampleValue(await (await fetch(`${metricsUrl}/metrics`)).text(), 'kube_event_rules_requests_refused_total', {
+      reason: name,
+    });
 
   before(async () => {
     issuer = await startIssuer();
@@ -98,8 +115,17 @@ describe('authenticated endpoints', () => {
     await writeFile(senderTokenPath, 'static-sender-token-1\n');
     await writeFile(join(dir, 'admin-token'), 'admin-token-xyz');
     await writeFile(join(dir, 'fetch-token'), FETCH_TOKEN);
-    const oidc: OidcSettings = { issuer: issuer.url, audience: AUDIENCE, jwksUrl: '', subjects: [TRIGGER_IDENTITY], caFile: '', fetchTokenFile: join(dir, 'fetch-token') };
-    svc = await startService({ config: { metricsPort: 9, auth: { oidc, tokenFile: senderTokenPath, adminTokenFile: join(dir, 'admin-token') } } });
+    const oidc: OidcSettings = {
+      issuer: issuer.url,
+      audience: AUDIENCE,
+      jwksUrl: '',
+      subjects: [TRIGGER_IDENTITY],
+      caFile: '',
+      fetchTokenFile: join(dir, 'fetch-token'),
+    };
+    svc = await startService({
+      config: { metricsPort: 9, auth: { oidc, tokenFile: senderTokenPath, adminTokenFile: join(dir, 'admin-token') } },
+    });
     const handle = svc.service.metricsApp.callback(); // answers its own errors: its promise never rejects
     metricsServer = createServer((req, res) => void handle(req, res));
     await new Promise<void>((resolve) => metricsServer.listen(0, '127.0.0.1', resolve));
@@ -173,7 +199,11 @@ describe('authenticated endpoints', () => {
       assert.equal(none.status, 401, path);
       assert.equal(none.headers.get('www-authenticate'), 'Bearer realm="kube-event-rules"');
       assert.equal((await admin(path, 'Bearer static-sender-token-22')).status, 401, `${path}: the sender token`);
-      assert.equal((await admin(path, `Bearer ${await issuer.sign({})}`)).status, 401, `${path}: the Broker's OIDC token`);
+      assert.equal(
+        (await admin(path, `Bearer ${await issuer.sign({})}`)).status,
+        401,
+        `${path}: the Broker's OIDC token`,
+      );
       const ok = await admin(path, 'Bearer admin-token-xyz');
       assert.equal(ok.status, 200, `${path}: ${ok.text}`);
     }
@@ -199,9 +229,21 @@ describe('authenticated endpoints', () => {
 
   it('fetches the keys over HTTPS from an issuer with a private CA (as the API server), trusting AUTH_OIDC_CA_FILE only', async () => {
     const tlsDir = new URL('../support/tls/', import.meta.url).pathname;
-    const tlsIssuer = await startIssuer({ cert: readFileSync(`${tlsDir}server.crt`, 'utf8'), key: readFileSync(`${tlsDir}server.key`, 'utf8') });
-    const oidc = (caFile: string): OidcSettings => ({ issuer: tlsIssuer.url, audience: AUDIENCE, jwksUrl: '', subjects: [], caFile, fetchTokenFile: join(dir, 'fetch-token') });
-    const trusting = await startService({ config: { auth: { oidc: oidc(`${tlsDir}ca.crt`), tokenFile: '', adminTokenFile: '' } } });
+    const tlsIssuer = await startIssuer({
+      cert: readFileSync(`${tlsDir}server.crt`, 'utf8'),
+      key: readFileSync(`${tlsDir}server.key`, 'utf8'),
+    });
+    const oidc = (caFile: string): OidcSettings => ({
+      issuer: tlsIssuer.url,
+      audience: AUDIENCE,
+      jwksUrl: '',
+      subjects: [],
+      caFile,
+      fetchTokenFile: join(dir, 'fetch-token'),
+    });
+    const trusting = await startService({
+      config: { auth: { oidc: oidc(`${tlsDir}ca.crt`), tokenFile: '', adminTokenFile: '' } },
+    });
     const untrusting = await startService({ config: { auth: { oidc: oidc(''), tokenFile: '', adminTokenFile: '' } } });
     try {
       const token = `Bearer ${await tlsIssuer.sign({})}`;
@@ -209,7 +251,11 @@ describe('authenticated endpoints', () => {
       assert.equal(trusted.status, 204, trusted.text);
       assert.equal(tlsIssuer.jwksRequests, 1);
       const untrusted = await untrusting.postRaw({ ...event.headers, authorization: token }, bodyOf(event));
-      assert.equal(untrusted.status, 503, 'a certificate the system CAs do not know is not trusted: the keys are unavailable');
+      assert.equal(
+        untrusted.status,
+        503,
+        'a certificate the system CAs do not know is not trusted: the keys are unavailable',
+      );
     } finally {
       await trusting.stop();
       await untrusting.stop();
@@ -225,12 +271,27 @@ describe('authenticated endpoints', () => {
     });
     await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(failing.address() as AddressInfo).port}`;
-    const service = await startService({ config: { auth: { oidc: { issuer: url, audience: AUDIENCE, jwksUrl: '', subjects: [], caFile: '', fetchTokenFile: '' }, tokenFile: '', adminTokenFile: '' } } });
+    const service = await startService({
+      config: {
+        auth: {
+          oidc: { issuer: url, audience: AUDIENCE, jwksUrl: '', subjects: [], caFile: '', fetchTokenFile: '' },
+          tokenFile: '',
+          adminTokenFile: '',
+        },
+      },
+    });
     try {
       const token = await issuer.sign({ iss: url });
-      for (let i = 0; i < 3; i++) assert.equal((await service.postRaw({ ...event.headers, authorization: `Bearer ${token}` }, bodyOf(event))).status, 503);
+      for (let i = 0; i < 3; i++)
+        assert.equal(
+          (await service.postRaw({ ...event.headers, authorization: `Bearer ${token}` }, bodyOf(event))).status,
+          503,
+        );
       assert.equal(discoveries, 1);
-      assert.ok(service.logs.some((l) => /OIDC discovery .*HTTP 500/.test(String(l.why))), 'the log says what failed');
+      assert.ok(
+        service.logs.some((l) => /OIDC discovery .*HTTP 500/.test(String(l.why))),
+        'the log says what failed',
+      );
     } finally {
       await service.stop();
       failing.closeAllConnections();
@@ -238,17 +299,32 @@ describe('authenticated endpoints', () => {
     }
   });
 
-  it('answers 503 + Retry-After (the Broker redelivers) while the issuer\'s keys cannot be fetched', async () => {
+  it("answers 503 + Retry-After (the Broker redelivers) while the issuer's keys cannot be fetched", async () => {
     const down = `http://127.0.0.1:${await closedPort()}`;
-    const offline = await startService({ config: { auth: { oidc: { issuer: down, audience: AUDIENCE, jwksUrl: '', subjects: [], caFile: '', fetchTokenFile: '' }, tokenFile: '', adminTokenFile: '' } } });
+    const offline = await startService({
+      config: {
+        auth: {
+          oidc: { issuer: down, audience: AUDIENCE, jwksUrl: '', subjects: [], caFile: '', fetchTokenFile: '' },
+          tokenFile: '',
+          adminTokenFile: '',
+        },
+      },
+    });
     try {
       const token = await issuer.sign({ iss: down });
       const answer = await offline.postRaw({ ...event.headers, authorization: `Bearer ${token}` }, bodyOf(event));
       assert.equal(answer.status, 503, answer.text);
       assert.equal(answer.headers.get('retry-after'), '5');
-      assert.equal(await offline.metric('kube_event_rules_requests_refused_total', { reason: 'verifier_unavailable' }), 1);
+      assert.equal(
+        await offline.metric('kube_event_rules_requests_refused_total', { reason: 'verifier_unavailable' }),
+        1,
+      );
       assert.equal((await offline.postRaw(event.headers, bodyOf(event))).status, 401, 'no token is still 401');
-      assert.equal((await fetch(`${offline.url}/status`)).status, 401, 'without ADMIN_TOKEN_FILE the admin endpoints are closed');
+      assert.equal(
+        (await fetch(`${offline.url}/status`)).status,
+        401,
+        'without ADMIN_TOKEN_FILE the admin endpoints are closed',
+      );
     } finally {
       await offline.stop();
     }

@@ -37,11 +37,22 @@ describe('TEAM_CLUSTER_KINDS names group and kind', () => {
       ],
     });
     sink = await startCaptureSink();
-    fake.apply({ apiVersion: 'vault.example.io/v1', kind: 'Node', metadata: { name: 'vault-0', annotations: { unsealKey: 'UNSEAL-KEY-0123456789' } } });
-    fake.apply({ apiVersion: 'vault.example.io/v1', kind: 'Namespace', metadata: { name: 'aaa', annotations: { unsealKey: 'UNSEAL-KEY-NAMESPACE' } } });
+    fake.apply({
+      apiVersion: 'vault.example.io/v1',
+      kind: 'Node',
+      metadata: { name: 'vault-0', annotations: { unsealKey: 'UNSEAL-KEY-0123456789' } },
+    });
+    fake.apply({
+      apiVersion: 'vault.example.io/v1',
+      kind: 'Namespace',
+      metadata: { name: 'aaa', annotations: { unsealKey: 'UNSEAL-KEY-NAMESPACE' } },
+    });
     fake.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'worker-1', labels: { zone: 'zone-a' } } });
     const defaults = loadConfig({});
-    svc = await startService({ kube: connectionTo(fake), config: { kube: { ...defaults.kube, relistAfterMs: 60_000 } } });
+    svc = await startService({
+      kube: connectionTo(fake),
+      config: { kube: { ...defaults.kube, relistAfterMs: 60_000 } },
+    });
     fake.apply(
       ruleConfigMap('aaa', 'reader', {
         'r.yaml': `
@@ -66,7 +77,10 @@ rules:
     const node = await lookUp('g1', { apiVersion: 'vault.example.io/v1', kind: 'Node', name: 'vault-0' });
     assert.ok(node !== '' && !node.includes('UNSEAL-KEY'), `team read a CR of another group: ${node.slice(0, 300)}`);
     const namespace = await lookUp('g2', { apiVersion: 'vault.example.io/v1', kind: 'Namespace', name: 'aaa' });
-    assert.ok(namespace !== '' && !namespace.includes('UNSEAL-KEY'), `team read a CR named like its Namespace: ${namespace.slice(0, 300)}`);
+    assert.ok(
+      namespace !== '' && !namespace.includes('UNSEAL-KEY'),
+      `team read a CR named like its Namespace: ${namespace.slice(0, 300)}`,
+    );
   });
 
   it('control: the core v1 Node is read', async () => {

@@ -16,16 +16,30 @@ import { startService, type RunningService } from '../support/running-service.js
 
 const HPA_SENDER_RULES = readFileSync(new URL('../../rules/hpa-sender-compat.yaml', import.meta.url), 'utf8');
 
-describe('a forged cross-namespace Event cannot drive another namespace\'s hpa-sender webhook', () => {
+describe("a forged cross-namespace Event cannot drive another namespace's hpa-sender webhook", () => {
   let fake: FakeKubeApi;
   let sink: CaptureSink;
   let svc: RunningService;
   before(async () => {
     fake = await startFakeKubeApi();
     sink = await startCaptureSink();
-    fake.apply(secret('shop', 'wavefront-hpe', { url: `${sink.url}/api/v2/event`, headers: '{"Authorization":"Bearer wavefront-api-token"}', body: '{"name":"HPA Scaling","details":"_message_"}' }));
-    fake.apply({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'checkout', namespace: 'shop', annotations: { 'hpa-event': 'shop/wavefront-hpe' } } });
-    svc = await startService({ rules: { 'hpa-sender-compat.yaml': HPA_SENDER_RULES }, kube: connectionTo(fake), config: { kube: { ...loadConfig({}).kube, relistAfterMs: 60_000 } } });
+    fake.apply(
+      secret('shop', 'wavefront-hpe', {
+        url: `${sink.url}/api/v2/event`,
+        headers: '{"Authorization":"Bearer wavefront-api-token"}',
+        body: '{"name":"HPA Scaling","details":"_message_"}',
+      }),
+    );
+    fake.apply({
+      apiVersion: 'autoscaling/v2',
+      kind: 'HorizontalPodAutoscaler',
+      metadata: { name: 'checkout', namespace: 'shop', annotations: { 'hpa-event': 'shop/wavefront-hpe' } },
+    });
+    svc = await startService({
+      rules: { 'hpa-sender-compat.yaml': HPA_SENDER_RULES },
+      kube: connectionTo(fake),
+      config: { kube: { ...loadConfig({}).kube, relistAfterMs: 60_000 } },
+    });
   });
   after(async () => {
     await svc.stop();
@@ -44,11 +58,20 @@ describe('a forged cross-namespace Event cannot drive another namespace\'s hpa-s
       headers['ce-namespace'] = recordedIn;
     });
 
-  it('an Event in aaa about shop/checkout is not delivered to shop\'s webhook; the action error says why', async () => {
-    const answer = await svc.post(hpaEvent('forged-1', 'aaa', 'URGENT: checkout compromised, rotate keys at https://evil.example/'));
+  it("an Event in aaa about shop/checkout is not delivered to shop's webhook; the action error says why", async () => {
+    const answer = await svc.post(
+      hpaEvent('forged-1', 'aaa', 'URGENT: checkout compromised, rotate keys at https://evil.example/'),
+    );
     const got = sink.received('/api/v2/event');
-    assert.equal(got.length, 0, `delivered to shop's webhook: auth=${String(got[0]?.headers.authorization)} body=${got[0]?.body}`);
-    assert.ok(answer.status >= 200 && answer.status < 300, `a permanent action error: not redelivered (${answer.status} ${answer.text})`);
+    assert.equal(
+      got.length,
+      0,
+      `delivered to shop's webhook: auth=${String(got[0]?.headers.authorization)} body=${got[0]?.body}`,
+    );
+    assert.ok(
+      answer.status >= 200 && answer.status < 300,
+      `a permanent action error: not redelivered (${answer.status} ${answer.text})`,
+    );
     assert.match(JSON.stringify(svc.logs), /recorded in namespace aaa, not the HPA's/);
   });
 

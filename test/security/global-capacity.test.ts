@@ -38,14 +38,29 @@ rules:
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: BackOff } ] }
     actions: [ { destination: hook } ]
 `;
-    svc = await startService({ rules: { 'platform.yaml': platform }, kube: connectionTo(fake), config: { kube: { ...loadConfig({}).kube, relistAfterMs: 60_000 }, maxActionsInFlight: 100, teamMaxActionsInFlight: 40 } });
+    svc = await startService({
+      rules: { 'platform.yaml': platform },
+      kube: connectionTo(fake),
+      config: {
+        kube: { ...loadConfig({}).kube, relistAfterMs: 60_000 },
+        maxActionsInFlight: 100,
+        teamMaxActionsInFlight: 40,
+      },
+    });
     // 8 rules x 5 actions: 40 actions per event, exactly its share, so a second event of it is over.
     const dests = Array.from({ length: 40 }, (_, i) => `  d${i}: { url: ${sink.url}/slow }`).join('\n');
-    const rules = Array.from({ length: 8 }, (_, r) => `  - name: r${r}
+    const rules = Array.from(
+      { length: 8 },
+      (_, r) => `  - name: r${r}
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: BackOff } ] }
-    actions: [${[0, 1, 2, 3, 4].map((a) => `{ destination: d${r * 5 + a} }`).join(', ')}]`).join('\n');
+    actions: [${[0, 1, 2, 3, 4].map((a) => `{ destination: d${r * 5 + a} }`).join(', ')}]`,
+    ).join('\n');
     fake.apply(ruleConfigMap('aaa', 'hog', { 'r.yaml': `destinations:\n${dests}\nrules:\n${rules}\n` }));
-    await waitUntil('loaded', () => svc.service.store.current.rules.filter((r) => r.scope === 'aaa').length === 8, 10_000);
+    await waitUntil(
+      'loaded',
+      () => svc.service.store.current.rules.filter((r) => r.scope === 'aaa').length === 8,
+      10_000,
+    );
   });
   after(async () => {
     sink.release('/slow');
@@ -63,8 +78,15 @@ rules:
     sink.release('/slow');
     await hog;
     assert.equal(second.status, 429, `aaa's second event: ${second.status} ${second.text}`);
-    assert.match(second.text, /namespace aaa: 40 of its rules' actions in flight; 40 more would pass TEAM_MAX_ACTIONS_IN_FLIGHT \(40\)/);
+    assert.match(
+      second.text,
+      /namespace aaa: 40 of its rules' actions in flight; 40 more would pass TEAM_MAX_ACTIONS_IN_FLIGHT \(40\)/,
+    );
     assert.equal(victim.status, 204, `team-b's event: ${victim.status} ${victim.text}`);
-    assert.equal(sink.received('/platform').length, 2, 'the platform rule delivered for aaa\'s first event and for team-b');
+    assert.equal(
+      sink.received('/platform').length,
+      2,
+      "the platform rule delivered for aaa's first event and for team-b",
+    );
   });
 });

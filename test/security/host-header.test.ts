@@ -36,7 +36,7 @@ rules:
       - destination: d
 `;
 
-describe('Host and hop-by-hop headers, and a team\'s tls.serverName', () => {
+describe("Host and hop-by-hop headers, and a team's tls.serverName", () => {
   let fake: FakeKubeApi;
   let sink: CaptureSink;
   let svc: RunningService;
@@ -67,33 +67,67 @@ describe('Host and hop-by-hop headers, and a team\'s tls.serverName', () => {
   });
 
   it('a team document setting Host (literal or from event data) is refused at load; nothing is sent', async () => {
-    const literal = await load('aaa', 'literal', rule(`  d:\n    url: ${sink.url}/hook\n    headers:\n      Host: vault.internal.svc.cluster.local`));
+    const literal = await load(
+      'aaa',
+      'literal',
+      rule(`  d:\n    url: ${sink.url}/hook\n    headers:\n      Host: vault.internal.svc.cluster.local`),
+    );
     assert.match(literal.join('\n'), /destinations\.d\.headers\.Host: header "Host" is set by the HTTP client/);
-    const fromEvent = await load('aab', 'event', rule(`  d:\n    url: ${sink.url}/hook2\n    headers:\n      host: { jsonata: 'involvedObject.name' }`));
+    const fromEvent = await load(
+      'aab',
+      'event',
+      rule(`  d:\n    url: ${sink.url}/hook2\n    headers:\n      host: { jsonata: 'involvedObject.name' }`),
+    );
     assert.match(fromEvent.join('\n'), /headers\.host: header "host" is set by the HTTP client/);
     await svc.post(backoff('aaa', 'kubernetes.default.svc'));
     await svc.post(backoff('aab', 'kubernetes.default.svc'));
     const allowed = new URL(sink.url).host;
     const hosts = sink.requests.map((r) => r.headers.host);
-    assert.deepEqual(hosts.filter((h) => h !== allowed), [], `requests sent with Host outside DESTINATION_HOSTS_TEAM: ${JSON.stringify(hosts)}`);
+    assert.deepEqual(
+      hosts.filter((h) => h !== allowed),
+      [],
+      `requests sent with Host outside DESTINATION_HOSTS_TEAM: ${JSON.stringify(hosts)}`,
+    );
   });
 
   it('framing and hop-by-hop headers are refused in cluster documents too', async () => {
-    const headers = ['Transfer-Encoding: chunked', 'Content-Length: "0"', 'Connection: close', 'Proxy-Authorization: Basic eDp5', 'TE: trailers', 'Upgrade: h2c'];
-    const errors = await load(OWN_NAMESPACE, 'platform', rule(`  d:\n    url: ${sink.url}/platform\n    headers:\n${headers.map((h) => `      ${h}`).join('\n')}`));
+    const headers = [
+      'Transfer-Encoding: chunked',
+      'Content-Length: "0"',
+      'Connection: close',
+      'Proxy-Authorization: Basic eDp5',
+      'TE: trailers',
+      'Upgrade: h2c',
+    ];
+    const errors = await load(
+      OWN_NAMESPACE,
+      'platform',
+      rule(`  d:\n    url: ${sink.url}/platform\n    headers:\n${headers.map((h) => `      ${h}`).join('\n')}`),
+    );
     assert.equal(errors.filter((e) => /is set by the HTTP client/.test(e)).length, headers.length, errors.join('\n'));
   });
 
-  it('a team\'s tls.serverName other than the URL\'s host is refused; the URL\'s own host is accepted', async () => {
+  it("a team's tls.serverName other than the URL's host is refused; the URL's own host is accepted", async () => {
     const https = `https://${new URL(sink.url).host}/hook`;
     const other = await load('aac', 'sni', rule(`  d:\n    url: ${https}\n    tls:\n      serverName: vault.internal`));
     assert.match(other.join('\n'), /tls\.serverName: "vault\.internal" is not the URL's host/);
-    const same = await load('aad', 'sni', rule(`  d:\n    url: ${https}\n    tls:\n      serverName: ${new URL(sink.url).hostname}`));
-    assert.deepEqual(same.filter((e) => /serverName/.test(e)), []);
+    const same = await load(
+      'aad',
+      'sni',
+      rule(`  d:\n    url: ${https}\n    tls:\n      serverName: ${new URL(sink.url).hostname}`),
+    );
+    assert.deepEqual(
+      same.filter((e) => /serverName/.test(e)),
+      [],
+    );
   });
 
   it('control: a team document without such headers loads and delivers', async () => {
-    const errors = await load('aae', 'plain', rule(`  d:\n    url: ${sink.url}/plain\n    headers:\n      X-Team: aae`));
+    const errors = await load(
+      'aae',
+      'plain',
+      rule(`  d:\n    url: ${sink.url}/plain\n    headers:\n      X-Team: aae`),
+    );
     assert.deepEqual(errors, []);
     await svc.post(backoff('aae', 'web-1'));
     assert.equal(sink.received('/plain').length, 1);

@@ -18,7 +18,9 @@ import { createMetrics } from '../../src/metrics.js';
 
 const FETCH_TOKEN = 'service-account-token-never-to-another-host';
 
-async function listen(handle: (req: IncomingMessage, res: import('node:http').ServerResponse) => void): Promise<{ server: Server; url: string }> {
+async function listen(
+  handle: (req: IncomingMessage, res: import('node:http').ServerResponse) => void,
+): Promise<{ server: Server; url: string }> {
   const server = createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
@@ -46,7 +48,15 @@ describe('OIDC: the fetch token and the subjects', () => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ issuer: issuer.url, jwks_uri: `${keyHost.url}/keys` }));
     });
-    sign = () => new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setIssuer(issuer.url).setAudience('aud').setSubject('sa').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+    sign = () =>
+      new SignJWT({})
+        .setProtectedHeader({ alg: 'RS256', kid: 'k' })
+        .setIssuer(issuer.url)
+        .setAudience('aud')
+        .setSubject('sa')
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(privateKey);
   });
   after(async () => {
     for (const { server } of [issuer, keyHost]) {
@@ -57,7 +67,14 @@ describe('OIDC: the fetch token and the subjects', () => {
   });
 
   it('sends the fetch token to the issuer, not to a jwks_uri on another host', async () => {
-    const verifier = createOidcVerifier({ issuer: issuer.url, audience: 'aud', jwksUrl: '', subjects: ['sa'], caFile: '', fetchTokenFile: join(dir, 'token') });
+    const verifier = createOidcVerifier({
+      issuer: issuer.url,
+      audience: 'aud',
+      jwksUrl: '',
+      subjects: ['sa'],
+      caFile: '',
+      fetchTokenFile: join(dir, 'token'),
+    });
     assert.equal(await verifier.verify(await sign()), 'sa');
     assert.deepEqual(authorizations, [
       { at: 'issuer', authorization: `Bearer ${FETCH_TOKEN}` },
@@ -71,8 +88,16 @@ describe('OIDC: the fetch token and the subjects', () => {
     const oidc = { issuer: issuer.url, audience: 'aud', jwksUrl: '', subjects: [], caFile: '', fetchTokenFile: '' };
     createAuthenticators({ tokenFile: '', adminTokenFile: '', oidc }, createMetrics(), log);
     assert.equal(lines.filter((l) => /AUTH_OIDC_SUBJECTS is empty/.test(l)).length, 1);
-    createAuthenticators({ tokenFile: '', adminTokenFile: '', oidc: { ...oidc, anySubject: true } }, createMetrics(), log);
-    createAuthenticators({ tokenFile: '', adminTokenFile: '', oidc: { ...oidc, subjects: ['sa'] } }, createMetrics(), log);
+    createAuthenticators(
+      { tokenFile: '', adminTokenFile: '', oidc: { ...oidc, anySubject: true } },
+      createMetrics(),
+      log,
+    );
+    createAuthenticators(
+      { tokenFile: '', adminTokenFile: '', oidc: { ...oidc, subjects: ['sa'] } },
+      createMetrics(),
+      log,
+    );
     assert.equal(lines.filter((l) => /AUTH_OIDC_SUBJECTS is empty/.test(l)).length, 1);
   });
 });

@@ -31,7 +31,7 @@ describe('secret registry', () => {
     assert.equal(secrets.redact('abc def'), 'abc def');
   });
 
-  it('remembers a secret URL\'s path and query and its password, not only the whole URL', () => {
+  it("remembers a secret URL's path and query and its password, not only the whole URL", () => {
     const secrets = new SecretValues();
     secrets.rememberUrl('https://user:hunter22@hooks.example.com/services/T0/B0/XyZsecret?sig=abc');
     assert.equal(secrets.redact('POST /services/T0/B0/XyZsecret?sig=abc failed'), `POST ${REDACTED} failed`);
@@ -51,28 +51,41 @@ describe('secret registry', () => {
     secrets.remember('a"b\\c\nd-secret');
     const line = JSON.stringify({ msg: 'x', error: 'HTTP 500: you sent a"b\\c\nd-secret' });
     assert.deepEqual(JSON.parse(secrets.redact(line)), { msg: 'x', error: `HTTP 500: you sent ${REDACTED}` });
-    assert.deepEqual(JSON.parse(secrets.redactJson(`${line}\n`)), { msg: 'x', error: `HTTP 500: you sent ${REDACTED}` });
+    assert.deepEqual(JSON.parse(secrets.redactJson(`${line}\n`)), {
+      msg: 'x',
+      error: `HTTP 500: you sent ${REDACTED}`,
+    });
   });
 
   it('redactJson keeps a log line JSON when a remembered value looks like JSON itself (an hpa-sender template part)', () => {
     const secrets = new SecretValues();
     secrets.remember('{"name":"HPA Scaling","details":"');
     const line = `${JSON.stringify({ msg: 'sent', body: { name: 'HPA Scaling', details: 'x' }, echo: '{"name":"HPA Scaling","details":"x"}' })}\n`;
-    assert.throws(() => JSON.parse(secrets.redact(line)), 'replacing in the serialized text cuts through its structure');
+    assert.throws(
+      () => JSON.parse(secrets.redact(line)),
+      'replacing in the serialized text cuts through its structure',
+    );
     const redacted = secrets.redactJson(line);
     assert.ok(redacted.endsWith('}\n'));
-    assert.deepEqual(JSON.parse(redacted), { msg: 'sent', body: { name: 'HPA Scaling', details: 'x' }, echo: `${REDACTED}x"}` });
+    assert.deepEqual(JSON.parse(redacted), {
+      msg: 'sent',
+      body: { name: 'HPA Scaling', details: 'x' },
+      echo: `${REDACTED}x"}`,
+    });
     assert.equal(secrets.redactJson('{"nothing":"here"}'), '{"nothing":"here"}');
   });
 
-  it('never forgets a value: a namespace past its bound is refused, the platform\'s values stay hidden', () => {
+  it("never forgets a value: a namespace past its bound is refused, the platform's values stay hidden", () => {
     const secrets = new SecretValues();
     secrets.remember('platform-webhook-path-secret', 'platform');
     secrets.remember('env-token-secret');
     let added = 0;
-    assert.throws(() => {
-      for (; ; added++) secrets.remember(`team-value-${String(added).padStart(6, '0')}`, 'team-a');
-    }, (err: unknown) => err instanceof ConfigurationError && /namespace team-a: more than/.test(err.message));
+    assert.throws(
+      () => {
+        for (; ; added++) secrets.remember(`team-value-${String(added).padStart(6, '0')}`, 'team-a');
+      },
+      (err: unknown) => err instanceof ConfigurationError && /namespace team-a: more than/.test(err.message),
+    );
     assert.equal(added, MAX_FORMS_PER_SOURCE);
     assert.equal(secrets.redact('platform-webhook-path-secret env-token-secret'), `${REDACTED} ${REDACTED}`);
     secrets.remember('another-namespace-value', 'team-b'); // other namespaces are bounded on their own
@@ -88,7 +101,7 @@ describe('secret registry', () => {
     assert.equal(secrets.redactJson(line), JSON.stringify({ msg: `x ${REDACTED} ${REDACTED}` }));
   });
 
-  it('an error excerpt hides this request\'s own secret URL path and secret body by position, known or not', () => {
+  it("an error excerpt hides this request's own secret URL path and secret body by position, known or not", () => {
     const request = {
       method: 'POST',
       url: 'https://hooks.example/services/T0/B0/unregisteredSecretPath',
@@ -98,7 +111,10 @@ describe('secret registry', () => {
       secretUrl: true,
       secretFields: ['routing_key'],
     };
-    const excerpt = errorExcerpt('no webhook /services/T0/B0/unregisteredSecretPath; key unregistered-routing-key; hello', request);
+    const excerpt = errorExcerpt(
+      'no webhook /services/T0/B0/unregisteredSecretPath; key unregistered-routing-key; hello',
+      request,
+    );
     assert.equal(excerpt, `no webhook ${REDACTED}; key ${REDACTED}; hello`);
   });
 });

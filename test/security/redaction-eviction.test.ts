@@ -63,7 +63,11 @@ describe('redaction registry cannot be flooded by a team', () => {
     // The attacker: one HPA and one hpa-sender Secret, both in its own namespace (allowed for teams).
     const parts = Array.from({ length: 10_050 }, (_, i) => `f${String(i).padStart(5, '0')}`);
     fake.apply(secret('aaa', 'flood', { url: `${sink.url}/flood`, body: `"${parts.join('_message_')}"` }));
-    fake.apply({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'flood', namespace: 'aaa', annotations: { 'hpa-event': 'aaa/flood' } } });
+    fake.apply({
+      apiVersion: 'autoscaling/v2',
+      kind: 'HorizontalPodAutoscaler',
+      metadata: { name: 'flood', namespace: 'aaa', annotations: { 'hpa-event': 'aaa/flood' } },
+    });
     svc = await startService({
       rules: { 'hpa-sender-compat.yaml': HPA_SENDER_RULES, 'platform.yaml': platform },
       kube: connectionTo(fake),
@@ -93,8 +97,15 @@ describe('redaction registry cannot be flooded by a team', () => {
     const flood = await svc.post(hpaEvent('aaa', 'flood'));
     const answer = await victim;
     await new Promise((r) => setTimeout(r, 100)); // the log stream is asynchronous
-    assert.ok(JSON.stringify(svc.logs).includes('placeholders; at most'), JSON.stringify(svc.logs).slice(0, 3000) + flood.text);
+    assert.ok(
+      JSON.stringify(svc.logs).includes('placeholders; at most'),
+      JSON.stringify(svc.logs).slice(0, 3000) + flood.text,
+    );
     const leaked = [JSON.stringify(svc.logs), answer.text].filter((t) => t.includes('slackWebhookSecretXyZ123'));
-    assert.equal(leaked.length, 0, `secret URL path leaked: ${leaked.map((t) => t.slice(Math.max(0, t.indexOf('slackWebhook') - 200), t.indexOf('slackWebhook') + 40)).join(' ||| ')}`);
+    assert.equal(
+      leaked.length,
+      0,
+      `secret URL path leaked: ${leaked.map((t) => t.slice(Math.max(0, t.indexOf('slackWebhook') - 200), t.indexOf('slackWebhook') + 40)).join(' ||| ')}`,
+    );
   });
 });

@@ -35,7 +35,9 @@ const SECRETS = {
 };
 
 /** pieces: every 8-character window of every secret. */
-const PIECES = Object.values(SECRETS).flatMap((value) => Array.from({ length: value.length - 7 }, (_, i) => value.slice(i, i + 8)));
+const PIECES = Object.values(SECRETS).flatMap((value) =>
+  Array.from({ length: value.length - 7 }, (_, i) => value.slice(i, i + 8)),
+);
 
 function leaksIn(what: string, text: string): void {
   const found = PIECES.filter((piece) => text.includes(piece));
@@ -52,7 +54,9 @@ async function startEchoDestination(): Promise<{ url: string; received: string[]
     req.on('end', () => {
       const echo = `you sent ${req.method} ${req.url} authorization=${req.headers.authorization ?? ''} x-api-key=${String(req.headers['x-api-key'] ?? '')} body=${body}`;
       received.push(echo);
-      res.writeHead(req.url === '/echo-500' || req.url?.startsWith('/api/v2/event') ? 500 : 400, { 'content-type': 'text/plain' });
+      res.writeHead(req.url === '/echo-500' || req.url?.startsWith('/api/v2/event') ? 500 : 400, {
+        'content-type': 'text/plain',
+      });
       res.end(echo);
     });
   });
@@ -134,9 +138,22 @@ describe('secret values appear in no output', () => {
         body: `{"name":"HPA Scaling","apiKey":"${SECRETS.hpaBody}","details":"_message_"}`,
       }),
     );
-    fake.apply(secret('shop', 'broken-headers', { url: `${echo.url}/api/v2/event`, headers: SECRETS.hpaBrokenHeaders, body: '{}' }));
-    for (const [name, target] of [['checkout', 'shop/wavefront-hpe'], ['broken', 'shop/broken-headers']]) {
-      fake.apply({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name, namespace: 'shop', annotations: { 'hpa-event': target } } });
+    fake.apply(
+      secret('shop', 'broken-headers', {
+        url: `${echo.url}/api/v2/event`,
+        headers: SECRETS.hpaBrokenHeaders,
+        body: '{}',
+      }),
+    );
+    for (const [name, target] of [
+      ['checkout', 'shop/wavefront-hpe'],
+      ['broken', 'shop/broken-headers'],
+    ]) {
+      fake.apply({
+        apiVersion: 'autoscaling/v2',
+        kind: 'HorizontalPodAutoscaler',
+        metadata: { name, namespace: 'shop', annotations: { 'hpa-event': target } },
+      });
     }
     // A team document that does not compile: the Warning Event path carries something.
     fake.apply(ruleConfigMap('team-a', 'team-a-rules', { 'broken.yaml': 'rules: [ { name: x } ]' }));
@@ -165,7 +182,15 @@ describe('secret values appear in no output', () => {
     outputs.push({ what: `POST / (hpa-sender, headers not JSON) → ${broken.status}`, text: broken.text });
     assert.equal(broken.status, 204, 'a Secret that cannot be used is a permanent error');
     const seen = echo.received.join('\n');
-    for (const name of ['headerToken', 'routingKey', 'webhookPath', 'envKey', 'hpaUrl', 'hpaHeader', 'hpaBody'] as const) {
+    for (const name of [
+      'headerToken',
+      'routingKey',
+      'webhookPath',
+      'envKey',
+      'hpaUrl',
+      'hpaHeader',
+      'hpaBody',
+    ] as const) {
       assert.ok(seen.includes(SECRETS[name]), `the destination received ${name}`);
     }
     assert.ok(svc.lines.length > 0, 'the log destination wrote its line');
@@ -173,25 +198,44 @@ describe('secret values appear in no output', () => {
 
   it('POST /dry-run shows what would be sent, without the secrets', async () => {
     for (const fixture of [crashloop(2), hpaEvent('checkout', 2), hpaEvent('broken', 2)]) {
-      const response = await fetch(`${svc.url}/dry-run`, { method: 'POST', headers: fixture.headers, body: bodyOf(fixture) });
+      const response = await fetch(`${svc.url}/dry-run`, {
+        method: 'POST',
+        headers: fixture.headers,
+        body: bodyOf(fixture),
+      });
       const text = await response.text();
       assert.equal(response.status, 200, text);
       outputs.push({ what: `/dry-run ${fixture.headers['ce-id']}`, text });
     }
     const report = JSON.parse(outputs.at(-2)!.text) as { events: { actions: { request?: { body: unknown } }[] }[] };
-    assert.equal(report.events[0].actions[0].request?.body, '[redacted]', 'the hpa-sender body template comes from a Secret: shown redacted whole');
+    assert.equal(
+      report.events[0].actions[0].request?.body,
+      '[redacted]',
+      'the hpa-sender body template comes from a Secret: shown redacted whole',
+    );
     assert.match(outputs.at(-1)!.text, /key headers: not JSON/, 'the parse error still says what is wrong');
   });
 
-  it('the playground renders drafts with the service\'s Secrets and shows the received events, without the secrets', async () => {
-    for (const [document, fixture] of [[rules(echo.url), crashloop(4)], [HPA_SENDER_RULES, hpaEvent('checkout', 4)], [HPA_SENDER_RULES, hpaEvent('broken', 4)]] as const) {
-      const response = await fetch(`${svc.url}/playground/api/evaluate`, { method: 'POST', body: JSON.stringify({ document, event: JSON.stringify(fixture) }) });
+  it("the playground renders drafts with the service's Secrets and shows the received events, without the secrets", async () => {
+    for (const [document, fixture] of [
+      [rules(echo.url), crashloop(4)],
+      [HPA_SENDER_RULES, hpaEvent('checkout', 4)],
+      [HPA_SENDER_RULES, hpaEvent('broken', 4)],
+    ] as const) {
+      const response = await fetch(`${svc.url}/playground/api/evaluate`, {
+        method: 'POST',
+        body: JSON.stringify({ document, event: JSON.stringify(fixture) }),
+      });
       const text = await response.text();
       assert.equal(response.status, 200, text);
       assert.match(text, /"rendered"|not JSON/, 'the draft was rendered');
       outputs.push({ what: `playground evaluate ${fixture.headers['ce-id']}`, text });
     }
-    assert.match(outputs.find((o) => o.what === 'playground evaluate leak-pod-4')!.text, /\[redacted\]/, 'the draft read the Secrets and shows them redacted');
+    assert.match(
+      outputs.find((o) => o.what === 'playground evaluate leak-pod-4')!.text,
+      /\[redacted\]/,
+      'the draft read the Secrets and shows them redacted',
+    );
     const recent = await fetch(`${svc.url}/playground/api/recent`);
     outputs.push({ what: 'playground recent events', text: await recent.text() });
   });
@@ -201,14 +245,21 @@ describe('secret values appear in no output', () => {
     const secretsFile = join(dir, 'secrets.yaml');
     const eventFile = join(dir, 'event.json');
     await writeFile(rulesFile, rules(echo.url));
-    await writeFile(secretsFile, `apiVersion: v1\nkind: Secret\nmetadata: { name: team-tokens }\nstringData: ${JSON.stringify(teamTokens(echo.url))}\n`);
+    await writeFile(
+      secretsFile,
+      `apiVersion: v1\nkind: Secret\nmetadata: { name: team-tokens }\nstringData: ${JSON.stringify(teamTokens(echo.url))}\n`,
+    );
     await writeFile(eventFile, JSON.stringify(crashloop(3)));
     const previous = process.env.API_KEY;
     process.env.API_KEY = SECRETS.envKey;
     try {
       for (const json of [[], ['--json']]) {
         const printed: string[] = [];
-        const code = await testCommand(['--rules', rulesFile, '--secrets', secretsFile, ...json, eventFile], (line) => printed.push(line), async () => '');
+        const code = await testCommand(
+          ['--rules', rulesFile, '--secrets', secretsFile, ...json, eventFile],
+          (line) => printed.push(line),
+          async () => '',
+        );
         assert.equal(code, 0, printed.join('\n'));
         assert.match(printed.join('\n'), /echo-500/);
         outputs.push({ what: `CLI test ${json.join(' ')}`, text: printed.join('\n') });
@@ -223,16 +274,25 @@ describe('secret values appear in no output', () => {
     const status = await fetch(`${svc.url}/status`);
     outputs.push({ what: '/status', text: await status.text() });
     await waitUntil('Warning Event recorded', () => fake.list('v1', 'Event').some((e) => e.type === 'Warning'));
-    outputs.push({ what: 'Warning Events', text: JSON.stringify(fake.list('v1', 'Event').filter((e) => e.type === 'Warning')) });
+    outputs.push({
+      what: 'Warning Events',
+      text: JSON.stringify(fake.list('v1', 'Event').filter((e) => e.type === 'Warning')),
+    });
     outputs.push({ what: 'log records', text: svc.logs.map((l) => JSON.stringify(l)).join('\n') });
     outputs.push({ what: 'log destination lines', text: svc.lines.map((l) => JSON.stringify(l)).join('\n') });
-    assert.ok(svc.logs.some((l) => l.msg === 'delivery failed; the Broker will redeliver'), 'the failed deliveries were logged');
-    assert.ok(svc.logs.some((l) => l.msg === 'delivery rejected by the destination; not retried'), 'the rejected deliveries were logged');
+    assert.ok(
+      svc.logs.some((l) => l.msg === 'delivery failed; the Broker will redeliver'),
+      'the failed deliveries were logged',
+    );
+    assert.ok(
+      svc.logs.some((l) => l.msg === 'delivery rejected by the destination; not retried'),
+      'the rejected deliveries were logged',
+    );
     assert.ok(outputs.length >= 14, `every path was exercised (${outputs.map((o) => o.what).join(', ')})`);
     for (const { what, text } of outputs) leaksIn(what, text);
   });
 
-  it('the 503 detail names the rule, destination and status, never the destination\'s answer', () => {
+  it("the 503 detail names the rule, destination and status, never the destination's answer", () => {
     const answer = outputs.find((o) => o.what.startsWith('POST / (crashloop)'))!;
     const detail = (JSON.parse(answer.text) as { detail: string }).detail;
     assert.match(detail, /rule crashloops → destination echo-500: HTTP 500/);

@@ -16,9 +16,12 @@ destinations:
   hook: { url: ${url}/shadow }
 shadow: true
 rules:
-${Array.from({ length: count }, (_, i) => `  - name: ${prefix}-${i}
+${Array.from(
+  { length: count },
+  (_, i) => `  - name: ${prefix}-${i}
     conditions: { all: [ { fact: event, path: $.reason, operator: equal, value: BackOff } ] }
-    actions: [ { destination: hook, body: '{"r": reason}' } ]`).join('\n')}
+    actions: [ { destination: hook, body: '{"r": reason}' } ]`,
+).join('\n')}
 `;
 
 describe('shadow rules count against TEAM_MAX_RULES', () => {
@@ -29,7 +32,13 @@ describe('shadow rules count against TEAM_MAX_RULES', () => {
     fake = await startFakeKubeApi();
     sink = await startCaptureSink();
     const defaults = loadConfig({});
-    svc = await startService({ kube: connectionTo(fake), config: { kube: { ...defaults.kube, relistAfterMs: 60_000 }, tenancy: { ...defaults.tenancy, rulesPerNamespace: 10 } } });
+    svc = await startService({
+      kube: connectionTo(fake),
+      config: {
+        kube: { ...defaults.kube, relistAfterMs: 60_000 },
+        tenancy: { ...defaults.tenancy, rulesPerNamespace: 10 },
+      },
+    });
   });
   after(async () => {
     await svc.stop();
@@ -41,18 +50,52 @@ describe('shadow rules count against TEAM_MAX_RULES', () => {
     const data: Record<string, string> = {};
     for (let k = 0; k < 3; k++) data[`s${k}.yaml`] = shadowDoc(`s${k}`, 200, sink.url);
     fake.apply(ruleConfigMap('aaa', 'shadows', data));
-    await waitUntil('loaded', () => svc.service.store.status().filter((s) => s.source.startsWith('configmap:aaa/shadows/')).length === 3, 10_000);
+    await waitUntil(
+      'loaded',
+      () => svc.service.store.status().filter((s) => s.source.startsWith('configmap:aaa/shadows/')).length === 3,
+      10_000,
+    );
     const inForce = svc.service.store.current.rules.filter((r) => r.scope === 'aaa').length;
     const errors = svc.service.store.status().flatMap((s) => s.errors);
     assert.ok(inForce <= 10, `rules of namespace aaa in force: ${inForce} (TEAM_MAX_RULES=10)`);
-    assert.equal(errors.filter((e) => /namespace aaa would have 200 rules \(200 of this document's shadow rules included\).*TEAM_MAX_RULES/.test(e)).length, 3, errors.join('\n'));
+    assert.equal(
+      errors.filter((e) =>
+        /namespace aaa would have 200 rules \(200 of this document's shadow rules included\).*TEAM_MAX_RULES/.test(e),
+      ).length,
+      3,
+      errors.join('\n'),
+    );
   });
 
   it('shadow rules within the quota are in force, twins of live rules included', async () => {
-    fake.apply(ruleConfigMap('aab', 'small', { 'live.yaml': shadowDoc('r', 4, sink.url).replace('shadow: true\n', ''), 'shadow.yaml': shadowDoc('r', 4, sink.url) }));
-    await waitUntil('loaded', () => svc.service.store.current.rules.filter((r) => r.scope === 'aab').length === 8, 10_000);
+    fake.apply(
+      ruleConfigMap('aab', 'small', {
+        'live.yaml': shadowDoc('r', 4, sink.url).replace('shadow: true\n', ''),
+        'shadow.yaml': shadowDoc('r', 4, sink.url),
+      }),
+    );
+    await waitUntil(
+      'loaded',
+      () => svc.service.store.current.rules.filter((r) => r.scope === 'aab').length === 8,
+      10_000,
+    );
     const tooMany = shadowDoc('x', 3, sink.url);
-    fake.apply(ruleConfigMap('aab', 'small', { 'live.yaml': shadowDoc('r', 4, sink.url).replace('shadow: true\n', ''), 'shadow.yaml': shadowDoc('r', 4, sink.url), 'z.yaml': tooMany }));
-    await waitUntil('rejected', () => svc.service.store.status().some((s) => s.source === 'configmap:aab/small/z.yaml' && s.errors.some((e) => /would have 11 rules/.test(e))), 10_000);
+    fake.apply(
+      ruleConfigMap('aab', 'small', {
+        'live.yaml': shadowDoc('r', 4, sink.url).replace('shadow: true\n', ''),
+        'shadow.yaml': shadowDoc('r', 4, sink.url),
+        'z.yaml': tooMany,
+      }),
+    );
+    await waitUntil(
+      'rejected',
+      () =>
+        svc.service.store
+          .status()
+          .some(
+            (s) => s.source === 'configmap:aab/small/z.yaml' && s.errors.some((e) => /would have 11 rules/.test(e)),
+          ),
+      10_000,
+    );
   });
 });

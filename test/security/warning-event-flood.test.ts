@@ -23,7 +23,10 @@ describe('a team cannot flood Warning Events or metric series with rule document
     const defaults = loadConfig({});
     svc = await startService({
       kube: connectionTo(fake),
-      config: { kube: { ...defaults.kube, relistAfterMs: 60_000, requestsPerSecond: 5, burst: 10 }, tenancy: { ...defaults.tenancy, documentsPerNamespace: 5 } },
+      config: {
+        kube: { ...defaults.kube, relistAfterMs: 60_000, requestsPerSecond: 5, burst: 10 },
+        tenancy: { ...defaults.tenancy, documentsPerNamespace: 5 },
+      },
     });
   });
   after(async () => {
@@ -36,27 +39,49 @@ describe('a team cannot flood Warning Events or metric series with rule document
     for (let i = 0; i < 400; i++) data[`k${String(i).padStart(3, '0')}.yaml`] = `rules: [ { name: x${i} } ]`;
     const before = fake.count('POST', /\/namespaces\/aaa\/events$/);
     fake.apply(ruleConfigMap('aaa', 'spam', data));
-    await waitUntil('judged', () => svc.service.store.status().filter((s) => s.source.startsWith('configmap:aaa/spam/') && s.errors.length > 0).length === 5, 20_000);
+    await waitUntil(
+      'judged',
+      () =>
+        svc.service.store.status().filter((s) => s.source.startsWith('configmap:aaa/spam/') && s.errors.length > 0)
+          .length === 5,
+      20_000,
+    );
     await waitUntil('Warning Event', () => fake.count('POST', /\/namespaces\/aaa\/events$/) > before, 5000);
     await new Promise((r) => setTimeout(r, 1000)); // anything more would arrive now
     const events = fake.count('POST', /\/namespaces\/aaa\/events$/) - before;
     const sources = svc.service.store.status().filter((s) => s.source.startsWith('configmap:aaa/spam/')).length;
-    const series = (await (await fetch(`${svc.url}/metrics`)).text()).split('\n').filter((l) => l.startsWith('kube_event_rules_rule_load_errors{source="configmap:aaa/spam/')).length;
+    const series = (await (await fetch(`${svc.url}/metrics`)).text())
+      .split('\n')
+      .filter((l) => l.startsWith('kube_event_rules_rule_load_errors{source="configmap:aaa/spam/')).length;
     assert.equal(sources, 5, 'TEAM_MAX_DOCUMENTS=5 documents loaded');
     assert.ok(series <= 5, `rule_load_errors series: ${series}`);
     // One Event gathers the keys rejected together (two if a key is judged after the gathering moment).
     assert.ok(events >= 1 && events <= 2, `Warning Event creates: ${events}`);
-    assert.ok(fake.list('v1', 'Event').some((e) => /TEAM_MAX_DOCUMENTS/.test(String(e.message))), 'the quota is in a Warning Event');
-    assert.match(JSON.stringify(svc.logs), /namespace aaa would have 400 rule documents; at most 5 are allowed per team namespace \(TEAM_MAX_DOCUMENTS\): 395 key\(s\) not loaded/);
+    assert.ok(
+      fake.list('v1', 'Event').some((e) => /TEAM_MAX_DOCUMENTS/.test(String(e.message))),
+      'the quota is in a Warning Event',
+    );
+    assert.match(
+      JSON.stringify(svc.logs),
+      /namespace aaa would have 400 rule documents; at most 5 are allowed per team namespace \(TEAM_MAX_DOCUMENTS\): 395 key\(s\) not loaded/,
+    );
   });
 
-  it('Warning Events take tokens of the API rate limit: with 3 tokens and no refill, 3 of 10 ConfigMaps\' Events are created', async () => {
+  it("Warning Events take tokens of the API rate limit: with 3 tokens and no refill, 3 of 10 ConfigMaps' Events are created", async () => {
     const bucket = new TokenBucket(0.001, 3);
     const reporter = createRuleErrorReporter(fake.kubeConfig(), pino({ level: 'silent' }), bucket);
     const before = fake.count('POST', /\/namespaces\/ccc\/events$/);
     for (let i = 0; i < 10; i++) {
-      reporter.report({ metadata: { name: `cm-${i}`, namespace: 'ccc', uid: `u${i}`, resourceVersion: '1' }, data: { 'r.yaml': '' } }, 'r.yaml', ['broken']);
-      reporter.report({ metadata: { name: `cm-${i}`, namespace: 'ccc', uid: `u${i}`, resourceVersion: '1' }, data: { 'r.yaml': '' } }, 'r.yaml', ['broken again']);
+      reporter.report(
+        { metadata: { name: `cm-${i}`, namespace: 'ccc', uid: `u${i}`, resourceVersion: '1' }, data: { 'r.yaml': '' } },
+        'r.yaml',
+        ['broken'],
+      );
+      reporter.report(
+        { metadata: { name: `cm-${i}`, namespace: 'ccc', uid: `u${i}`, resourceVersion: '1' }, data: { 'r.yaml': '' } },
+        'r.yaml',
+        ['broken again'],
+      );
     }
     await waitUntil('created', () => fake.count('POST', /\/namespaces\/ccc\/events$/) - before >= 3, 5000);
     await new Promise((r) => setTimeout(r, 800)); // anything more would arrive now

@@ -70,7 +70,8 @@ describe('HashedTable', () => {
           const slot = table.find(key);
           const expected = model.get(key);
           assert.equal(slot >= 0, expected !== undefined, `step ${step}: ${key} present`);
-          if (expected) assert.deepEqual([table.get(slot, 0), table.get(slot, 1)], expected, `step ${step}: ${key} fields`);
+          if (expected)
+            assert.deepEqual([table.get(slot, 0), table.get(slot, 1)], expected, `step ${step}: ${key} fields`);
         }
         assert.equal(table.size, model.size, `step ${step}: size`);
       }
@@ -89,15 +90,24 @@ describe('HashedTable', () => {
     const table = new HashedTable(3, 0);
     for (const key of ['a', 'b', 'c']) table.write(key);
     table.write('a'); // the last three writes are b, c, a: b is now the least recently written
-    assert.deepEqual(['a', 'b', 'c'].filter((key) => table.find(key) >= 0), ['a', 'b', 'c']);
+    assert.deepEqual(
+      ['a', 'b', 'c'].filter((key) => table.find(key) >= 0),
+      ['a', 'b', 'c'],
+    );
     table.write('d');
-    assert.deepEqual(['a', 'b', 'c', 'd'].filter((key) => table.find(key) >= 0), ['a', 'c', 'd']);
+    assert.deepEqual(
+      ['a', 'b', 'c', 'd'].filter((key) => table.find(key) >= 0),
+      ['a', 'c', 'd'],
+    );
     assert.equal(table.size, 3);
   });
 
   it('tells apart 200,000 similar keys (no hash collisions among occurrence-shaped keys)', () => {
     const table = new HashedTable(200_000, 1);
-    const key = (i: number) => `2f0c8a4e-${(i % 1000).toString().padStart(4, '0')}-4b1c-9d0e-${Math.floor(i / 1000).toString().padStart(12, '0')}/${i % 7}|team-3-rule-42|0`;
+    const key = (i: number) =>
+      `2f0c8a4e-${(i % 1000).toString().padStart(4, '0')}-4b1c-9d0e-${Math.floor(i / 1000)
+        .toString()
+        .padStart(12, '0')}/${i % 7}|team-3-rule-42|0`;
     for (let i = 0; i < 200_000; i++) table.set(table.write(key(i)), 0, i);
     assert.equal(table.size, 200_000);
     for (let i = 0; i < 200_000; i++) assert.equal(table.get(table.find(key(i))), i);

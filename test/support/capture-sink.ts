@@ -13,7 +13,11 @@ export interface Captured {
   json(): unknown;
 }
 
-export type Behaviour = number | { status: number; retryAfter?: string; body?: string; delayMs?: number; headers?: Record<string, string> } | 'hang' | 'reset';
+export type Behaviour =
+  | number
+  | { status: number; retryAfter?: string; body?: string; delayMs?: number; headers?: Record<string, string> }
+  | 'hang'
+  | 'reset';
 
 export interface CaptureSink {
   url: string;
@@ -42,7 +46,13 @@ export async function startCaptureSink(): Promise<CaptureSink> {
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       const path = (req.url ?? '/').split('?')[0];
-      requests.push({ method: req.method ?? '', path, headers: req.headers, body, json: () => JSON.parse(body) as unknown });
+      requests.push({
+        method: req.method ?? '',
+        path,
+        headers: req.headers,
+        body,
+        json: () => JSON.parse(body) as unknown,
+      });
       const behaviour = queues.get(path)?.shift() ?? fixed.get(path) ?? 200;
       if (behaviour === 'hang') {
         hanging.set(res, path);
@@ -84,7 +94,8 @@ export async function startCaptureSink(): Promise<CaptureSink> {
     async waitFor(path, count, timeoutMs = 5000) {
       const end = Date.now() + timeoutMs;
       while (received(path).length < count) {
-        if (Date.now() > end) throw new Error(`waited ${timeoutMs} ms for ${count} requests to ${path}, got ${received(path).length}`);
+        if (Date.now() > end)
+          throw new Error(`waited ${timeoutMs} ms for ${count} requests to ${path}, got ${received(path).length}`);
         await new Promise((r) => setTimeout(r, 10));
       }
       return received(path);

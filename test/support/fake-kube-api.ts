@@ -32,12 +32,30 @@ const RESOURCES: Resource[] = [
   { group: 'events.k8s.io', version: 'v1', plural: 'events', kind: 'Event', namespaced: true },
   { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true },
   { group: 'apps', version: 'v1', plural: 'replicasets', kind: 'ReplicaSet', namespaced: true },
-  { group: 'autoscaling', version: 'v2', plural: 'horizontalpodautoscalers', kind: 'HorizontalPodAutoscaler', namespaced: true },
+  {
+    group: 'autoscaling',
+    version: 'v2',
+    plural: 'horizontalpodautoscalers',
+    kind: 'HorizontalPodAutoscaler',
+    namespaced: true,
+  },
   { group: 'batch', version: 'v1', plural: 'jobs', kind: 'Job', namespaced: true },
   { group: 'batch', version: 'v1', plural: 'cronjobs', kind: 'CronJob', namespaced: true },
 ];
 
-export type KubeObject = { apiVersion?: string; kind?: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string; uid?: string; [k: string]: unknown }; [k: string]: unknown };
+export type KubeObject = {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    resourceVersion?: string;
+    uid?: string;
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+};
 
 interface Watcher {
   resource: Resource;
@@ -91,7 +109,8 @@ export interface FakeKubeApi {
 }
 
 const apiVersionOf = (r: Resource) => (r.group ? `${r.group}/${r.version}` : r.version);
-const keyOf = (r: Resource, namespace: string | undefined, name: string) => `${apiVersionOf(r)}/${r.plural}/${namespace ?? ''}/${name}`;
+const keyOf = (r: Resource, namespace: string | undefined, name: string) =>
+  `${apiVersionOf(r)}/${r.plural}/${namespace ?? ''}/${name}`;
 
 function matchesSelector(labels: Record<string, string> | undefined, selector: string | null): boolean {
   if (!selector) return true;
@@ -110,7 +129,9 @@ function matchesSelector(labels: Record<string, string> | undefined, selector: s
 }
 
 /** extraResources: kinds served besides the built-in ones (a custom resource, say). */
-export async function startFakeKubeApi({ extraResources = [] }: { extraResources?: Resource[] } = {}): Promise<FakeKubeApi> {
+export async function startFakeKubeApi({
+  extraResources = [],
+}: { extraResources?: Resource[] } = {}): Promise<FakeKubeApi> {
   const resources = [...RESOURCES, ...extraResources];
   const objects = new Map<string, KubeObject>();
   const history: { rv: number; type: string; resource: Resource; object: KubeObject }[] = [];
@@ -125,7 +146,15 @@ export async function startFakeKubeApi({ extraResources = [] }: { extraResources
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   };
-  const statusBody = (code: number, reason: string, message: string) => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason, message, code });
+  const statusBody = (code: number, reason: string, message: string) => ({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    reason,
+    message,
+    code,
+  });
 
   const resourceFor = (apiVersion: string, kindOrPlural: string) =>
     resources.find((r) => apiVersionOf(r) === apiVersion && (r.kind === kindOrPlural || r.plural === kindOrPlural));
@@ -143,7 +172,11 @@ export async function startFakeKubeApi({ extraResources = [] }: { extraResources
   function apply(object: KubeObject): KubeObject {
     const resource = resourceFor(object.apiVersion ?? 'v1', object.kind ?? '');
     if (!resource) throw new Error(`fake API: unknown ${object.apiVersion} ${object.kind}`);
-    const key = keyOf(resource, resource.namespaced ? object.metadata.namespace ?? 'default' : undefined, object.metadata.name);
+    const key = keyOf(
+      resource,
+      resource.namespaced ? (object.metadata.namespace ?? 'default') : undefined,
+      object.metadata.name,
+    );
     const previous = objects.get(key);
     const stored: KubeObject = structuredClone({
       ...object,
@@ -154,7 +187,9 @@ export async function startFakeKubeApi({ extraResources = [] }: { extraResources
         ...(resource.namespaced ? { namespace: object.metadata.namespace ?? 'default' } : {}),
         uid: previous?.metadata.uid ?? object.metadata.uid ?? `uid-${++uid}`,
         resourceVersion: String(++rv),
-        creationTimestamp: (previous?.metadata.creationTimestamp as string | undefined) ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        creationTimestamp:
+          (previous?.metadata.creationTimestamp as string | undefined) ??
+          new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
       },
     });
     objects.set(key, stored);
@@ -185,18 +220,32 @@ export async function startFakeKubeApi({ extraResources = [] }: { extraResources
       return;
     }
     const path = url.pathname.replace(/\/$/, '');
-    if (path === '/version') return json(res, 200, { major: '1', minor: '34', gitVersion: 'v1.34.0-fake', platform: 'linux/amd64' });
-    if (path === '/api') return json(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1' }] });
+    if (path === '/version')
+      return json(res, 200, { major: '1', minor: '34', gitVersion: 'v1.34.0-fake', platform: 'linux/amd64' });
+    if (path === '/api')
+      return json(res, 200, {
+        kind: 'APIVersions',
+        versions: ['v1'],
+        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1' }],
+      });
     if (path === '/apis') {
       const groups = [...new Set(resources.filter((r) => r.group).map((r) => r.group))].map((name) => {
         const version = resources.find((r) => r.group === name)!.version;
-        return { name, versions: [{ groupVersion: `${name}/${version}`, version }], preferredVersion: { groupVersion: `${name}/${version}`, version } };
+        return {
+          name,
+          versions: [{ groupVersion: `${name}/${version}`, version }],
+          preferredVersion: { groupVersion: `${name}/${version}`, version },
+        };
       });
       return json(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups });
     }
-    if (path === '/version') return json(res, 200, { major: '1', minor: '32', gitVersion: 'v1.32.0-fake', platform: 'linux/amd64' });
-    const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))(?:\/namespaces\/([^/]+))?(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(path);
-    if (!m) return json(res, 404, statusBody(404, 'NotFound', `the server could not find the requested resource (${path})`));
+    if (path === '/version')
+      return json(res, 200, { major: '1', minor: '32', gitVersion: 'v1.32.0-fake', platform: 'linux/amd64' });
+    const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))(?:\/namespaces\/([^/]+))?(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(
+      path,
+    );
+    if (!m)
+      return json(res, 404, statusBody(404, 'NotFound', `the server could not find the requested resource (${path})`));
     const apiVersion = m[1] ?? `${m[2]}/${m[3]}`;
     let [namespace, plural, name]: (string | undefined)[] = [m[4], m[5], m[6]];
     if (!plural && namespace && !name) {
@@ -204,18 +253,30 @@ export async function startFakeKubeApi({ extraResources = [] }: { extraResources
       [plural, name, namespace] = ['namespaces', namespace, undefined];
     }
     if (!plural) {
-      const listed = resources.filter((r) => apiVersionOf(r) === apiVersion).map((r) => ({ name: r.plural, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }));
+      const listed = resources
+        .filter((r) => apiVersionOf(r) === apiVersion)
+        .map((r) => ({
+          name: r.plural,
+          singularName: '',
+          namespaced: r.namespaced,
+          kind: r.kind,
+          verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+        }));
       return json(res, 200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: apiVersion, resources: listed });
     }
     const resource = resourceFor(apiVersion, plural);
-    if (!resource) return json(res, 404, statusBody(404, 'NotFound', `the server could not find the requested resource`));
+    if (!resource)
+      return json(res, 404, statusBody(404, 'NotFound', `the server could not find the requested resource`));
     if (name) {
       const key = keyOf(resource, namespace, name);
       if (method === 'GET') {
         const object = objects.get(key);
-        return object ? json(res, 200, object) : json(res, 404, statusBody(404, 'NotFound', `${resource.plural} "${name}" not found`));
+        return object
+          ? json(res, 200, object)
+          : json(res, 404, statusBody(404, 'NotFound', `${resource.plural} "${name}" not found`));
       }
-      if (method === 'PUT') return json(res, 200, apply({ ...(JSON.parse(body) as KubeObject), apiVersion, kind: resource.kind }));
+      if (method === 'PUT')
+        return json(res, 200, apply({ ...(JSON.parse(body) as KubeObject), apiVersion, kind: resource.kind }));
       if (method === 'DELETE') {
         remove(apiVersion, resource.kind, namespace, name);
         return json(res, 200, { kind: 'Status', apiVersion: 'v1', status: 'Success' });
@@ -223,25 +284,45 @@ export async function startFakeKubeApi({ extraResources = [] }: { extraResources
     }
     if (method === 'POST') {
       const object = JSON.parse(body) as KubeObject;
-      if (!object.metadata.name && typeof object.metadata.generateName === 'string') object.metadata.name = `${object.metadata.generateName}${Math.random().toString(36).slice(2, 7)}`;
-      return json(res, 201, apply({ ...object, apiVersion, kind: resource.kind, metadata: { ...object.metadata, namespace: namespace ?? object.metadata.namespace } }));
+      if (!object.metadata.name && typeof object.metadata.generateName === 'string')
+        object.metadata.name = `${object.metadata.generateName}${Math.random().toString(36).slice(2, 7)}`;
+      return json(
+        res,
+        201,
+        apply({
+          ...object,
+          apiVersion,
+          kind: resource.kind,
+          metadata: { ...object.metadata, namespace: namespace ?? object.metadata.namespace },
+        }),
+      );
     }
     const selector = url.searchParams.get('labelSelector');
-    const inScope = (o: KubeObject) => (!namespace || o.metadata.namespace === namespace) && matchesSelector(o.metadata.labels, selector);
+    const inScope = (o: KubeObject) =>
+      (!namespace || o.metadata.namespace === namespace) && matchesSelector(o.metadata.labels, selector);
     if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') {
       res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
       res.flushHeaders();
       const from = Number(url.searchParams.get('resourceVersion') ?? 0);
       for (const h of history) {
-        if (h.rv > from && h.resource === resource && inScope(h.object)) res.write(`${JSON.stringify({ type: h.type, object: h.object })}\n`);
+        if (h.rv > from && h.resource === resource && inScope(h.object))
+          res.write(`${JSON.stringify({ type: h.type, object: h.object })}\n`);
       }
       const watcher: Watcher = { resource, namespace, selector, res };
       watchers.add(watcher);
       res.on('close', () => watchers.delete(watcher));
       return;
     }
-    const items = [...objects.entries()].filter(([k]) => k.startsWith(`${apiVersion}/${resource.plural}/`)).map(([, o]) => o).filter(inScope);
-    return json(res, 200, { kind: `${resource.kind}List`, apiVersion, metadata: { resourceVersion: String(rv) }, items });
+    const items = [...objects.entries()]
+      .filter(([k]) => k.startsWith(`${apiVersion}/${resource.plural}/`))
+      .map(([, o]) => o)
+      .filter(inScope);
+    return json(res, 200, {
+      kind: `${resource.kind}List`,
+      apiVersion,
+      metadata: { resourceVersion: String(rv) },
+      items,
+    });
   }
 
   const server: Server = createServer((req, res) => {
@@ -268,7 +349,10 @@ export async function startFakeKubeApi({ extraResources = [] }: { extraResources
     async kubeconfigFile() {
       const dir = await mkdtemp(join(tmpdir(), 'fake-kube-'));
       const file = join(dir, 'kubeconfig');
-      await writeFile(file, `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "${url}", insecure-skip-tls-verify: true}}]\nusers: [{name: fake, user: {token: fake-token}}]\ncontexts: [{name: fake, context: {cluster: fake, user: fake, namespace: observability}}]\ncurrent-context: fake\n`);
+      await writeFile(
+        file,
+        `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "${url}", insecure-skip-tls-verify: true}}]\nusers: [{name: fake, user: {token: fake-token}}]\ncontexts: [{name: fake, context: {cluster: fake, user: fake, namespace: observability}}]\ncurrent-context: fake\n`,
+      );
       return file;
     },
     requests,
@@ -277,8 +361,10 @@ export async function startFakeKubeApi({ extraResources = [] }: { extraResources
     remove,
     get: (apiVersion, kind, namespace, name) => objects.get(keyOf(resourceFor(apiVersion, kind)!, namespace, name)),
     list: (apiVersion, kind) => [...objects.values()].filter((o) => o.apiVersion === apiVersion && o.kind === kind),
-    fail: (method, path, status, times = 1, headers = {}) => void faults.push({ method, path, status, remaining: times, headers }),
-    hang: (method, path, times = Number.POSITIVE_INFINITY) => void faults.push({ method, path, status: 'hang', remaining: times, headers: {} }),
+    fail: (method, path, status, times = 1, headers = {}) =>
+      void faults.push({ method, path, status, remaining: times, headers }),
+    hang: (method, path, times = Number.POSITIVE_INFINITY) =>
+      void faults.push({ method, path, status: 'hang', remaining: times, headers: {} }),
     clearFaults: () => void faults.splice(0),
     down() {
       isDown = true;
@@ -288,7 +374,8 @@ export async function startFakeKubeApi({ extraResources = [] }: { extraResources
     up() {
       isDown = false;
     },
-    openConnections: () => new Promise((resolve, reject) => server.getConnections((err, count) => (err ? reject(err) : resolve(count)))),
+    openConnections: () =>
+      new Promise((resolve, reject) => server.getConnections((err, count) => (err ? reject(err) : resolve(count)))),
     watcherCount: () => watchers.size,
     async waitForWatchers(count, timeoutMs = 5000) {
       const end = Date.now() + timeoutMs;
@@ -300,7 +387,9 @@ export async function startFakeKubeApi({ extraResources = [] }: { extraResources
     endWatches: () => [...watchers].forEach((w) => w.res.end()),
     expireWatches: () =>
       [...watchers].forEach((w) => {
-        w.res.write(`${JSON.stringify({ type: 'ERROR', object: statusBody(410, 'Expired', 'too old resource version') })}\n`);
+        w.res.write(
+          `${JSON.stringify({ type: 'ERROR', object: statusBody(410, 'Expired', 'too old resource version') })}\n`,
+        );
         w.res.end();
       }),
     resetWatches: () => [...watchers].forEach((w) => w.res.destroy()),

@@ -18,7 +18,9 @@ export function loadFixture(name: string, dir = EXAMPLES_DIR): EventFixture {
 }
 
 export function fixtureNames(dir = EXAMPLES_DIR): string[] {
-  return readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
 }
 
 /** bodyOf gives the request body as sent on the wire. */

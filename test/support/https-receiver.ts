@@ -17,7 +17,12 @@ export interface HttpsReceiver {
   close(): Promise<void>;
 }
 
-export async function startHttpsReceiver(options: { cert: string; key: string; clientCa?: string; port?: number }): Promise<HttpsReceiver> {
+export async function startHttpsReceiver(options: {
+  cert: string;
+  key: string;
+  clientCa?: string;
+  port?: number;
+}): Promise<HttpsReceiver> {
   const received: HttpsReceiver['received'] = [];
   const sockets = new Map<TLSSocket, number>();
   let accepted = 0;
@@ -36,7 +41,12 @@ export async function startHttpsReceiver(options: { cert: string; key: string; c
     req.on('end', () => {
       const socket = req.socket as TLSSocket;
       const peer = options.clientCa ? socket.getPeerCertificate() : undefined;
-      received.push({ path: req.url ?? '', body, connection: sockets.get(socket) ?? 0, clientCn: peer?.subject?.CN as string | undefined });
+      received.push({
+        path: req.url ?? '',
+        body,
+        connection: sockets.get(socket) ?? 0,
+        clientCn: peer?.subject?.CN as string | undefined,
+      });
       res.writeHead(204).end();
     });
   });
@@ -48,7 +58,8 @@ export async function startHttpsReceiver(options: { cert: string; key: string; c
     port,
     received,
     connections: () => ({ accepted, open: [...sockets.values()] }),
-    setCertificate: (cert, key) => server.setSecureContext({ cert, key, ...(options.clientCa ? { ca: options.clientCa } : {}) }),
+    setCertificate: (cert, key) =>
+      server.setSecureContext({ cert, key, ...(options.clientCa ? { ca: options.clientCa } : {}) }),
     async close() {
       server.closeAllConnections();
       for (const socket of sockets.keys()) socket.destroy();

@@ -8,7 +8,12 @@ export function connectionTo(fake: FakeKubeApi): KubeConnection {
   return { kc: fake.kubeConfig(), namespace: OWN_NAMESPACE, description: `fake API ${fake.url}` };
 }
 
-export function ruleConfigMap(namespace: string, name: string, data: Record<string, string>, labels = { 'kube-event-rules/rules': 'true' }): KubeObject {
+export function ruleConfigMap(
+  namespace: string,
+  name: string,
+  data: Record<string, string>,
+  labels = { 'kube-event-rules/rules': 'true' },
+): KubeObject {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels }, data };
 }
 
@@ -18,7 +23,11 @@ export function secret(namespace: string, name: string, values: Record<string, s
 }
 
 /** waitUntil polls a condition (bounded) — for effects that arrive through a watch. */
-export async function waitUntil(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 2000): Promise<number> {
+export async function waitUntil(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 2000,
+): Promise<number> {
   const started = Date.now();
   while (!(await condition())) {
     if (Date.now() - started > timeoutMs) throw new Error(`not within ${timeoutMs} ms: ${what}`);

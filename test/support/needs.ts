@@ -23,7 +23,10 @@ const PACKAGES: Record<string, string> = {
 
 function found(program: string): boolean {
   if (program === 'graphite-web') {
-    return existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', 'import graphite, django'], { stdio: 'ignore' }).status === 0;
+    return (
+      existsSync('/usr/bin/python3') &&
+      spawnSync('/usr/bin/python3', ['-c', 'import graphite, django'], { stdio: 'ignore' }).status === 0
+    );
   }
   return spawnSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' }).status === 0;
 }

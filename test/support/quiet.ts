@@ -7,7 +7,8 @@ export function recordingLogger(): { log: Logger; records: Record<string, unknow
   const records: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) records.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString().split('\n').filter(Boolean))
+        records.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
   });

@@ -18,13 +18,26 @@ async function waitReady(url: string, child: ChildProcess, output: () => string,
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}:\n${output()}`);
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    if (
+      await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
     if (Date.now() > end) throw new Error(`not ready within ${timeoutMs} ms (${url}):\n${output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-async function run(command: string, args: string[], readyPath: string, port: number, dir: string, env: Record<string, string> = {}): Promise<Receiver> {
+async function run(
+  command: string,
+  args: string[],
+  readyPath: string,
+  port: number,
+  dir: string,
+  env: Record<string, string> = {},
+): Promise<Receiver> {
   const child = spawn(command, args, { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
@@ -49,9 +62,23 @@ async function run(command: string, args: string[], readyPath: string, port: num
 
 export async function startAlertmanager(): Promise<Receiver> {
   const dir = mkdtempSync(join(tmpdir(), 'alertmanager-'));
-  writeFileSync(join(dir, 'alertmanager.yml'), 'route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n  - name: none\n');
+  writeFileSync(
+    join(dir, 'alertmanager.yml'),
+    'route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n  - name: none\n',
+  );
   const port = await closedPort();
-  return run('prometheus-alertmanager', [`--config.file=${dir}/alertmanager.yml`, `--storage.path=${dir}/data`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address='], '/-/ready', port, dir);
+  return run(
+    'prometheus-alertmanager',
+    [
+      `--config.file=${dir}/alertmanager.yml`,
+      `--storage.path=${dir}/data`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--cluster.listen-address=',
+    ],
+    '/-/ready',
+    port,
+    dir,
+  );
 }
 
 export interface PrometheusOptions {
@@ -73,7 +100,18 @@ export async function startPrometheus(target: string, options: PrometheusOptions
     `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n${rules}scrape_configs:\n  - job_name: kube-event-rules\n    static_configs:\n      - targets: ["${target}"]${labels}\n`,
   );
   const port = await closedPort();
-  return run('prometheus', [`--config.file=${dir}/prometheus.yml`, `--storage.tsdb.path=${dir}/data`, `--web.listen-address=127.0.0.1:${port}`, ...(options.flags ?? [])], '/-/ready', port, dir);
+  return run(
+    'prometheus',
+    [
+      `--config.file=${dir}/prometheus.yml`,
+      `--storage.tsdb.path=${dir}/data`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      ...(options.flags ?? []),
+    ],
+    '/-/ready',
+    port,
+    dir,
+  );
 }
 
 /** graphite-web under Django's development server, with a settings module and SQLite in the folder. */
@@ -96,17 +134,34 @@ export async function startGraphiteWeb(): Promise<Receiver> {
     ].join('\n'),
   );
   const env = { DJANGO_SETTINGS_MODULE: 'ker_graphite_settings', PYTHONPATH: dir };
-  const migrate = spawnSync('/usr/bin/python3', ['-m', 'django', 'migrate', '--run-syncdb', '-v', '0'], { cwd: dir, env: { ...process.env, ...env }, encoding: 'utf8' });
+  const migrate = spawnSync('/usr/bin/python3', ['-m', 'django', 'migrate', '--run-syncdb', '-v', '0'], {
+    cwd: dir,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
   if (migrate.status !== 0) throw new Error(`graphite-web migrate failed: ${migrate.stderr}`);
   const port = await closedPort();
-  return run('/usr/bin/python3', ['-m', 'django', 'runserver', `127.0.0.1:${port}`, '--noreload'], '/events/get_data', port, dir, env);
+  return run(
+    '/usr/bin/python3',
+    ['-m', 'django', 'runserver', `127.0.0.1:${port}`, '--noreload'],
+    '/events/get_data',
+    port,
+    dir,
+    env,
+  );
 }
 
 /** redis-server, no persistence, on a free loopback port; ready when it answers PING. */
-export async function startRedis(port?: number): Promise<Receiver & { port: number; pid: number; pause(): void; resume(): void }> {
+export async function startRedis(
+  port?: number,
+): Promise<Receiver & { port: number; pid: number; pause(): void; resume(): void }> {
   const dir = mkdtempSync(join(tmpdir(), 'redis-'));
   port ??= await closedPort();
-  const child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: 'ignore' },
+  );
   const { createConnection } = await import('node:net');
   const ping = () =>
     new Promise<boolean>((resolve) => {

@@ -30,7 +30,14 @@ export interface RunningService {
 }
 
 export async function startService(
-  options: { rules?: Record<string, string>; env?: Record<string, string>; config?: Partial<Config>; cluster?: Cluster; kube?: KubeConnection; awaitReady?: boolean } = {},
+  options: {
+    rules?: Record<string, string>;
+    env?: Record<string, string>;
+    config?: Partial<Config>;
+    cluster?: Cluster;
+    kube?: KubeConnection;
+    awaitReady?: boolean;
+  } = {},
 ): Promise<RunningService> {
   const rulesDir = await mkdtemp(join(tmpdir(), 'ker-rules-'));
   for (const [file, text] of Object.entries(options.rules ?? {})) await writeFile(join(rulesDir, file), text);
@@ -38,7 +45,8 @@ export async function startService(
   const lines: Record<string, any>[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString().split('\n').filter(Boolean))
+        logs.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
   });

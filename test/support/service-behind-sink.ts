@@ -13,7 +13,10 @@ export interface ServiceBehindSink {
 }
 
 /** Call inside describe(): the returned object is filled in by the suite's before hook. */
-export function serviceBehindSink(rules: (sinkUrl: string) => Record<string, string>, config?: Partial<Config>): ServiceBehindSink {
+export function serviceBehindSink(
+  rules: (sinkUrl: string) => Record<string, string>,
+  config?: Partial<Config>,
+): ServiceBehindSink {
   const running = {} as ServiceBehindSink;
   before(async () => {
     running.sink = await startCaptureSink();

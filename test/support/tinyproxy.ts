@@ -22,10 +22,20 @@ export async function startTinyproxy(options: { auth?: { user: string; password:
   const dir = mkdtempSync(join(tmpdir(), 'ker-tinyproxy-'));
   const port = await closedPort();
   const config = join(dir, 'tinyproxy.conf');
-  writeFileSync(config, [
-    `Port ${port}`, 'Listen 127.0.0.1', 'Timeout 10', 'MaxClients 20', 'LogLevel Connect', 'Allow 127.0.0.1', 'DisableViaHeader Yes',
-    ...(options.auth ? [`BasicAuth ${options.auth.user} ${options.auth.password}`] : []), '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'Listen 127.0.0.1',
+      'Timeout 10',
+      'MaxClients 20',
+      'LogLevel Connect',
+      'Allow 127.0.0.1',
+      'DisableViaHeader Yes',
+      ...(options.auth ? [`BasicAuth ${options.auth.user} ${options.auth.password}`] : []),
+      '',
+    ].join('\n'),
+  );
   // `timeout` bounds it even if this process is killed before stop().
   const child = spawn('timeout', ['300', 'tinyproxy', '-d', '-c', config], { stdio: ['pipe', 'pipe', 'pipe'] });
   let log = '';

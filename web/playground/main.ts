@@ -196,11 +196,18 @@ function fillEventPicker(): void {
   option(eventPick, '', '— paste your own —');
   const examples = document.createElement('optgroup');
   examples.label = 'Examples';
-  for (const example of context?.examples ?? []) option(examples, `example:${example.name}`, example.name.replace(/\.json$/, ''));
+  for (const example of context?.examples ?? [])
+    option(examples, `example:${example.name}`, example.name.replace(/\.json$/, ''));
   eventPick.append(examples);
   const recent = document.createElement('optgroup');
   recent.label = context?.recent.length ? 'Received recently (redacted)' : 'Received recently: none yet';
-  context?.recent.forEach((entry, i) => option(recent, `recent:${i}`, `${entry.receivedAt.slice(11, 19)} ${entry.label}${entry.text ? '' : ` — ${entry.note}`}`));
+  context?.recent.forEach((entry, i) =>
+    option(
+      recent,
+      `recent:${i}`,
+      `${entry.receivedAt.slice(11, 19)} ${entry.label}${entry.text ? '' : ` — ${entry.note}`}`,
+    ),
+  );
   eventPick.append(recent);
   if ([...eventPick.options].some((o) => o.value === selected)) eventPick.value = selected;
 }
@@ -258,11 +265,21 @@ function eventLabel(): string {
 async function evaluate(): Promise<void> {
   inFlight?.abort();
   const controller = (inFlight = new AbortController());
-  const input = { document: view.state.doc.toString(), event: eventText.value, objects: objectsText.value, eventLabel: eventLabel() };
+  const input = {
+    document: view.state.doc.toString(),
+    event: eventText.value,
+    objects: objectsText.value,
+    eventLabel: eventLabel(),
+  };
   const key = JSON.stringify(input);
   statusLine.textContent = 'Evaluating…';
   try {
-    const result = await api<Evaluation>('evaluate', { method: 'POST', body: key, headers: { 'content-type': 'application/json' }, signal: controller.signal });
+    const result = await api<Evaluation>('evaluate', {
+      method: 'POST',
+      body: key,
+      headers: { 'content-type': 'application/json' },
+      signal: controller.signal,
+    });
     if (controller !== inFlight) return;
     latest = result;
     latestFor = key;
@@ -323,7 +340,11 @@ function show(result: Evaluation, text: string): void {
   resultsBox.replaceChildren(...(result.problems.length > 0 ? [] : result.results.map(renderReport)));
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, className?: string): HTMLElementTagNameMap[K] {
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  text?: string,
+  className?: string,
+): HTMLElementTagNameMap[K] {
   const element = document.createElement(tag);
   if (text !== undefined) element.textContent = text;
   if (className) element.className = className;
@@ -338,12 +359,24 @@ function renderReport(report: Report): HTMLElement {
     box.append(el('p', `Rejected with HTTP ${report.status}: ${report.error ?? ''}: ${report.detail ?? ''}`, 'error'));
     return box;
   }
-  box.append(el('p', `${report.type ?? ''}${report.change ? ` · change ${report.change}` : ''}${report.occurrence ? ` · occurrence ${report.occurrence}` : ''}`, 'muted'));
+  box.append(
+    el(
+      'p',
+      `${report.type ?? ''}${report.change ? ` · change ${report.change}` : ''}${report.occurrence ? ` · occurrence ${report.occurrence}` : ''}`,
+      'muted',
+    ),
+  );
   if (report.outcome === 'unresolved') box.append(el('p', `Not resolved: ${report.detail ?? ''}`, 'error'));
-  if ((report.evaluated ?? []).length === 0 && report.outcome !== 'unresolved') box.append(el('p', 'No rule applies to this event (no rule is indexed for its reason, kind or type).'));
+  if ((report.evaluated ?? []).length === 0 && report.outcome !== 'unresolved')
+    box.append(el('p', 'No rule applies to this event (no rule is indexed for its reason, kind or type).'));
   for (const evaluation of report.evaluated ?? []) {
     const rule = el('section', undefined, `rule ${evaluation.matched ? 'matched' : 'unmatched'}`);
-    rule.append(el('h3', `${evaluation.matched ? '✓' : '✗'} ${evaluation.rule}${evaluation.shadow ? ' (shadow: never sends)' : ''} ${evaluation.matched ? 'matched' : 'did not match'}`));
+    rule.append(
+      el(
+        'h3',
+        `${evaluation.matched ? '✓' : '✗'} ${evaluation.rule}${evaluation.shadow ? ' (shadow: never sends)' : ''} ${evaluation.matched ? 'matched' : 'did not match'}`,
+      ),
+    );
     const table = el('table');
     const head = el('tr');
     for (const title of ['', 'condition', 'the fact was']) head.append(el('th', title));
@@ -352,11 +385,15 @@ function renderReport(report: Report): HTMLElement {
     // The conditions that decided: all of them when the rule matched, else those that failed.
     for (const c of evaluation.conditions) {
       const decided = c.result !== undefined && c.result === evaluation.matched;
-      const row = el('tr', undefined, `${c.result === undefined ? 'skipped' : c.result ? 'held' : 'failed'}${decided ? ' decided' : ''}`);
+      const row = el(
+        'tr',
+        undefined,
+        `${c.result === undefined ? 'skipped' : c.result ? 'held' : 'failed'}${decided ? ' decided' : ''}`,
+      );
       row.append(
         el('td', c.result === undefined ? '–' : c.result ? '✓' : '✗'),
         el('td', `${c.fact}${c.path ? ` ${c.path}` : ''} ${c.operator} ${json(c.value)}`),
-        el('td', c.result === undefined ? 'not evaluated' : json(c.factValue) ?? 'absent'),
+        el('td', c.result === undefined ? 'not evaluated' : (json(c.factValue) ?? 'absent')),
       );
       if (decided) row.title = 'this condition decided';
       table.tBodies[0].append(row);
@@ -368,8 +405,16 @@ function renderReport(report: Report): HTMLElement {
     const block = el('section', undefined, 'shadow');
     block.append(el('h3', 'Shadow rules beside their live twins'));
     for (const outcome of report.shadow) {
-      const live = outcome.live === 'none' ? 'no live rule of this name' : `live rule ${outcome.live === 'matched' ? 'matched' : 'did not match'}`;
-      block.append(el('p', `${outcome.rule}: shadow ${outcome.matched ? 'matched' : 'did not match'}, ${live} — ${outcome.differences.length === 0 ? 'no difference' : `${outcome.differences.length} difference${outcome.differences.length === 1 ? '' : 's'}`}`));
+      const live =
+        outcome.live === 'none'
+          ? 'no live rule of this name'
+          : `live rule ${outcome.live === 'matched' ? 'matched' : 'did not match'}`;
+      block.append(
+        el(
+          'p',
+          `${outcome.rule}: shadow ${outcome.matched ? 'matched' : 'did not match'}, ${live} — ${outcome.differences.length === 0 ? 'no difference' : `${outcome.differences.length} difference${outcome.differences.length === 1 ? '' : 's'}`}`,
+        ),
+      );
       const list = el('ul');
       for (const difference of outcome.differences) list.append(el('li', difference, 'mono'));
       if (outcome.differences.length > 0) block.append(list);
@@ -383,7 +428,12 @@ function renderReport(report: Report): HTMLElement {
     if (action.error) block.append(el('p', action.error, 'error'));
     if (action.digest) {
       const { key, group, count } = action.digest;
-      block.append(el('p', `digest ${JSON.stringify(key)}: ${group === 'open' ? 'joins the open group' : 'opens a new group'}, ${count} with this event (a dry run records nothing); when the group is sent:`));
+      block.append(
+        el(
+          'p',
+          `digest ${JSON.stringify(key)}: ${group === 'open' ? 'joins the open group' : 'opens a new group'}, ${count} with this event (a dry run records nothing); when the group is sent:`,
+        ),
+      );
     }
     if (request) {
       block.append(el('p', request.url ? `${request.method} ${request.url}` : 'written to the service log', 'mono'));
@@ -408,7 +458,17 @@ function download(name: string, text: string, type = 'application/json'): void {
 
 $('save-golden').addEventListener('click', () => void saveGolden());
 async function saveGolden(): Promise<void> {
-  if (!latest || latestFor !== JSON.stringify({ document: view.state.doc.toString(), event: eventText.value, objects: objectsText.value, eventLabel: eventLabel() })) await evaluate();
+  if (
+    !latest ||
+    latestFor !==
+      JSON.stringify({
+        document: view.state.doc.toString(),
+        event: eventText.value,
+        objects: objectsText.value,
+        eventLabel: eventLabel(),
+      })
+  )
+    await evaluate();
   if (!latest || latest.problems.length > 0 || latest.results.length === 0) {
     statusLine.textContent = 'Nothing to save: the document needs to compile and an event to be evaluated';
     return;
@@ -452,10 +512,21 @@ function showShadowStatus(status: ShadowStatus | undefined): void {
   box.hidden = !status || status.rules.length === 0;
   if (!status || box.hidden) return;
   const list = el('ul');
-  for (const rule of status.rules) list.append(el('li', `${rule.rule}${rule.twin ? '' : ' (new, no live twin)'}: evaluated ${rule.evaluated}, matched ${rule.matched}, differed ${rule.differed}`));
+  for (const rule of status.rules)
+    list.append(
+      el(
+        'li',
+        `${rule.rule}${rule.twin ? '' : ' (new, no live twin)'}: evaluated ${rule.evaluated}, matched ${rule.matched}, differed ${rule.differed}`,
+      ),
+    );
   const last = el('ul');
-  for (const d of status.lastDifferences.slice(0, 10)) last.append(el('li', `${d.at.slice(11, 19)} ${d.rule} on ${d.event}: ${d.differences.join('; ')}`, 'mono'));
-  box.replaceChildren(el('summary', `Shadow rules on live traffic (${status.rules.length})`), list, ...(status.lastDifferences.length > 0 ? [el('p', 'Last differences:'), last] : []));
+  for (const d of status.lastDifferences.slice(0, 10))
+    last.append(el('li', `${d.at.slice(11, 19)} ${d.rule} on ${d.event}: ${d.differences.join('; ')}`, 'mono'));
+  box.replaceChildren(
+    el('summary', `Shadow rules on live traffic (${status.rules.length})`),
+    list,
+    ...(status.lastDifferences.length > 0 ? [el('p', 'Last differences:'), last] : []),
+  );
 }
 
 async function start(): Promise<void> {
@@ -465,7 +536,10 @@ async function start(): Promise<void> {
     statusLine.textContent = (err as Error).message;
     return;
   }
-  $('where').textContent = context.mode === 'local' ? `Local, no cluster needed · ${context.cluster}` : `Served by the running service · ${context.cluster}`;
+  $('where').textContent =
+    context.mode === 'local'
+      ? `Local, no cluster needed · ${context.cluster}`
+      : `Served by the running service · ${context.cluster}`;
   fillEventPicker();
   showShadowStatus(context.shadow);
   documentPick.replaceChildren();

@@ -22,11 +22,18 @@ const MAX_TEMPLATE_PARTS = 17;
 export const hpaSenderKind: DestinationKind = {
   name: 'hpa-sender',
   description: "takes url, headers and body from the Secret named by the HPA's hpa-event annotation",
-  check: (spec) => (spec.tls || spec.proxy ? 'tls and proxy apply to http destinations only (this one is hpa-sender)' : undefined),
+  check: (spec) =>
+    spec.tls || spec.proxy ? 'tls and proxy apply to http destinations only (this one is hpa-sender)' : undefined,
   reads: ['object'], // the HPA carries the annotation
   network: true,
   render: (_action, context) =>
-    renderHpaSender(context.bindings.object as KubernetesObject | null, context.input as KubeEvent, context.secrets, context.hpaSenderNamespaces ?? [], context.eventNamespace),
+    renderHpaSender(
+      context.bindings.object as KubernetesObject | null,
+      context.input as KubeEvent,
+      context.secrets,
+      context.hpaSenderNamespaces ?? [],
+      context.eventNamespace,
+    ),
   sender: ({ network }) => network,
 };
 
@@ -42,18 +49,25 @@ export async function renderHpaSender(
 ): Promise<RenderedRequest> {
   const involved = event.involvedObject ?? {};
   const where = `HPA ${involved.namespace ?? ''}/${involved.name ?? ''}`;
-  if (!hpa) throw new ConfigurationError(`${where}: not found (or no cluster), so its ${HPA_SENDER_ANNOTATION} annotation cannot be read`);
+  if (!hpa)
+    throw new ConfigurationError(
+      `${where}: not found (or no cluster), so its ${HPA_SENDER_ANNOTATION} annotation cannot be read`,
+    );
   const annotation = hpa.metadata?.annotations?.[HPA_SENDER_ANNOTATION];
   if (!annotation) throw new ConfigurationError(`${where}: no ${HPA_SENDER_ANNOTATION} annotation`);
   const [namespace, name, ...rest] = annotation.trim().split('/');
   if (!namespace || !name || rest.length > 0) {
-    throw new ConfigurationError(`${where}: annotation ${HPA_SENDER_ANNOTATION}="${annotation}" must be <namespace>/<secret>`);
+    throw new ConfigurationError(
+      `${where}: annotation ${HPA_SENDER_ANNOTATION}="${annotation}" must be <namespace>/<secret>`,
+    );
   }
   const hpaNamespace = hpa.metadata?.namespace;
   // Whoever can create Events in one namespace can name any HPA as the involved object; only the HPA's
   // own namespace may speak through its webhook (the kubelet and the HPA controller record them there).
   if (eventNamespace !== hpaNamespace) {
-    throw new ConfigurationError(`${where}: the Event is recorded in namespace ${eventNamespace ?? '(none)'}, not the HPA's; hpa-sender acts only on Events of the HPA's own namespace`);
+    throw new ConfigurationError(
+      `${where}: the Event is recorded in namespace ${eventNamespace ?? '(none)'}, not the HPA's; hpa-sender acts only on Events of the HPA's own namespace`,
+    );
   }
   if (namespace !== hpaNamespace && !allowedSecretNamespaces.includes(namespace)) {
     throw new ConfigurationError(
@@ -73,7 +87,12 @@ export async function renderHpaSender(
   } catch (err) {
     throw new ConfigurationError(`Secret ${namespace}/${name} key headers: not JSON${positionOf(err)}`);
   }
-  if (typeof headerMap !== 'object' || headerMap === null || Array.isArray(headerMap) || Object.values(headerMap).some((v) => typeof v !== 'string')) {
+  if (
+    typeof headerMap !== 'object' ||
+    headerMap === null ||
+    Array.isArray(headerMap) ||
+    Object.values(headerMap).some((v) => typeof v !== 'string')
+  ) {
     throw new ConfigurationError(`Secret ${namespace}/${name} key headers: must be a JSON object of strings`);
   }
   const template = await read('body');
@@ -81,15 +100,22 @@ export async function renderHpaSender(
   // cannot fill the registry one part at a time. A sent body is also hidden by position (error-excerpt.ts).
   const parts = template.split(/_message_|_time_/);
   if (parts.length > MAX_TEMPLATE_PARTS) {
-    throw new ConfigurationError(`Secret ${namespace}/${name} key body: ${parts.length - 1} placeholders; at most ${MAX_TEMPLATE_PARTS - 1} are allowed`);
+    throw new ConfigurationError(
+      `Secret ${namespace}/${name} key body: ${parts.length - 1} placeholders; at most ${MAX_TEMPLATE_PARTS - 1} are allowed`,
+    );
   }
   for (const part of parts) knownSecrets.remember(part, namespace);
-  const values: Record<string, string> = { _message_: escapeJson(String(event.message ?? '')), _time_: escapeJson(String(event.firstTimestamp ?? '')) };
+  const values: Record<string, string> = {
+    _message_: escapeJson(String(event.message ?? '')),
+    _time_: escapeJson(String(event.firstTimestamp ?? '')),
+  };
   const body = template.replace(/_message_|_time_/g, (placeholder) => values[placeholder]);
   try {
     JSON.parse(body);
   } catch (err) {
-    throw new ConfigurationError(`Secret ${namespace}/${name} key body: not valid JSON after substitution${positionOf(err)}`);
+    throw new ConfigurationError(
+      `Secret ${namespace}/${name} key body: not valid JSON after substitution${positionOf(err)}`,
+    );
   }
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   for (const [header, value] of Object.entries(headerMap as Record<string, string>)) {

@@ -21,7 +21,10 @@ export const DEFAULT_KIND = httpKind.name;
 /** destinationKind: the kind of a compiled destination (compiling refused unknown kinds). */
 export function destinationKind(name: string): DestinationKind {
   const kind = Object.hasOwn(DESTINATION_KINDS, name) ? DESTINATION_KINDS[name] : undefined;
-  if (!kind) throw new Error(`unknown destination kind ${JSON.stringify(name)} (known: ${Object.keys(DESTINATION_KINDS).join(', ')})`);
+  if (!kind)
+    throw new Error(
+      `unknown destination kind ${JSON.stringify(name)} (known: ${Object.keys(DESTINATION_KINDS).join(', ')})`,
+    );
   return kind;
 }
 
@@ -29,5 +32,7 @@ export function destinationKind(name: string): DestinationKind {
 export type Senders = Readonly<Record<string, Sender>>;
 
 export function createSenders(deps: SenderDeps): Senders {
-  return Object.freeze(Object.fromEntries(Object.values(DESTINATION_KINDS).map((kind) => [kind.name, kind.sender(deps)])));
+  return Object.freeze(
+    Object.fromEntries(Object.values(DESTINATION_KINDS).map((kind) => [kind.name, kind.sender(deps)])),
+  );
 }

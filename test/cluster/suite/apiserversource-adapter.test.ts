@@ -10,7 +10,14 @@ import { startCaptureSink, type CaptureSink } from '../../support/capture-sink.j
 import { startAdapter, type Adapter } from '../support/adapter.js';
 import { startCluster, type TestCluster } from '../support/cluster.js';
 import { accessOf } from '../support/deploy.js';
-import { deliveryRules, hpaRescaleEvent, NAMESPACE, podBackOffCoreEvent, podScheduledEvent, shopObjects } from '../support/objects.js';
+import {
+  deliveryRules,
+  hpaRescaleEvent,
+  NAMESPACE,
+  podBackOffCoreEvent,
+  podScheduledEvent,
+  shopObjects,
+} from '../support/objects.js';
 import { startServiceProcess, type ServiceProcess } from '../support/service-process.js';
 
 const OWN = 'kube-event-rules';
@@ -22,8 +29,10 @@ describe('Knative ApiServerSource adapter → service → destinations', () => {
   let service: ServiceProcess;
   let sourceKubeconfig: string;
   let adapter: Adapter | undefined;
-  const create = (object: Record<string, any>) => cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(object) });
-  const replace = (object: Record<string, any>) => cluster.kubectl(['replace', '-f', '-'], { input: JSON.stringify(object) });
+  const create = (object: Record<string, any>) =>
+    cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(object) });
+  const replace = (object: Record<string, any>) =>
+    cluster.kubectl(['replace', '-f', '-'], { input: JSON.stringify(object) });
   const received = (type: string) => service.metric('kube_event_rules_events_received_total', { type });
 
   /**
@@ -37,7 +46,8 @@ describe('Knative ApiServerSource adapter → service → destinations', () => {
     const before = await total();
     const started = Date.now();
     while ((await total()) === before) {
-      if (Date.now() - started > 90_000) throw new Error(`the adapter sent nothing within 90 s; its log: ${adapter.log}`);
+      if (Date.now() - started > 90_000)
+        throw new Error(`the adapter sent nothing within 90 s; its log: ${adapter.log}`);
       create(podScheduledEvent(`probe-${++probes}`));
       await new Promise((r) => setTimeout(r, 1000));
     }
@@ -50,12 +60,25 @@ describe('Knative ApiServerSource adapter → service → destinations', () => {
     cluster.kubectl(['apply', '-f', '-'], { input: accessOf('deploy') });
     cluster.kubectl(['create', 'namespace', NAMESPACE]);
     cluster.kubectl(['apply', '-f', '-'], { input: shopObjects() });
-    cluster.kubectl(['create', 'configmap', 'delivery-rules', '-n', OWN, `--from-literal=rules.yaml=${deliveryRules(sink.url)}`]);
+    cluster.kubectl([
+      'create',
+      'configmap',
+      'delivery-rules',
+      '-n',
+      OWN,
+      `--from-literal=rules.yaml=${deliveryRules(sink.url)}`,
+    ]);
     cluster.kubectl(['label', 'configmap', 'delivery-rules', '-n', OWN, 'kube-event-rules/rules=true']);
-    service = await startServiceProcess({ KUBECONFIG: await cluster.serviceAccountKubeconfig(OWN, 'kube-event-rules'), POD_NAMESPACE: OWN });
+    service = await startServiceProcess({
+      KUBECONFIG: await cluster.serviceAccountKubeconfig(OWN, 'kube-event-rules'),
+      POD_NAMESPACE: OWN,
+    });
     sourceKubeconfig = await cluster.serviceAccountKubeconfig(OWN, 'kube-events-source');
     const started = Date.now();
-    while ((await service.status()).sources.find((s) => s.source === `configmap:${OWN}/delivery-rules/rules.yaml`)?.rules.length !== 2) {
+    while (
+      (await service.status()).sources.find((s) => s.source === `configmap:${OWN}/delivery-rules/rules.yaml`)?.rules
+        .length !== 2
+    ) {
       if (Date.now() - started > 30_000) throw new Error(`rules not loaded: ${JSON.stringify(await service.status())}`);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -69,10 +92,25 @@ describe('Knative ApiServerSource adapter → service → destinations', () => {
   });
 
   it('Resource mode: an HPA Event and a repeated Pod Event are delivered once per occurrence', async () => {
-    adapter = startAdapter({ mode: 'Resource', sink: service.url, kubeconfig: sourceKubeconfig, namespace: OWN, name: 'kube-events', logDir: cluster.dir });
+    adapter = startAdapter({
+      mode: 'Resource',
+      sink: service.url,
+      kubeconfig: sourceKubeconfig,
+      namespace: OWN,
+      name: 'kube-events',
+      logDir: cluster.dir,
+    });
     await untilWatching(adapter);
-    const [adds, updates] = [await received('dev.knative.apiserver.resource.add'), await received('dev.knative.apiserver.resource.update')];
-    create(hpaRescaleEvent('web.rescale-1', 'New size: 4; reason: cpu resource utilization (percentage of request) above target'));
+    const [adds, updates] = [
+      await received('dev.knative.apiserver.resource.add'),
+      await received('dev.knative.apiserver.resource.update'),
+    ];
+    create(
+      hpaRescaleEvent(
+        'web.rescale-1',
+        'New size: 4; reason: cpu resource utilization (percentage of request) above target',
+      ),
+    );
     create(podBackOffCoreEvent('web-1.backoff', 1));
     await sink.waitFor('/pods', 1, 30_000);
     create(podScheduledEvent('web-1.scheduled'));
@@ -85,8 +123,18 @@ describe('Knative ApiServerSource adapter → service → destinations', () => {
     assert.deepEqual(
       sink.received('/hpa').map((r) => r.json()),
       [
-        { hpa: `${NAMESPACE}/web`, message: 'New size: 4; reason: cpu resource utilization (percentage of request) above target', maxReplicas: 7, change: 'add' },
-        { hpa: `${NAMESPACE}/web`, message: 'New size: 2; reason: All metrics below target', maxReplicas: 7, change: 'add' },
+        {
+          hpa: `${NAMESPACE}/web`,
+          message: 'New size: 4; reason: cpu resource utilization (percentage of request) above target',
+          maxReplicas: 7,
+          change: 'add',
+        },
+        {
+          hpa: `${NAMESPACE}/web`,
+          message: 'New size: 2; reason: All metrics below target',
+          maxReplicas: 7,
+          change: 'add',
+        },
       ],
     );
     assert.deepEqual(
@@ -96,7 +144,11 @@ describe('Knative ApiServerSource adapter → service → destinations', () => {
         { pod: 'web-1', count: 2, message: BACKOFF, change: 'update' },
       ],
     );
-    assert.equal((await received('dev.knative.apiserver.resource.add')) - adds, 4, 'one add CloudEvent per Event created');
+    assert.equal(
+      (await received('dev.knative.apiserver.resource.add')) - adds,
+      4,
+      'one add CloudEvent per Event created',
+    );
     assert.equal((await received('dev.knative.apiserver.resource.update')) - updates, 1);
     await adapter.stop();
   });
@@ -104,24 +156,51 @@ describe('Knative ApiServerSource adapter → service → destinations', () => {
   it('Reference mode: the service reads each Event back and delivers new occurrences; what happened while no adapter ran is never sent', async () => {
     create(hpaRescaleEvent('web.rescale-missed', 'New size: 6; created while no adapter runs'));
     const before = sink.requests.length;
-    adapter = startAdapter({ mode: 'Reference', sink: service.url, kubeconfig: sourceKubeconfig, namespace: OWN, name: 'kube-events-ref', logDir: cluster.dir });
+    adapter = startAdapter({
+      mode: 'Reference',
+      sink: service.url,
+      kubeconfig: sourceKubeconfig,
+      namespace: OWN,
+      name: 'kube-events-ref',
+      logDir: cluster.dir,
+    });
     await untilWatching(adapter);
-    const [adds, updates] = [await received('dev.knative.apiserver.ref.add'), await received('dev.knative.apiserver.ref.update')];
+    const [adds, updates] = [
+      await received('dev.knative.apiserver.ref.add'),
+      await received('dev.knative.apiserver.ref.update'),
+    ];
     replace(podBackOffCoreEvent('web-1.backoff', 3));
     await sink.waitFor('/pods', 3, 30_000);
-    create(hpaRescaleEvent('web.rescale-3', 'New size: 5; reason: cpu resource utilization (percentage of request) above target'));
+    create(
+      hpaRescaleEvent(
+        'web.rescale-3',
+        'New size: 5; reason: cpu resource utilization (percentage of request) above target',
+      ),
+    );
     await sink.waitFor('/hpa', 3, 30_000);
 
     assert.deepEqual(
       sink.requests.slice(before).map((r) => [r.path, r.json()]),
       [
         ['/pods', { pod: 'web-1', count: 3, message: BACKOFF, change: 'update' }],
-        ['/hpa', { hpa: `${NAMESPACE}/web`, message: 'New size: 5; reason: cpu resource utilization (percentage of request) above target', maxReplicas: 7, change: 'add' }],
+        [
+          '/hpa',
+          {
+            hpa: `${NAMESPACE}/web`,
+            message: 'New size: 5; reason: cpu resource utilization (percentage of request) above target',
+            maxReplicas: 7,
+            change: 'add',
+          },
+        ],
       ],
     );
     assert.equal((await received('dev.knative.apiserver.ref.update')) - updates, 1);
     assert.equal((await received('dev.knative.apiserver.ref.add')) - adds, 1);
-    assert.equal(await service.metric('kube_event_rules_events_received_total', { outcome: 'unresolved' }), 0, 'every referenced Event was read back');
+    assert.equal(
+      await service.metric('kube_event_rules_events_received_total', { outcome: 'unresolved' }),
+      0,
+      'every referenced Event was read back',
+    );
   });
 
   it('the API server restarted while the adapter was frozen: its watch resumes from its resourceVersion and the Event it missed is replayed', async () => {
@@ -129,7 +208,9 @@ describe('Knative ApiServerSource adapter → service → destinations', () => {
     adapter!.pause();
     await cluster.stop();
     await cluster.start();
-    create(hpaRescaleEvent('web.rescale-missed-watch', 'New size: 3; created while the adapter was frozen over the restart'));
+    create(
+      hpaRescaleEvent('web.rescale-missed-watch', 'New size: 3; created while the adapter was frozen over the restart'),
+    );
     adapter!.resume();
     await untilWatching(adapter!);
     create(hpaRescaleEvent('web.rescale-4', 'New size: 3; created after the adapter watches again'));
@@ -139,7 +220,10 @@ describe('Knative ApiServerSource adapter → service → destinations', () => {
     const hpa = (message: string) => ['/hpa', { hpa: `${NAMESPACE}/web`, message, maxReplicas: 7, change: 'add' }];
     assert.deepEqual(
       sink.requests.slice(before).map((r) => [r.path, r.json()]),
-      [hpa('New size: 3; created while the adapter was frozen over the restart'), hpa('New size: 3; created after the adapter watches again')],
+      [
+        hpa('New size: 3; created while the adapter was frozen over the restart'),
+        hpa('New size: 3; created after the adapter watches again'),
+      ],
     );
   });
 });

@@ -26,13 +26,18 @@ function crdFolders(): { knative: string; prometheusOperator: string } {
 describe('deploy/ server-side dry-run against a real API server with the CRDs installed', () => {
   let cluster: TestCluster;
   const dryRun = (yaml: string) =>
-    cluster.tryKubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=kube-event-rules-test', '-f', '-'], { input: yaml });
+    cluster.tryKubectl(
+      ['apply', '--server-side', '--dry-run=server', '--field-manager=kube-event-rules-test', '-f', '-'],
+      { input: yaml },
+    );
 
   before(async () => {
     cluster = await startCluster();
     const { knative, prometheusOperator } = crdFolders();
     const crdFiles = [
-      ...readdirSync(knative).filter((f) => f.endsWith('.yaml')).map((f) => join(knative, f)),
+      ...readdirSync(knative)
+        .filter((f) => f.endsWith('.yaml'))
+        .map((f) => join(knative, f)),
       // Only the kinds deploy/ uses; the others are large and add nothing here.
       join(prometheusOperator, 'monitoring.coreos.com_podmonitors.yaml'),
       join(prometheusOperator, 'monitoring.coreos.com_prometheusrules.yaml'),
@@ -49,7 +54,13 @@ describe('deploy/ server-side dry-run against a real API server with the CRDs in
 
   it('the Knative CRDs of ApiServerSource, Broker and Trigger are served', () => {
     const resources = cluster.kubectl(['api-resources', '-o', 'name']);
-    for (const name of ['apiserversources.sources.knative.dev', 'brokers.eventing.knative.dev', 'triggers.eventing.knative.dev', 'podmonitors.monitoring.coreos.com', 'prometheusrules.monitoring.coreos.com']) {
+    for (const name of [
+      'apiserversources.sources.knative.dev',
+      'brokers.eventing.knative.dev',
+      'triggers.eventing.knative.dev',
+      'podmonitors.monitoring.coreos.com',
+      'prometheusrules.monitoring.coreos.com',
+    ]) {
       assert.match(resources, new RegExp(`^${name.replace(/\./g, '\\.')}$`, 'm'), name);
     }
   });
@@ -61,7 +72,11 @@ describe('deploy/ server-side dry-run against a real API server with the CRDs in
       assert.equal(result.status, 0, result.stderr);
       for (const object of objects) {
         const kind = object.kind.toLowerCase();
-        assert.match(result.stdout, new RegExp(`^${kind}(\\.[a-z0-9.]+)?/${object.metadata.name} serverside-applied \\(server dry run\\)$`, 'm'), `${object.kind} ${object.metadata.name}`);
+        assert.match(
+          result.stdout,
+          new RegExp(`^${kind}(\\.[a-z0-9.]+)?/${object.metadata.name} serverside-applied \\(server dry run\\)$`, 'm'),
+          `${object.kind} ${object.metadata.name}`,
+        );
       }
     });
   }

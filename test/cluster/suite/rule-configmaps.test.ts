@@ -19,7 +19,8 @@ function ruleConfigMap(name: string, rules: { name: string; operator?: string }[
     'destinations: { hook: { url: "http://127.0.0.1:9/hook" } }',
     'rules:',
     ...rules.map(
-      (r) => `  - { name: ${r.name}, conditions: { all: [ { fact: event, path: $.reason, operator: ${r.operator ?? 'equal'}, value: BackOff } ] }, actions: [ { destination: hook } ] }`,
+      (r) =>
+        `  - { name: ${r.name}, conditions: { all: [ { fact: event, path: $.reason, operator: ${r.operator ?? 'equal'}, value: BackOff } ] }, actions: [ { destination: hook } ] }`,
     ),
   ].join('\n');
   return JSON.stringify({
@@ -54,32 +55,59 @@ describe('rule ConfigMaps on a real API server, service on its own ServiceAccoun
   });
 
   it('runs as system:serviceaccount:kube-event-rules:kube-event-rules, not as an admin', async () => {
-    const who = JSON.parse(cluster.kubectl(['auth', 'whoami', '-o', 'json'], { kubeconfig: serviceKubeconfig })) as { status: { userInfo: { username: string } } };
+    const who = JSON.parse(cluster.kubectl(['auth', 'whoami', '-o', 'json'], { kubeconfig: serviceKubeconfig })) as {
+      status: { userInfo: { username: string } };
+    };
     assert.equal(who.status.userInfo.username, `system:serviceaccount:${OWN}:kube-event-rules`);
-    assert.match((await service.status()).cluster, new RegExp(`^Kubernetes API ${cluster.server.replace(/[.]/g, '\\.')} \\(kubeconfig`));
+    assert.match(
+      (await service.status()).cluster,
+      new RegExp(`^Kubernetes API ${cluster.server.replace(/[.]/g, '\\.')} \\(kubeconfig`),
+    );
   });
 
   it('a ConfigMap created with kubectl is loaded; an edit replaces its rules', async () => {
     cluster.kubectl(['apply', '-f', '-'], { input: ruleConfigMap('team-rules', [{ name: 'team-a-backoff' }]) });
-    await waitUntil('team-a-backoff is loaded', async () => (await rulesOf('team-rules'))?.rules.join() === teamRules('team-a-backoff'), 30_000);
+    await waitUntil(
+      'team-a-backoff is loaded',
+      async () => (await rulesOf('team-rules'))?.rules.join() === teamRules('team-a-backoff'),
+      30_000,
+    );
 
-    cluster.kubectl(['apply', '-f', '-'], { input: ruleConfigMap('team-rules', [{ name: 'team-a-backoff' }, { name: 'team-a-backoff-2' }]) });
-    await waitUntil('the edit is loaded', async () => (await rulesOf('team-rules'))?.rules.join() === teamRules('team-a-backoff', 'team-a-backoff-2'), 30_000);
+    cluster.kubectl(['apply', '-f', '-'], {
+      input: ruleConfigMap('team-rules', [{ name: 'team-a-backoff' }, { name: 'team-a-backoff-2' }]),
+    });
+    await waitUntil(
+      'the edit is loaded',
+      async () => (await rulesOf('team-rules'))?.rules.join() === teamRules('team-a-backoff', 'team-a-backoff-2'),
+      30_000,
+    );
     assert.deepEqual((await rulesOf('team-rules'))?.errors, []);
   });
 
   it('a broken edit keeps the last good rules and is reported as a Warning Event kubectl shows', async () => {
-    cluster.kubectl(['apply', '-f', '-'], { input: ruleConfigMap('team-rules', [{ name: 'team-a-backoff', operator: 'equalz' }]) });
-    await waitUntil('the error is in /status', async () => ((await rulesOf('team-rules'))?.errors.length ?? 0) > 0, 30_000);
+    cluster.kubectl(['apply', '-f', '-'], {
+      input: ruleConfigMap('team-rules', [{ name: 'team-a-backoff', operator: 'equalz' }]),
+    });
+    await waitUntil(
+      'the error is in /status',
+      async () => ((await rulesOf('team-rules'))?.errors.length ?? 0) > 0,
+      30_000,
+    );
     const status = await rulesOf('team-rules');
-    assert.equal(status?.rules.join(), teamRules('team-a-backoff', 'team-a-backoff-2'), 'the last good version stays in force');
+    assert.equal(
+      status?.rules.join(),
+      teamRules('team-a-backoff', 'team-a-backoff-2'),
+      'the last good version stays in force',
+    );
     assert.match(status.errors.join('\n'), /equalz/);
 
     let events: { items: Record<string, any>[] } = { items: [] };
     await waitUntil(
       'a Warning InvalidRules Event on the ConfigMap',
       () => {
-        events = JSON.parse(cluster.kubectl(['get', 'events', '-n', TEAM, '--field-selector', 'reason=InvalidRules', '-o', 'json'])) as typeof events;
+        events = JSON.parse(
+          cluster.kubectl(['get', 'events', '-n', TEAM, '--field-selector', 'reason=InvalidRules', '-o', 'json']),
+        ) as typeof events;
         return events.items.length > 0;
       },
       30_000,
@@ -87,7 +115,10 @@ describe('rule ConfigMaps on a real API server, service on its own ServiceAccoun
     assert.equal(events.items.length, 1, 'once per distinct error');
     const [event] = events.items;
     assert.equal(event.type, 'Warning');
-    assert.deepEqual([event.involvedObject.kind, event.involvedObject.namespace, event.involvedObject.name], ['ConfigMap', TEAM, 'team-rules']);
+    assert.deepEqual(
+      [event.involvedObject.kind, event.involvedObject.namespace, event.involvedObject.name],
+      ['ConfigMap', TEAM, 'team-rules'],
+    );
     assert.match(event.message, /equalz/);
     // What an operator types: the Event shows in kubectl's table and in describe.
     assert.match(cluster.kubectl(['get', 'events', '-n', TEAM]), /Warning\s+InvalidRules\s+configmap\/team-rules/);
@@ -104,7 +135,11 @@ describe('rule ConfigMaps on a real API server, service on its own ServiceAccoun
     assert.match(foreign.stderr, /Forbidden.*cannot get resource "secrets".*in the namespace "team-a"/);
     assert.doesNotMatch(foreign.stdout + foreign.stderr, /hunter2|aHVudGVyMg/);
 
-    assert.equal(asService(['get', 'secret', 'webhook', '-n', OWN, '-o', 'name']).stdout.trim(), 'secret/webhook', 'its own namespace: allowed');
+    assert.equal(
+      asService(['get', 'secret', 'webhook', '-n', OWN, '-o', 'name']).stdout.trim(),
+      'secret/webhook',
+      'its own namespace: allowed',
+    );
     for (const [verb, resource, namespace] of [
       ['list', 'secrets', OWN],
       ['get', 'secrets', 'default'],
@@ -117,14 +152,27 @@ describe('rule ConfigMaps on a real API server, service on its own ServiceAccoun
       const answer = asService(['auth', 'can-i', verb, resource, '-n', namespace]);
       assert.equal(answer.stdout.trim(), 'no', `${verb} ${resource} in ${namespace}`);
     }
-    for (const [verb, resource] of [['watch', 'configmaps'], ['create', 'events'], ['get', 'horizontalpodautoscalers.autoscaling'], ['get', 'pods']]) {
-      assert.equal(asService(['auth', 'can-i', verb, resource, '-n', TEAM]).stdout.trim(), 'yes', `${verb} ${resource}`);
+    for (const [verb, resource] of [
+      ['watch', 'configmaps'],
+      ['create', 'events'],
+      ['get', 'horizontalpodautoscalers.autoscaling'],
+      ['get', 'pods'],
+    ]) {
+      assert.equal(
+        asService(['auth', 'can-i', verb, resource, '-n', TEAM]).stdout.trim(),
+        'yes',
+        `${verb} ${resource}`,
+      );
     }
   });
 
   it('the API server restarted: rules stay in force while it is down, the informer resumes, no edit is lost', async () => {
     cluster.kubectl(['apply', '-f', '-'], { input: ruleConfigMap('team-rules', [{ name: 'before-restart' }]) });
-    await waitUntil('before-restart is loaded', async () => (await rulesOf('team-rules'))?.rules.join() === teamRules('before-restart'), 30_000);
+    await waitUntil(
+      'before-restart is loaded',
+      async () => (await rulesOf('team-rules'))?.rules.join() === teamRules('before-restart'),
+      30_000,
+    );
     const restartsBefore = await service.metric('kube_event_rules_informer_restarts_total');
 
     await cluster.stop();
@@ -137,10 +185,15 @@ describe('rule ConfigMaps on a real API server, service on its own ServiceAccoun
     cluster.kubectl(['apply', '-f', '-'], { input: ruleConfigMap('second-rules', [{ name: 'second-after-restart' }]) });
     await waitUntil(
       'both edits are loaded',
-      async () => (await rulesOf('team-rules'))?.rules.join() === teamRules('after-restart') && (await rulesOf('second-rules'))?.rules.join() === teamRules('second-after-restart'),
+      async () =>
+        (await rulesOf('team-rules'))?.rules.join() === teamRules('after-restart') &&
+        (await rulesOf('second-rules'))?.rules.join() === teamRules('second-after-restart'),
       120_000,
     );
-    assert.ok((await service.metric('kube_event_rules_informer_restarts_total')) > restartsBefore, 'the informer was restarted, not left dead');
+    assert.ok(
+      (await service.metric('kube_event_rules_informer_restarts_total')) > restartsBefore,
+      'the informer was restarted, not left dead',
+    );
 
     cluster.kubectl(['delete', 'configmap', 'second-rules', '-n', TEAM]);
     await waitUntil('the deletion is seen', async () => (await rulesOf('second-rules')) === undefined, 30_000);

@@ -21,11 +21,20 @@ describe('standalone mode restarted: resumes from its watch position on a real A
   let redis: Awaited<ReturnType<typeof startRedis>>;
   let service: ServiceProcess | undefined;
   let kubeconfig: string;
-  const create = (object: Record<string, any>) => cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(object) });
+  const create = (object: Record<string, any>) =>
+    cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(object) });
   const start = async () => {
-    service = await startServiceProcess({ KUBECONFIG: kubeconfig, POD_NAMESPACE: OWN, STANDALONE: 'true', REDIS_URL: `redis://127.0.0.1:${redis.port}` });
+    service = await startServiceProcess({
+      KUBECONFIG: kubeconfig,
+      POD_NAMESPACE: OWN,
+      STANDALONE: 'true',
+      REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+    });
     const started = Date.now();
-    while ((await service.status()).sources.find((s) => s.source === `configmap:${OWN}/delivery-rules/rules.yaml`)?.rules.length !== 2) {
+    while (
+      (await service.status()).sources.find((s) => s.source === `configmap:${OWN}/delivery-rules/rules.yaml`)?.rules
+        .length !== 2
+    ) {
       if (Date.now() - started > 30_000) throw new Error(`rules not loaded: ${JSON.stringify(await service.status())}`);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -38,7 +47,14 @@ describe('standalone mode restarted: resumes from its watch position on a real A
     cluster.kubectl(['apply', '-f', '-'], { input: accessOf('deploy/standalone') });
     cluster.kubectl(['create', 'namespace', NAMESPACE]);
     cluster.kubectl(['apply', '-f', '-'], { input: shopObjects() });
-    cluster.kubectl(['create', 'configmap', 'delivery-rules', '-n', OWN, `--from-literal=rules.yaml=${deliveryRules(sink.url)}`]);
+    cluster.kubectl([
+      'create',
+      'configmap',
+      'delivery-rules',
+      '-n',
+      OWN,
+      `--from-literal=rules.yaml=${deliveryRules(sink.url)}`,
+    ]);
     cluster.kubectl(['label', 'configmap', 'delivery-rules', '-n', OWN, 'kube-event-rules/rules=true']);
     kubeconfig = await cluster.serviceAccountKubeconfig(OWN, 'kube-event-rules');
   });
@@ -60,7 +76,16 @@ describe('standalone mode restarted: resumes from its watch position on a real A
 
     // While it is down: a repeat of the Pod's back-off, a new HPA Event, and a change that is no new occurrence.
     const series = { series: { count: 2, lastObservedTime: new Date().toISOString().replace('Z', '000Z') } };
-    cluster.kubectl(['patch', 'events.v1.events.k8s.io', 'web-1.backoff', '-n', NAMESPACE, '--type=merge', '-p', JSON.stringify(series)]);
+    cluster.kubectl([
+      'patch',
+      'events.v1.events.k8s.io',
+      'web-1.backoff',
+      '-n',
+      NAMESPACE,
+      '--type=merge',
+      '-p',
+      JSON.stringify(series),
+    ]);
     create(hpaRescaleEvent('web.rescale-2', 'New size: 2; while the service was down'));
     cluster.kubectl(['label', 'events.v1.events.k8s.io', 'web.rescale-1', '-n', NAMESPACE, 'seen=yes']);
 
@@ -73,7 +98,10 @@ describe('standalone mode restarted: resumes from its watch position on a real A
     // The repeat comes from the new process's first list, which reports it as `add` (the occurrence
     // tracker is in memory): delivered once with its count, whatever a rule's `on:` would make of it.
     assert.deepEqual(
-      sink.received('/pods').map((r) => r.json() as Record<string, unknown>).map(({ change, ...rest }) => rest),
+      sink
+        .received('/pods')
+        .map((r) => r.json() as Record<string, unknown>)
+        .map(({ change, ...rest }) => rest),
       [
         { pod: 'web-1', count: 1, message: BACKOFF },
         { pod: 'web-1', count: 2, message: BACKOFF },
@@ -83,7 +111,11 @@ describe('standalone mode restarted: resumes from its watch position on a real A
       sink.received('/hpa').map((r) => (r.json() as { message: string }).message),
       ['New size: 4; before the restart', 'New size: 2; while the service was down', 'New size: 3; after the restart'],
     );
-    assert.equal(await service!.metric('kube_event_rules_standalone_resent_total'), 0, 'resumed from the saved position, not the start window');
+    assert.equal(
+      await service!.metric('kube_event_rules_standalone_resent_total'),
+      0,
+      'resumed from the saved position, not the start window',
+    );
     assert.ok(!service!.logs.some((l) => /no saved watch position/.test(String(l.msg))));
   });
 });

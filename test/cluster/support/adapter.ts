@@ -17,7 +17,14 @@ export interface Adapter {
   stop(): Promise<void>;
 }
 
-export function startAdapter(options: { mode: 'Resource' | 'Reference'; sink: string; kubeconfig: string; namespace: string; name: string; logDir: string }): Adapter {
+export function startAdapter(options: {
+  mode: 'Resource' | 'Reference';
+  sink: string;
+  kubeconfig: string;
+  namespace: string;
+  name: string;
+  logDir: string;
+}): Adapter {
   const sourceConfig = {
     namespaces: [],
     allNamespaces: true, // namespaceSelector: {}

@@ -54,14 +54,19 @@ export async function startCluster(): Promise<TestCluster> {
 
   const start = async () => {
     const log = createWriteStream(join(dir, 'apiserver.log'), { flags: 'a' });
-    const proc = spawn(binary('test-apiserver'), ['--dir', dir, '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(binary('test-apiserver'), ['--dir', dir, '--port', String(port)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child = proc;
     proc.stderr.pipe(log);
     exited = new Promise((resolve) => proc.once('exit', () => resolve()));
     const lines = createInterface({ input: proc.stdout });
     await new Promise<void>((resolve, reject) => {
       // Start-up runs etcd, the API server's post-start hooks and RBAC bootstrap: seconds, more on a loaded machine.
-      const timer = setTimeout(() => reject(new Error(`the API server was not ready within 180 s; see ${dir}/apiserver.log`)), 180_000);
+      const timer = setTimeout(
+        () => reject(new Error(`the API server was not ready within 180 s; see ${dir}/apiserver.log`)),
+        180_000,
+      );
       lines.on('line', (line) => {
         if (line.startsWith('ready')) {
           clearTimeout(timer);
@@ -89,7 +94,11 @@ export async function startCluster(): Promise<TestCluster> {
       encoding: 'utf8',
       timeout: 60_000,
     });
-    return { status: result.status ?? -1, stdout: result.stdout ?? '', stderr: result.stderr ?? String(result.error ?? '') };
+    return {
+      status: result.status ?? -1,
+      stdout: result.stdout ?? '',
+      stderr: result.stderr ?? String(result.error ?? ''),
+    };
   };
   const kubectl = (args: string[], options: { input?: string; kubeconfig?: string } = {}): string => {
     const result = tryKubectl(args, options);

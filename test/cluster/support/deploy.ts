@@ -12,7 +12,14 @@ export function render(variant: string): Obj[] {
     .filter(Boolean);
 }
 
-const ACCESS_KINDS = new Set(['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
+const ACCESS_KINDS = new Set([
+  'Namespace',
+  'ServiceAccount',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'Role',
+  'RoleBinding',
+]);
 
 /** The namespace, ServiceAccounts and RBAC of a variant, exactly as rendered: what the tests run under. */
 export function accessOf(variant: string): string {

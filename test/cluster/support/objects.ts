@@ -16,7 +16,9 @@ export function shopObjects(): string {
           scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web' },
           minReplicas: 2,
           maxReplicas: 7,
-          metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } } }],
+          metrics: [
+            { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } } },
+          ],
         },
       },
       {
@@ -36,7 +38,12 @@ export function hpaRescaleEvent(name: string, message: string): Record<string, a
     apiVersion: 'v1',
     kind: 'Event',
     metadata: { name, namespace: NAMESPACE },
-    involvedObject: { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', name: 'web', namespace: NAMESPACE },
+    involvedObject: {
+      apiVersion: 'autoscaling/v2',
+      kind: 'HorizontalPodAutoscaler',
+      name: 'web',
+      namespace: NAMESPACE,
+    },
     reason: 'SuccessfulRescale',
     message,
     type: 'Normal',
@@ -54,7 +61,13 @@ export function podBackOffEvent(name: string, count: number): Record<string, any
     apiVersion: 'events.k8s.io/v1',
     kind: 'Event',
     metadata: { name, namespace: NAMESPACE },
-    regarding: { apiVersion: 'v1', kind: 'Pod', name: 'web-1', namespace: NAMESPACE, fieldPath: 'spec.containers{web}' },
+    regarding: {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      name: 'web-1',
+      namespace: NAMESPACE,
+      fieldPath: 'spec.containers{web}',
+    },
     reason: 'BackOff',
     note: 'Back-off restarting failed container web in pod web-1_shop',
     type: 'Warning',
@@ -118,7 +131,13 @@ export function podBackOffCoreEvent(name: string, count: number): Record<string,
     apiVersion: 'v1',
     kind: 'Event',
     metadata: { name, namespace: NAMESPACE },
-    involvedObject: { apiVersion: 'v1', kind: 'Pod', name: 'web-1', namespace: NAMESPACE, fieldPath: 'spec.containers{web}' },
+    involvedObject: {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      name: 'web-1',
+      namespace: NAMESPACE,
+      fieldPath: 'spec.containers{web}',
+    },
     reason: 'BackOff',
     message: 'Back-off restarting failed container web in pod web-1_shop',
     type: 'Warning',
@@ -131,7 +150,13 @@ export function podBackOffCoreEvent(name: string, count: number): Record<string,
 
 /** A core/v1 FailedMount Event about the Pod (no cluster-wide rule matches it). */
 export function podFailedMountEvent(name: string): Record<string, any> {
-  return { ...podScheduledEvent(name), reason: 'FailedMount', type: 'Warning', message: 'MountVolume.SetUp failed for volume "config"', source: { component: 'kubelet', host: 'node-1' } };
+  return {
+    ...podScheduledEvent(name),
+    reason: 'FailedMount',
+    type: 'Warning',
+    message: 'MountVolume.SetUp failed for volume "config"',
+    source: { component: 'kubelet', host: 'node-1' },
+  };
 }
 
 /** A team's rule document (namespace shop): its webhook token comes from a Secret of its namespace. */

@@ -32,7 +32,15 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
   const rulesDir = await mkdtemp(join(tmpdir(), 'ker-rules-')); // rules come from ConfigMaps only
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/main.ts'), 'serve'], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: home, HOST: '127.0.0.1', PORT: String(port), RULES_DIR: rulesDir, LOG_LEVEL: 'debug', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: home,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      RULES_DIR: rulesDir,
+      LOG_LEVEL: 'debug',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, any>[] = [];
@@ -51,7 +59,10 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
   await waitUntil(
     'the service answers /readyz 200',
     async () => {
-      if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}: ${stderr.join('\n')}\n${JSON.stringify(logs.slice(-5))}`);
+      if (child.exitCode !== null)
+        throw new Error(
+          `the service exited with ${child.exitCode}: ${stderr.join('\n')}\n${JSON.stringify(logs.slice(-5))}`,
+        );
       return (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200;
     },
     60_000,
