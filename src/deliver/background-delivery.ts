@@ -12,13 +12,12 @@ import type { Config } from '../config.js';
 import type { Cluster } from '../enrich/cluster.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { knownSecrets } from '../redact.js';
 import { renderAction, renderFailure } from '../render/render-action.js';
 import { ENRICHMENT_FACTS } from '../enrich/lazy-facts.js';
 import type { CompiledAction, CompiledRule } from '../rules/compiled-rule.js';
 import type { TenancyPolicy } from '../rules/tenancy-policy.js';
 import type { DeliveredStore } from './delivered-store.js';
-import { hideOwnSecrets } from './error-excerpt.js';
+import { sendRequest } from './send-action.js';
 import type { Senders } from './kinds/registry.js';
 
 export interface BackgroundAction {
@@ -122,16 +121,9 @@ export function createBackgroundDelivery(deps: BackgroundDeliveryDeps): Backgrou
       );
       return done({ outcome, error });
     }
-    const started = performance.now();
-    const sent = await deps.senders[action.destination.kind].send(request, {
-      timeoutMs: action.destination.timeoutMs ?? deps.config.deliveryTimeoutMs,
-      deadline,
-      destination,
-      lane: `${rule.source}#${destination}`,
-      context: { rule: rule.name, ceId: `${job.what}:${job.id}`, occurrence: job.key },
-    });
-    metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
-    const error = sent.error && knownSecrets.redact(hideOwnSecrets(sent.error, request));
+    const context = { rule: rule.name, ceId: `${job.what}:${job.id}`, occurrence: job.key };
+    const sent = await sendRequest(deps, rule, action, request, deadline, context);
+    const error = sent.error;
     const result: BackgroundResult = {
       // Background work is never given a dry run's show-only sender.
       outcome: sent.outcome === 'rendered' ? 'failed' : sent.outcome,

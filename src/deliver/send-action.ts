@@ -9,7 +9,7 @@ import type { EventInput } from '../normalize/kube-event.js';
 import { knownSecrets } from '../redact.js';
 import type { RenderedRequest } from '../render/rendered-request.js';
 import type { CompiledAction, CompiledRule } from '../rules/compiled-rule.js';
-import type { DeliveryResult } from './destination.js';
+import type { DeliveryResult, SendOptions } from './destination.js';
 import { hideOwnSecrets } from './error-excerpt.js';
 import type { Senders } from './kinds/registry.js';
 import type { TraceHeaders } from '../trace/event-trace.js';
@@ -24,32 +24,47 @@ export type ActionSender = (
   trace?: TraceHeaders,
 ) => Promise<DeliveryResult>;
 
-export function createActionSender({
-  senders,
-  config,
-  metrics,
-  log,
-}: {
+export interface SendDeps {
   senders: Senders;
   config: Config;
   metrics: Metrics;
-  log: Logger;
-}): ActionSender {
+}
+
+/**
+ * sendRequest: one rendered request through its kind's sender and policies, timed, its error redacted — what
+ * the pipeline's deliveries and background deliveries (digest flushes, region timeouts) share.
+ */
+export async function sendRequest(
+  { senders, config, metrics }: SendDeps,
+  rule: CompiledRule,
+  action: CompiledAction,
+  request: RenderedRequest,
+  deadline: number,
+  context: SendOptions['context'],
+  trace?: TraceHeaders,
+): Promise<DeliveryResult> {
+  const destination = action.destination.name;
+  const started = performance.now();
+  const result = await senders[action.destination.kind].send(request, {
+    timeoutMs: action.destination.timeoutMs ?? config.deliveryTimeoutMs,
+    deadline,
+    destination,
+    // Destinations are per document, so the same name in two documents is two bulkhead lanes.
+    lane: `${rule.source}#${destination}`,
+    context,
+    trace,
+  });
+  metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
+  // A destination may echo what it was sent (the Authorization header, a secret URL path) in its error body.
+  return result.error ? { ...result, error: knownSecrets.redact(hideOwnSecrets(result.error, request)) } : result;
+}
+
+export function createActionSender(deps: SendDeps & { log: Logger }): ActionSender {
+  const { log } = deps;
   return async function sendAction(rule, action, input, request, deadline, trace) {
     const destination = action.destination.name;
-    const started = performance.now();
-    let result = await senders[action.destination.kind].send(request, {
-      timeoutMs: action.destination.timeoutMs ?? config.deliveryTimeoutMs,
-      deadline,
-      destination,
-      // Destinations are per document, so the same name in two documents is two bulkhead lanes.
-      lane: `${rule.source}#${destination}`,
-      context: { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence },
-      trace,
-    });
-    // A destination may echo what it was sent (the Authorization header, a secret URL path) in its error body.
-    if (result.error) result = { ...result, error: knownSecrets.redact(hideOwnSecrets(result.error, request)) };
-    metrics.deliveryDuration.observe({ destination }, (performance.now() - started) / 1000);
+    const context = { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence };
+    const result = await sendRequest(deps, rule, action, request, deadline, context, trace);
     const fields = () => ({
       rule: rule.name,
       destination,
