@@ -12,7 +12,7 @@ import type { Config } from './config.js';
 import type { DeliveredStore } from './deliver/delivered-store.js';
 import type { DeliveryOutcome, Metrics } from './metrics.js';
 import type { Senders } from './deliver/kinds/registry.js';
-import { createActionSender } from './deliver/send-action.js';
+import { logDelivery, sendRequest } from './deliver/send-action.js';
 import type { Cluster } from './enrich/cluster.js';
 import type { LazyFacts } from './enrich/lazy-facts.js';
 import { LookupFailedError } from './enrich/lookup-failed.js';
@@ -156,7 +156,6 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const { metrics, log, tracker } = deps;
   const tenancy = deps.tenancy ?? compileTenancyPolicy(deps.config.tenancy);
   const quarantine = deps.quarantine ?? new TemplateQuarantine();
-  const sendAction = createActionSender(deps);
   const regions = createRegionPairing(deps.regions ?? createMemoryRegionStore(deps.config.regions), metrics, log);
   const renderDeps = { config: deps.config, cluster: deps.cluster, env: deps.env, tenancy };
   const digests = createDigestRecorder({
@@ -313,30 +312,51 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   /**
    * runRule pairs a region rule's start with its end, records a digest rule's occurrence in its group, or applies the
-   * rule's throttle and delivers each of its actions.
+   * rule's throttle and delivers each of its actions. Not async, like deliver: a delivery waiting on the network holds
+   * one frame per layer, and the frames that outlive a young-generation collection are what the collector copies.
    */
-  async function runRule(
+  function runRule(
     rule: CompiledRule,
     input: EventInput,
     facts: LazyFacts,
     deadline: number,
     trace: EventTrace,
-  ): Promise<ActionReport[]> {
+  ): Promise<ActionReport | ActionReport[]> {
     if (rule.region) {
       return regions.occurrence(rule, input, facts, deadline, (region) =>
         Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, trace, { region }))),
       );
     }
     if (rule.digest) return digests.record(rule, rule.digest, input, facts);
-    if (rule.throttle && !(await admitted(rule, rule.throttle, input))) {
-      return rule.actions.map((action): ActionReport => ({
-        rule: rule.name,
-        destination: action.destination.name,
-        outcome: 'suppressed',
-      }));
-    }
-    if (rule.actions.length === 1) return [await deliver(rule, rule.actions[0], input, facts, deadline, trace)];
+    if (rule.throttle) return runThrottled(rule, rule.throttle, input, facts, deadline, trace);
+    return deliverAll(rule, input, facts, deadline, trace);
+  }
+
+  function deliverAll(
+    rule: CompiledRule,
+    input: EventInput,
+    facts: LazyFacts,
+    deadline: number,
+    trace: EventTrace,
+  ): Promise<ActionReport | ActionReport[]> {
+    if (rule.actions.length === 1) return deliver(rule, rule.actions[0], input, facts, deadline, trace);
     return Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, trace)));
+  }
+
+  async function runThrottled(
+    rule: CompiledRule,
+    throttle: NonNullable<CompiledRule['throttle']>,
+    input: EventInput,
+    facts: LazyFacts,
+    deadline: number,
+    trace: EventTrace,
+  ): Promise<ActionReport | ActionReport[]> {
+    if (await admitted(rule, throttle, input)) return deliverAll(rule, input, facts, deadline, trace);
+    return rule.actions.map((action): ActionReport => ({
+      rule: rule.name,
+      destination: action.destination.name,
+      outcome: 'suppressed',
+    }));
   }
 
   /** admitted applies the rule's throttle to this occurrence; a failing key admits (never lose silently). */
@@ -371,9 +391,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   /**
    * deliver: one action of a matched rule — claim it (a second claim of the same key in this process waits for
-   * the first), skip it if already delivered, render, send, remember, report.
+   * the first), skip it if already delivered, render, send, remember, report. The claim ends in deliverOnce.
    */
-  async function deliver(
+  function deliver(
     rule: CompiledRule,
     action: CompiledAction,
     input: EventInput,
@@ -385,14 +405,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // A delete is a notification of its own although it carries the occurrence (uid/count) the add or update had.
     const key = `${input.occurrence}|${input.change === 'delete' ? 'delete|' : ''}${rule.name}|${action.identity}`;
     const running = inFlight.get(key);
-    if (running) return sameClaim(rule, action, await running);
+    if (running) return running.then((first) => sameClaim(rule, action, first));
     const delivery = deliverOnce(rule, action, input, facts, deadline, key, trace, extra);
     inFlight.set(key, delivery);
-    try {
-      return await delivery;
-    } finally {
-      inFlight.delete(key);
-    }
+    return delivery;
   }
 
   /** sameClaim reports an action whose key was being delivered by this request already. */
@@ -411,6 +427,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { rule: rule.name, destination, outcome: 'skipped_duplicate' };
   }
 
+  /**
+   * deliverOnce: deliver's work; its claim ends when it does. (Its first step awaits, so the claim is taken by then.)
+   */
   async function deliverOnce(
     rule: CompiledRule,
     action: CompiledAction,
@@ -421,44 +440,50 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     trace: EventTrace,
     extra?: Bindings,
   ): Promise<ActionReport> {
-    const destination = action.destination.name;
-    if (await deps.delivered.has(key)) {
-      log.info(
-        { rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id },
-        'already delivered for this occurrence; skipped',
-      );
-      return counted(rule, action, { rule: rule.name, destination, outcome: 'skipped_duplicate' });
-    }
-    const rendering = trace.render(rule.name, destination);
-    const rendered = await render(rule, action, input, facts, deadline, extra);
-    rendering.end('outcome' in rendered ? rendered.outcome : undefined);
-    if ('outcome' in rendered) {
-      const { outcome, error, retryAfterMs, guard, unavailable } = rendered;
+    try {
+      const destination = action.destination.name;
+      if (await deps.delivered.has(key)) {
+        log.info(
+          { rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id },
+          'already delivered for this occurrence; skipped',
+        );
+        return counted(rule, action, { rule: rule.name, destination, outcome: 'skipped_duplicate' });
+      }
+      const rendering = trace.render(rule.name, destination);
+      const rendered = await render(rule, action, input, facts, deadline, extra);
+      rendering.end('outcome' in rendered ? rendered.outcome : undefined);
+      if ('outcome' in rendered) {
+        const { outcome, error, retryAfterMs, guard, unavailable } = rendered;
+        return counted(rule, action, {
+          rule: rule.name,
+          destination,
+          outcome,
+          error,
+          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+          ...(guard || unavailable ? { unavailable: true } : {}),
+        });
+      }
+      const delivering = trace.deliver(rule.name, destination);
+      const context = { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence };
+      const result = await sendRequest(deps, rule, action, rendered, deadline, context, delivering.headers);
+      logDelivery(log, rule, action, input, result);
+      delivering.end(result);
+      // A dry run's sender only shows what would be sent.
+      if (result.outcome === 'rendered')
+        return { rule: rule.name, destination, outcome: 'rendered', request: redacted(rendered) };
+      if (result.outcome !== 'failed') await deps.delivered.add(key);
       return counted(rule, action, {
         rule: rule.name,
         destination,
-        outcome,
-        error,
-        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-        ...(guard || unavailable ? { unavailable: true } : {}),
+        outcome: result.outcome,
+        status: result.status,
+        attempts: result.attempts,
+        error: result.error,
+        retryAfterMs: result.retryAfterMs,
       });
+    } finally {
+      inFlight.delete(key);
     }
-    const delivering = trace.deliver(rule.name, destination);
-    const result = await sendAction(rule, action, input, rendered, deadline, delivering.headers);
-    delivering.end(result);
-    // A dry run's sender only shows what would be sent.
-    if (result.outcome === 'rendered')
-      return { rule: rule.name, destination, outcome: 'rendered', request: redacted(rendered) };
-    if (result.outcome !== 'failed') await deps.delivered.add(key);
-    return counted(rule, action, {
-      rule: rule.name,
-      destination,
-      outcome: result.outcome,
-      status: result.status,
-      attempts: result.attempts,
-      error: result.error,
-      retryAfterMs: result.retryAfterMs,
-    });
   }
 
   function counted(

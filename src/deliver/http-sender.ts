@@ -33,9 +33,14 @@ const ERROR_BODY_READ_CHARS = EXCERPT_CHARS * 4;
 const BODY_READ_MS = 1000;
 
 /** `final`: retryable later (by the Broker), but not within this request. */
-type Attempt =
-  | { status?: number; error: string; retryable: boolean; final?: boolean; retryAfterMs?: number; timedOut?: boolean }
-  | { status: number; ok: true };
+interface FailedAttempt {
+  status?: number;
+  error: string;
+  retryable: boolean;
+  final?: boolean;
+  retryAfterMs?: number;
+  timedOut?: boolean;
+}
 type Reply =
   | {
       status: number;
@@ -119,7 +124,11 @@ function createHttpAttempts(options: HttpSenderOptions): Sender {
     }
   }
 
-  async function attemptOnce(request: RenderedRequest, timeoutMs: number, destination: string): Promise<Attempt> {
+  /** attemptOnce: one attempt (with the same-origin redirects it follows), as the Sender's result. */
+  async function attemptOnce(
+    request: RenderedRequest,
+    { timeoutMs, destination }: SendOptions,
+  ): Promise<DeliveryResult> {
     const began = Date.now();
     let reply = await exchange(request, timeoutMs);
     let hops = 0;
@@ -148,45 +157,50 @@ function createHttpAttempts(options: HttpSenderOptions): Sender {
     }
     if ('error' in reply && reply.failure) {
       options.metrics.deliveryAttempts.inc({ destination, result: reply.failure.result });
-      return { error: reply.failure.message, retryable: reply.failure.retryable };
+      return failure({ error: reply.failure.message, retryable: reply.failure.retryable });
     }
     if ('error' in reply) {
       options.metrics.deliveryAttempts.inc({ destination, result: reply.timedOut ? 'timeout' : 'network' });
       const detail = reply.timedOut ? reply.error.message : `${reply.error.code ?? 'error'}: ${reply.error.message}`;
-      return { error: detail, retryable: reply.error.code !== REFUSED_REQUEST, timedOut: reply.timedOut };
+      return failure({ error: detail, retryable: reply.error.code !== REFUSED_REQUEST, timedOut: reply.timedOut });
     }
     const { status } = reply;
     options.metrics.deliveryAttempts.inc({
       destination,
       result: status === 429 ? '429' : `${Math.floor(status / 100)}xx`,
     });
-    if (isSuccess(status)) return { status, ok: true };
+    if (isSuccess(status)) return { outcome: 'delivered', attempts: 1, status };
     if (isRedirect(status))
-      return { status, error: redirectError(status, reply.location, request, hops), retryable: true, final: true };
+      return failure({
+        status,
+        error: redirectError(status, reply.location, request, hops),
+        retryable: true,
+        final: true,
+      });
     const excerpt = reply.body ? errorExcerpt(reply.body, request) : '';
     const unread = reply.bodyTimedOut ? ` (body not read within ${Math.min(BODY_READ_MS, timeoutMs)} ms)` : '';
-    return {
+    return failure({
       status,
       error: `HTTP ${status}${excerpt ? `: ${excerpt}` : ''}${unread}`,
       retryable: isRetryableStatus(status),
       retryAfterMs: parseRetryAfter(reply.retryAfter ?? null),
-    };
+    });
   }
 
+  // Not an async wrapper: a delivery waiting on the network holds one frame per layer.
+  return { send: attemptOnce };
+}
+
+/** failure: a failed attempt as the Sender's result — rejected when retrying cannot help, else failed. */
+function failure(attempt: FailedAttempt): DeliveryResult {
+  const failed = { attempts: 1, status: attempt.status, error: attempt.error };
+  if (!attempt.retryable) return { outcome: 'rejected', ...failed };
   return {
-    async send(request, { timeoutMs, destination }: SendOptions): Promise<DeliveryResult> {
-      const result = await attemptOnce(request, timeoutMs, destination);
-      if ('ok' in result) return { outcome: 'delivered', attempts: 1, status: result.status };
-      const failed = { attempts: 1, status: result.status, error: result.error };
-      if (!result.retryable) return { outcome: 'rejected', ...failed };
-      return {
-        outcome: 'failed',
-        ...failed,
-        retryAfterMs: result.retryAfterMs,
-        ...(result.final ? { final: true } : {}),
-        ...(result.timedOut ? { timedOut: true } : {}),
-      };
-    },
+    outcome: 'failed',
+    ...failed,
+    retryAfterMs: attempt.retryAfterMs,
+    ...(attempt.final ? { final: true } : {}),
+    ...(attempt.timedOut ? { timedOut: true } : {}),
   };
 }
 

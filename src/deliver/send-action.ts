@@ -1,6 +1,6 @@
 /**
- * sendAction delivers one rendered request with its destination kind's sender (its policies may refuse at
- * once: lane full, breaker open), then times, logs and redacts the outcome.
+ * sendRequest delivers one rendered request with its destination kind's sender (its policies may refuse at
+ * once: lane full, breaker open), then times and redacts the outcome; logDelivery logs a pipeline delivery.
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -13,16 +13,6 @@ import type { DeliveryResult, SendOptions } from './destination.js';
 import { hideOwnSecrets } from './error-excerpt.js';
 import type { Senders } from './kinds/registry.js';
 import type { TraceHeaders } from '../trace/event-trace.js';
-
-/** `trace`: the traceparent (and tracestate) the request carries, when the event has a trace to continue. */
-export type ActionSender = (
-  rule: CompiledRule,
-  action: CompiledAction,
-  input: EventInput,
-  request: RenderedRequest,
-  deadline: number,
-  trace?: TraceHeaders,
-) => Promise<DeliveryResult>;
 
 export interface SendDeps {
   senders: Senders;
@@ -59,25 +49,26 @@ export async function sendRequest(
   return result.error ? { ...result, error: knownSecrets.redact(hideOwnSecrets(result.error, request)) } : result;
 }
 
-export function createActionSender(deps: SendDeps & { log: Logger }): ActionSender {
-  const { log } = deps;
-  return async function sendAction(rule, action, input, request, deadline, trace) {
-    const destination = action.destination.name;
-    const context = { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence };
-    const result = await sendRequest(deps, rule, action, request, deadline, context, trace);
-    const fields = () => ({
-      rule: rule.name,
-      destination,
-      occurrence: input.occurrence,
-      ceId: input.cloudevent.id,
-      status: result.status,
-      attempts: result.attempts,
-    });
-    if (result.outcome === 'failed')
-      log.warn({ ...fields(), error: result.error }, 'delivery failed; the Broker will redeliver');
-    else if (result.outcome === 'rejected')
-      log.error({ ...fields(), error: result.error }, 'delivery rejected by the destination; not retried');
-    else if (log.isLevelEnabled('info')) log.info(fields(), 'delivered');
-    return result;
+/** logDelivery logs one pipeline delivery's outcome (a delivery is logged at info, which production runs without). */
+export function logDelivery(
+  log: Logger,
+  rule: CompiledRule,
+  action: CompiledAction,
+  input: EventInput,
+  result: DeliveryResult,
+): void {
+  if (result.outcome === 'delivered' && !log.isLevelEnabled('info')) return;
+  const fields = {
+    rule: rule.name,
+    destination: action.destination.name,
+    occurrence: input.occurrence,
+    ceId: input.cloudevent.id,
+    status: result.status,
+    attempts: result.attempts,
   };
+  if (result.outcome === 'failed')
+    log.warn({ ...fields, error: result.error }, 'delivery failed; the Broker will redeliver');
+  else if (result.outcome === 'rejected')
+    log.error({ ...fields, error: result.error }, 'delivery rejected by the destination; not retried');
+  else log.info(fields, 'delivered');
 }
