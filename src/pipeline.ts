@@ -150,6 +150,8 @@ type Bindings = Record<string, unknown>;
  */
 const GUARD_RETRY_AFTER_MS = 1000;
 
+const inArray = <T>(item: T): T[] => [item];
+
 const NOTHING_PREPARED: Omit<PreparedRequest, 'run'> = { actions: 0, teamActions: new Map<string, number>() };
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
@@ -201,7 +203,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return {
         actions: event.actions,
         teamActions: event.teamActions,
-        run: async (deadline) => [await event.run(deadline)],
+        run: (deadline) => event.run(deadline).then(inArray),
       };
     }
     const prepared = await Promise.all(events.map((ce, i) => prepareEvent(normalized[i], ce, traces?.[i] ?? NO_TRACE)));

@@ -20,9 +20,10 @@ import { typeLabel } from '../metrics.js';
 import type { EventReport, Pipeline } from '../pipeline.js';
 import { parseCloudEvents } from './parse-cloudevents.js';
 import type { RecentEvents } from '../playground/recent-events.js';
-import type { ActionCapacity } from './action-capacity.js';
+import type { ActionCapacity, Reservation } from './action-capacity.js';
 import { bytesToReserve, type BodyBytesInFlight } from './body-bytes-in-flight.js';
 import { NO_TRACING, type Tracing } from '../trace/tracing.js';
+import type { EventTrace } from '../trace/event-trace.js';
 
 export interface EventsRouteDeps {
   config: Config;
@@ -103,35 +104,33 @@ export function eventsRoute({
     }
     const releaseBody = reserveBodyBytes(ctx, config, bodyBytes, metrics);
     if (!releaseBody) return;
+    // One frame for the whole request (frames that outlive a young-generation collection are copied by it).
+    let traces: EventTrace[] = [];
+    let reservation: Reservation | undefined;
     try {
-      await receive(ctx);
+      const events = await readEvents(ctx, config);
+      recent?.record(events, ctx.request.length);
+      traces = events.map((event) => tracing.begin(ctx.headers, event));
+      const deadline = Date.now() + config.deliveryDeadlineMs;
+      const prepared = await pipeline.prepare(events, traces);
+      reservation = capacity.reserve(prepared.actions, prepared.teamActions);
+      if (!reservation.ok) {
+        for (const event of events)
+          metrics.eventsReceived.inc({ type: typeLabel(event.type), outcome: 'over_capacity' });
+        ctx.status = 429;
+        ctx.set('Retry-After', String(Math.ceil(reservation.retryAfterMs / 1000)));
+        ctx.body = { error: 'over capacity', detail: reservation.reason };
+        return;
+      }
+      answer(ctx, await prepared.run(deadline), metrics);
     } finally {
+      if (reservation) {
+        if (reservation.ok) reservation.release();
+        for (const trace of traces) trace.end(ctx.status);
+      }
       releaseBody();
     }
   };
-
-  async function receive(ctx: Parameters<Middleware>[0]): Promise<void> {
-    const events = await readEvents(ctx, config);
-    recent?.record(events, ctx.request.length);
-    const traces = events.map((event) => tracing.begin(ctx.headers, event));
-    const deadline = Date.now() + config.deliveryDeadlineMs;
-    const prepared = await pipeline.prepare(events, traces);
-    const reservation = capacity.reserve(prepared.actions, prepared.teamActions);
-    if (!reservation.ok) {
-      for (const event of events) metrics.eventsReceived.inc({ type: typeLabel(event.type), outcome: 'over_capacity' });
-      ctx.status = 429;
-      ctx.set('Retry-After', String(Math.ceil(reservation.retryAfterMs / 1000)));
-      ctx.body = { error: 'over capacity', detail: reservation.reason };
-      for (const trace of traces) trace.end(429);
-      return;
-    }
-    try {
-      answer(ctx, await prepared.run(deadline), metrics);
-    } finally {
-      reservation.release();
-      for (const trace of traces) trace.end(ctx.status);
-    }
-  }
 }
 
 /**
