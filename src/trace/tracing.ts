@@ -55,8 +55,14 @@ class PropagatedTrace implements EventTrace {
   }
   deliver(): DeliverSpan {
     const { traceId, sampled, tracestate } = this.parent;
-    return { headers: { traceparent: traceparentOf(traceId, newSpanId(), sampled), tracestate }, end() {} };
+    return new UnrecordedSpan({ traceparent: traceparentOf(traceId, newSpanId(), sampled), tracestate });
   }
+  end(): void {}
+}
+
+/** A delivery's span that only carries its headers (a class: no closure per delivery for `end`). */
+class UnrecordedSpan implements DeliverSpan {
+  constructor(readonly headers: DeliverSpan['headers']) {}
   end(): void {}
 }
 
