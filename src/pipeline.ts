@@ -225,7 +225,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     trace: EventTrace,
   ): Promise<Omit<PreparedRequest, 'run'> & { run(deadline: number): Promise<EventReport> }> {
     const base = { id: ce.id, type: ce.type, matched: [] as string[], actions: [] as ActionReport[] };
-    const input = await resolve(normalized, ce);
+    const input = normalized.kind === 'input' ? normalized.input : await resolve(normalized, ce);
     if ('retry' in input) {
       log.warn(
         { ceId: ce.id, type: ce.type, detail: input.retry },
