@@ -393,7 +393,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   /**
    * deliver: one action of a matched rule — claim it (a second claim of the same key in this process waits for
-   * the first), skip it if already delivered, render, send, remember, report. The claim ends in deliverOnce.
+   * the first), skip it if already delivered, render, send, remember, report.
    */
   function deliver(
     rule: CompiledRule,
@@ -410,6 +410,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (running) return running.then((first) => sameClaim(rule, action, first));
     const delivery = deliverOnce(rule, action, input, facts, deadline, key, trace, extra);
     inFlight.set(key, delivery);
+    const unclaim = () => inFlight.delete(key);
+    delivery.then(unclaim, unclaim);
     return delivery;
   }
 
@@ -430,7 +432,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   /**
-   * deliverOnce: deliver's work; its claim ends when it does. (Its first step awaits, so the claim is taken by then.)
+   * deliverOnce: skip the action if it was delivered, else render it and hand it to send — without waiting for the
+   * send here: a frame alive while the destination answers is copied by every young-generation collection.
    */
   async function deliverOnce(
     rule: CompiledRule,
@@ -442,50 +445,62 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     trace: EventTrace,
     extra?: Bindings,
   ): Promise<ActionReport> {
-    try {
-      const destination = action.destination.name;
-      if (await deps.delivered.has(key)) {
-        log.info(
-          { rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id },
-          'already delivered for this occurrence; skipped',
-        );
-        return counted(rule, action, { rule: rule.name, destination, outcome: 'skipped_duplicate' });
-      }
-      const rendering = trace.render(rule.name, destination);
-      const rendered = await render(rule, action, input, facts, deadline, extra);
-      rendering.end('outcome' in rendered ? rendered.outcome : undefined);
-      if ('outcome' in rendered) {
-        const { outcome, error, retryAfterMs, guard, unavailable } = rendered;
-        return counted(rule, action, {
-          rule: rule.name,
-          destination,
-          outcome,
-          error,
-          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-          ...(guard || unavailable ? { unavailable: true } : {}),
-        });
-      }
-      const delivering = trace.deliver(rule.name, destination);
-      const context = { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence };
-      const result = await sendRequest(deps, rule, action, rendered, deadline, context, delivering.headers);
-      logDelivery(log, rule, action, input, result);
-      delivering.end(result);
-      // A dry run's sender only shows what would be sent.
-      if (result.outcome === 'rendered')
-        return { rule: rule.name, destination, outcome: 'rendered', request: redacted(rendered) };
-      if (result.outcome !== 'failed') await deps.delivered.add(key);
-      return counted(rule, action, {
-        rule: rule.name,
-        destination,
-        outcome: result.outcome,
-        status: result.status,
-        attempts: result.attempts,
-        error: result.error,
-        retryAfterMs: result.retryAfterMs,
-      });
-    } finally {
-      inFlight.delete(key);
+    const destination = action.destination.name;
+    if (await deps.delivered.has(key)) {
+      log.info(
+        { rule: rule.name, destination, occurrence: input.occurrence, ceId: input.cloudevent.id },
+        'already delivered for this occurrence; skipped',
+      );
+      return counted(rule, action, { rule: rule.name, destination, outcome: 'skipped_duplicate' });
     }
+    const rendering = trace.render(rule.name, destination);
+    const rendered = await render(rule, action, input, facts, deadline, extra);
+    rendering.end('outcome' in rendered ? rendered.outcome : undefined);
+    if ('outcome' in rendered) return notRendered(rule, action, rendered);
+    return send(rule, action, input, rendered, deadline, key, trace);
+  }
+
+  /** send: one rendered action to its destination, remembered once delivered or rejected, and reported. */
+  async function send(
+    rule: CompiledRule,
+    action: CompiledAction,
+    input: EventInput,
+    rendered: RenderedRequest,
+    deadline: number,
+    key: string,
+    trace: EventTrace,
+  ): Promise<ActionReport> {
+    const destination = action.destination.name;
+    const delivering = trace.deliver(rule.name, destination);
+    const context = { rule: rule.name, ceId: input.cloudevent.id, occurrence: input.occurrence };
+    const result = await sendRequest(deps, rule, action, rendered, deadline, context, delivering.headers);
+    logDelivery(log, rule, action, input, result);
+    delivering.end(result);
+    // A dry run's sender only shows what would be sent.
+    if (result.outcome === 'rendered')
+      return { rule: rule.name, destination, outcome: 'rendered', request: redacted(rendered) };
+    if (result.outcome !== 'failed') await deps.delivered.add(key);
+    return counted(rule, action, {
+      rule: rule.name,
+      destination,
+      outcome: result.outcome,
+      status: result.status,
+      attempts: result.attempts,
+      error: result.error,
+      retryAfterMs: result.retryAfterMs,
+    });
+  }
+
+  function notRendered(rule: CompiledRule, action: CompiledAction, rendered: RenderFailure): ActionReport {
+    const { outcome, error, retryAfterMs, guard, unavailable } = rendered;
+    return counted(rule, action, {
+      rule: rule.name,
+      destination: action.destination.name,
+      outcome,
+      error,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      ...(guard || unavailable ? { unavailable: true } : {}),
+    });
   }
 
   function counted(
