@@ -316,6 +316,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * runRule pairs a region rule's start with its end, records a digest rule's occurrence in its group, or applies the
    * rule's throttle and delivers each of its actions. Not async, like deliver: a delivery waiting on the network holds
    * one frame per layer, and the frames that outlive a young-generation collection are what the collector copies.
+   * Neither may throw synchronously (a throw would orphan the promises of the rules before it): all they call is async.
    */
   function runRule(
     rule: CompiledRule,
