@@ -1,8 +1,8 @@
 /**
  * httpSender delivers with undici's `request` over a pooled keep-alive Agent: a timeout per attempt, a
  * few attempts with backoff on retryable failures (withRetry), Retry-After honoured up to a cap, every response body
- * consumed so connections go back to the pool — a 2xx counts once its status is known, and a body has its
- * own short timeout. (Measured per request here: the built-in fetch 6–9×
+ * consumed so connections go back to the pool — a 2xx counts once its status is known, and an error body has
+ * its own short timeout. (Measured per request here: the built-in fetch 6–9×
  * slower than node:http, undici's request 40 % cheaper than node:http — docs/performance.md.)
  */
 import { request as undiciRequest } from 'undici';
@@ -27,8 +27,9 @@ export interface HttpSenderOptions {
 /** How much of an error body we read (the excerpt is cut after redaction, so no part of a secret survives). */
 const ERROR_BODY_READ_CHARS = EXCERPT_CHARS * 4;
 /**
- * A response body gets this long on its own: an error body's excerpt is read for at most this long (its
- * status decides anyway), and a body that stops sending is cut off after this long without data.
+ * An error body's excerpt is read for at most this long (its status decides anyway). A 2xx body is drained in
+ * the background until the attempt's timeout. Not undici's `bodyTimeout`: a value other than its headers timeout
+ * makes it replace its parser timer twice per request instead of refreshing it.
  */
 const BODY_READ_MS = 1000;
 
@@ -58,7 +59,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
 /** createHttpAttempts: a Sender that makes one attempt per call, its timeout aborting the request and its body. */
 function createHttpAttempts(options: HttpSenderOptions): Sender {
   const env = options.env ?? process.env;
-  const dispatchers = createDispatchers({ connections: options.maxSockets ?? 128, bodyTimeout: BODY_READ_MS }, env);
+  const dispatchers = createDispatchers({ connections: options.maxSockets ?? 128 }, env);
   const proxies = envProxies(env);
   /** The proxy a request goes through, for messages: its own (always), or the environment's (unless NO_PROXY). */
   const proxyOf = (request: RenderedRequest) => {
