@@ -47,6 +47,11 @@ export function errorMiddleware(
   };
 }
 
+/** answerStatus: the status the error middleware answers an error with (4xx for bad input, else 500). */
+export function answerStatus(err: unknown): number {
+  return toInvalidEvent(err)?.status ?? 500;
+}
+
 function toInvalidEvent(err: unknown): InvalidEventError | undefined {
   if (err instanceof InvalidEventError) return err;
   const { status, type, message } = (err ?? {}) as { status?: number; type?: string; message?: string };

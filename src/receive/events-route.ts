@@ -19,6 +19,7 @@ import type { Metrics } from '../metrics.js';
 import { typeLabel } from '../metrics.js';
 import type { EventReport, Pipeline } from '../pipeline.js';
 import { parseCloudEvents } from './parse-cloudevents.js';
+import { answerStatus } from './error-middleware.js';
 import type { RecentEvents } from '../playground/recent-events.js';
 import type { ActionCapacity, Reservation } from './action-capacity.js';
 import { bytesToReserve, type BodyBytesInFlight } from './body-bytes-in-flight.js';
@@ -107,6 +108,7 @@ export function eventsRoute({
     // One frame for the whole request (frames that outlive a young-generation collection are copied by it).
     let traces: EventTrace[] = [];
     let reservation: Reservation | undefined;
+    let failedWith: number | undefined;
     try {
       const events = await readEvents(ctx, config);
       recent?.record(events, ctx.request.length);
@@ -123,11 +125,12 @@ export function eventsRoute({
         return;
       }
       answer(ctx, await prepared.run(deadline), metrics);
+    } catch (err) {
+      failedWith = answerStatus(err); // what the error middleware will answer, once this frame is gone
+      throw err;
     } finally {
-      if (reservation) {
-        if (reservation.ok) reservation.release();
-        for (const trace of traces) trace.end(ctx.status);
-      }
+      if (reservation?.ok) reservation.release();
+      for (const trace of traces) trace.end(failedWith ?? ctx.status);
       releaseBody();
     }
   };
