@@ -152,6 +152,19 @@ const GUARD_RETRY_AFTER_MS = 1000;
 
 const inArray = <T>(item: T): T[] => [item];
 
+/**
+ * allDone: Promise.all that settles only once every promise has. When one delivery throws, the others of the request
+ * keep running, and the request holds its share of MAX_ACTIONS_IN_FLIGHT until they are done (then the first error).
+ */
+function allDone<T>(promises: Promise<T>[]): Promise<T[]> {
+  const all = Promise.all(promises);
+  if (promises.length < 2) return all;
+  return all.catch(async (err: unknown) => {
+    await Promise.allSettled(promises);
+    throw err;
+  });
+}
+
 const NOTHING_PREPARED: Omit<PreparedRequest, 'run'> = { actions: 0, teamActions: new Map<string, number>() };
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
@@ -214,7 +227,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return {
       actions: prepared.reduce((sum, event) => sum + event.actions, 0),
       teamActions,
-      run: (deadline) => Promise.all(prepared.map((event) => event.run(deadline))),
+      run: (deadline) => allDone(prepared.map((event) => event.run(deadline))),
     };
   }
 
@@ -260,9 +273,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
     const run = async (deadline: number): Promise<EventReport> => {
       for (const rule of matched) metrics.ruleMatches.inc({ rule: rule.name });
-      const perRule = await Promise.all(
-        matched.map((rule) => runRule(rule, input, facts(rule.scope), deadline, trace)),
-      );
+      const perRule = await allDone(matched.map((rule) => runRule(rule, input, facts(rule.scope), deadline, trace)));
       const retry = unreadable(failed);
       const outcome: EventOutcome = retry ? 'retry' : matched.length > 0 ? 'matched' : 'no_match';
       const report: EventReport = {
@@ -327,7 +338,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   ): Promise<ActionReport | ActionReport[]> {
     if (rule.region) {
       return regions.occurrence(rule, input, facts, deadline, (region) =>
-        Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, trace, { region }))),
+        allDone(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, trace, { region }))),
       );
     }
     if (rule.digest) return digests.record(rule, rule.digest, input, facts);
@@ -343,7 +354,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     trace: EventTrace,
   ): Promise<ActionReport | ActionReport[]> {
     if (rule.actions.length === 1) return deliver(rule, rule.actions[0], input, facts, deadline, trace);
-    return Promise.all(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, trace)));
+    return allDone(rule.actions.map((action) => deliver(rule, action, input, facts, deadline, trace)));
   }
 
   async function runThrottled(
