@@ -306,11 +306,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { actions, teamActions: teamActions ?? NOTHING_PREPARED.teamActions, run };
   }
 
+  /** resolve reads the Event a Reference-mode CloudEvent names (an event that carries its object needs none). */
   async function resolve(
-    normalized: Normalized,
+    normalized: Extract<Normalized, { kind: 'reference' }>,
     ce: CloudEvent<unknown>,
   ): Promise<EventInput | { unresolved: string } | { retry: string; retryAfterMs?: number }> {
-    if (normalized.kind === 'input') return normalized.input;
     const lookup = await deps.cluster.get({ ...normalized.ref, kind: normalized.ref.kind ?? 'Event' });
     if (lookup.status === 'found')
       return fromObject(lookup.object, normalized.verb, ce.id, normalized.cloudevent, tracker);
