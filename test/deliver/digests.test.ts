@@ -150,7 +150,7 @@ describe('digests (memory store)', () => {
       assert.equal(
         await svc.metric('kube_event_rules_digest_occurrences_total', { outcome: 'recorded' }),
         1,
-        'the dry runs recorded nothing',
+        'the real event recorded once (dry runs count in a registry nobody scrapes: the flushed count below is the check)',
       );
     } finally {
       await svc.stop();

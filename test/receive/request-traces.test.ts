@@ -20,7 +20,7 @@ import { createLogger } from '../../src/log.js';
 import { bodyOf, loadFixture } from '../support/fixtures.js';
 import { createMetrics } from '../support/quiet.js';
 
-type Failure = 'none' | 'prepare: bad entry' | 'prepare: unexpected' | 'run: unexpected';
+type Failure = 'none' | 'over capacity' | 'prepare: bad entry' | 'prepare: unexpected' | 'run: unexpected';
 
 describe('POST / traces and reservations', () => {
   let failure: Failure = 'none';
@@ -36,7 +36,7 @@ describe('POST / traces and reservations', () => {
         return Promise.reject(new InvalidEventError(400, 'invalid event', 'batch entry 1: no involvedObject'));
       if (failure === 'prepare: unexpected') return Promise.reject(new Error('prepare broke'));
       return Promise.resolve({
-        actions: 2,
+        actions: failure === 'over capacity' ? 1000 : 2, // the per-request cap is 100
         teamActions: new Map(),
         run: () => (failure === 'run: unexpected' ? Promise.reject(new Error('run broke')) : Promise.resolve([])),
       });
@@ -84,6 +84,7 @@ describe('POST / traces and reservations', () => {
 
   for (const [mode, status] of [
     ['none', 204],
+    ['over capacity', 429],
     ['prepare: bad entry', 400],
     ['prepare: unexpected', 500],
     ['run: unexpected', 500],
