@@ -57,6 +57,7 @@ export function createApp(deps: AppDeps): Koa {
   app.silent = true; // errorMiddleware logs; Koa's default handler would print stack traces to stderr
   const router = new Router();
   const events = eventsRoute(deps);
+  // Exactly `/` takes the fast path below; the router's route is what `//` and other spellings of it reach.
   router.post('/', deps.auth.sender, events);
   router.post('/dry-run', deps.auth.admin, dryRunRoute(deps));
   router.get('/status', deps.auth.admin, (ctx) => {

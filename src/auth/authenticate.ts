@@ -85,7 +85,6 @@ export function createAuthenticators(settings: AuthSettings, metrics: Metrics, l
   }
 
   async function sender(ctx: Context, next: Next): Promise<unknown> {
-    if (!sendersAuthenticated) return next();
     const token = bearerToken(ctx);
     if (!token) return refuse(ctx, 'events', 'missing_credential', 'no Bearer token');
     if (staticToken?.matches(token)) return next();

@@ -89,12 +89,16 @@ export async function runTests(
  * evaluateRequest gives one result per event of the request (a batch is every one of its entries,
  * "file.json[2]"), through the dry-run pipeline. The playground uses it too, so its golden files are `test`'s.
  */
+/** The service's default delivery deadline (a dry run sends nothing; its templates get the same time). */
+let deadlineMs: number | undefined;
+
 export async function evaluateRequest(request: EventRequest, pipeline: Pipeline): Promise<TestResult[]> {
   try {
     const events = parseCloudEvents(request.headers, request.body);
     const label = (i: number) => (events.length > 1 ? `${request.label}[${i}]` : request.label);
     // As the service does: the whole batch is checked before any event is evaluated (400 names the entry).
-    const reports = await pipeline.process(events, Date.now() + loadConfig({}).deliveryDeadlineMs);
+    deadlineMs ??= loadConfig({}).deliveryDeadlineMs;
+    const reports = await pipeline.process(events, Date.now() + deadlineMs);
     return reports.map((report, i) => ({ source: label(i), ...report }));
   } catch (err) {
     if (err instanceof InvalidEventError)

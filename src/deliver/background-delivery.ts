@@ -124,20 +124,16 @@ export function createBackgroundDelivery(deps: BackgroundDeliveryDeps): Backgrou
     const context = { rule: rule.name, ceId: `${job.what}:${job.id}`, occurrence: job.key };
     const sent = await sendRequest(deps, rule, action, request, deadline, context);
     const error = sent.error;
-    const result: BackgroundResult = {
-      // Background work is never given a dry run's show-only sender.
-      outcome: sent.outcome === 'rendered' ? 'failed' : sent.outcome,
-      status: sent.status,
-      error,
-      retryAfterMs: sent.retryAfterMs,
-    };
-    if (sent.outcome !== 'failed') await deps.delivered.add(job.key);
-    if (sent.outcome === 'failed')
+    // Background work is never given a dry run's show-only sender; were it, nothing was delivered.
+    const outcome = sent.outcome === 'rendered' ? 'failed' : sent.outcome;
+    const result: BackgroundResult = { outcome, status: sent.status, error, retryAfterMs: sent.retryAfterMs };
+    if (outcome !== 'failed') await deps.delivered.add(job.key);
+    if (outcome === 'failed')
       log.warn(
         { ...fields, status: sent.status, attempts: sent.attempts, error },
         `${job.what} delivery failed; tried again later`,
       );
-    else if (sent.outcome === 'rejected')
+    else if (outcome === 'rejected')
       log.error({ ...fields, status: sent.status, error }, `${job.what} rejected by the destination; not retried`);
     else log.info({ ...fields, status: sent.status, attempts: sent.attempts }, `${job.what} delivered`);
     return done(result);

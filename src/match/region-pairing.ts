@@ -92,7 +92,9 @@ const OBJECT_FIELDS: Record<string, string[]> = {
 export function eventView(event: Record<string, unknown>): EventView {
   const scalar = (value: unknown, max: number) =>
     typeof value === 'string'
-      ? copied(value.slice(0, max))
+      ? value.length > max
+        ? copied(value.slice(0, max)) // a slice would keep the whole text alive
+        : value
       : typeof value === 'number' || typeof value === 'boolean'
         ? value
         : undefined;

@@ -59,7 +59,7 @@ export function parseCloudEvents(headers: IncomingHttpHeaders, body: string): Cl
  * openingBrackets counts `{` and `[` in the text (in strings too: an upper bound of how deep it nests), up to past
  * `limit`.
  */
-export function openingBrackets(text: string, limit: number): number {
+function openingBrackets(text: string, limit: number): number {
   let count = 0;
   for (const bracket of ['{', '[']) {
     for (let at = text.indexOf(bracket); at >= 0 && count <= limit; at = text.indexOf(bracket, at + 1)) count++;
