@@ -13,7 +13,8 @@ import type { Metrics } from '../metrics.js';
 import type { EventInput } from '../normalize/kube-event.js';
 import { knownSecrets } from '../redact.js';
 import { backgroundBindings } from '../deliver/background-delivery.js';
-import { mayPassLater, renderAction, type ActionRenderDeps } from '../render/render-action.js';
+import { renderAction, type ActionRenderDeps } from '../render/render-action.js';
+import { keyFailure } from './key-failure.js';
 import { redacted } from '../render/render-request.js';
 import type { CompiledRule } from '../rules/compiled-rule.js';
 import { MAX_KEY_CHARS, occurrenceView, type CompiledDigest, type DigestOccurrence } from './digest-rule.js';
@@ -95,21 +96,14 @@ export function createDigestRecorder(deps: DigestRecorderDeps): DigestRecorder {
         if (key.length > MAX_KEY_CHARS)
           throw new Error(`the key is ${key.length} characters as JSON; at most ${MAX_KEY_CHARS}`);
       } catch (err) {
-        const error = knownSecrets.redact(`digest key: ${describeError(err)}`);
-        // A lookup that failed, a full template queue or a guard trip: not recorded, so never acknowledged.
-        const later = mayPassLater(err);
-        if (later) {
-          log.warn({ ...fields, error }, 'digest key not evaluated now; the Broker will redeliver');
-          return each({
-            outcome: 'failed',
-            error,
-            retryAfterMs: later.retryAfterMs,
-            ...(later.unavailable ? { unavailable: true } : {}),
-          });
-        }
-        metrics.templateErrors.inc({ rule: rule.name });
-        log.error({ ...fields, error }, 'digest key failed; the occurrence is not grouped');
-        return each({ outcome: 'error', error });
+        const failure = keyFailure(err, `digest key: ${describeError(err)}`, {
+          log,
+          metrics,
+          fields,
+          what: 'digest key',
+          notKept: 'grouped',
+        });
+        return each(failure);
       }
       const view = occurrenceView(input.event);
       // A dry run's store (readOnlyDigests) records nothing: say which group the occurrence would join.

@@ -18,7 +18,7 @@ import type { EventInput } from '../normalize/kube-event.js';
 import type { LazyFacts } from '../enrich/lazy-facts.js';
 import { LookupFailedError } from '../enrich/lookup-failed.js';
 import { TemplateError, describeError } from '../errors.js';
-import { mayPassLater } from '../render/render-action.js';
+import { keyFailure } from './key-failure.js';
 import { copied } from './copied.js';
 import type { CompiledRule } from '../rules/compiled-rule.js';
 import type { Logger } from '../log.js';
@@ -213,20 +213,14 @@ export function createRegionPairing(store: RegionStore, metrics: Metrics, log: L
         if (Buffer.byteLength(key) > MAX_KEY_BYTES)
           throw new TemplateError(`the value has more than ${MAX_KEY_BYTES} bytes as JSON`);
       } catch (err) {
-        const error = `rule ${rule.name} region.key: ${describeError(err)}`;
-        // A lookup that failed, a full template queue or a guard trip: not paired, so never acknowledged.
-        const later = mayPassLater(err);
-        if (later) {
-          log.warn({ ...context, error }, 'region key not evaluated now; the Broker will redeliver');
-          return reports('failed', {
-            error,
-            retryAfterMs: later.retryAfterMs,
-            unavailable: later.unavailable || undefined,
-          });
-        }
-        metrics.templateErrors.inc({ rule: rule.name });
-        log.error({ ...context, error }, 'region key failed; the occurrence is not paired');
-        return reports('error', { error });
+        const { outcome, ...failure } = keyFailure(err, `rule ${rule.name} region.key: ${describeError(err)}`, {
+          log,
+          metrics,
+          fields: context,
+          what: 'region key',
+          notKept: 'paired',
+        });
+        return reports(outcome, failure);
       }
       const id = regionId(rule.name, key);
       // An Event stamped in the future (its sender sets the time) counts as now: a start must still time out.
